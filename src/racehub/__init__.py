@@ -1,0 +1,1 @@
+"""racehub: one normalized store between registration platforms and timing systems."""

@@ -1,0 +1,70 @@
+"""FastAPI app factory: middleware, error handlers, and every domain's routers."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session, sessionmaker
+
+from racehub.core.csrf import csrf_protect
+from racehub.core.errors import install_error_handlers
+from racehub.core.logging import configure_logging
+from racehub.db.session import get_engine, make_sessionmaker
+from racehub.settings import Settings, get_settings
+from racehub.web.middleware import RequestContextMiddleware
+from racehub.web.templating import STATIC_DIR
+
+API_DESCRIPTION = """
+racehub keeps one normalized copy of events, participants, bibs, tags and results per
+tenant between registration platforms and timing systems.
+
+**Authentication**: `Authorization: Bearer <token>` (create tokens on the API tokens page
+or with `racehub token create`). Each token is bound to one tenant and one role.
+
+**Errors** are `application/problem+json`; `errors[].field` names the field at fault.
+
+**Lists** are keyset-paged: pass the `next_cursor` of a page as `cursor` to get the next.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    session_factory: sessionmaker[Session] | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    if session_factory is None:
+        from racehub.db.bootstrap import database_url
+
+        session_factory = make_sessionmaker(get_engine(database_url(settings)))
+
+    app = FastAPI(
+        title="racehub",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        dependencies=[Depends(csrf_protect)],
+        docs_url=None,  # Swagger UI needs a CDN and inline script; the JSON is enough
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.sessionmaker = session_factory
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_upload_bytes,
+        secure_cookies=settings.secure_cookies,
+    )
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    from racehub.core import api as core_api
+    from racehub.core import pages as core_pages
+    from racehub.events import api as events_api
+    from racehub.events import pages as events_pages
+    from racehub.jobs import api as jobs_api
+    from racehub.jobs import pages as jobs_pages
+
+    for module in (core_api, events_api, jobs_api, core_pages, events_pages, jobs_pages):
+        app.include_router(module.router)
+    return app

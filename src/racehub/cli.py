@@ -1,0 +1,163 @@
+"""``racehub`` command line: serve, worker, migrate, demo, and admin helpers."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from racehub.settings import get_settings
+
+app = typer.Typer(help="racehub: registration platforms <-> timing systems.",
+                  no_args_is_help=True, add_completion=False)
+tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+
+
+def _database_url() -> str:
+    """Resolve the database once and export it, so child processes share it."""
+    from racehub.core.logging import configure_logging
+    from racehub.db.bootstrap import database_url
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    url = database_url(settings)
+    os.environ["RACEHUB_DATABASE_URL"] = url
+    return url
+
+
+def _session():  # type: ignore[no-untyped-def]
+    from racehub.db.session import get_engine, make_sessionmaker
+
+    return make_sessionmaker(get_engine(_database_url()))()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply all database migrations (Alembic upgrade head)."""
+    from racehub.db.bootstrap import migrate as run_migrations
+
+    run_migrations(_database_url())
+    typer.echo("database is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+    workers: Annotated[int | None, typer.Option(help="uvicorn processes")] = None,
+) -> None:
+    """Serve the web app and API."""
+    import uvicorn
+
+    settings = get_settings()
+    _database_url()
+    uvicorn.run("racehub.app:create_app", factory=True, host=host or settings.host,
+                port=port or settings.port, workers=workers or settings.web_concurrency,
+                proxy_headers=True, log_config=None)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name in logs")] = None,
+) -> None:
+    """Run a background worker (imports, exports, syncs, bib assignment...)."""
+    from racehub.db.session import libpq_url
+    from racehub.jobs.worker import run_worker
+
+    settings = get_settings()
+    url = _database_url()
+    run_worker(libpq_url(url), settings, concurrency=concurrency or settings.worker_concurrency,
+               name=name)
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+) -> None:
+    """Migrate, seed a demo tenant, then serve the web app with a worker. Ctrl-C stops all."""
+    from racehub.demo import run_demo
+
+    run_demo(host=host, port=port)
+
+
+@tenant_app.command("create")
+def tenant_create(name: str, slug: Annotated[str | None, typer.Option()] = None) -> None:
+    """Create a tenant (a timing company)."""
+    from racehub.core import service
+
+    with _session() as db:
+        tenant = service.create_tenant(db, name=name, slug=slug)
+        db.commit()
+        typer.echo(f"tenant {tenant.slug} created (id {tenant.id})")
+
+
+@user_app.command("create")
+def user_create(
+    email: str,
+    tenant: Annotated[str | None, typer.Option(help="Tenant slug to join")] = None,
+    role: Annotated[str, typer.Option(help="Role in that tenant")] = "VIEWER",
+    name: Annotated[str, typer.Option(help="Full name")] = "",
+    platform_admin: Annotated[bool, typer.Option(help="Grant PLATFORM_ADMIN")] = False,
+    password: Annotated[str | None, typer.Option(
+        help="Password (prompted when omitted)", envvar="RACEHUB_NEW_USER_PASSWORD")] = None,
+) -> None:
+    """Create a user, optionally a member of a tenant with a role."""
+    from racehub.core import service
+    from racehub.core.models import Role
+
+    try:
+        role_value = Role(role.upper())
+    except ValueError:
+        raise typer.BadParameter(f"role must be one of {', '.join(r.value for r in Role)}",
+                                 param_hint="--role") from None
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _session() as db:
+        tenant_row = None
+        if tenant:
+            tenant_row = service.get_tenant_by_slug(db, tenant)
+            if tenant_row is None:
+                raise typer.BadParameter(f"no tenant with slug {tenant!r}", param_hint="--tenant")
+        user = service.create_user(db, email=email, password=password, full_name=name,
+                                   is_platform_admin=platform_admin)
+        if tenant_row is not None:
+            service.set_membership(db, tenant=tenant_row, user=user, role=role_value)
+        db.commit()
+        where = f" in {tenant_row.slug} as {role_value.value}" if tenant_row else ""
+        typer.echo(f"user {user.email} created{where}")
+
+
+@token_app.command("create")
+def token_create(
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    name: Annotated[str, typer.Option(help="What the token is for")],
+    role: Annotated[str, typer.Option(help="Role the token acts with")] = "VIEWER",
+) -> None:
+    """Create an API token and print it (it is shown only this once)."""
+    from racehub.core import service
+    from racehub.core.context import TenantContext
+    from racehub.core.models import Role
+    from racehub.core.schemas import ApiTokenCreate
+
+    with _session() as db:
+        tenant_row = service.get_tenant_by_slug(db, tenant)
+        if tenant_row is None:
+            raise typer.BadParameter(f"no tenant with slug {tenant!r}", param_hint="--tenant")
+        ctx = TenantContext.system(tenant_row.id, label="cli")
+        _, secret = service.create_api_token(
+            db, ctx, data=ApiTokenCreate(name=name, role=Role(role.upper()))
+        )
+        db.commit()
+        typer.echo(secret)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,102 @@
+"""JSON API of the core domain: who am I, API tokens, the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from racehub.core import audit
+from racehub.core import service as core_service
+from racehub.core.context import TenantContext
+from racehub.core.deps import DB, CurrentPrincipal, require
+from racehub.core.pagination import Page
+from racehub.core.rbac import Perm
+from racehub.core.schemas import (
+    ApiTokenCreate,
+    ApiTokenCreated,
+    ApiTokenRead,
+    AuditEntryRead,
+    MembershipRead,
+    MeRead,
+    TenantRead,
+)
+
+router = APIRouter(prefix="/api", tags=["core"])
+
+
+@router.get("/me", response_model=MeRead)
+def read_me(
+    db: DB,
+    principal: CurrentPrincipal,
+    ctx: Annotated[TenantContext, Depends(require(Perm.CORE_SELF_READ))],
+) -> MeRead:
+    assert principal is not None
+    user = principal.user
+    tenant = core_service.get_tenant(db, tenant_id=ctx.tenant_id)
+    memberships = core_service.list_memberships(db, user_id=user.id) if user else []
+    return MeRead(
+        user_id=user.id if user else None,
+        email=user.email if user else None,
+        full_name=user.full_name if user else None,
+        tenant=TenantRead.model_validate(tenant),
+        role=ctx.role.value if ctx.role else "PLATFORM_ADMIN",
+        is_platform_admin=ctx.is_platform_admin,
+        permissions=sorted(p.value for p in ctx.permissions),
+        memberships=[MembershipRead.model_validate(m) for m in memberships],
+    )
+
+
+@router.get("/tokens", response_model=list[ApiTokenRead])
+def list_tokens(
+    db: DB, ctx: Annotated[TenantContext, Depends(require(Perm.CORE_TOKEN_MANAGE))]
+) -> list[ApiTokenRead]:
+    return [ApiTokenRead.model_validate(t) for t in core_service.list_api_tokens(db, ctx)]
+
+
+@router.post("/tokens", response_model=ApiTokenCreated, status_code=201)
+def create_token(
+    data: ApiTokenCreate,
+    db: DB,
+    ctx: Annotated[TenantContext, Depends(require(Perm.CORE_TOKEN_MANAGE))],
+) -> ApiTokenCreated:
+    token, secret = core_service.create_api_token(db, ctx, data=data)
+    db.commit()
+    return ApiTokenCreated.model_validate({**ApiTokenRead.model_validate(token).model_dump(),
+                                          "token": secret})
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def revoke_token(
+    token_id: uuid.UUID,
+    db: DB,
+    ctx: Annotated[TenantContext, Depends(require(Perm.CORE_TOKEN_MANAGE))],
+) -> Response:
+    core_service.revoke_api_token(db, ctx, token_id=token_id)
+    db.commit()
+    return Response(status_code=204)
+
+
+@router.get("/audit", response_model=Page[AuditEntryRead])
+def list_audit(
+    db: DB,
+    ctx: Annotated[TenantContext, Depends(require(Perm.AUDIT_LOG_READ))],
+    action: Annotated[str | None, Query(description="Exact action, or a prefix ending in '.'")]
+    = None,
+    actor: Annotated[uuid.UUID | None, Query(description="Actor user id")] = None,
+    target_type: Annotated[str | None, Query(alias="targetType")] = None,
+    target_id: Annotated[str | None, Query(alias="targetId")] = None,
+    since: Annotated[datetime | None, Query(description="From (inclusive), ISO 8601")] = None,
+    until: Annotated[datetime | None, Query(description="To (exclusive), ISO 8601")] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page[AuditEntryRead]:
+    rows, next_cursor = audit.list_entries(
+        db, ctx, action=action, actor_user_id=actor, target_type=target_type,
+        target_id=target_id, since=since, until=until, cursor=cursor, limit=limit,
+    )
+    return Page[AuditEntryRead](items=[AuditEntryRead.model_validate(r) for r in rows],
+                                next_cursor=next_cursor)

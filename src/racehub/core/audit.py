@@ -1,0 +1,97 @@
+"""The append-only audit log: write entries, read them keyset-paged."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from racehub.core.context import TenantContext
+from racehub.core.models import AuditEntry
+from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
+
+
+def record(
+    db: Session,
+    ctx: TenantContext | None,
+    *,
+    action: str,
+    target_type: str | None = None,
+    target_id: Any = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    tenant_id: uuid.UUID | None = None,
+    actor_label: str | None = None,
+    actor_user_id: uuid.UUID | None = None,
+) -> AuditEntry:
+    """Add an entry to the caller's transaction: it commits (or not) with the change it records."""
+    entry = AuditEntry(
+        tenant_id=tenant_id if tenant_id is not None else (ctx.tenant_id if ctx else None),
+        actor_user_id=actor_user_id if actor_user_id is not None else (ctx.user_id if ctx else None),
+        actor_token_id=ctx.token_id if ctx else None,
+        actor_label=actor_label or (ctx.actor_label if ctx else "system"),
+        action=action,
+        target_type=target_type,
+        target_id=None if target_id is None else str(target_id),
+        before=_jsonable(before),
+        after=_jsonable(after),
+        request_id=ctx.request_id if ctx else None,
+        ip=ctx.ip if ctx else None,
+    )
+    if ctx is not None and ctx.cross_tenant:
+        entry.after = {**(entry.after or {}), "_platform_admin_cross_tenant": True}
+    db.add(entry)
+    return entry
+
+
+def _jsonable(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out[key] = _jsonable(value)
+        elif value is None or isinstance(value, bool | int | float | str | list):
+            out[key] = value
+        else:
+            out[key] = str(value)
+    return out
+
+
+def list_entries(
+    db: Session,
+    ctx: TenantContext,
+    *,
+    action: str | None = None,
+    actor_user_id: uuid.UUID | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[AuditEntry], str | None]:
+    check_limit(limit)
+    stmt = select(AuditEntry).where(AuditEntry.tenant_id == ctx.tenant_id)
+    if action:
+        # "event." lists every event action; a full name matches exactly.
+        if action.endswith("."):
+            stmt = stmt.where(AuditEntry.action.startswith(action))
+        else:
+            stmt = stmt.where(AuditEntry.action == action)
+    if actor_user_id:
+        stmt = stmt.where(AuditEntry.actor_user_id == actor_user_id)
+    if target_type:
+        stmt = stmt.where(AuditEntry.target_type == target_type)
+    if target_id:
+        stmt = stmt.where(AuditEntry.target_id == target_id)
+    if since:
+        stmt = stmt.where(AuditEntry.at >= since)
+    if until:
+        stmt = stmt.where(AuditEntry.at < until)
+    key = SortKey(columns=[AuditEntry.id], descending=True)
+    rows = db.scalars(apply_keyset(stmt, key, cursor, limit)).all()
+    return split_page(rows, limit, lambda e: [e.id])

@@ -1,0 +1,175 @@
+"""FastAPI dependencies: the database session, the caller, and permission checks.
+
+Every route declares ``Depends(require(Perm.X))`` (or ``require_page`` for HTML pages);
+the returned ``TenantContext`` is what services take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from racehub.core import audit
+from racehub.core import service as core_service
+from racehub.core.context import TenantContext
+from racehub.core.exceptions import Forbidden, NotAuthenticated
+from racehub.core.models import ApiToken, Membership, Role, User, UserSession
+from racehub.core.rbac import Perm, permissions_for
+from racehub.settings import Settings
+
+SESSION_COOKIE = "racehub_session"
+CSRF_COOKIE = "racehub_csrf"
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with request.app.state.sessionmaker() as db:
+        yield db
+
+
+DB = Annotated[Session, Depends(get_db)]
+AppSettings = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def login_policy(settings: Settings) -> core_service.LoginPolicy:
+    return core_service.LoginPolicy(
+        max_failures=settings.login_max_failures,
+        lockout=timedelta(minutes=settings.login_lockout_minutes),
+        session_lifetime=timedelta(hours=settings.session_hours),
+    )
+
+
+@dataclass
+class Principal:
+    """The authenticated caller: a browser session's user, or an API token."""
+
+    user: User | None = None
+    session: UserSession | None = None
+    token: ApiToken | None = None
+
+    @property
+    def label(self) -> str:
+        if self.token is not None:
+            return f"token:{self.token.prefix}"
+        assert self.user is not None
+        return self.user.email
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def get_principal(request: Request, db: DB, settings: AppSettings) -> Principal | None:
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    principal: Principal | None = None
+    auth = request.headers.get("authorization", "")
+    if auth:
+        scheme, _, secret = auth.partition(" ")
+        if scheme.lower() != "bearer" or not secret:
+            raise NotAuthenticated("Authorization header must be 'Bearer <token>'")
+        token = core_service.resolve_api_token(db, secret=secret.strip())
+        if token is None:
+            raise NotAuthenticated("API token is unknown, expired or revoked")
+        principal = Principal(token=token)
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        session = core_service.resolve_session(db, token=cookie, policy=login_policy(settings))
+        if session is not None:
+            principal = Principal(user=session.user, session=session)
+    request.state.principal = principal
+    return principal
+
+
+def build_context(
+    request: Request, db: Session, principal: Principal
+) -> TenantContext:
+    request_id = getattr(request.state, "request_id", None)
+    ip = client_ip(request)
+    if principal.token is not None:
+        token = principal.token
+        return TenantContext(
+            tenant_id=token.tenant_id,
+            role=token.role,
+            permissions=permissions_for(token.role),
+            token_id=token.id,
+            actor_label=principal.label,
+            request_id=request_id,
+            ip=ip,
+        )
+    assert principal.user is not None and principal.session is not None
+    user, session = principal.user, principal.session
+    if session.active_tenant_id is None:
+        raise Forbidden("You are not a member of any tenant yet. Ask a tenant admin to add you.")
+    membership: Membership | None = core_service.get_membership(
+        db, user_id=user.id, tenant_id=session.active_tenant_id
+    )
+    role: Role | None = membership.role if membership else None
+    cross_tenant = membership is None and user.is_platform_admin
+    if membership is None and not user.is_platform_admin:
+        raise Forbidden("You are no longer a member of this tenant.")
+    return TenantContext(
+        tenant_id=session.active_tenant_id,
+        role=role,
+        permissions=permissions_for(role, platform_admin=user.is_platform_admin),
+        user_id=user.id,
+        actor_label=principal.label,
+        is_platform_admin=user.is_platform_admin,
+        cross_tenant=cross_tenant,
+        request_id=request_id,
+        ip=ip,
+    )
+
+
+class PermissionDependency:
+    """``Depends(require(Perm.X))``: authenticates, picks the tenant, checks the permission.
+
+    Kept as a class so tests (and the OpenAPI description) can read which permission a
+    route declares.
+    """
+
+    def __init__(self, permission: Perm) -> None:
+        self.permission = permission
+
+    def __call__(
+        self,
+        request: Request,
+        db: DB,
+        principal: Annotated[Principal | None, Depends(get_principal)],
+    ) -> TenantContext:
+        if principal is None:
+            raise NotAuthenticated("Log in or send 'Authorization: Bearer <token>'.")
+        ctx = build_context(request, db, principal)
+        structlog.contextvars.bind_contextvars(tenant_id=str(ctx.tenant_id))
+        request.state.ctx = ctx
+        if not ctx.can(self.permission):
+            raise Forbidden(
+                f"Your role ({ctx.role.value if ctx.role else 'none'}) lacks the "
+                f"'{self.permission.value}' permission."
+            )
+        if ctx.cross_tenant and not getattr(request.state, "cross_tenant_logged", False):
+            # Platform admins act across tenants; every such request leaves a trace.
+            request.state.cross_tenant_logged = True
+            audit.record(db, ctx, action="platform.cross_tenant_request",
+                         target_type="route", target_id=request.url.path[:100],
+                         after={"method": request.method, "permission": self.permission.value})
+            if request.method in ("GET", "HEAD"):
+                db.commit()  # reads commit nothing else, so make the trace durable now
+        return ctx
+
+
+def require(permission: Perm) -> Callable[..., TenantContext]:
+    return PermissionDependency(permission)
+
+
+CurrentPrincipal = Annotated[Principal | None, Depends(get_principal)]

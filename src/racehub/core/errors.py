@@ -1,0 +1,103 @@
+"""Turn errors into ``application/problem+json`` (API) or an error page (HTML)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from racehub.core.exceptions import DomainError, NotAuthenticated, TooManyRequests
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and request.url.path != "/api"
+
+
+def problem(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    return ".".join(parts) or str(loc[0] if loc else "request")
+
+
+def _html_error(request: Request, status: int, title: str, detail: str) -> Response:
+    from racehub.web.templating import templates
+
+    return templates.TemplateResponse(
+        request, "error.html", {"status": status, "title": title, "detail": detail},
+        status_code=status,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    def domain_error(request: Request, exc: DomainError) -> Response:
+        if isinstance(exc, NotAuthenticated) and wants_html(request):
+            if request.url.path != "/login":
+                target = quote(str(request.url.path) + (f"?{request.url.query}"
+                                                         if request.url.query else ""))
+                return RedirectResponse(f"/login?next={target}", status_code=303)
+        headers = None
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after)}
+        if wants_html(request):
+            return _html_error(request, exc.status_code, exc.title, exc.detail)
+        errors = [{"field": exc.field, "message": exc.detail}] if exc.field else None
+        return problem(request, exc.status_code, exc.title, exc.detail, errors=errors,
+                       headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"field": _field_name(tuple(e.get("loc", ()))), "message": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        if wants_html(request):
+            return _html_error(request, 422, "Invalid input", detail)
+        return problem(request, 422, "Invalid input", detail, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = str(exc.detail)
+        if wants_html(request):
+            return _html_error(request, exc.status_code, detail, detail)
+        return problem(request, exc.status_code, detail, detail,
+                       headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("request.unhandled_error")
+        detail = "Something went wrong on our side. Quote the request id when reporting it."
+        if wants_html(request):
+            return _html_error(request, 500, "Server error", detail)
+        return problem(request, 500, "Server error", detail)

@@ -1,0 +1,56 @@
+"""Roles and permissions: the one place that says who may do what."""
+
+from __future__ import annotations
+
+import enum
+
+from racehub.core.models import Role
+
+
+class Perm(enum.StrEnum):
+    """``domain:resource:action``; routes declare one of these with ``require(...)``."""
+
+    EVENTS_EVENT_READ = "events:event:read"
+    EVENTS_EVENT_WRITE = "events:event:write"
+    EVENTS_PARTICIPANT_READ = "events:participant:read"
+    EVENTS_PARTICIPANT_WRITE = "events:participant:write"
+    JOBS_RUN_READ = "jobs:run:read"
+    AUDIT_LOG_READ = "core:audit:read"
+    CORE_TOKEN_MANAGE = "core:token:manage"
+    CORE_MEMBER_MANAGE = "core:member:manage"
+    CORE_SELF_READ = "core:self:read"
+
+
+_EVERYONE = {
+    Perm.EVENTS_EVENT_READ,
+    Perm.EVENTS_PARTICIPANT_READ,
+    Perm.JOBS_RUN_READ,
+    Perm.CORE_SELF_READ,
+}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
+    Role.VIEWER: frozenset(_EVERYONE),
+    Role.RESULTS_OFFICER: frozenset(_EVERYONE | {Perm.EVENTS_PARTICIPANT_WRITE}),
+    Role.EVENT_MANAGER: frozenset(
+        _EVERYONE | {Perm.EVENTS_EVENT_WRITE, Perm.EVENTS_PARTICIPANT_WRITE}
+    ),
+    Role.TENANT_ADMIN: frozenset(Perm),
+}
+
+# PLATFORM_ADMIN is a user flag, not a tenant role: it grants everything in every tenant,
+# and each request it makes in a tenant it is not a member of is audit-logged.
+PLATFORM_ADMIN_PERMISSIONS: frozenset[Perm] = frozenset(Perm)
+
+
+def permissions_for(role: Role | None, *, platform_admin: bool = False) -> frozenset[Perm]:
+    if platform_admin:
+        return PLATFORM_ADMIN_PERMISSIONS
+    if role is None:
+        return frozenset()
+    return ROLE_PERMISSIONS[role]
+
+
+def role_label(role: Role | None, *, platform_admin: bool = False) -> str:
+    if role is not None:
+        return role.value
+    return "PLATFORM_ADMIN" if platform_admin else "NONE"

@@ -1,0 +1,298 @@
+"""Tenants, users, memberships, login sessions and API tokens."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from racehub.core import audit
+from racehub.core.context import TenantContext
+from racehub.core.exceptions import Conflict, Invalid, NotAuthenticated, NotFound, TooManyRequests
+from racehub.core.models import (
+    ApiToken,
+    LoginAttempt,
+    Membership,
+    Role,
+    Tenant,
+    User,
+    UserSession,
+)
+from racehub.core.schemas import ApiTokenCreate
+from racehub.core.security import hash_password, new_token, token_digest, verify_password
+
+TOKEN_PREFIX = "rh_"
+MIN_PASSWORD_LENGTH = 10
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- tenants and users -------------------------------------------------------------------
+
+
+def create_tenant(db: Session, *, name: str, slug: str | None = None) -> Tenant:
+    slug = slug or re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64]
+    if not slug:
+        raise Invalid("tenant slug must contain letters or digits", field="slug")
+    if db.scalar(select(Tenant.id).where(Tenant.slug == slug)):
+        raise Conflict(f"a tenant with slug {slug!r} exists already", field="slug")
+    tenant = Tenant(name=name, slug=slug)
+    db.add(tenant)
+    db.flush()  # the id is needed for the audit entry
+    audit.record(db, None, action="tenant.create", target_type="tenant", target_id=tenant.id,
+                 tenant_id=tenant.id, after={"name": name, "slug": slug})
+    return tenant
+
+
+def get_tenant_by_slug(db: Session, slug: str) -> Tenant | None:
+    return db.scalar(select(Tenant).where(Tenant.slug == slug))
+
+
+def get_user_by_email(db: Session, email: str) -> User | None:
+    return db.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+
+
+def create_user(
+    db: Session,
+    *,
+    email: str,
+    password: str,
+    full_name: str = "",
+    is_platform_admin: bool = False,
+) -> User:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(f"password must be at least {MIN_PASSWORD_LENGTH} characters",
+                      field="password")
+    if get_user_by_email(db, email):
+        raise Conflict(f"a user with e-mail {email} exists already", field="email")
+    user = User(email=email.strip(), full_name=full_name, password_hash=hash_password(password),
+                is_platform_admin=is_platform_admin)
+    db.add(user)
+    db.flush()
+    audit.record(db, None, action="user.create", target_type="user", target_id=user.id,
+                 after={"email": user.email, "platform_admin": is_platform_admin})
+    return user
+
+
+def set_membership(db: Session, *, tenant: Tenant, user: User, role: Role) -> Membership:
+    membership = db.scalar(
+        select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user.id)
+    )
+    before = None
+    if membership is None:
+        membership = Membership(tenant_id=tenant.id, user_id=user.id, role=role)
+        db.add(membership)
+    else:
+        before = {"role": membership.role.value}
+        membership.role = role
+    db.flush()
+    audit.record(db, None, action="membership.set", target_type="user", target_id=user.id,
+                 tenant_id=tenant.id, before=before, after={"role": role.value})
+    return membership
+
+
+def get_membership(db: Session, *, user_id: uuid.UUID, tenant_id: uuid.UUID) -> Membership | None:
+    return db.scalar(
+        select(Membership).where(Membership.user_id == user_id, Membership.tenant_id == tenant_id)
+    )
+
+
+def list_memberships(db: Session, *, user_id: uuid.UUID) -> list[Membership]:
+    return list(
+        db.scalars(
+            select(Membership)
+            .where(Membership.user_id == user_id)
+            .options(selectinload(Membership.tenant))
+            .join(Tenant)
+            .order_by(Tenant.name)
+        )
+    )
+
+
+def list_tenants(db: Session) -> list[Tenant]:
+    return list(db.scalars(select(Tenant).order_by(Tenant.name)))
+
+
+# --- login, sessions, throttling ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    max_failures: int
+    lockout: timedelta
+    session_lifetime: timedelta
+
+
+def _recent_failures(db: Session, *, email: str, ip: str | None, since: datetime) -> int:
+    by_email = db.scalar(
+        select(func.count()).select_from(LoginAttempt).where(
+            LoginAttempt.email == email, LoginAttempt.succeeded.is_(False), LoginAttempt.at >= since
+        )
+    ) or 0
+    by_ip = 0
+    if ip:
+        # An address gets a wider allowance (offices share one), but not an unlimited one.
+        by_ip = (db.scalar(
+            select(func.count()).select_from(LoginAttempt).where(
+                LoginAttempt.ip == ip, LoginAttempt.succeeded.is_(False), LoginAttempt.at >= since
+            )
+        ) or 0) // 4
+    return max(by_email, by_ip)
+
+
+def authenticate(
+    db: Session, *, email: str, password: str, ip: str | None, policy: LoginPolicy
+) -> User:
+    """Check a password, throttling by e-mail and address. Records the attempt either way.
+
+    The caller commits even on failure, so that failed attempts count.
+    """
+    email = email.strip().lower()
+    since = _now() - policy.lockout
+    if _recent_failures(db, email=email, ip=ip, since=since) >= policy.max_failures:
+        minutes = int(policy.lockout.total_seconds() // 60)
+        raise TooManyRequests(
+            f"Too many failed logins. Try again in {minutes} minutes.",
+            retry_after=int(policy.lockout.total_seconds()),
+        )
+    user = get_user_by_email(db, email)
+    ok = verify_password(password, user.password_hash if user else None)
+    ok = ok and user is not None and user.is_active
+    db.add(LoginAttempt(email=email, ip=ip, succeeded=ok))
+    if not ok or user is None:
+        audit.record(db, None, action="auth.login_failed", actor_label=email,
+                     after={"email": email, "ip": ip})
+        raise NotAuthenticated("E-mail or password is wrong.", field="password")
+    user.last_login_at = _now()
+    return user
+
+
+def start_session(
+    db: Session, *, user: User, ip: str | None, user_agent: str | None, policy: LoginPolicy
+) -> str:
+    """Create a login session; returns the cookie value (only its hash is stored)."""
+    token = new_token()
+    memberships = list_memberships(db, user_id=user.id)
+    session = UserSession(
+        token_hash=token_digest(token),
+        user_id=user.id,
+        active_tenant_id=memberships[0].tenant_id if memberships else None,
+        expires_at=_now() + policy.session_lifetime,
+        ip=ip,
+        user_agent=(user_agent or "")[:400],
+    )
+    db.add(session)
+    db.flush()
+    audit.record(db, None, action="auth.login", target_type="user", target_id=user.id,
+                 tenant_id=session.active_tenant_id, actor_user_id=user.id,
+                 actor_label=user.email, after={"ip": ip})
+    return token
+
+
+def resolve_session(db: Session, *, token: str, policy: LoginPolicy) -> UserSession | None:
+    session = db.scalar(
+        select(UserSession)
+        .where(UserSession.token_hash == token_digest(token))
+        .options(selectinload(UserSession.user))
+    )
+    now = _now()
+    if session is None or session.expires_at <= now or not session.user.is_active:
+        return None
+    # Sliding expiry, written at most once a minute to keep reads cheap.
+    if now - session.last_seen_at > timedelta(minutes=1):
+        session.last_seen_at = now
+        session.expires_at = now + policy.session_lifetime
+    return session
+
+
+def end_session(db: Session, *, token: str) -> None:
+    session = db.scalar(select(UserSession).where(UserSession.token_hash == token_digest(token)))
+    if session is None:
+        return
+    audit.record(db, None, action="auth.logout", target_type="user", target_id=session.user_id,
+                 tenant_id=session.active_tenant_id, actor_user_id=session.user_id,
+                 actor_label=str(session.user_id))
+    db.execute(delete(UserSession).where(UserSession.id == session.id))
+
+
+def switch_tenant(db: Session, *, session: UserSession, tenant_id: uuid.UUID) -> None:
+    user = session.user
+    if get_membership(db, user_id=user.id, tenant_id=tenant_id) is None:
+        if not user.is_platform_admin or db.get(Tenant, tenant_id) is None:
+            raise NotFound("tenant not found", field="tenant_id")
+        audit.record(db, None, action="platform.tenant_switch", target_type="tenant",
+                     target_id=tenant_id, tenant_id=tenant_id, actor_user_id=user.id,
+                     actor_label=user.email, after={"_platform_admin_cross_tenant": True})
+    session.active_tenant_id = tenant_id
+
+
+# --- API tokens --------------------------------------------------------------------------
+
+
+def create_api_token(
+    db: Session, ctx: TenantContext, *, data: ApiTokenCreate
+) -> tuple[ApiToken, str]:
+    """Returns the row and the secret; the secret is never stored or shown again."""
+    secret = new_token(TOKEN_PREFIX)
+    token = ApiToken(
+        tenant_id=ctx.tenant_id,
+        name=data.name,
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        token_hash=token_digest(secret),
+        role=data.role,
+        created_by_user_id=ctx.user_id,
+        expires_at=data.expires_at,
+    )
+    db.add(token)
+    db.flush()
+    audit.record(db, ctx, action="token.create", target_type="api_token", target_id=token.id,
+                 after={"name": data.name, "role": data.role.value, "prefix": token.prefix})
+    return token, secret
+
+
+def list_api_tokens(db: Session, ctx: TenantContext) -> list[ApiToken]:
+    return list(
+        db.scalars(
+            select(ApiToken)
+            .where(ApiToken.tenant_id == ctx.tenant_id)
+            .order_by(ApiToken.created_at.desc(), ApiToken.id)
+        )
+    )
+
+
+def revoke_api_token(db: Session, ctx: TenantContext, *, token_id: uuid.UUID) -> ApiToken:
+    token = db.scalar(
+        select(ApiToken).where(ApiToken.id == token_id, ApiToken.tenant_id == ctx.tenant_id)
+    )
+    if token is None:
+        raise NotFound("API token not found")
+    if token.revoked_at is None:
+        token.revoked_at = _now()
+        audit.record(db, ctx, action="token.revoke", target_type="api_token", target_id=token.id,
+                     before={"name": token.name, "prefix": token.prefix})
+    return token
+
+
+def resolve_api_token(db: Session, *, secret: str) -> ApiToken | None:
+    token = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(secret)))
+    now = _now()
+    if token is None or token.revoked_at is not None:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        db.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+    return token
+
+
+def get_tenant(db: Session, *, tenant_id: uuid.UUID) -> Tenant:
+    tenant = db.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("tenant not found")
+    return tenant

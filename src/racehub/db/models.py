@@ -1,0 +1,8 @@
+"""Import every domain's models so Alembic and the tests see the whole schema."""
+
+from racehub.core import models as core_models  # noqa: F401
+from racehub.db.base import Base
+from racehub.events import models as events_models  # noqa: F401
+from racehub.jobs import models as jobs_models  # noqa: F401
+
+__all__ = ["Base"]

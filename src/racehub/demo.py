@@ -1,0 +1,142 @@
+"""``racehub demo``: a ready-to-click racehub on the embedded database.
+
+Seeds (once) a demo timing company with three events, categories, a few hundred
+participants and one user per role, then runs the web app and a worker until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import typer
+from faker import Faker
+from sqlalchemy.orm import Session
+
+from racehub.core import service as core_service
+from racehub.core.context import TenantContext
+from racehub.core.models import Role
+from racehub.events import service as events_service
+from racehub.events.models import EventStatus, Gender, TimingIdentifier
+from racehub.events.schemas import CategoryCreate, EventCreate, ParticipantCreate, PersonIn
+
+DEMO_TENANT = "demo-timing"
+DEMO_PASSWORD = "racehub-demo"
+DEMO_USERS = [
+    ("admin@demo.racehub.test", "Ada Admin", Role.TENANT_ADMIN),
+    ("manager@demo.racehub.test", "Manu Manager", Role.EVENT_MANAGER),
+    ("results@demo.racehub.test", "Rita Results", Role.RESULTS_OFFICER),
+    ("viewer@demo.racehub.test", "Vic Viewer", Role.VIEWER),
+]
+PLATFORM_ADMIN = ("platform@racehub.test", "Pat Platform")
+
+DEMO_EVENTS = [
+    ("Riverside Half Marathon", "America/New_York", "Riverside Park, NY", 40,
+     [("Half Marathon", 21097, 1, 1999), ("10K", 10000, 2000, 2999), ("5K", 5000, 3000, 3999)],
+     320),
+    ("Lakeside 10K", "America/Chicago", "Lake Shore, Chicago", 75,
+     [("10K", 10000, 1, 999), ("Kids 1K", 1000, 5000, 5499)], 180),
+    ("Trail des Crêtes", "Europe/Paris", "Annecy", 120,
+     [("32K Trail", 32000, 1, 499), ("15K Trail", 15000, 500, 999)], 140),
+]
+
+
+def seed_demo(db: Session, *, seed: int = 7) -> bool:
+    """Create the demo tenant unless it exists. Returns True when it seeded."""
+    if core_service.get_tenant_by_slug(db, DEMO_TENANT) is not None:
+        return False
+    fake = Faker(["en_US", "fr_FR", "de_DE", "es_ES"])
+    Faker.seed(seed)
+    rng = random.Random(seed)
+    tenant = core_service.create_tenant(db, name="Demo Timing Co.", slug=DEMO_TENANT)
+    for email, name, role in DEMO_USERS:
+        user = core_service.create_user(db, email=email, password=DEMO_PASSWORD, full_name=name)
+        core_service.set_membership(db, tenant=tenant, user=user, role=role)
+    if core_service.get_user_by_email(db, PLATFORM_ADMIN[0]) is None:
+        core_service.create_user(db, email=PLATFORM_ADMIN[0], password=DEMO_PASSWORD,
+                                 full_name=PLATFORM_ADMIN[1], is_platform_admin=True)
+    ctx = TenantContext.system(tenant.id, label="demo seed")
+    today = datetime.now(UTC).date()
+    for name, tz, location, days_ahead, categories, n_participants in DEMO_EVENTS:
+        start = datetime.combine(today + timedelta(days=days_ahead), datetime.min.time())
+        event = events_service.create_event(db, ctx, data=EventCreate(
+            name=name, start_at=start.replace(hour=8, tzinfo=ZoneInfo(tz)), timezone=tz,
+            location=location, status=EventStatus.OPEN,
+            preferred_timing_identifier=TimingIdentifier.PERSON_ID,
+        ))
+        cats = [events_service.create_category(db, ctx, event_id=event.id, data=CategoryCreate(
+            name=c_name, distance_m=dist, bib_range_start=lo, bib_range_end=hi))
+            for c_name, dist, lo, hi in categories]
+        next_bib = {c.id: c.bib_range_start or 1 for c in cats}
+        for i in range(n_participants):
+            category = rng.choice(cats)
+            gender = rng.choice([Gender.FEMALE, Gender.MALE, Gender.MALE, Gender.FEMALE,
+                                 Gender.NON_BINARY])
+            first = (fake.first_name_female() if gender == Gender.FEMALE
+                     else fake.first_name_male() if gender == Gender.MALE else fake.first_name())
+            # Most have a bib already; late registrations do not (try "Assign missing bibs").
+            bib = None
+            if rng.random() < 0.85:
+                bib = str(next_bib[category.id])
+                next_bib[category.id] += 1
+            events_service.create_participant(db, ctx, event_id=event.id, data=ParticipantCreate(
+                person=PersonIn(
+                    first_name=first, last_name=fake.last_name(),
+                    birth_date=fake.date_of_birth(minimum_age=12, maximum_age=78),
+                    gender=gender, email=f"runner{i}.{event.id.hex[:6]}@example.com",
+                    city=fake.city(), country=rng.choice(["USA", "CAN", "FRA", "DEU", "ESP"]),
+                ),
+                category_id=category.id, bib=bib,
+                registration_id=f"R{rng.randint(100000, 999999)}-{i}",
+                team=rng.choice([None, None, None, "Harriers", "Road Runners", "Les Gazelles"]),
+            ))
+        db.flush()
+    return True
+
+
+
+def run_demo(*, host: str | None, port: int | None) -> None:
+    from racehub.cli import _database_url
+    from racehub.db.bootstrap import migrate
+    from racehub.db.session import get_engine, make_sessionmaker
+    from racehub.settings import get_settings
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    url = _database_url()  # starts the embedded server unless RACEHUB_DATABASE_URL is set
+    migrate(url)
+    with make_sessionmaker(get_engine(url))() as db:
+        seeded = seed_demo(db)
+        db.commit()
+    worker = subprocess.Popen([sys.executable, "-m", "racehub.cli", "worker"], env=os.environ)
+    base = f"http://{host}:{port}"
+    typer.echo("\n" + "=" * 64)
+    typer.echo(f"racehub demo {'seeded and ' if seeded else ''}running at {base}")
+    typer.echo(f"log in with any of these (password: {DEMO_PASSWORD}):")
+    for email, _, role in DEMO_USERS:
+        typer.echo(f"  {email:<32} {role.value}")
+    typer.echo(f"  {PLATFORM_ADMIN[0]:<32} PLATFORM_ADMIN")
+    typer.echo("API: " + base + "/api/openapi.json   Stop: Ctrl-C")
+    typer.echo("=" * 64 + "\n")
+    try:
+        import uvicorn
+
+        uvicorn.run("racehub.app:create_app", factory=True, host=host, port=port,
+                    log_config=None)
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGINT)
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        from racehub.db import embedded
+
+        embedded.stop()
+        typer.echo("racehub demo stopped")

@@ -1,0 +1,132 @@
+"""JSON API for events, categories and participants. Thin: the service holds the rules."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from racehub.core.context import TenantContext
+from racehub.core.deps import DB, require
+from racehub.core.pagination import Page
+from racehub.core.rbac import Perm
+from racehub.events import service
+from racehub.events.models import EventStatus, ParticipantStatus
+from racehub.events.schemas import (
+    CategoryCreate,
+    CategoryRead,
+    EventCreate,
+    EventRead,
+    EventUpdate,
+    ParticipantCreate,
+    ParticipantRead,
+    ParticipantUpdate,
+)
+from racehub.events.service import ParticipantFilter, ParticipantSort
+
+router = APIRouter(prefix="/api", tags=["events"])
+
+ReadEvents = Annotated[TenantContext, Depends(require(Perm.EVENTS_EVENT_READ))]
+WriteEvents = Annotated[TenantContext, Depends(require(Perm.EVENTS_EVENT_WRITE))]
+ReadParticipants = Annotated[TenantContext, Depends(require(Perm.EVENTS_PARTICIPANT_READ))]
+WriteParticipants = Annotated[TenantContext, Depends(require(Perm.EVENTS_PARTICIPANT_WRITE))]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+@router.get("/events", response_model=Page[EventRead])
+def list_events(
+    db: DB,
+    ctx: ReadEvents,
+    q: Annotated[str | None, Query(description="Search in name and location")] = None,
+    status: EventStatus | None = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Page[EventRead]:
+    rows, next_cursor = service.list_events(db, ctx, q=q, status=status, cursor=cursor,
+                                            limit=limit)
+    return Page[EventRead](items=[EventRead.model_validate(e) for e in rows],
+                           next_cursor=next_cursor)
+
+
+@router.post("/events", response_model=EventRead, status_code=201)
+def create_event(data: EventCreate, db: DB, ctx: WriteEvents) -> EventRead:
+    event = service.create_event(db, ctx, data=data)
+    db.commit()
+    return EventRead.model_validate(event)
+
+
+@router.get("/events/{event_id}", response_model=EventRead)
+def read_event(event_id: uuid.UUID, db: DB, ctx: ReadEvents) -> EventRead:
+    return EventRead.model_validate(service.get_event_or_raise(db, ctx, event_id=event_id))
+
+
+@router.patch("/events/{event_id}", response_model=EventRead)
+def update_event(event_id: uuid.UUID, data: EventUpdate, db: DB, ctx: WriteEvents) -> EventRead:
+    event = service.update_event(db, ctx, event_id=event_id, data=data)
+    db.commit()
+    return EventRead.model_validate(event)
+
+
+@router.get("/events/{event_id}/categories", response_model=list[CategoryRead])
+def list_categories(event_id: uuid.UUID, db: DB, ctx: ReadEvents) -> list[CategoryRead]:
+    return [CategoryRead.model_validate(c)
+            for c in service.list_categories(db, ctx, event_id=event_id)]
+
+
+@router.post("/events/{event_id}/categories", response_model=CategoryRead, status_code=201)
+def create_category(
+    event_id: uuid.UUID, data: CategoryCreate, db: DB, ctx: WriteEvents
+) -> CategoryRead:
+    category = service.create_category(db, ctx, event_id=event_id, data=data)
+    db.commit()
+    return CategoryRead.model_validate(category)
+
+
+@router.get("/events/{event_id}/participants", response_model=Page[ParticipantRead])
+def list_participants(
+    event_id: uuid.UUID,
+    db: DB,
+    ctx: ReadParticipants,
+    q: Annotated[str | None, Query(description="Name, e-mail (part), bib or registration id")]
+    = None,
+    status: ParticipantStatus | None = None,
+    category_id: Annotated[uuid.UUID | None, Query(alias="categoryId")] = None,
+    sort: ParticipantSort = ParticipantSort.LAST_NAME,
+    desc: bool = False,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Page[ParticipantRead]:
+    rows, next_cursor, total = service.list_participants(
+        db, ctx, event_id=event_id,
+        flt=ParticipantFilter(q=q, status=status, category_id=category_id),
+        sort=sort, descending=desc, cursor=cursor, limit=limit,
+    )
+    return Page[ParticipantRead](items=[ParticipantRead.model_validate(p) for p in rows],
+                                 next_cursor=next_cursor, total=total)
+
+
+@router.post("/events/{event_id}/participants", response_model=ParticipantRead,
+             status_code=201)
+def create_participant(
+    event_id: uuid.UUID, data: ParticipantCreate, db: DB, ctx: WriteParticipants
+) -> ParticipantRead:
+    ep = service.create_participant(db, ctx, event_id=event_id, data=data)
+    db.commit()
+    return ParticipantRead.model_validate(ep)
+
+
+@router.get("/participants/{participant_id}", response_model=ParticipantRead)
+def read_participant(participant_id: uuid.UUID, db: DB, ctx: ReadParticipants) -> ParticipantRead:
+    return ParticipantRead.model_validate(
+        service.get_participant_or_raise(db, ctx, participant_id=participant_id)
+    )
+
+
+@router.patch("/participants/{participant_id}", response_model=ParticipantRead)
+def update_participant(
+    participant_id: uuid.UUID, data: ParticipantUpdate, db: DB, ctx: WriteParticipants
+) -> ParticipantRead:
+    ep = service.update_participant(db, ctx, participant_id=participant_id, data=data)
+    db.commit()
+    return ParticipantRead.model_validate(ep)

@@ -1,0 +1,26 @@
+"""Errors of the events domain."""
+
+from racehub.core.exceptions import Conflict, NotFound
+
+
+class EventNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("event not found")
+
+
+class CategoryNotFound(NotFound):
+    def __init__(self, field: str | None = None) -> None:
+        super().__init__("category not found in this event", field=field)
+
+
+class ParticipantNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("participant not found")
+
+
+class BibTaken(Conflict):
+    pass
+
+
+class TimingIdentifierLocked(Conflict):
+    pass

@@ -1,0 +1,259 @@
+"""HTML pages for events, categories and participants."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from racehub.core.context import TenantContext
+from racehub.core.deps import DB, require
+from racehub.core.exceptions import DomainError
+from racehub.core.rbac import Perm
+from racehub.events import service
+from racehub.events.models import (
+    Event,
+    EventStatus,
+    Gender,
+    ParticipantStatus,
+    TimingIdentifier,
+)
+from racehub.events.schemas import (
+    CategoryCreate,
+    EventCreate,
+    EventUpdate,
+    ParticipantUpdate,
+)
+from racehub.events.service import ParticipantFilter, ParticipantSort
+from racehub.web.pages import form_error, parse_form, render, validate_model
+from racehub.web.templating import is_htmx
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+ReadEvents = Annotated[TenantContext, Depends(require(Perm.EVENTS_EVENT_READ))]
+WriteEvents = Annotated[TenantContext, Depends(require(Perm.EVENTS_EVENT_WRITE))]
+WriteParticipants = Annotated[TenantContext, Depends(require(Perm.EVENTS_PARTICIPANT_WRITE))]
+
+PAGE_SIZE = 50
+TIMEZONES = ["UTC", "America/New_York", "America/Chicago", "America/Denver",
+             "America/Los_Angeles", "America/Toronto", "Europe/London", "Europe/Paris",
+             "Europe/Berlin", "Europe/Madrid", "Australia/Sydney"]
+
+
+def _choices() -> dict[str, Any]:
+    return {"statuses": list(EventStatus), "identifiers": list(TimingIdentifier),
+            "timezones": TIMEZONES, "genders": list(Gender),
+            "participant_statuses": list(ParticipantStatus)}
+
+
+@router.get("/events")
+def events_page(
+    request: Request, db: DB, ctx: ReadEvents, q: str | None = None, cursor: str | None = None
+) -> Response:
+    events, next_cursor = service.list_events(db, ctx, q=q, cursor=cursor, limit=PAGE_SIZE)
+    counts = service.participant_counts(db, ctx, event_ids=[e.id for e in events])
+    next_url = "/events?" + urlencode({"q": q or "", "cursor": next_cursor}) if next_cursor else None
+    return render(request, db, ctx, "events/list.html", events=events, counts=counts, q=q or "",
+                  next_url=next_url, can_write=ctx.can(Perm.EVENTS_EVENT_WRITE))
+
+
+@router.get("/events/new")
+def new_event_page(request: Request, db: DB, ctx: WriteEvents) -> Response:
+    return render(request, db, ctx, "events/form.html", event=None, values={}, **_choices())
+
+
+@router.post("/events/new")
+async def create_event(request: Request, db: DB, ctx: WriteEvents) -> Response:
+    values = dict(await request.form())
+    try:
+        data = parse_form(EventCreate, values)
+        event = service.create_event(db, ctx, data=data)
+    except DomainError as exc:
+        db.rollback()
+        return render(request, db, ctx, "events/form.html", status_code=exc.status_code,
+                      event=None, values=values, **form_error(exc), **_choices())
+    db.commit()
+    return RedirectResponse(f"/events/{event.id}?flash=Event+created", status_code=303)
+
+
+@router.get("/events/{event_id}/edit")
+def edit_event_page(event_id: uuid.UUID, request: Request, db: DB, ctx: WriteEvents) -> Response:
+    event = service.get_event_or_raise(db, ctx, event_id=event_id)
+    return render(request, db, ctx, "events/form.html", event=event, values=_event_values(event),
+                  **_choices())
+
+
+def _event_values(event: Event) -> dict[str, Any]:
+    from zoneinfo import ZoneInfo
+
+    local = event.start_at.astimezone(ZoneInfo(event.timezone))
+    return {"name": event.name, "start_at": local.strftime("%Y-%m-%dT%H:%M"),
+            "timezone": event.timezone, "location": event.location,
+            "status": event.status.value,
+            "preferred_timing_identifier": event.preferred_timing_identifier.value}
+
+
+@router.post("/events/{event_id}/edit")
+async def update_event(
+    event_id: uuid.UUID, request: Request, db: DB, ctx: WriteEvents
+) -> Response:
+    event = service.get_event_or_raise(db, ctx, event_id=event_id)
+    values = dict(await request.form())
+    values["acknowledge_override"] = values.get("acknowledge_override") == "on"
+    try:
+        data = parse_form(EventUpdate, values)
+        if data.start_at is not None and data.start_at.tzinfo is None:
+            from zoneinfo import ZoneInfo
+
+            data.start_at = data.start_at.replace(
+                tzinfo=ZoneInfo(data.timezone or event.timezone))
+        service.update_event(db, ctx, event_id=event_id, data=data)
+    except DomainError as exc:
+        db.rollback()
+        event = service.get_event_or_raise(db, ctx, event_id=event_id)
+        return render(request, db, ctx, "events/form.html", status_code=exc.status_code,
+                      event=event, values=values, **form_error(exc), **_choices())
+    db.commit()
+    return RedirectResponse(f"/events/{event_id}?flash=Event+saved", status_code=303)
+
+
+def _participants_context(
+    db: Session, ctx: TenantContext, event_id: uuid.UUID, params: dict[str, str]
+) -> dict[str, Any]:
+    try:
+        sort = ParticipantSort(params.get("sort") or ParticipantSort.LAST_NAME)
+    except ValueError:
+        sort = ParticipantSort.LAST_NAME
+    descending = params.get("desc") == "1"
+    status = params.get("status") or None
+    category = params.get("category") or None
+    flt = ParticipantFilter(
+        q=params.get("q") or None,
+        status=ParticipantStatus(status) if status in ParticipantStatus._value2member_map_
+        else None,
+        category_id=uuid.UUID(category) if category and _is_uuid(category) else None,
+    )
+    rows, next_cursor, total = service.list_participants(
+        db, ctx, event_id=event_id, flt=flt, sort=sort, descending=descending,
+        cursor=params.get("cursor") or None, limit=PAGE_SIZE,
+    )
+    base = {k: v for k, v in {"q": flt.q, "status": status, "category": category,
+                              "sort": sort.value, "desc": "1" if descending else None}.items()
+            if v}
+
+    def url(**overrides: str | None) -> str:
+        merged = {**base, **overrides}
+        return f"/events/{event_id}?" + urlencode({k: v for k, v in merged.items() if v})
+
+    def sort_url(column: str) -> str:
+        flip = column == sort.value and not descending
+        return url(sort=column, desc="1" if flip else None, cursor=None)
+
+    return {
+        "participants": rows, "total": total, "filters": base, "sort": sort.value,
+        "descending": descending, "sort_url": sort_url,
+        "next_url": url(cursor=next_cursor) if next_cursor else None,
+        "first_url": url(cursor=None) if params.get("cursor") else None,
+    }
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+@router.get("/events/{event_id}")
+def event_page(event_id: uuid.UUID, request: Request, db: DB, ctx: ReadEvents) -> Response:
+    event = service.get_event_or_raise(db, ctx, event_id=event_id)
+    table = _participants_context(db, ctx, event_id, dict(request.query_params))
+    if is_htmx(request) and request.headers.get("hx-target") == "participants":
+        return render(request, db, ctx, "events/_participants.html", event=event, **table)
+    categories = service.list_categories(db, ctx, event_id=event_id)
+    return render(
+        request, db, ctx, "events/detail.html", event=event, categories=categories,
+        can_write_event=ctx.can(Perm.EVENTS_EVENT_WRITE),
+        can_write_participants=ctx.can(Perm.EVENTS_PARTICIPANT_WRITE), **table,
+    )
+
+
+@router.post("/events/{event_id}/categories")
+async def create_category(
+    event_id: uuid.UUID, request: Request, db: DB, ctx: WriteEvents
+) -> Response:
+    values = dict(await request.form())
+    data = parse_form(CategoryCreate, values)
+    service.create_category(db, ctx, event_id=event_id, data=data)
+    db.commit()
+    return RedirectResponse(f"/events/{event_id}?flash=Category+added", status_code=303)
+
+
+@router.post("/events/{event_id}/categories/{category_id}/assign-bibs")
+def assign_bibs(
+    event_id: uuid.UUID,
+    category_id: uuid.UUID,
+    db: DB,
+    ctx: WriteParticipants,
+    first_bib: Annotated[int | None, Form(ge=1)] = None,
+) -> Response:
+    run = service.start_bib_assignment(db, ctx, event_id=event_id, category_id=category_id,
+                                       first_bib=first_bib)
+    db.commit()
+    return RedirectResponse(f"/jobs/{run.id}", status_code=303)
+
+
+@router.get("/participants/{participant_id}/edit")
+def edit_participant_page(
+    participant_id: uuid.UUID, request: Request, db: DB, ctx: WriteParticipants
+) -> Response:
+    ep = service.get_participant_or_raise(db, ctx, participant_id=participant_id)
+    return render(request, db, ctx, "events/participant_form.html", ep=ep,
+                  categories=service.list_categories(db, ctx, event_id=ep.event_id),
+                  values=_participant_values(ep), **_choices())
+
+
+def _participant_values(ep: Any) -> dict[str, Any]:
+    p = ep.person
+    return {
+        "first_name": p.first_name, "last_name": p.last_name,
+        "birth_date": p.birth_date.isoformat() if p.birth_date else "",
+        "gender": p.gender.value if p.gender else "", "email": p.email or "",
+        "nationality": p.nationality or "", "city": p.city or "", "region": p.region or "",
+        "country": p.country or "", "bib": ep.bib or "", "registration_id": ep.registration_id or "",
+        "team": ep.team or "", "status": ep.status.value,
+        "category_id": str(ep.category_id) if ep.category_id else "",
+    }
+
+
+PERSON_FORM_FIELDS = ("first_name", "last_name", "birth_date", "gender", "email", "nationality",
+                      "city", "region", "country")
+
+
+@router.post("/participants/{participant_id}/edit")
+async def update_participant(
+    participant_id: uuid.UUID, request: Request, db: DB, ctx: WriteParticipants
+) -> Response:
+    values = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    # An emptied input clears the field: every field of the form is sent.
+    person = {k: values.get(k, "").strip() or None for k in PERSON_FORM_FIELDS}
+    ep_fields = {k: values.get(k, "").strip() or None
+                 for k in ("bib", "registration_id", "team", "category_id", "status")}
+    try:
+        data = validate_model(ParticipantUpdate, {**ep_fields, "person": person})
+        ep = service.update_participant(db, ctx, participant_id=participant_id, data=data)
+    except DomainError as exc:
+        db.rollback()
+        ep = service.get_participant_or_raise(db, ctx, participant_id=participant_id)
+        return render(request, db, ctx, "events/participant_form.html",
+                      status_code=exc.status_code, ep=ep,
+                      categories=service.list_categories(db, ctx, event_id=ep.event_id),
+                      values=values, **form_error(exc), **_choices())
+    db.commit()
+    return RedirectResponse(f"/events/{ep.event_id}?flash=Participant+saved&q={ep.bib or ''}",
+                            status_code=303)

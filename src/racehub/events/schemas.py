@@ -1,0 +1,177 @@
+"""API shapes for events, categories, people and participants."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import EmailStr, Field, field_validator, model_validator
+
+from racehub.core.schemas import APIModel
+from racehub.events.models import EventStatus, Gender, ParticipantStatus, TimingIdentifier
+
+
+def _check_timezone(value: str | None) -> str | None:
+    if value is None:
+        return value
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name like Europe/Paris") from exc
+    return value
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+class EventCreate(APIModel):
+    name: str = Field(min_length=1, max_length=200)
+    start_at: datetime = Field(description="Start of the event; naive times are in `timezone`.")
+    timezone: str = Field(default="UTC", description="IANA name, e.g. America/New_York")
+    location: str = Field(default="", max_length=300)
+    status: EventStatus = EventStatus.DRAFT
+    preferred_timing_identifier: TimingIdentifier = TimingIdentifier.PERSON_ID
+
+    _tz = field_validator("timezone")(_check_timezone)
+
+    @model_validator(mode="after")
+    def _localize(self) -> EventCreate:
+        if self.start_at.tzinfo is None:
+            self.start_at = self.start_at.replace(tzinfo=ZoneInfo(self.timezone))
+        return self
+
+
+class EventUpdate(APIModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    start_at: datetime | None = None
+    timezone: str | None = None
+    location: str | None = Field(default=None, max_length=300)
+    status: EventStatus | None = None
+    preferred_timing_identifier: TimingIdentifier | None = None
+    acknowledge_override: bool = Field(
+        default=False,
+        description="Required to change preferredTimingIdentifier after a timing export "
+        "locked it: the timing system may then hold rows under the old identifier.",
+    )
+
+    _tz = field_validator("timezone")(_check_timezone)
+
+
+class EventRead(APIModel):
+    id: uuid.UUID
+    name: str
+    start_at: datetime
+    timezone: str
+    location: str
+    status: EventStatus
+    preferred_timing_identifier: TimingIdentifier
+    preferred_timing_identifier_locked_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CategoryCreate(APIModel):
+    name: str = Field(min_length=1, max_length=120)
+    distance_m: int | None = Field(default=None, ge=0, le=1_000_000)
+    start_at: datetime | None = None
+    bib_range_start: int | None = Field(default=None, ge=1)
+    bib_range_end: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _range(self) -> CategoryCreate:
+        start, end = self.bib_range_start, self.bib_range_end
+        if start is not None and end is not None and end < start:
+            raise ValueError("bibRangeEnd must not be below bibRangeStart")
+        return self
+
+
+class CategoryRead(APIModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    name: str
+    distance_m: int | None
+    start_at: datetime | None
+    bib_range_start: int | None
+    bib_range_end: int | None
+
+
+class PersonFields(APIModel):
+    birth_date: date | None = None
+    gender: Gender | None = None
+    email: EmailStr | None = None
+    nationality: str | None = Field(default=None, min_length=2, max_length=3)
+    city: str | None = Field(default=None, max_length=120)
+    region: str | None = Field(default=None, max_length=120)
+    country: str | None = Field(default=None, min_length=2, max_length=3)
+
+
+class PersonIn(PersonFields):
+    first_name: str = Field(min_length=1, max_length=120)
+    last_name: str = Field(min_length=1, max_length=120)
+
+
+class PersonUpdate(PersonFields):
+    first_name: str | None = Field(default=None, min_length=1, max_length=120)
+    last_name: str | None = Field(default=None, min_length=1, max_length=120)
+
+
+class PersonRead(APIModel):
+    id: uuid.UUID
+    first_name: str
+    last_name: str
+    birth_date: date | None
+    gender: Gender | None
+    email: str | None
+    nationality: str | None
+    city: str | None
+    region: str | None
+    country: str | None
+
+
+class ParticipantFields(APIModel):
+    category_id: uuid.UUID | None = None
+    bib: str | None = Field(default=None, max_length=20)
+    registration_id: str | None = Field(default=None, max_length=100)
+    team: str | None = Field(default=None, max_length=200)
+
+    _blank = field_validator("bib", "registration_id", "team")(_blank_to_none)
+
+
+class ParticipantCreate(ParticipantFields):
+    person: PersonIn | None = Field(default=None, description="A new person, or give personId")
+    person_id: uuid.UUID | None = None
+    status: ParticipantStatus = ParticipantStatus.ACTIVE
+    source_provider: str | None = Field(default=None, max_length=40)
+    source_id: str | None = Field(default=None, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_person(self) -> ParticipantCreate:
+        if (self.person is None) == (self.person_id is None):
+            raise ValueError("give exactly one of person (new) or personId (existing)")
+        return self
+
+
+class ParticipantUpdate(ParticipantFields):
+    status: ParticipantStatus | None = None
+    person: PersonUpdate | None = None
+
+
+class ParticipantRead(APIModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    person: PersonRead
+    category_id: uuid.UUID | None
+    category_name: str | None = None
+    bib: str | None
+    registration_id: str | None
+    team: str | None
+    status: ParticipantStatus
+    source_provider: str | None
+    source_id: str | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,513 @@
+"""Business rules for events, categories, people and event participants.
+
+Every query starts from ``_scoped(ctx, Model)``, which filters by the caller's tenant.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import BigInteger, ColumnElement, Select, case, func, or_, select
+from sqlalchemy.orm import Session, contains_eager, joinedload
+
+from racehub.core import audit
+from racehub.core.context import TenantContext
+from racehub.core.exceptions import Conflict, Invalid
+from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
+from racehub.events.exceptions import (
+    BibTaken,
+    CategoryNotFound,
+    EventNotFound,
+    ParticipantNotFound,
+    TimingIdentifierLocked,
+)
+from racehub.events.models import (
+    Category,
+    Event,
+    EventParticipant,
+    EventStatus,
+    ParticipantStatus,
+    Person,
+)
+from racehub.events.schemas import (
+    CategoryCreate,
+    EventCreate,
+    EventUpdate,
+    ParticipantCreate,
+    ParticipantUpdate,
+)
+
+M = TypeVar("M")
+
+
+def _scoped(ctx: TenantContext, model: type[M]) -> Select[tuple[M]]:
+    return select(model).where(model.tenant_id == ctx.tenant_id)  # type: ignore[attr-defined]
+
+
+def _snapshot(obj: Any, fields: list[str]) -> dict[str, Any]:
+    out = {}
+    for name in fields:
+        value = getattr(obj, name)
+        out[name] = value.value if isinstance(value, enum.Enum) else value
+    return out
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# --- events ------------------------------------------------------------------------------
+
+EVENT_FIELDS = ["name", "start_at", "timezone", "location", "status",
+                "preferred_timing_identifier", "preferred_timing_identifier_locked_at"]
+
+
+def get_event_or_raise(db: Session, ctx: TenantContext, *, event_id: uuid.UUID) -> Event:
+    event = db.scalar(_scoped(ctx, Event).where(Event.id == event_id))
+    if event is None:
+        raise EventNotFound()
+    return event
+
+
+def list_events(
+    db: Session,
+    ctx: TenantContext,
+    *,
+    q: str | None = None,
+    status: EventStatus | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Event], str | None]:
+    check_limit(limit)
+    stmt = _scoped(ctx, Event)
+    if q:
+        stmt = stmt.where(or_(Event.name.ilike(_like(q)), Event.location.ilike(_like(q))))
+    if status:
+        stmt = stmt.where(Event.status == status)
+    key = SortKey(columns=[Event.start_at, Event.id], descending=True)
+    rows = db.scalars(apply_keyset(stmt, key, cursor, limit)).all()
+    return split_page(rows, limit, lambda e: [e.start_at.isoformat(), e.id])
+
+
+def participant_counts(
+    db: Session, ctx: TenantContext, *, event_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    if not event_ids:
+        return {}
+    rows = db.execute(
+        select(EventParticipant.event_id, func.count())
+        .where(
+            EventParticipant.tenant_id == ctx.tenant_id,
+            EventParticipant.event_id.in_(event_ids),
+            EventParticipant.status == ParticipantStatus.ACTIVE,
+        )
+        .group_by(EventParticipant.event_id)
+    ).all()
+    return {event_id: count for event_id, count in rows}
+
+
+def create_event(db: Session, ctx: TenantContext, *, data: EventCreate) -> Event:
+    event = Event(tenant_id=ctx.tenant_id, **data.model_dump())
+    db.add(event)
+    db.flush()  # id for the audit entry
+    audit.record(db, ctx, action="event.create", target_type="event", target_id=event.id,
+                 after=_snapshot(event, EVENT_FIELDS))
+    return event
+
+
+def update_event(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, data: EventUpdate
+) -> Event:
+    event = get_event_or_raise(db, ctx, event_id=event_id)
+    before = _snapshot(event, EVENT_FIELDS)
+    changes = data.model_dump(exclude_unset=True, exclude={"acknowledge_override"})
+    new_mode = changes.get("preferred_timing_identifier")
+    if new_mode is not None and new_mode != event.preferred_timing_identifier:
+        if event.preferred_timing_identifier_locked_at is not None:
+            if not data.acknowledge_override:
+                raise TimingIdentifierLocked(
+                    f"The timing identifier is locked to {event.preferred_timing_identifier.value}"
+                    " since the first timing export. Changing it makes the timing system see "
+                    "new ExternalReferenceIDs: rows it already holds may be duplicated and "
+                    "old result files will no longer match. Send acknowledgeOverride=true "
+                    "to change it anyway.",
+                    field="preferredTimingIdentifier",
+                )
+            event.preferred_timing_identifier_locked_at = None
+            audit.record(
+                db, ctx, action="event.timing_identifier_override", target_type="event",
+                target_id=event.id,
+                before={"preferred_timing_identifier": event.preferred_timing_identifier.value,
+                        "locked_at": before["preferred_timing_identifier_locked_at"]},
+                after={"preferred_timing_identifier": new_mode.value},
+            )
+    for name, value in changes.items():
+        if value is None and name in ("name", "start_at", "timezone", "status",
+                                      "preferred_timing_identifier"):
+            raise Invalid(f"{name} cannot be null", field=name)
+        setattr(event, name, value)
+    if "start_at" in changes and event.start_at.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        event.start_at = event.start_at.replace(tzinfo=ZoneInfo(event.timezone))
+    db.flush()
+    after = _snapshot(event, EVENT_FIELDS)
+    diff_before = {k: v for k, v in before.items() if after[k] != v}
+    if diff_before:
+        audit.record(db, ctx, action="event.update", target_type="event", target_id=event.id,
+                     before=diff_before, after={k: after[k] for k in diff_before})
+    return event
+
+
+def lock_timing_identifier(db: Session, ctx: TenantContext, *, event: Event) -> bool:
+    """Set the lock on first use; returns True when this call set it."""
+    if event.preferred_timing_identifier_locked_at is not None:
+        return False
+    event.preferred_timing_identifier_locked_at = datetime.now(UTC)
+    return True
+
+
+# --- categories --------------------------------------------------------------------------
+
+
+def list_categories(db: Session, ctx: TenantContext, *, event_id: uuid.UUID) -> list[Category]:
+    get_event_or_raise(db, ctx, event_id=event_id)
+    return list(
+        db.scalars(_scoped(ctx, Category).where(Category.event_id == event_id)
+                   .order_by(Category.name))
+    )
+
+
+def get_category_or_raise(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, category_id: uuid.UUID,
+    field: str | None = None,
+) -> Category:
+    category = db.scalar(
+        _scoped(ctx, Category).where(Category.id == category_id, Category.event_id == event_id)
+    )
+    if category is None:
+        raise CategoryNotFound(field=field)
+    return category
+
+
+def create_category(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, data: CategoryCreate
+) -> Category:
+    get_event_or_raise(db, ctx, event_id=event_id)
+    exists = db.scalar(
+        _scoped(ctx, Category).where(Category.event_id == event_id, Category.name == data.name)
+    )
+    if exists is not None:
+        raise Conflict(f"this event already has a category named {data.name!r}", field="name")
+    category = Category(tenant_id=ctx.tenant_id, event_id=event_id, **data.model_dump())
+    db.add(category)
+    db.flush()
+    audit.record(db, ctx, action="category.create", target_type="category",
+                 target_id=category.id, after={"event_id": event_id, **data.model_dump()})
+    return category
+
+
+# --- participants ------------------------------------------------------------------------
+
+PARTICIPANT_FIELDS = ["category_id", "bib", "registration_id", "team", "status"]
+PERSON_FIELDS = ["first_name", "last_name", "birth_date", "gender", "email", "nationality",
+                 "city", "region", "country"]
+
+
+class ParticipantSort(enum.StrEnum):
+    BIB = "bib"
+    LAST_NAME = "last_name"
+    FIRST_NAME = "first_name"
+    REGISTRATION_ID = "registration_id"
+    CREATED_AT = "created_at"
+
+
+def _sort_columns(sort: ParticipantSort) -> list[ColumnElement[Any]]:
+    ep = EventParticipant
+    if sort is ParticipantSort.BIB:
+        # Missing bibs last; then numeric-looking bibs in numeric order ("9" before "10").
+        missing = case((ep.bib.is_(None), 1), else_=0)
+        bib = func.coalesce(ep.bib, "")
+        return [missing, func.length(bib), bib, ep.id]
+    if sort is ParticipantSort.LAST_NAME:
+        return [func.lower(Person.last_name), func.lower(Person.first_name), ep.id]
+    if sort is ParticipantSort.FIRST_NAME:
+        return [func.lower(Person.first_name), func.lower(Person.last_name), ep.id]
+    if sort is ParticipantSort.REGISTRATION_ID:
+        return [func.coalesce(ep.registration_id, ""), ep.id]
+    return [ep.created_at, ep.id]
+
+
+@dataclass
+class ParticipantFilter:
+    q: str | None = None
+    status: ParticipantStatus | None = None
+    category_id: uuid.UUID | None = None
+
+
+def _participants_query(
+    ctx: TenantContext, event_id: uuid.UUID, flt: ParticipantFilter
+) -> Select[tuple[EventParticipant]]:
+    ep = EventParticipant
+    stmt = (
+        _scoped(ctx, EventParticipant)
+        .join(Person, Person.id == ep.person_id)
+        .where(ep.event_id == event_id)
+    )
+    if flt.status:
+        stmt = stmt.where(ep.status == flt.status)
+    if flt.category_id:
+        stmt = stmt.where(ep.category_id == flt.category_id)
+    if flt.q and flt.q.strip():
+        term = flt.q.strip()
+        full_name = Person.first_name + " " + Person.last_name
+        stmt = stmt.where(
+            or_(
+                ep.bib == term,
+                ep.registration_id == term,
+                full_name.ilike(_like(term)),
+                (Person.last_name + " " + Person.first_name).ilike(_like(term)),
+                Person.email.ilike(_like(term)),
+            )
+        )
+    return stmt
+
+
+def list_participants(
+    db: Session,
+    ctx: TenantContext,
+    *,
+    event_id: uuid.UUID,
+    flt: ParticipantFilter | None = None,
+    sort: ParticipantSort = ParticipantSort.LAST_NAME,
+    descending: bool = False,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[EventParticipant], str | None, int]:
+    """One page of an event's participants, the cursor of the next, and the filtered total."""
+    check_limit(limit)
+    get_event_or_raise(db, ctx, event_id=event_id)
+    flt = flt or ParticipantFilter()
+    base = _participants_query(ctx, event_id, flt)
+    total = db.scalar(select(func.count()).select_from(base.order_by(None).subquery())) or 0
+    columns = _sort_columns(sort)
+    stmt = apply_keyset(
+        base.options(contains_eager(EventParticipant.person),
+                     joinedload(EventParticipant.category)),
+        SortKey(columns=columns, descending=descending),
+        cursor,
+        limit,
+    ).add_columns(*columns)
+    rows = db.execute(stmt).unique().all()
+    eps = [row[0] for row in rows]
+    keys = {row[0].id: list(row[1:]) for row in rows}
+    items, next_cursor = split_page(eps, limit, lambda e: keys[e.id])
+    return items, next_cursor, total
+
+
+def get_participant_or_raise(
+    db: Session, ctx: TenantContext, *, participant_id: uuid.UUID
+) -> EventParticipant:
+    ep = db.scalar(
+        _scoped(ctx, EventParticipant)
+        .where(EventParticipant.id == participant_id)
+        .options(joinedload(EventParticipant.person), joinedload(EventParticipant.category))
+    )
+    if ep is None:
+        raise ParticipantNotFound()
+    return ep
+
+
+def _ensure_bib_free(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, bib: str | None,
+    status: ParticipantStatus, exclude_id: uuid.UUID | None = None,
+) -> None:
+    if bib is None or status != ParticipantStatus.ACTIVE:
+        return
+    stmt = (
+        _scoped(ctx, EventParticipant)
+        .where(EventParticipant.event_id == event_id, EventParticipant.bib == bib,
+               EventParticipant.status == ParticipantStatus.ACTIVE)
+        .options(joinedload(EventParticipant.person))
+    )
+    if exclude_id is not None:
+        stmt = stmt.where(EventParticipant.id != exclude_id)
+    other = db.scalar(stmt)
+    if other is not None:
+        raise BibTaken(
+            f"bib {bib} is already used in this event by {other.person.first_name} "
+            f"{other.person.last_name} (participant {other.id}"
+            + (f", registration {other.registration_id}" if other.registration_id else "")
+            + ")",
+            field="bib",
+        )
+
+
+def create_participant(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, data: ParticipantCreate
+) -> EventParticipant:
+    get_event_or_raise(db, ctx, event_id=event_id)
+    if data.category_id is not None:
+        get_category_or_raise(db, ctx, event_id=event_id, category_id=data.category_id,
+                              field="categoryId")
+    if data.person_id is not None:
+        person = db.scalar(_scoped(ctx, Person).where(Person.id == data.person_id))
+        if person is None:
+            raise Invalid("person not found", field="personId")
+    else:
+        assert data.person is not None
+        person = Person(tenant_id=ctx.tenant_id, **data.person.model_dump())
+        db.add(person)
+    _ensure_bib_free(db, ctx, event_id=event_id, bib=data.bib, status=data.status)
+    ep = EventParticipant(
+        tenant_id=ctx.tenant_id,
+        event_id=event_id,
+        person=person,
+        **data.model_dump(exclude={"person", "person_id"}),
+    )
+    db.add(ep)
+    db.flush()
+    audit.record(db, ctx, action="participant.create", target_type="participant",
+                 target_id=ep.id, after={**_snapshot(ep, PARTICIPANT_FIELDS),
+                                         "person_id": person.id})
+    return ep
+
+
+def update_participant(
+    db: Session, ctx: TenantContext, *, participant_id: uuid.UUID, data: ParticipantUpdate
+) -> EventParticipant:
+    ep = get_participant_or_raise(db, ctx, participant_id=participant_id)
+    before = {**_snapshot(ep, PARTICIPANT_FIELDS),
+              **{f"person.{k}": v for k, v in _snapshot(ep.person, PERSON_FIELDS).items()}}
+    changes = data.model_dump(exclude_unset=True, exclude={"person"})
+    if changes.get("category_id") is not None:
+        get_category_or_raise(db, ctx, event_id=ep.event_id, category_id=changes["category_id"],
+                              field="categoryId")
+    if "status" in changes and changes["status"] is None:
+        raise Invalid("status cannot be null", field="status")
+    new_bib = changes.get("bib", ep.bib)
+    new_status = changes.get("status", ep.status)
+    _ensure_bib_free(db, ctx, event_id=ep.event_id, bib=new_bib, status=new_status,
+                     exclude_id=ep.id)
+    for name, value in changes.items():
+        setattr(ep, name, value)
+    if data.person is not None:
+        person_changes = data.person.model_dump(exclude_unset=True)
+        for name in ("first_name", "last_name"):
+            if name in person_changes and person_changes[name] is None:
+                raise Invalid(f"{name} cannot be empty", field=f"person.{name}")
+        for name, value in person_changes.items():
+            setattr(ep.person, name, value)
+    db.flush()
+    after = {**_snapshot(ep, PARTICIPANT_FIELDS),
+             **{f"person.{k}": v for k, v in _snapshot(ep.person, PERSON_FIELDS).items()}}
+    changed = {k: v for k, v in before.items() if after[k] != v}
+    if changed:
+        audit.record(db, ctx, action="participant.update", target_type="participant",
+                     target_id=ep.id, before=changed, after={k: after[k] for k in changed})
+    return ep
+
+
+# --- bib assignment (runs as a job) --------------------------------------------------------
+
+ASSIGN_BIBS_KIND = "events.assign_bibs"
+
+
+def start_bib_assignment(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, category_id: uuid.UUID,
+    first_bib: int | None,
+) -> Any:
+    """Queue a job giving bibs to the category's active participants that have none."""
+    from racehub.jobs import service as jobs_service
+
+    category = get_category_or_raise(db, ctx, event_id=event_id, category_id=category_id)
+    start = first_bib or category.bib_range_start or 1
+    if category.bib_range_end is not None and start > category.bib_range_end:
+        raise Invalid(f"first bib {start} is above the category's range end "
+                      f"{category.bib_range_end}", field="firstBib")
+    return jobs_service.start_job(
+        db, ctx, kind=ASSIGN_BIBS_KIND,
+        params={"event_id": str(event_id), "category_id": str(category_id), "first_bib": start},
+        message=f"Assign bibs from {start} in {category.name}",
+    )
+
+
+def _taken_numeric_bibs(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
+                        from_bib: int) -> set[int]:
+    numeric = case((EventParticipant.bib.op("~")("^[0-9]{1,9}$"),
+                    EventParticipant.bib.cast(BigInteger)), else_=None)
+    rows = db.scalars(
+        select(numeric).where(
+            EventParticipant.tenant_id == ctx.tenant_id,
+            EventParticipant.event_id == event_id,
+            EventParticipant.status == ParticipantStatus.ACTIVE,
+            numeric >= from_bib,
+        )
+    )
+    return {int(r) for r in rows}
+
+
+def _unnumbered(ctx: TenantContext, event_id: uuid.UUID, category_id: uuid.UUID) -> Select[Any]:
+    return (
+        _scoped(ctx, EventParticipant)
+        .join(Person, Person.id == EventParticipant.person_id)
+        .where(EventParticipant.event_id == event_id,
+               EventParticipant.category_id == category_id,
+               EventParticipant.status == ParticipantStatus.ACTIVE,
+               EventParticipant.bib.is_(None))
+    )
+
+
+def assign_bibs(
+    db: Session, ctx: TenantContext, *, job: Any, event_id: str, category_id: str,
+    first_bib: int, batch_size: int,
+) -> None:
+    """Give consecutive free numbers, alphabetically by name, one committed batch at a time.
+
+    Only participants without a bib are touched, and the checkpoint holds the next number
+    to try, so a resumed or restarted run neither renumbers anyone nor reuses a number.
+    """
+    event_uuid, category_uuid = uuid.UUID(event_id), uuid.UUID(category_id)
+    category = get_category_or_raise(db, ctx, event_id=event_uuid, category_id=category_uuid)
+    state = job.checkpoint or {"next_bib": first_bib, "assigned": 0}
+    remaining = db.scalar(
+        select(func.count()).select_from(_unnumbered(ctx, event_uuid, category_uuid).subquery())
+    ) or 0
+    job.set_progress(stage="Assigning", total=state["assigned"] + remaining,
+                     done=state["assigned"])
+    while True:
+        batch = list(db.scalars(
+            _unnumbered(ctx, event_uuid, category_uuid)
+            .order_by(func.lower(Person.last_name), func.lower(Person.first_name),
+                      EventParticipant.id)
+            .limit(batch_size)
+            .with_for_update(of=EventParticipant)
+        ))
+        if not batch:
+            break
+        taken = _taken_numeric_bibs(db, ctx, event_id=event_uuid, from_bib=state["next_bib"])
+        candidate = state["next_bib"]
+        for ep in batch:
+            while candidate in taken:
+                candidate += 1
+            if category.bib_range_end is not None and candidate > category.bib_range_end:
+                db.rollback()
+                raise Invalid(
+                    f"bib range {category.bib_range_start}-{category.bib_range_end} of "
+                    f"{category.name} is used up after {state['assigned']} bibs; widen the "
+                    "range and run again (numbered participants keep their bibs)"
+                )
+            ep.bib = str(candidate)
+            candidate += 1
+        state = {"next_bib": candidate, "assigned": state["assigned"] + len(batch)}
+        audit.record(db, ctx, action="participant.bibs_assigned", target_type="category",
+                     target_id=category_uuid,
+                     after={"count": len(batch), "first": batch[0].bib, "last": batch[-1].bib})
+        job.commit_batch(checkpoint=state, done=state["assigned"],
+                         counts={"assigned": state["assigned"]},
+                         message=f"Assigned {state['assigned']} bibs, next is {candidate}")

@@ -1,0 +1,58 @@
+"""JobRun: the one record every long task updates (status, stage, progress, checkpoint)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from racehub.db.base import Base, TenantMixin, TimestampMixin, UUIDPrimaryKey, pg_enum
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.CANCELLED, JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+class JobRun(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_tenant_id_created_at", "tenant_id", "created_at"),)
+
+    kind: Mapped[str] = mapped_column(String(80))
+    requested_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    requested_by_label: Mapped[str] = mapped_column(String(400), default="system")
+    status: Mapped[JobStatus] = mapped_column(
+        pg_enum(JobStatus, "job_status"), default=JobStatus.QUEUED
+    )
+    stage: Mapped[str] = mapped_column(String(80), default="Queued")
+    percent: Mapped[float] = mapped_column(Float, default=0.0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int | None] = mapped_column(Integer)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    message: Mapped[str] = mapped_column(String(1000), default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    log: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # What the task has durably done so far; a retried or resumed run continues from here.
+    checkpoint: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    pause_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    queue_job_id: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

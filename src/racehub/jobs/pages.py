@@ -1,0 +1,44 @@
+"""Job progress page and the polling fragment other pages embed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from racehub.core.context import TenantContext
+from racehub.core.deps import DB, require
+from racehub.core.rbac import Perm
+from racehub.jobs import service
+from racehub.jobs.registry import get_kind
+from racehub.web.pages import render
+from racehub.web.templating import is_htmx
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+ReadJobs = Annotated[TenantContext, Depends(require(Perm.JOBS_RUN_READ))]
+
+
+@router.get("/jobs/{job_id}")
+def job_page(job_id: uuid.UUID, request: Request, db: DB, ctx: ReadJobs) -> Response:
+    run = service.get_job_or_raise(db, ctx, job_id=job_id)
+    template = "jobs/_progress.html" if is_htmx(request) else "jobs/detail.html"
+    kind = get_kind(run.kind)
+    return render(request, db, ctx, template, run=run, label=kind.label,
+                  can_control=ctx.can(kind.permission))
+
+
+@router.post("/jobs/{job_id}/control")
+def control_job(
+    job_id: uuid.UUID,
+    db: DB,
+    ctx: ReadJobs,
+    action: Annotated[str, Form(pattern="^(cancel|pause|resume)$")],
+) -> Response:
+    operation = {"cancel": service.cancel_job, "pause": service.pause_job,
+                 "resume": service.resume_job}[action]
+    operation(db, ctx, job_id=job_id)
+    db.commit()
+    return RedirectResponse(f"/jobs/{job_id}", status_code=303)

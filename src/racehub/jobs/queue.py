@@ -1,0 +1,42 @@
+"""The procrastinate app. Each domain declares its tasks on a Blueprint in its tasks.py.
+
+The app's connector gets its pool only in the worker (``racehub worker``). Web code
+defers jobs on its own SQLAlchemy connection (``defer_on``), so a job is committed, or
+rolled back, together with the row that asked for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import procrastinate
+from sqlalchemy.orm import Session
+
+queue_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+
+_TASK_MODULES = {"jobs": "racehub.jobs.tasks", "events": "racehub.events.tasks"}
+_loaded = False
+
+
+def load_tasks() -> procrastinate.App:
+    """Import every domain's tasks and bind them to the app (once per process).
+
+    Lazy, because task modules import the job runner, which imports services that
+    import this module.
+    """
+    global _loaded
+    if not _loaded:
+        import importlib
+
+        for namespace, module_path in _TASK_MODULES.items():
+            module = importlib.import_module(module_path)
+            queue_app.add_tasks_from(module.blueprint, namespace=namespace)
+        _loaded = True
+    return queue_app
+
+
+def defer_on(db: Session, task: Any, **configure: Any) -> Any:
+    """A deferrer bound to the session's connection (and therefore its transaction)."""
+    load_tasks()
+    raw_connection = db.connection().connection.driver_connection
+    return task.configure(connection=raw_connection, **configure)

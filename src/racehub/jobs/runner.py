@@ -1,0 +1,207 @@
+"""Running a JobRun inside a procrastinate task: progress, checkpoints, pause and cancel.
+
+A task body gets a ``JobHandle`` and works in batches. ``commit_batch`` commits the
+batch's rows together with the checkpoint that says they are done, so a run that is
+resumed, or retried after its worker died, continues exactly where the last commit left
+it: nothing is repeated, nothing skipped.
+"""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import structlog
+from procrastinate import Blueprint, JobContext
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from racehub.core.context import TenantContext
+from racehub.core.rbac import Perm
+from racehub.jobs.exceptions import JobCancelled, JobPaused
+from racehub.jobs.models import JobRun, JobStatus
+from racehub.jobs.registry import JOB_KINDS, JobKind
+from racehub.jobs.service import append_log
+
+log = structlog.get_logger(__name__)
+
+JobBody = Callable[..., Any]
+
+
+@lru_cache(maxsize=1)
+def worker_sessionmaker() -> sessionmaker[Session]:
+    from racehub.db.bootstrap import database_url
+    from racehub.db.session import get_engine, make_sessionmaker
+    from racehub.settings import get_settings
+
+    return make_sessionmaker(get_engine(database_url(get_settings())))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobHandle:
+    """What a task body uses to report progress and to honour pause/cancel."""
+
+    def __init__(self, db: Session, run: JobRun, context: JobContext | None) -> None:
+        self.db = db
+        self.run = run
+        self._context = context
+
+    @property
+    def checkpoint(self) -> dict[str, Any]:
+        return dict(self.run.checkpoint or {})
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.run.params or {})
+
+    def set_progress(
+        self,
+        *,
+        stage: str | None = None,
+        done: int | None = None,
+        total: int | None = None,
+        message: str | None = None,
+        counts: dict[str, Any] | None = None,
+        commit: bool = True,
+    ) -> None:
+        run = self.run
+        if stage is not None:
+            run.stage = stage
+        if total is not None:
+            run.total = total
+        if done is not None:
+            run.done = done
+        if message is not None:
+            run.message = message[:1000]
+        if counts is not None:
+            run.counts = {**(run.counts or {}), **counts}
+        if run.total:
+            run.percent = round(min(100.0, 100.0 * run.done / run.total), 1)
+        if commit:
+            self.db.commit()
+
+    def log(self, message: str, **data: Any) -> None:
+        append_log(self.run, message, **data)
+
+    def commit_batch(
+        self, *, checkpoint: dict[str, Any], done: int, counts: dict[str, Any] | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Commit the batch's writes with its checkpoint, then honour pause/cancel."""
+        self.run.checkpoint = checkpoint
+        self.set_progress(done=done, counts=counts, message=message, commit=False)
+        self.db.commit()
+        self.check_control()
+
+    def check_control(self) -> None:
+        flags = self.db.execute(
+            select(JobRun.cancel_requested, JobRun.pause_requested).where(JobRun.id == self.run.id)
+        ).one()
+        aborting = self._context is not None and self._context.should_abort()
+        if flags.cancel_requested or aborting:
+            raise JobCancelled
+        if flags.pause_requested:
+            raise JobPaused
+
+
+def run_job(
+    context: JobContext | None,
+    job_run_id: str,
+    body: JobBody,
+    factory: sessionmaker[Session] | None = None,
+) -> None:
+    factory = factory or worker_sessionmaker()
+    with factory() as db:
+        run = db.get(JobRun, uuid.UUID(job_run_id))
+        if run is None:
+            log.warning("job.run_missing", job_run_id=job_run_id)
+            return
+        structlog.contextvars.bind_contextvars(job_run_id=job_run_id, tenant_id=str(run.tenant_id),
+                                               kind=run.kind)
+        if run.status.is_terminal or run.status == JobStatus.PAUSED:
+            return
+        handle = JobHandle(db, run, context)
+        try:
+            if run.cancel_requested:
+                raise JobCancelled
+            if run.pause_requested:
+                raise JobPaused
+            if run.status == JobStatus.RUNNING:
+                # Running already: its worker died and the stalled-job recovery retried it.
+                handle.log("restarted after the worker stopped; continuing from checkpoint",
+                           checkpoint=run.checkpoint)
+            elif run.started_at is not None:
+                handle.log("resumed from checkpoint", checkpoint=run.checkpoint)
+            run.status = JobStatus.RUNNING
+            run.started_at = run.started_at or _now()
+            run.attempts += 1
+            if run.stage == "Queued":
+                run.stage = "Starting"
+            db.commit()
+            # The job acts for whoever asked; rights were checked when it was requested.
+            ctx = TenantContext(
+                tenant_id=run.tenant_id,
+                permissions=frozenset(Perm),
+                user_id=run.requested_by_user_id,
+                actor_label=f"{run.requested_by_label} (job {run.kind})",
+            )
+            body(handle, db, ctx, **run.params)
+            db.commit()
+            _finish(db, run, JobStatus.COMPLETED, stage="Done")
+        except JobCancelled:
+            db.rollback()
+            _finish(db, run, JobStatus.CANCELLED, stage="Cancelled")
+        except JobPaused:
+            db.rollback()
+            run.status = JobStatus.PAUSED
+            run.stage = "Paused"
+            handle.log("paused", checkpoint=run.checkpoint)
+            db.commit()
+        except Exception as exc:
+            db.rollback()
+            run.error = traceback.format_exc()[-8000:]
+            run.message = str(exc)[:1000] or exc.__class__.__name__
+            _finish(db, run, JobStatus.FAILED, stage="Failed")
+            log.exception("job.failed")
+            raise
+
+
+def _finish(db: Session, run: JobRun, status: JobStatus, *, stage: str) -> None:
+    run.status = status
+    run.stage = stage
+    run.finished_at = _now()
+    if status == JobStatus.COMPLETED:
+        run.percent = 100.0
+    append_log(run, status.value)
+    db.commit()
+
+
+def job_task(
+    blueprint: Blueprint,
+    *,
+    kind: str,
+    label: str,
+    permission: Perm,
+    lock: str | None = None,
+) -> Callable[[JobBody], Any]:
+    """Declare a job kind: ``body(handle, db, ctx, **params)`` runs inside ``run_job``."""
+
+    def decorator(body: JobBody) -> Any:
+        name = kind.split(".", 1)[-1]
+
+        @blueprint.task(name=name, pass_context=True)
+        def task(context: JobContext, job_run_id: str) -> None:
+            run_job(context, job_run_id, body)
+
+        JOB_KINDS[kind] = JobKind(kind=kind, label=label, permission=permission, task=task,
+                                  lock=lock)
+        return task
+
+    return decorator

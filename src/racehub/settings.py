@@ -1,0 +1,52 @@
+"""Configuration from the environment (prefix ``RACEHUB_``); see README "Configuration"."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RACEHUB_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL. Unset: an embedded PostgreSQL is started under data_dir/pg.",
+    )
+    data_dir: Path = Field(default=Path("var"), description="Embedded database, uploads, exports.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    web_concurrency: int = Field(default=1, description="uvicorn worker processes for serve.")
+
+    log_level: str = "INFO"
+    log_json: bool | None = Field(
+        default=None, description="JSON log lines; default: JSON unless stderr is a terminal."
+    )
+
+    session_hours: int = Field(default=12, description="Idle lifetime of a login session.")
+    secure_cookies: bool = Field(
+        default=False,
+        description="Always mark cookies Secure. They are Secure anyway on HTTPS requests.",
+    )
+    login_max_failures: int = Field(default=5, description="Failed logins before a lock-out.")
+    login_lockout_minutes: int = 15
+    max_upload_mb: int = Field(default=50, description="Largest request body accepted.")
+
+    worker_concurrency: int = 4
+    job_heartbeat_seconds: float = Field(default=10, description="Worker heartbeat period.")
+    job_stalled_seconds: float = Field(
+        default=30, description="A running job whose worker is silent this long is retried."
+    )
+    job_batch_size: int = Field(default=500, description="Rows per committed batch in jobs.")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

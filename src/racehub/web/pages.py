@@ -1,0 +1,73 @@
+"""Helpers shared by every domain's HTML pages."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+
+from racehub.core import service as core_service
+from racehub.core.context import TenantContext
+from racehub.core.exceptions import DomainError, Invalid
+from racehub.web.templating import templates
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def top_bar(request: Request, db: Session, ctx: TenantContext) -> dict[str, Any]:
+    principal = getattr(request.state, "principal", None)
+    user = principal.user if principal else None
+    memberships = core_service.list_memberships(db, user_id=user.id) if user else []
+    tenants = [m.tenant for m in memberships]
+    if user is not None and user.is_platform_admin:
+        tenants = core_service.list_tenants(db)
+    current = next((t for t in tenants if t.id == ctx.tenant_id), None)
+    return {
+        "email": user.email if user else (principal.label if principal else ""),
+        "role": ctx.role.value if ctx.role else "PLATFORM_ADMIN",
+        "tenant_id": ctx.tenant_id,
+        "tenant_name": current.name if current else "",
+        "tenants": tenants,
+        "memberships": memberships,
+        "is_platform_admin": bool(user and user.is_platform_admin),
+        "ctx": ctx,
+    }
+
+
+def render(
+    request: Request,
+    db: Session,
+    ctx: TenantContext | None,
+    template: str,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    if ctx is not None:
+        context.setdefault("me", top_bar(request, db, ctx))
+    flash = request.query_params.get("flash")
+    if flash:
+        context.setdefault("flashes", [{"kind": "ok", "text": flash}])
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def parse_form(schema: type[ModelT], data: dict[str, Any]) -> ModelT:
+    """Validate a create form with the API's schema; empty inputs mean "not given"."""
+    return validate_model(schema, {k: v for k, v in data.items() if v is not None and v != ""})
+
+
+def validate_model(schema: type[ModelT], data: dict[str, Any]) -> ModelT:
+    """Validate with the API's schema; the first problem becomes an ``Invalid`` naming its
+    field, so pages show it like any other domain error."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ())) or "form"
+        raise Invalid(f"{field}: {first.get('msg', 'invalid')}", field=field) from exc
+
+
+def form_error(exc: DomainError) -> dict[str, Any]:
+    return {"error": exc.detail, "error_field": exc.field}

@@ -1,0 +1,143 @@
+"""Test fixtures: real PostgreSQL, one database per xdist worker, rollback per test.
+
+- ``RACEHUB_TEST_DATABASE_URL`` (CI: the machine's server) or else an embedded server
+  shared by the workers under ``var/test-pg``.
+- The schema is migrated once into a template database named after a hash of the
+  migrations; each worker clones it (``CREATE DATABASE ... TEMPLATE``).
+- ``db`` wraps each test in a transaction that is rolled back; ``client`` serves the app
+  on that same session. Tests that need other processes or threads to see their rows
+  (browser, worker) use ``committed_db``, which truncates afterwards.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from racehub.app import create_app
+from racehub.core.deps import get_db
+from racehub.db.bootstrap import MIGRATIONS_DIR, migrate
+from racehub.db.session import libpq_url, sqlalchemy_url
+from racehub.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_LOCK_KEY = 724_311_001
+
+
+def _admin_url() -> str:
+    url = os.environ.get("RACEHUB_TEST_DATABASE_URL")
+    if url:
+        return libpq_url(url)
+    from racehub.db import embedded
+
+    data_dir = ROOT / "var" / "test-pg"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir.parent / "test-pg.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker initialises the data dir
+        return embedded.start(data_dir)
+
+
+def _migrations_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(MIGRATIONS_DIR.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _prepare_database(admin_url: str, worker: str) -> str:
+    template = f"racehub_tpl_{_migrations_hash()}"
+    target = f"racehub_test_{worker}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (TEMPLATE_LOCK_KEY,))
+        try:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                  (template,)).fetchone()
+            if not exists:
+                building = template + "_build"
+                conn.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{building}"')
+                migrate(sqlalchemy_url(_with_database(admin_url, building)))
+                conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{template}"')
+                conn.execute(f'ALTER DATABASE "{template}" WITH is_template true')
+            conn.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{target}" TEMPLATE "{template}"')
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (TEMPLATE_LOCK_KEY,))
+    return sqlalchemy_url(_with_database(admin_url, target))
+
+
+@pytest.fixture(scope="session")
+def database_url(worker_id: str) -> str:
+    return _prepare_database(_admin_url(), worker_id)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = create_engine(database_url, pool_pre_ping=True)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path, log_json=True,
+                    log_level="WARNING")
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session whose commits are savepoints inside one transaction rolled back at the end."""
+    connection = engine.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint",
+                      expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        if outer.is_active:
+            outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def app(settings: Settings, db: Session):  # type: ignore[no-untyped-def]
+    application = create_app(settings, session_factory=sessionmaker())
+    application.dependency_overrides[get_db] = lambda: db
+    return application
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app, base_url="http://testserver") as test_client:
+        yield test_client
+
+
+TABLES_TO_KEEP = {"alembic_version"}
+
+
+@pytest.fixture
+def committed_db(engine: Engine) -> Iterator[sessionmaker[Session]]:
+    """Real commits (seen by servers, workers and browsers); every table emptied afterwards."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    yield factory
+    with engine.begin() as conn:
+        tables = conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        )).scalars().all()
+        names = ", ".join(f'"{t}"' for t in tables if t not in TABLES_TO_KEEP)
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
