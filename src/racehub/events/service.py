@@ -127,25 +127,25 @@ def update_event(
     before = _snapshot(event, EVENT_FIELDS)
     changes = data.model_dump(exclude_unset=True, exclude={"acknowledge_override"})
     new_mode = changes.get("preferred_timing_identifier")
-    if new_mode is not None and new_mode != event.preferred_timing_identifier:
-        if event.preferred_timing_identifier_locked_at is not None:
-            if not data.acknowledge_override:
-                raise TimingIdentifierLocked(
-                    f"The timing identifier is locked to {event.preferred_timing_identifier.value}"
-                    " since the first timing export. Changing it makes the timing system see "
-                    "new ExternalReferenceIDs: rows it already holds may be duplicated and "
-                    "old result files will no longer match. Send acknowledgeOverride=true "
-                    "to change it anyway.",
-                    field="preferredTimingIdentifier",
-                )
-            event.preferred_timing_identifier_locked_at = None
-            audit.record(
-                db, ctx, action="event.timing_identifier_override", target_type="event",
-                target_id=event.id,
-                before={"preferred_timing_identifier": event.preferred_timing_identifier.value,
-                        "locked_at": before["preferred_timing_identifier_locked_at"]},
-                after={"preferred_timing_identifier": new_mode.value},
+    mode_changes = new_mode is not None and new_mode != event.preferred_timing_identifier
+    if mode_changes and event.preferred_timing_identifier_locked_at is not None:
+        if not data.acknowledge_override:
+            raise TimingIdentifierLocked(
+                f"The timing identifier is locked to {event.preferred_timing_identifier.value}"
+                " since the first timing export. Changing it makes the timing system see "
+                "new ExternalReferenceIDs: rows it already holds may be duplicated and "
+                "old result files will no longer match. Send acknowledgeOverride=true "
+                "to change it anyway.",
+                field="preferredTimingIdentifier",
             )
+        event.preferred_timing_identifier_locked_at = None
+        audit.record(
+            db, ctx, action="event.timing_identifier_override", target_type="event",
+            target_id=event.id,
+            before={"preferred_timing_identifier": event.preferred_timing_identifier.value,
+                    "locked_at": before["preferred_timing_identifier_locked_at"]},
+            after={"preferred_timing_identifier": new_mode.value},
+        )
     for name, value in changes.items():
         if value is None and name in ("name", "start_at", "timezone", "status",
                                       "preferred_timing_identifier"):

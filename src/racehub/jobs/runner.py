@@ -145,6 +145,7 @@ def run_job(
             if run.stage == "Queued":
                 run.stage = "Starting"
             db.commit()
+            log.info("job.start", attempt=run.attempts, checkpoint=run.checkpoint)
             # The job acts for whoever asked; rights were checked when it was requested.
             ctx = TenantContext(
                 tenant_id=run.tenant_id,
@@ -181,6 +182,7 @@ def _finish(db: Session, run: JobRun, status: JobStatus, *, stage: str) -> None:
         run.percent = 100.0
     append_log(run, status.value)
     db.commit()
+    log.info("job.finish", status=status.value, done=run.done, total=run.total)
 
 
 def job_task(

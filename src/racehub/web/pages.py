@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
 from racehub.core.exceptions import DomainError, Invalid
+from racehub.core.rbac import Perm
 from racehub.web.templating import templates
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -33,7 +34,8 @@ def top_bar(request: Request, db: Session, ctx: TenantContext) -> dict[str, Any]
         "tenants": tenants,
         "memberships": memberships,
         "is_platform_admin": bool(user and user.is_platform_admin),
-        "ctx": ctx,
+        "can_read_audit": ctx.can(Perm.AUDIT_LOG_READ),
+        "can_manage_tokens": ctx.can(Perm.CORE_TOKEN_MANAGE),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
+from racehub.db.bootstrap import include_object
 from racehub.db.models import Base
 
 config = context.config
@@ -23,15 +24,6 @@ def _url() -> str:
     from racehub.settings import get_settings
 
     return database_url(get_settings())
-
-
-def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    # procrastinate's tables are created from its own SQL, not from our models.
-    if type_ == "table" and name and name.startswith("procrastinate_"):
-        return False
-    if reflected and compare_to is None and name and name.startswith("procrastinate_"):
-        return False
-    return True
 
 
 def run_migrations_offline() -> None:
