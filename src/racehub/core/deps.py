@@ -6,6 +6,7 @@ the returned ``TenantContext`` is what services take.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -66,7 +67,11 @@ class Principal:
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    host = request.client.host if request.client else None
+    try:
+        return str(ipaddress.ip_address(host)) if host else None
+    except ValueError:
+        return None  # a unix socket or test client name: the INET columns take addresses only
 
 
 def get_principal(request: Request, db: DB, settings: AppSettings) -> Principal | None:

@@ -49,6 +49,15 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or str(loc[0] if loc else "request")
 
 
+def _validation_entry(error: dict[str, Any]) -> dict[str, str]:
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid":
+        # The location is a character offset, not a field.
+        return {"field": "body",
+                "message": f"the body is not valid JSON (at character {loc[-1] if loc else 0})"}
+    return {"field": _field_name(loc), "message": error.get("msg", "")}
+
+
 def _html_error(request: Request, status: int, title: str, detail: str) -> Response:
     from racehub.web.templating import templates
 
@@ -77,10 +86,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        errors = [
-            {"field": _field_name(tuple(e.get("loc", ()))), "message": e.get("msg", "")}
-            for e in exc.errors()
-        ]
+        errors = [_validation_entry(e) for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         if wants_html(request):
             return _html_error(request, 422, "Invalid input", detail)
@@ -96,8 +102,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     def unexpected(request: Request, exc: Exception) -> Response:
+        from racehub.web.middleware import SECURITY_HEADERS
+
         log.exception("request.unhandled_error")
         detail = "Something went wrong on our side. Quote the request id when reporting it."
         if wants_html(request):
-            return _html_error(request, 500, "Server error", detail)
-        return problem(request, 500, "Server error", detail)
+            response = _html_error(request, 500, "Server error", detail)
+        else:
+            response = problem(request, 500, "Server error", detail)
+        # Starlette answers unhandled errors from its outermost middleware, outside the
+        # request middleware: add the headers that one gives every other response.
+        request_id = getattr(request.state, "request_id", None)
+        if request_id:
+            response.headers["x-request-id"] = request_id
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response

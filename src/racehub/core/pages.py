@@ -69,8 +69,11 @@ def login(
     except (NotAuthenticated, TooManyRequests) as exc:
         db.commit()  # the failed attempt must count towards throttling
         status = 429 if isinstance(exc, TooManyRequests) else 401
-        return render(request, db, None, "core/login.html", status_code=status,
-                      error=exc.detail, next=_safe_next(next), email=email)
+        response = render(request, db, None, "core/login.html", status_code=status,
+                          error=exc.detail, next=_safe_next(next), email=email)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     token = core_service.start_session(db, user=user, ip=client_ip(request),
                                        user_agent=request.headers.get("user-agent"),
                                        policy=policy)

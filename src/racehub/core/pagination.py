@@ -67,7 +67,10 @@ def _coerce(col: ColumnElement[Any], value: str | None) -> Any:
     try:
         python_type = col.type.python_type
     except NotImplementedError:
-        python_type = str
+        python_type = object
+    if python_type is object:
+        # A programming error, not bad input: the sort expression needs an explicit type_.
+        raise TypeError(f"keyset column {col} has no SQL type to restore a cursor value")
     try:
         if python_type is datetime:
             typed: Any = datetime.fromisoformat(value)

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import EmailStr, Field, field_validator, model_validator
+from pydantic import EmailStr, Field, ValidationInfo, field_validator, model_validator
 
 from racehub.core.schemas import APIModel
 from racehub.events.models import EventStatus, Gender, ParticipantStatus, TimingIdentifier
@@ -84,12 +84,14 @@ class CategoryCreate(APIModel):
     bib_range_start: int | None = Field(default=None, ge=1)
     bib_range_end: int | None = Field(default=None, ge=1)
 
-    @model_validator(mode="after")
-    def _range(self) -> CategoryCreate:
-        start, end = self.bib_range_start, self.bib_range_end
+    @field_validator("bib_range_end")
+    @classmethod
+    def _range(cls, end: int | None, info: ValidationInfo) -> int | None:
+        # A field validator, so that the error names bibRangeEnd rather than the body.
+        start = info.data.get("bib_range_start")
         if start is not None and end is not None and end < start:
-            raise ValueError("bibRangeEnd must not be below bibRangeStart")
-        return self
+            raise ValueError(f"bibRangeEnd must not be below bibRangeStart ({start})")
+        return end
 
 
 class CategoryRead(APIModel):

@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, ColumnElement, Select, case, func, or_, select
+from pydantic.alias_generators import to_camel
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    case,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from racehub.core import audit
@@ -149,7 +160,7 @@ def update_event(
     for name, value in changes.items():
         if value is None and name in ("name", "start_at", "timezone", "status",
                                       "preferred_timing_identifier"):
-            raise Invalid(f"{name} cannot be null", field=name)
+            raise Invalid(f"{to_camel(name)} cannot be null", field=to_camel(name))
         setattr(event, name, value)
     if "start_at" in changes and event.start_at.tzinfo is None:
         from zoneinfo import ZoneInfo
@@ -227,17 +238,21 @@ class ParticipantSort(enum.StrEnum):
     CREATED_AT = "created_at"
 
 
+def _lower(column: Any) -> ColumnElement[str]:
+    return func.lower(column, type_=String)  # typed, so keyset cursors can be restored
+
+
 def _sort_columns(sort: ParticipantSort) -> list[ColumnElement[Any]]:
     ep = EventParticipant
     if sort is ParticipantSort.BIB:
         # Missing bibs last; then numeric-looking bibs in numeric order ("9" before "10").
         missing = case((ep.bib.is_(None), 1), else_=0)
         bib = func.coalesce(ep.bib, "")
-        return [missing, func.length(bib), bib, ep.id]
+        return [missing, func.length(bib, type_=Integer), bib, ep.id]
     if sort is ParticipantSort.LAST_NAME:
-        return [func.lower(Person.last_name), func.lower(Person.first_name), ep.id]
+        return [_lower(Person.last_name), _lower(Person.first_name), ep.id]
     if sort is ParticipantSort.FIRST_NAME:
-        return [func.lower(Person.first_name), func.lower(Person.last_name), ep.id]
+        return [_lower(Person.first_name), _lower(Person.last_name), ep.id]
     if sort is ParticipantSort.REGISTRATION_ID:
         return [func.coalesce(ep.registration_id, ""), ep.id]
     return [ep.created_at, ep.id]
@@ -400,7 +415,8 @@ def update_participant(
         person_changes = data.person.model_dump(exclude_unset=True)
         for name in ("first_name", "last_name"):
             if name in person_changes and person_changes[name] is None:
-                raise Invalid(f"{name} cannot be empty", field=f"person.{name}")
+                raise Invalid(f"{to_camel(name)} cannot be empty",
+                              field=f"person.{to_camel(name)}")
         for name, value in person_changes.items():
             setattr(ep.person, name, value)
     db.flush()

@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from racehub.core.deps import CSRF_COOKIE
@@ -33,8 +34,17 @@ SECURITY_HEADERS = {
 }
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised while the body streams in. An HTTPException, so that FastAPI's body parsing
+    passes it on (it turns other errors into a 400) and the error handlers answer 413."""
+
+    def __init__(self, max_body_bytes: int) -> None:
+        super().__init__(413, _too_large_detail(max_body_bytes))
+
+
+def _too_large_detail(max_body_bytes: int) -> str:
+    limit_mb = max_body_bytes // (1024 * 1024)
+    return f"The request body is larger than the {limit_mb} MB limit (RACEHUB_MAX_UPLOAD_MB)."
 
 
 class RequestContextMiddleware:
@@ -79,7 +89,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_body_bytes)
             return message
 
         async def send_wrapper(message: Message) -> None:
@@ -111,13 +121,11 @@ class RequestContextMiddleware:
             )
 
     async def _too_large(self, scope: Scope, send: Send, request_id: str) -> None:
-        limit_mb = self.max_body_bytes // (1024 * 1024)
         body = json.dumps({
             "type": "about:blank",
             "title": "Upload too large",
             "status": 413,
-            "detail": f"The request body is larger than the {limit_mb} MB limit "
-                      "(RACEHUB_MAX_UPLOAD_MB).",
+            "detail": _too_large_detail(self.max_body_bytes),
             "instance": scope["path"],
             "request_id": request_id,
         }).encode()

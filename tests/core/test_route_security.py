@@ -1,0 +1,373 @@
+"""Every route declares its permission; every role is refused what it lacks; no id of
+another tenant reaches a row (404, never 403, so ids leak nothing).
+
+The tables below hold one sample request per route. A new route without an entry fails
+``test_every_*_route_has_a_security_case``: add a case, do not skip it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from racehub.core import service as core_service
+from racehub.core.csrf import csrf_protect
+from racehub.core.deps import PermissionDependency
+from racehub.core.models import Role, Tenant
+from racehub.core.rbac import ROLE_PERMISSIONS, Perm
+from racehub.core.schemas import ApiTokenCreate
+from racehub.events.service import ASSIGN_BIBS_KIND
+from racehub.jobs.models import JobRun
+from tests.factories import (
+    auth,
+    make_category,
+    make_event,
+    make_participant,
+    make_tenant,
+    system_ctx,
+)
+
+# Routes anyone may call. Keep these short: each entry is a deliberate decision.
+PUBLIC_API_PATHS = {
+    "/api/openapi.json",  # the schema of the API, the same for every caller
+}
+PUBLIC_PAGE_PATHS = {
+    "/",  # redirects to /events, which then asks for a login
+    "/login",
+    "/logout",
+    "/tenant",  # checks the session and the membership itself (see test_auth)
+    "/static",
+}
+
+# Controlling a job also needs the permission of the job's kind (assign bibs here).
+JOB_CONTROL = frozenset({Perm.EVENTS_PARTICIPANT_WRITE})
+
+
+@dataclass(frozen=True)
+class Case:
+    ok: int
+    json: dict[str, Any] | None = None
+    form: dict[str, str] | None = None
+    also_needs: frozenset[Perm] = field(default_factory=frozenset)
+
+
+NEW_PERSON = {"person": {"firstName": "Grace", "lastName": "Hopper"}, "bib": "8"}
+
+API_CASES: dict[tuple[str, str], Case] = {
+    ("GET", "/api/me"): Case(200),
+    ("GET", "/api/tokens"): Case(200),
+    ("POST", "/api/tokens"): Case(201, json={"name": "ci", "role": "VIEWER"}),
+    ("DELETE", "/api/tokens/{token_id}"): Case(204),
+    ("GET", "/api/audit"): Case(200),
+    ("GET", "/api/events"): Case(200),
+    ("POST", "/api/events"): Case(
+        201, json={"name": "Spring 10K", "startAt": "2026-04-12T09:00:00",
+                   "timezone": "Europe/Paris"}),
+    ("GET", "/api/events/{event_id}"): Case(200),
+    ("PATCH", "/api/events/{event_id}"): Case(200, json={"location": "Lyon"}),
+    ("GET", "/api/events/{event_id}/categories"): Case(200),
+    ("POST", "/api/events/{event_id}/categories"): Case(201, json={"name": "Half"}),
+    ("GET", "/api/events/{event_id}/participants"): Case(200),
+    ("POST", "/api/events/{event_id}/participants"): Case(201, json=NEW_PERSON),
+    ("GET", "/api/participants/{participant_id}"): Case(200),
+    ("PATCH", "/api/participants/{participant_id}"): Case(200, json={"team": "Harriers"}),
+    ("GET", "/api/jobs"): Case(200),
+    ("GET", "/api/jobs/{job_id}"): Case(200),
+    ("POST", "/api/jobs/{job_id}/cancel"): Case(200, also_needs=JOB_CONTROL),
+    ("POST", "/api/jobs/{job_id}/pause"): Case(200, also_needs=JOB_CONTROL),
+    ("POST", "/api/jobs/{job_id}/resume"): Case(200, also_needs=JOB_CONTROL),
+}
+
+PAGE_CASES: dict[tuple[str, str], Case] = {
+    ("GET", "/settings/tokens"): Case(200),
+    ("POST", "/settings/tokens"): Case(201, form={"name": "ci", "role": "VIEWER"}),
+    ("POST", "/settings/tokens/{token_id}/revoke"): Case(303, form={}),
+    ("GET", "/audit"): Case(200),
+    ("GET", "/events"): Case(200),
+    ("GET", "/events/new"): Case(200),
+    ("POST", "/events/new"): Case(
+        303, form={"name": "Spring 10K", "start_at": "2026-04-12T09:00", "timezone": "UTC"}),
+    ("GET", "/events/{event_id}"): Case(200),
+    ("GET", "/events/{event_id}/edit"): Case(200),
+    ("POST", "/events/{event_id}/edit"): Case(303, form={"location": "Lyon"}),
+    ("POST", "/events/{event_id}/categories"): Case(303, form={"name": "Half"}),
+    ("POST", "/events/{event_id}/categories/{category_id}/assign-bibs"): Case(303, form={}),
+    ("GET", "/participants/{participant_id}/edit"): Case(200),
+    ("POST", "/participants/{participant_id}/edit"): Case(
+        303, form={"first_name": "Ada", "last_name": "Lovelace", "status": "active"}),
+    ("GET", "/jobs/{job_id}"): Case(200),
+    ("POST", "/jobs/{job_id}/control"): Case(303, form={"action": "cancel"},
+                                             also_needs=JOB_CONTROL),
+}
+
+ROLES = list(Role)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    method: str  # "" for mounts
+    path: str
+    permissions: frozenset[Perm]
+    calls: tuple[Any, ...]  # every dependency callable, app-wide ones included
+    is_endpoint: bool  # a FastAPI route (not a mount or a bare Starlette route)
+
+
+def walk_routes(app: FastAPI) -> list[RouteInfo]:
+    """Every route the app serves, routers included (FastAPI >= 0.137 no longer flattens
+    included routers into ``app.routes``), with what its dependency tree declares."""
+    found = []
+    for route in iter_route_contexts(app.routes):
+        dependant = getattr(route, "dependant", None)
+        calls: list[Any] = []
+        stack = [dependant] if dependant is not None else []
+        while stack:
+            current = stack.pop()
+            calls.append(current.call)
+            stack.extend(current.dependencies)
+        permissions = frozenset(c.permission for c in calls if isinstance(c, PermissionDependency))
+        is_endpoint = isinstance(route.original_route, APIRoute)
+        for method in sorted(route.methods or {""}):
+            found.append(RouteInfo(method, route.path or "", permissions, tuple(calls),
+                                   is_endpoint))
+    return found
+
+
+def endpoints(app: FastAPI, *, api: bool) -> dict[tuple[str, str], RouteInfo]:
+    return {(r.method, r.path): r for r in walk_routes(app)
+            if r.is_endpoint and r.path.startswith("/api/") == api}
+
+
+def permission_of(app: FastAPI, method: str, path: str) -> Perm:
+    (permission,) = endpoints(app, api=path.startswith("/api/"))[(method, path)].permissions
+    return permission
+
+
+def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
+    """One row of each kind a route can address by id, in ``tenant``."""
+    event = make_event(db, tenant)
+    category = make_category(db, event, bib_range_start=1, bib_range_end=99)
+    participant = make_participant(db, event, first_name="Ada", last_name="Lovelace", bib="7",
+                                   category_id=category.id)
+    token, _ = core_service.create_api_token(
+        db, system_ctx(tenant), data=ApiTokenCreate(name="sample", role=Role.VIEWER)
+    )
+    # Queued with a pause requested: cancel, pause and resume all apply to it.
+    job = JobRun(tenant_id=tenant.id, kind=ASSIGN_BIBS_KIND, pause_requested=True,
+                 params={"event_id": str(event.id), "category_id": str(category.id),
+                         "first_bib": 1})
+    db.add(job)
+    db.flush()
+    return {"event_id": str(event.id), "category_id": str(category.id),
+            "participant_id": str(participant.id), "token_id": str(token.id),
+            "job_id": str(job.id)}
+
+
+def tenant_fingerprint(db: Session, tenant: Tenant) -> dict[str, str]:
+    """The content of every row the tenant owns (audit entries included); a refused
+    request must leave it exactly as it was. Token ``last_used_at`` is left out: using a
+    token is not a change to the tenant's data."""
+    tables = db.scalars(text(
+        "SELECT table_name FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY table_name"
+    )).all()
+    row = "(to_jsonb(t) - 'last_used_at')::text"
+    prints = {}
+    for table in tables:
+        prints[table] = db.scalar(text(
+            f"SELECT count(*) || ':' || md5(coalesce(string_agg({row}, '|' ORDER BY {row}), ''))"
+            f' FROM "{table}" t WHERE tenant_id = :tenant'
+        ), {"tenant": tenant.id})
+    prints["tenants"] = db.scalar(
+        text("SELECT to_jsonb(t)::text FROM tenants t WHERE id = :tenant"), {"tenant": tenant.id}
+    )
+    return prints
+
+
+def send(client: TestClient, method: str, path: str, case: Case, ids: dict[str, str],
+         headers: dict[str, str]) -> Response:
+    url = path.format(**ids)
+    if case.form is not None:
+        return client.request(method, url, data=case.form, headers=headers,
+                              follow_redirects=False)
+    return client.request(method, url, json=case.json, headers=headers, follow_redirects=False)
+
+
+def assert_refused(response: Response, status: int, *, api: bool) -> None:
+    assert response.status_code == status, response.text
+    expected_type = "application/problem+json" if api else "text/html"
+    assert response.headers["content-type"].startswith(expected_type)
+
+
+def case_id(key: tuple[str, str]) -> str:
+    return f"{key[0]} {key[1]}"
+
+
+def with_ids(cases: dict[tuple[str, str], Case]) -> list[tuple[str, str]]:
+    return [key for key in cases if "{" in key[1]]
+
+
+# --- every route declares a permission ----------------------------------------------------
+
+
+def test_route_walk_sees_the_routes_behind_included_routers(app: FastAPI) -> None:
+    # Guards the guard: an empty walk would make every test below pass vacuously.
+    seen = {(r.method, r.path) for r in walk_routes(app)}
+    assert {("GET", "/api/me"), ("PATCH", "/api/events/{event_id}"), ("GET", "/events"),
+            ("POST", "/login"), ("", "/static")} <= seen
+
+
+def test_every_api_route_declares_a_permission(app: FastAPI) -> None:
+    undeclared = [(r.method, r.path) for r in walk_routes(app)
+                  if r.path.startswith("/api") and r.path not in PUBLIC_API_PATHS
+                  and not (r.is_endpoint and r.permissions)]
+    assert undeclared == []
+
+
+def test_every_page_route_declares_a_permission_or_is_public(app: FastAPI) -> None:
+    undeclared = [(r.method, r.path) for r in walk_routes(app)
+                  if not r.path.startswith("/api") and r.path not in PUBLIC_PAGE_PATHS
+                  and not (r.is_endpoint and r.permissions)]
+    assert undeclared == []
+
+
+def test_every_route_declares_exactly_one_permission(app: FastAPI) -> None:
+    ambiguous = [(r.method, r.path, sorted(r.permissions)) for r in walk_routes(app)
+                 if len(r.permissions) > 1]
+    assert ambiguous == []
+
+
+def test_every_unsafe_route_runs_the_csrf_check(app: FastAPI) -> None:
+    unchecked = [(r.method, r.path) for r in walk_routes(app)
+                 if r.is_endpoint and r.method not in ("GET", "HEAD")
+                 and csrf_protect not in r.calls]
+    assert unchecked == []
+
+
+def test_public_paths_exist(app: FastAPI) -> None:
+    # A stale allow-list entry would silently exempt whatever route takes its path next.
+    paths = {r.path for r in walk_routes(app)}
+    assert paths >= PUBLIC_API_PATHS | PUBLIC_PAGE_PATHS
+
+
+def test_every_api_route_has_a_security_case(app: FastAPI) -> None:
+    routes = {key for key in endpoints(app, api=True) if key[1] not in PUBLIC_API_PATHS}
+    assert sorted(routes - set(API_CASES)) == [], "add these routes to API_CASES"
+    assert sorted(set(API_CASES) - routes) == [], "these API_CASES name no route"
+
+
+def test_every_page_route_has_a_security_case(app: FastAPI) -> None:
+    routes = {key for key in endpoints(app, api=False) if key[1] not in PUBLIC_PAGE_PATHS}
+    assert sorted(routes - set(PAGE_CASES)) == [], "add these routes to PAGE_CASES"
+    assert sorted(set(PAGE_CASES) - routes) == [], "these PAGE_CASES name no route"
+
+
+def test_every_permission_is_granted_to_tenant_admins() -> None:
+    assert ROLE_PERMISSIONS[Role.TENANT_ADMIN] == frozenset(Perm)
+    assert set(ROLE_PERMISSIONS) == set(Role)
+
+
+# --- each role gets exactly what its permissions allow ------------------------------------
+
+
+def _role_matrix(
+    app: FastAPI, client: TestClient, db: Session, key: tuple[str, str], case: Case, role: Role,
+    *, api: bool,
+) -> None:
+    method, path = key
+    tenant = make_tenant(db)
+    ids = build_rows(db, tenant)
+    headers = auth(db, tenant, role)
+    db.commit()  # as in production, the rows exist before the request (routes may roll back)
+    needed = {permission_of(app, method, path)} | case.also_needs
+    missing = needed - ROLE_PERMISSIONS[role]
+    before = tenant_fingerprint(db, tenant)
+
+    response = send(client, method, path, case, ids, headers)
+
+    if missing:
+        assert_refused(response, 403, api=api)
+        assert any(p.value in response.text for p in missing), response.text
+        assert tenant_fingerprint(db, tenant) == before, "a refused request changed data"
+    else:
+        assert response.status_code == case.ok, response.text
+
+
+@pytest.mark.parametrize("role", ROLES, ids=str)
+@pytest.mark.parametrize("key", list(API_CASES), ids=case_id)
+def test_api_route_answers_each_role_by_its_permissions(
+    app: FastAPI, client: TestClient, db: Session, key: tuple[str, str], role: Role
+) -> None:
+    _role_matrix(app, client, db, key, API_CASES[key], role, api=True)
+
+
+@pytest.mark.parametrize("role", ROLES, ids=str)
+@pytest.mark.parametrize("key", list(PAGE_CASES), ids=case_id)
+def test_page_route_answers_each_role_by_its_permissions(
+    app: FastAPI, client: TestClient, db: Session, key: tuple[str, str], role: Role
+) -> None:
+    _role_matrix(app, client, db, key, PAGE_CASES[key], role, api=False)
+
+
+# --- ids of another tenant are not found ---------------------------------------------------
+
+
+def _cross_tenant(
+    client: TestClient, db: Session, key: tuple[str, str], case: Case, *, api: bool
+) -> None:
+    method, path = key
+    tenant_a, tenant_b = make_tenant(db), make_tenant(db)
+    ids_a, ids_b = build_rows(db, tenant_a), build_rows(db, tenant_b)
+    headers_b = auth(db, tenant_b, Role.TENANT_ADMIN)
+    db.commit()  # as in production, the rows exist before the request (routes may roll back)
+    before = tenant_fingerprint(db, tenant_a)
+
+    response = send(client, method, path, case, ids_a, headers_b)
+
+    assert_refused(response, 404, api=api)
+    url = path.format(**ids_a)
+    leaked = [v for v in ids_a.values() if v not in url and v in response.text]
+    assert leaked == []
+    assert tenant_fingerprint(db, tenant_a) == before, "tenant B changed tenant A's rows"
+    # The same request with B's own ids works: the 404 above came from the tenant check.
+    assert send(client, method, path, case, ids_b, headers_b).status_code == case.ok
+
+
+@pytest.mark.parametrize("key", with_ids(API_CASES), ids=case_id)
+def test_api_route_answers_404_for_another_tenants_ids(
+    client: TestClient, db: Session, key: tuple[str, str]
+) -> None:
+    _cross_tenant(client, db, key, API_CASES[key], api=True)
+
+
+@pytest.mark.parametrize("key", with_ids(PAGE_CASES), ids=case_id)
+def test_page_route_answers_404_for_another_tenants_ids(
+    client: TestClient, db: Session, key: tuple[str, str]
+) -> None:
+    _cross_tenant(client, db, key, PAGE_CASES[key], api=False)
+
+
+def test_unauthenticated_requests_are_refused_on_every_route(
+    client: TestClient, db: Session
+) -> None:
+    ids = build_rows(db, make_tenant(db))
+    for (method, path), case in API_CASES.items():
+        response = send(client, method, path, case, ids, {"Authorization": "Bearer rh_nope"})
+        assert_refused(response, 401, api=True)
+    for method, path in PAGE_CASES:
+        response = client.request(method, path.format(**ids), follow_redirects=False)
+        if method == "GET":  # pages send the browser to the login form
+            assert response.status_code == 303, (method, path)
+            assert response.headers["location"].startswith("/login?next=")
+        else:  # a form post without a session has no CSRF cookie either
+            assert_refused(response, 403, api=False)

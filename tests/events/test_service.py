@@ -1,0 +1,272 @@
+"""Business rules of the events service, below HTTP: tenant scoping, bib uniqueness (in the
+service and, as a backstop, in the database), the timing-identifier lock, audit entries."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from racehub.core.context import TenantContext
+from racehub.core.exceptions import Invalid
+from racehub.core.models import AuditEntry, Tenant
+from racehub.events import service
+from racehub.events.exceptions import (
+    BibTaken,
+    CategoryNotFound,
+    EventNotFound,
+    ParticipantNotFound,
+    TimingIdentifierLocked,
+)
+from racehub.events.models import (
+    Event,
+    EventParticipant,
+    ParticipantStatus,
+    Person,
+    TimingIdentifier,
+)
+from racehub.events.schemas import (
+    CategoryCreate,
+    EventCreate,
+    EventUpdate,
+    ParticipantCreate,
+    ParticipantUpdate,
+    PersonIn,
+)
+from tests.factories import make_category, make_event, make_participant, make_tenant, system_ctx
+
+
+def actions(db: Session, target_id: object) -> list[str]:
+    return list(db.scalars(select(AuditEntry.action)
+                           .where(AuditEntry.target_id == str(target_id))
+                           .order_by(AuditEntry.id)))
+
+
+def person(first: str = "Ada", last: str = "Lovelace") -> PersonIn:
+    return PersonIn(first_name=first, last_name=last)
+
+
+@pytest.fixture
+def other_ctx(db: Session) -> TenantContext:
+    return system_ctx(make_tenant(db))
+
+
+# --- tenant scoping -----------------------------------------------------------------------
+
+
+def test_another_tenant_can_neither_read_nor_change_an_event(
+    db: Session, event: Event, other_ctx: TenantContext
+) -> None:
+    with pytest.raises(EventNotFound):
+        service.get_event_or_raise(db, other_ctx, event_id=event.id)
+    with pytest.raises(EventNotFound):
+        service.update_event(db, other_ctx, event_id=event.id, data=EventUpdate(name="Mine"))
+    with pytest.raises(EventNotFound):
+        service.list_participants(db, other_ctx, event_id=event.id)
+    with pytest.raises(EventNotFound):
+        service.create_category(db, other_ctx, event_id=event.id,
+                                data=CategoryCreate(name="5K"))
+    assert db.get(Event, event.id).name == "Paris 10K"  # type: ignore[union-attr]
+
+
+def test_another_tenant_can_neither_read_nor_change_a_participant(
+    db: Session, event: Event, other_ctx: TenantContext
+) -> None:
+    ep = make_participant(db, event, bib="1")
+    with pytest.raises(ParticipantNotFound):
+        service.get_participant_or_raise(db, other_ctx, participant_id=ep.id)
+    with pytest.raises(ParticipantNotFound):
+        service.update_participant(db, other_ctx, participant_id=ep.id,
+                                   data=ParticipantUpdate(bib="2"))
+    assert ep.bib == "1"
+
+
+def test_event_lists_are_per_tenant(
+    db: Session, ctx: TenantContext, event: Event, other_ctx: TenantContext
+) -> None:
+    make_event(db, db.get(Tenant, other_ctx.tenant_id))  # type: ignore[arg-type]
+    rows, _ = service.list_events(db, ctx)
+    assert [e.id for e in rows] == [event.id]
+    assert service.participant_counts(db, other_ctx, event_ids=[event.id]) == {}
+
+
+def test_people_of_another_tenant_cannot_be_entered(
+    db: Session, ctx: TenantContext, event: Event, other_ctx: TenantContext
+) -> None:
+    foreign_event = make_event(db, db.get(Tenant, other_ctx.tenant_id))  # type: ignore[arg-type]
+    foreign = make_participant(db, foreign_event)
+    with pytest.raises(Invalid) as refused:
+        service.create_participant(db, ctx, event_id=event.id,
+                                   data=ParticipantCreate(person_id=foreign.person_id))
+    assert refused.value.field == "personId"
+
+
+def test_category_must_belong_to_the_participants_event(
+    db: Session, ctx: TenantContext, tenant: Tenant, event: Event
+) -> None:
+    other_category = make_category(db, make_event(db, tenant))
+    with pytest.raises(CategoryNotFound) as refused:
+        service.create_participant(db, ctx, event_id=event.id, data=ParticipantCreate(
+            person=person(), category_id=other_category.id))
+    assert refused.value.field == "categoryId"
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+def test_naive_start_is_read_in_the_event_timezone() -> None:
+    data = EventCreate(name="Tokyo", start_at=datetime(2026, 3, 1, 9), timezone="Asia/Tokyo")
+    assert data.start_at.astimezone(UTC) == datetime(2026, 3, 1, 0, tzinfo=UTC)
+
+
+def test_update_without_a_change_writes_no_audit_entry(
+    db: Session, ctx: TenantContext, event: Event
+) -> None:
+    service.update_event(db, ctx, event_id=event.id, data=EventUpdate(name=event.name))
+    assert actions(db, event.id) == ["event.create"]
+
+
+def test_timing_identifier_lock_is_set_once(
+    db: Session, ctx: TenantContext, event: Event
+) -> None:
+    assert service.lock_timing_identifier(db, ctx, event=event) is True
+    first = event.preferred_timing_identifier_locked_at
+    assert first is not None
+    assert service.lock_timing_identifier(db, ctx, event=event) is False
+    assert event.preferred_timing_identifier_locked_at == first
+
+
+def test_locked_identifier_refusal_changes_nothing(
+    db: Session, ctx: TenantContext, event: Event
+) -> None:
+    service.lock_timing_identifier(db, ctx, event=event)
+    db.flush()
+    with pytest.raises(TimingIdentifierLocked) as refused:
+        service.update_event(db, ctx, event_id=event.id, data=EventUpdate(
+            preferred_timing_identifier=TimingIdentifier.EPID, location="Lyon"))
+    assert refused.value.field == "preferredTimingIdentifier"
+    assert event.preferred_timing_identifier is TimingIdentifier.PERSON_ID
+    assert event.location == ""
+    assert actions(db, event.id) == ["event.create"]
+
+
+# --- bibs ---------------------------------------------------------------------------------
+
+
+def test_active_bib_is_unique_within_an_event(
+    db: Session, ctx: TenantContext, event: Event
+) -> None:
+    make_participant(db, event, bib="7", first_name="Ada", last_name="Lovelace")
+    with pytest.raises(BibTaken) as refused:
+        service.create_participant(db, ctx, event_id=event.id,
+                                   data=ParticipantCreate(person=person("Grace"), bib="7"))
+    assert refused.value.field == "bib"
+    assert "Ada Lovelace" in refused.value.detail
+
+
+def test_bib_is_free_again_after_its_holder_withdraws(
+    db: Session, ctx: TenantContext, event: Event
+) -> None:
+    holder = make_participant(db, event, bib="7")
+    service.update_participant(db, ctx, participant_id=holder.id,
+                               data=ParticipantUpdate(status=ParticipantStatus.WITHDRAWN))
+    taker = service.create_participant(db, ctx, event_id=event.id,
+                                       data=ParticipantCreate(person=person(), bib="7"))
+    assert taker.bib == "7"
+    with pytest.raises(BibTaken):
+        service.update_participant(db, ctx, participant_id=holder.id,
+                                   data=ParticipantUpdate(status=ParticipantStatus.ACTIVE))
+
+
+def test_database_refuses_two_active_participants_with_one_bib(
+    db: Session, tenant: Tenant, event: Event
+) -> None:
+    """The service checks first; the partial unique index holds even if a caller does not."""
+    make_participant(db, event, bib="7")
+    people = [Person(tenant_id=tenant.id, first_name="X", last_name=f"Y{n}") for n in range(2)]
+    db.add_all(people)
+    db.flush()
+
+    def direct(status: ParticipantStatus, who: Person) -> EventParticipant:
+        return EventParticipant(tenant_id=tenant.id, event_id=event.id, person_id=who.id,
+                                bib="7", status=status)
+
+    with db.begin_nested():
+        db.add(direct(ParticipantStatus.WITHDRAWN, people[0]))  # withdrawn: allowed
+    with pytest.raises(IntegrityError, match="uq_event_participants_active_bib"), \
+            db.begin_nested():
+        db.add(direct(ParticipantStatus.ACTIVE, people[1]))
+        db.flush()
+    count = select(func.count()).select_from(EventParticipant).where(
+        EventParticipant.event_id == event.id, EventParticipant.bib == "7")
+    assert db.scalar(count) == 2
+
+
+def test_provider_ids_are_unique_per_tenant_not_globally(
+    db: Session, ctx: TenantContext, event: Event, other_ctx: TenantContext
+) -> None:
+    source = {"source_provider": "runsignup", "source_id": "RS-1"}
+    service.create_participant(db, ctx, event_id=event.id,
+                               data=ParticipantCreate(person=person(), **source))
+    foreign_event = make_event(db, db.get(Tenant, other_ctx.tenant_id))  # type: ignore[arg-type]
+    service.create_participant(db, other_ctx, event_id=foreign_event.id,
+                               data=ParticipantCreate(person=person(), **source))
+    with pytest.raises(IntegrityError, match="uq_event_participants_source"), \
+            db.begin_nested():
+        service.create_participant(db, ctx, event_id=event.id,
+                                   data=ParticipantCreate(person=person("Twin"), **source))
+
+
+# --- participants and audit ---------------------------------------------------------------
+
+
+def test_participant_writes_leave_audit_entries_with_before_and_after(
+    db: Session, ctx: TenantContext, event: Event
+) -> None:
+    category = make_category(db, event, "10K")
+    ep = service.create_participant(db, ctx, event_id=event.id, data=ParticipantCreate(
+        person=person(), bib="3", registration_id="R-3"))
+    service.update_participant(db, ctx, participant_id=ep.id, data=ParticipantUpdate(
+        category_id=category.id, team="Harriers"))
+
+    entries = list(db.scalars(select(AuditEntry).where(AuditEntry.target_id == str(ep.id))
+                              .order_by(AuditEntry.id)))
+
+    assert [e.action for e in entries] == ["participant.create", "participant.update"]
+    created, updated = entries
+    assert created.before is None
+    assert created.after == {"category_id": None, "bib": "3", "registration_id": "R-3",
+                             "team": None, "status": "active", "person_id": str(ep.person_id)}
+    assert updated.before == {"category_id": None, "team": None}
+    assert updated.after == {"category_id": str(category.id), "team": "Harriers"}
+    assert {e.tenant_id for e in entries} == {ctx.tenant_id}
+
+
+def test_participant_list_total_counts_the_filtered_rows_not_the_page(
+    db: Session, ctx: TenantContext, event: Event
+) -> None:
+    for n in range(5):
+        make_participant(db, event, last_name=f"Runner{n}", bib=str(n + 1))
+    make_participant(db, event, last_name="Gone", status=ParticipantStatus.WITHDRAWN)
+    rows, cursor, total = service.list_participants(
+        db, ctx, event_id=event.id, flt=service.ParticipantFilter(status=ParticipantStatus.ACTIVE),
+        limit=2)
+    assert (len(rows), total) == (2, 5)
+    assert cursor is not None
+
+
+def test_category_bib_range_is_validated_per_field() -> None:
+    with pytest.raises(ValueError, match="bibRangeEnd must not be below bibRangeStart"):
+        CategoryCreate(name="5K", bib_range_start=10, bib_range_end=9)
+    assert CategoryCreate(name="5K", bib_range_end=9).bib_range_end == 9
+
+
+def test_unknown_ids_are_not_found(db: Session, ctx: TenantContext) -> None:
+    with pytest.raises(EventNotFound):
+        service.get_event_or_raise(db, ctx, event_id=uuid.uuid4())
+    with pytest.raises(ParticipantNotFound):
+        service.get_participant_or_raise(db, ctx, participant_id=uuid.uuid4())
