@@ -75,6 +75,8 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("PATCH", "/api/events/{event_id}"): Case(200, json={"location": "Lyon"}),
     ("GET", "/api/events/{event_id}/categories"): Case(200),
     ("POST", "/api/events/{event_id}/categories"): Case(201, json={"name": "Half"}),
+    ("POST", "/api/events/{event_id}/categories/{category_id}/assign-bibs"): Case(
+        202, json={"firstBib": 10}),
     ("GET", "/api/events/{event_id}/participants"): Case(200),
     ("POST", "/api/events/{event_id}/participants"): Case(201, json=NEW_PERSON),
     ("GET", "/api/participants/{participant_id}"): Case(200),

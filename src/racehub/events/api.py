@@ -14,6 +14,7 @@ from racehub.core.rbac import Perm
 from racehub.events import service
 from racehub.events.models import EventStatus, ParticipantStatus
 from racehub.events.schemas import (
+    BibAssignmentRequest,
     CategoryCreate,
     CategoryRead,
     EventCreate,
@@ -24,6 +25,7 @@ from racehub.events.schemas import (
     ParticipantUpdate,
 )
 from racehub.events.service import ParticipantFilter, ParticipantSort
+from racehub.jobs.schemas import JobRunRead
 
 router = APIRouter(prefix="/api", tags=["events"])
 
@@ -81,6 +83,19 @@ def create_category(
     category = service.create_category(db, ctx, event_id=event_id, data=data)
     db.commit()
     return CategoryRead.model_validate(category)
+
+
+@router.post("/events/{event_id}/categories/{category_id}/assign-bibs",
+             response_model=JobRunRead, status_code=202)
+def assign_bibs(
+    event_id: uuid.UUID, category_id: uuid.UUID, data: BibAssignmentRequest, db: DB,
+    ctx: WriteParticipants,
+) -> JobRunRead:
+    """Queue a job numbering the category's active participants that have no bib yet."""
+    run = service.start_bib_assignment(db, ctx, event_id=event_id, category_id=category_id,
+                                       first_bib=data.first_bib)
+    db.commit()
+    return JobRunRead.model_validate(run)
 
 
 @router.get("/events/{event_id}/participants", response_model=Page[ParticipantRead])

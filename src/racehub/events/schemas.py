@@ -94,6 +94,11 @@ class CategoryCreate(APIModel):
         return end
 
 
+class BibAssignmentRequest(APIModel):
+    # Defaults to the category's range start, else 1.
+    first_bib: int | None = Field(default=None, ge=1)
+
+
 class CategoryRead(APIModel):
     id: uuid.UUID
     event_id: uuid.UUID
