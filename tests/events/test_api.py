@@ -546,9 +546,10 @@ def _sort_key(sort: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     if sort == "bib":  # missing last, then numeric-looking order ("9" < "10")
         return lambda p: (p["bib"] is None, len(p["bib"] or ""), p["bib"] or "", p["id"])
     if sort == "last_name":
-        return lambda p: (p["last"].lower(), p["first"].lower(), p["id"])
+        # the person, then the EP: the order of the persons name index the page walks
+        return lambda p: (p["last"].lower(), p["first"].lower(), p["person_id"], p["id"])
     if sort == "first_name":
-        return lambda p: (p["first"].lower(), p["last"].lower(), p["id"])
+        return lambda p: (p["first"].lower(), p["last"].lower(), p["person_id"], p["id"])
     if sort == "registration_id":
         return lambda p: (p["reg"] or "", p["id"])
     return lambda p: (p["created_at"], p["id"])
@@ -578,7 +579,7 @@ def crowd(db: Session, event: Event) -> list[dict[str, Any]]:
         at = rng.choice(created)
         db.execute(update(EventParticipant).where(EventParticipant.id == ep.id)
                    .values(created_at=at))
-        rows.append({"id": ep.id, "bib": bib, "reg": ep.registration_id,
+        rows.append({"id": ep.id, "person_id": ep.person_id, "bib": bib, "reg": ep.registration_id,
                      "first": ep.person.first_name, "last": ep.person.last_name,
                      "created_at": at})
     db.flush()

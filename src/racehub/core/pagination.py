@@ -56,6 +56,12 @@ def apply_keyset(stmt: Select[Any], key: SortKey, cursor: str | None, limit: int
         typed = [_coerce(col, value) for col, value in zip(cols, after, strict=True)]
         row, bound = tuple_(*cols), tuple_(*typed)
         stmt = stmt.where(row < bound if key.descending else row > bound)
+        if len(cols) > 2:
+            # Implied by the row comparison, but on the leading columns only: when the last
+            # column (the tie-breaker) comes from another table of a join, this bound is
+            # the one an index on the leading columns can seek with.
+            lead, lead_bound = tuple_(*cols[:-1]), tuple_(*typed[:-1])
+            stmt = stmt.where(lead <= lead_bound if key.descending else lead >= lead_bound)
     order = [c.desc() for c in cols] if key.descending else [c.asc() for c in cols]
     return stmt.order_by(*order).limit(limit + 1)
 
@@ -76,11 +82,13 @@ def _coerce(col: ColumnElement[Any], value: str | None) -> Any:
             typed: Any = datetime.fromisoformat(value)
         elif python_type is date:
             typed = date.fromisoformat(value)
+        elif python_type is bool:
+            typed = {"True": True, "False": False}[value]  # as encode_cursor wrote it
         elif python_type is str:
             typed = value
         else:
             typed = python_type(value)
-    except (TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise Invalid("cursor is not a cursor returned by this API", field="cursor") from exc
     return literal(typed, type_=col.type)
 
