@@ -3,13 +3,15 @@ service and, as a backstop, in the database), the timing-identifier lock, audit 
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from racehub.core.context import TenantContext
 from racehub.core.exceptions import Invalid
@@ -270,3 +272,88 @@ def test_unknown_ids_are_not_found(db: Session, ctx: TenantContext) -> None:
         service.get_event_or_raise(db, ctx, event_id=uuid.uuid4())
     with pytest.raises(ParticipantNotFound):
         service.get_participant_or_raise(db, ctx, participant_id=uuid.uuid4())
+
+
+# --- two requests racing for one bib --------------------------------------------------------
+
+
+def _wait_until_blocked(engine: Engine, application_name: str) -> None:
+    """Bounded wait until the session named ``application_name`` waits on a lock."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            waiting = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = :name AND wait_event_type = 'Lock'"
+            ), {"name": application_name}).scalar_one()
+        if waiting:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{application_name} never waited on the other transaction")
+
+
+@pytest.mark.parametrize("change", ["create", "update"])
+def test_a_bib_taken_by_a_concurrent_request_is_a_409_naming_the_winner(
+    engine: Engine, committed_db: sessionmaker[Session], change: str
+) -> None:
+    """Both requests pass the service's check; the unique index decides, and the loser
+    gets the same BibTaken (not a 500), with the rest of its transaction intact."""
+    with committed_db() as setup:
+        tenant = make_tenant(setup)
+        event = make_event(setup, tenant)
+        loser_ep = make_participant(setup, event, last_name="Second", bib="1")
+        setup.commit()
+        ctx, event_id, loser_id = system_ctx(tenant), event.id, loser_ep.id
+
+    winner = committed_db()
+    winner_ep = service.create_participant(winner, ctx, event_id=event_id, data=ParticipantCreate(
+        person=PersonIn(first_name="Grace", last_name="First"), bib="7"))
+    winner.flush()  # holds bib 7 in the index, uncommitted
+
+    outcome: dict[str, BaseException | None] = {}
+
+    def loser() -> None:
+        loser_engine = create_engine(engine.url, connect_args={"application_name": "bib-loser"})
+        try:
+            with Session(loser_engine) as db:
+                other = service.create_participant(  # written before, in the same transaction
+                    db, ctx, event_id=event_id, data=ParticipantCreate(
+                        person=PersonIn(first_name="Kept", last_name="Anyway")))
+                try:
+                    if change == "create":
+                        service.create_participant(db, ctx, event_id=event_id,
+                                                   data=ParticipantCreate(
+                                                       person=PersonIn(first_name="Alan",
+                                                                       last_name="Late"),
+                                                       bib="7"))
+                    else:
+                        service.update_participant(db, ctx, participant_id=loser_id,
+                                                   data=ParticipantUpdate(bib="7"))
+                    outcome["error"] = None
+                except BibTaken as exc:
+                    outcome["error"] = exc
+                db.commit()
+                outcome["kept"] = other.id  # type: ignore[assignment]
+        finally:
+            loser_engine.dispose()
+
+    thread = threading.Thread(target=loser)
+    thread.start()
+    try:
+        _wait_until_blocked(engine, "bib-loser")
+    finally:
+        winner.commit()
+        winner.close()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+    error = outcome["error"]
+    assert isinstance(error, BibTaken)
+    assert error.status_code == 409
+    assert "Grace First" in error.detail and str(winner_ep.id) in error.detail
+    with committed_db() as check:
+        assert check.get(EventParticipant, outcome["kept"]) is not None  # savepoint only
+        holders = check.scalars(select(EventParticipant.id).where(
+            EventParticipant.event_id == event_id, EventParticipant.bib == "7")).all()
+        assert holders == [winner_ep.id]
+        assert check.get(EventParticipant, loser_id).bib == "1"

@@ -119,6 +119,9 @@ class Person(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     )
 
 
+ACTIVE_BIB_INDEX = "uq_event_participants_active_bib"
+
+
 class EventParticipant(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     """A person's entry in one event ("EP")."""
 
@@ -126,7 +129,7 @@ class EventParticipant(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     __table_args__ = (
         # A bib identifies one active runner per event; withdrawn EPs free their bib.
         Index(
-            "uq_event_participants_active_bib",
+            ACTIVE_BIB_INDEX,
             "event_id",
             "bib",
             unique=True,

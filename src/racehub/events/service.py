@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -22,12 +24,14 @@ from sqlalchemy import (
     select,
     union,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from racehub.core import audit
 from racehub.core.context import TenantContext
 from racehub.core.exceptions import Conflict, Invalid
 from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
+from racehub.db.errors import violates
 from racehub.events.exceptions import (
     BibTaken,
     CategoryNotFound,
@@ -36,6 +40,7 @@ from racehub.events.exceptions import (
     TimingIdentifierLocked,
 )
 from racehub.events.models import (
+    ACTIVE_BIB_INDEX,
     BIB_LENGTH_KEY,
     BIB_MISSING_KEY,
     BIB_TEXT_KEY,
@@ -346,12 +351,13 @@ def get_participant_or_raise(
     return ep
 
 
-def _ensure_bib_free(
+def _bib_conflict(
     db: Session, ctx: TenantContext, *, event_id: uuid.UUID, bib: str | None,
     status: ParticipantStatus, exclude_id: uuid.UUID | None = None,
-) -> None:
+) -> BibTaken | None:
+    """The error naming the active participant of the event who holds ``bib``, if any."""
     if bib is None or status != ParticipantStatus.ACTIVE:
-        return
+        return None
     stmt = (
         _scoped(ctx, EventParticipant)
         .where(EventParticipant.event_id == event_id, EventParticipant.bib == bib,
@@ -361,14 +367,47 @@ def _ensure_bib_free(
     if exclude_id is not None:
         stmt = stmt.where(EventParticipant.id != exclude_id)
     other = db.scalar(stmt)
-    if other is not None:
-        raise BibTaken(
-            f"bib {bib} is already used in this event by {other.person.first_name} "
-            f"{other.person.last_name} (participant {other.id}"
-            + (f", registration {other.registration_id}" if other.registration_id else "")
-            + ")",
-            field="bib",
-        )
+    if other is None:
+        return None
+    return BibTaken(
+        f"bib {bib} is already used in this event by {other.person.first_name} "
+        f"{other.person.last_name} (participant {other.id}"
+        + (f", registration {other.registration_id}" if other.registration_id else "")
+        + ")",
+        field="bib",
+    )
+
+
+@contextmanager
+def _writing_bib(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, bib: str | None,
+    status: ParticipantStatus, exclude_id: uuid.UUID | None = None,
+) -> Iterator[None]:
+    """Check the bib is free, then make the caller's changes and flush them in a savepoint.
+
+    Two requests can both pass the check before either commits; the unique index then
+    makes the later one wait and fail at flush. That failure becomes the same BibTaken,
+    naming the winner, and only the savepoint is rolled back: a sync or import writing
+    many participants in one transaction loses this one, not the batch.
+    """
+    args = {"event_id": event_id, "bib": bib, "status": status, "exclude_id": exclude_id}
+    if conflict := _bib_conflict(db, ctx, **args):
+        raise conflict
+    savepoint = db.begin_nested()
+    try:
+        yield
+        db.flush()
+    except IntegrityError as exc:
+        savepoint.rollback()
+        if not violates(exc, ACTIVE_BIB_INDEX):
+            raise
+        raise _bib_conflict(db, ctx, **args) or BibTaken(
+            f"bib {bib} was taken in this event by another change just now", field="bib"
+        ) from exc
+    except BaseException:
+        savepoint.rollback()
+        raise
+    savepoint.commit()
 
 
 def create_participant(
@@ -382,19 +421,18 @@ def create_participant(
         person = db.scalar(_scoped(ctx, Person).where(Person.id == data.person_id))
         if person is None:
             raise Invalid("person not found", field="personId")
-    else:
-        assert data.person is not None
-        person = Person(tenant_id=ctx.tenant_id, **data.person.model_dump())
-        db.add(person)
-    _ensure_bib_free(db, ctx, event_id=event_id, bib=data.bib, status=data.status)
-    ep = EventParticipant(
-        tenant_id=ctx.tenant_id,
-        event_id=event_id,
-        person=person,
-        **data.model_dump(exclude={"person", "person_id"}),
-    )
-    db.add(ep)
-    db.flush()
+    with _writing_bib(db, ctx, event_id=event_id, bib=data.bib, status=data.status):
+        if data.person_id is None:
+            assert data.person is not None
+            person = Person(tenant_id=ctx.tenant_id, **data.person.model_dump())
+            db.add(person)
+        ep = EventParticipant(
+            tenant_id=ctx.tenant_id,
+            event_id=event_id,
+            person=person,
+            **data.model_dump(exclude={"person", "person_id"}),
+        )
+        db.add(ep)
     audit.record(db, ctx, action="participant.create", target_type="participant",
                  target_id=ep.id, after={**_snapshot(ep, PARTICIPANT_FIELDS),
                                          "person_id": person.id})
@@ -413,21 +451,16 @@ def update_participant(
                               field="categoryId")
     if "status" in changes and changes["status"] is None:
         raise Invalid("status cannot be null", field="status")
-    new_bib = changes.get("bib", ep.bib)
-    new_status = changes.get("status", ep.status)
-    _ensure_bib_free(db, ctx, event_id=ep.event_id, bib=new_bib, status=new_status,
-                     exclude_id=ep.id)
-    for name, value in changes.items():
-        setattr(ep, name, value)
-    if data.person is not None:
-        person_changes = data.person.model_dump(exclude_unset=True)
-        for name in ("first_name", "last_name"):
-            if name in person_changes and person_changes[name] is None:
-                raise Invalid(f"{to_camel(name)} cannot be empty",
-                              field=f"person.{to_camel(name)}")
+    person_changes = data.person.model_dump(exclude_unset=True) if data.person else {}
+    for name in ("first_name", "last_name"):
+        if name in person_changes and person_changes[name] is None:
+            raise Invalid(f"{to_camel(name)} cannot be empty", field=f"person.{to_camel(name)}")
+    with _writing_bib(db, ctx, event_id=ep.event_id, bib=changes.get("bib", ep.bib),
+                      status=changes.get("status", ep.status), exclude_id=ep.id):
+        for name, value in changes.items():
+            setattr(ep, name, value)
         for name, value in person_changes.items():
             setattr(ep.person, name, value)
-    db.flush()
     after = {**_snapshot(ep, PARTICIPANT_FIELDS),
              **{f"person.{k}": v for k, v in _snapshot(ep.person, PERSON_FIELDS).items()}}
     changed = {k: v for k, v in before.items() if after[k] != v}
