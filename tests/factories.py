@@ -15,6 +15,10 @@ from racehub.core.schemas import ApiTokenCreate
 from racehub.events import service as events_service
 from racehub.events.models import Category, Event, EventParticipant
 from racehub.events.schemas import CategoryCreate, EventCreate, ParticipantCreate, PersonIn
+from racehub.inventory import service as inventory_service
+from racehub.inventory.models import NumberType
+from racehub.inventory.schemas import NumberTypeCreate
+from racehub.inventory.service import ManufacturedRow, RowResult
 
 PASSWORD = "correct horse battery"
 _seq = itertools.count(1)
@@ -74,3 +78,19 @@ def make_participant(
     return events_service.create_participant(
         db, ctx, event_id=event.id, data=ParticipantCreate(person=person, **fields)
     )
+
+
+def make_number_type(db: Session, tenant: Tenant, name: str | None = None,
+                     **fields: Any) -> NumberType:
+    return inventory_service.create_number_type(
+        db, system_ctx(tenant),
+        data=NumberTypeCreate(name=name or f"Bibs {next(_seq)}", **fields))
+
+
+def onboard(db: Session, number_type: NumberType, *rows: tuple[str, str, str],
+            duplicates: frozenset[int] = frozenset()) -> list[RowResult]:
+    """Onboard (sequence, number, barcode) rows as a manufacturer's file would list them."""
+    ctx = TenantContext.system(number_type.tenant_id, label="test")
+    return inventory_service.onboard_manufactured_numbers(
+        db, ctx, number_type=number_type, duplicate_sequences=duplicates,
+        rows=[ManufacturedRow(n, *row) for n, row in enumerate(rows, start=2)])

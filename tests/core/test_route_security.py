@@ -30,8 +30,10 @@ from tests.factories import (
     auth,
     make_category,
     make_event,
+    make_number_type,
     make_participant,
     make_tenant,
+    onboard,
     system_ctx,
 )
 
@@ -81,6 +83,11 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/events/{event_id}/participants"): Case(201, json=NEW_PERSON),
     ("GET", "/api/participants/{participant_id}"): Case(200),
     ("PATCH", "/api/participants/{participant_id}"): Case(200, json={"team": "Harriers"}),
+    ("GET", "/api/number-types"): Case(200),
+    ("POST", "/api/number-types"): Case(201, json={"name": "Road bibs"}),
+    ("GET", "/api/race-numbers"): Case(200),
+    ("GET", "/api/race-numbers/templates/manufactured-numbers.csv"): Case(200),
+    ("GET", "/api/race-numbers/{race_number_id}"): Case(200),
     ("GET", "/api/jobs"): Case(200),
     ("GET", "/api/jobs/{job_id}"): Case(200),
     ("POST", "/api/jobs/{job_id}/cancel"): Case(200, also_needs=JOB_CONTROL),
@@ -105,6 +112,10 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/participants/{participant_id}/edit"): Case(200),
     ("POST", "/participants/{participant_id}/edit"): Case(
         303, form={"first_name": "Ada", "last_name": "Lovelace", "status": "active"}),
+    ("GET", "/inventory/number-types"): Case(200),
+    ("POST", "/inventory/number-types"): Case(303, form={"name": "Road bibs"}),
+    ("GET", "/inventory/numbers"): Case(200),
+    ("GET", "/inventory/numbers/{race_number_id}"): Case(200),
     ("GET", "/jobs/{job_id}"): Case(200),
     ("POST", "/jobs/{job_id}/control"): Case(303, form={"action": "cancel"},
                                              also_needs=JOB_CONTROL),
@@ -169,8 +180,10 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
                  params={"event_id": str(event.id), "category_id": str(category.id),
                          "first_bib": 1})
     db.add(job)
+    [numbered] = onboard(db, make_number_type(db, tenant), ("1", "0001", "CHIP-1"))
     db.flush()
     return {"event_id": str(event.id), "category_id": str(category.id),
+            "race_number_id": str(numbered.race_number_id),
             "participant_id": str(participant.id), "token_id": str(token.id),
             "job_id": str(job.id)}
 

@@ -14,6 +14,8 @@ class Perm(enum.StrEnum):
     EVENTS_EVENT_WRITE = "events:event:write"
     EVENTS_PARTICIPANT_READ = "events:participant:read"
     EVENTS_PARTICIPANT_WRITE = "events:participant:write"
+    INVENTORY_NUMBER_READ = "inventory:number:read"
+    INVENTORY_NUMBER_MANAGE = "inventory:number:manage"  # number types and number imports
     JOBS_RUN_READ = "jobs:run:read"
     AUDIT_LOG_READ = "core:audit:read"
     CORE_TOKEN_MANAGE = "core:token:manage"
@@ -24,6 +26,7 @@ class Perm(enum.StrEnum):
 _EVERYONE = {
     Perm.EVENTS_EVENT_READ,
     Perm.EVENTS_PARTICIPANT_READ,
+    Perm.INVENTORY_NUMBER_READ,
     Perm.JOBS_RUN_READ,
     Perm.CORE_SELF_READ,
 }

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic.alias_generators import to_camel
 from sqlalchemy import (
@@ -31,6 +31,7 @@ from racehub.core import audit
 from racehub.core.context import TenantContext
 from racehub.core.exceptions import Conflict, Invalid
 from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
+from racehub.core.query import contains_pattern, scoped
 from racehub.db.errors import violates
 from racehub.events.exceptions import (
     BibTaken,
@@ -62,11 +63,7 @@ from racehub.events.schemas import (
     ParticipantUpdate,
 )
 
-M = TypeVar("M")
-
-
-def _scoped(ctx: TenantContext, model: type[M]) -> Select[tuple[M]]:
-    return select(model).where(model.tenant_id == ctx.tenant_id)  # type: ignore[attr-defined]
+_scoped = scoped
 
 
 def _snapshot(obj: Any, fields: list[str]) -> dict[str, Any]:
@@ -77,9 +74,7 @@ def _snapshot(obj: Any, fields: list[str]) -> dict[str, Any]:
     return out
 
 
-def _like(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+_like = contains_pattern
 
 
 # --- events ------------------------------------------------------------------------------

@@ -1,0 +1,31 @@
+"""Query helpers every domain's service starts from."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, select
+
+from racehub.core.context import TenantContext
+
+M = TypeVar("M")
+
+
+def scoped(ctx: TenantContext, model: type[M]) -> Select[tuple[M]]:
+    """``SELECT model`` limited to the caller's tenant: the start of every tenant query."""
+    tenant_column: Any = model.tenant_id  # type: ignore[attr-defined]
+    return select(model).where(tenant_column == ctx.tenant_id)
+
+
+def _escape_like(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def contains_pattern(term: str) -> str:
+    """A LIKE pattern matching ``term`` anywhere, its own % and _ taken literally."""
+    return f"%{_escape_like(term)}%"
+
+
+def prefix_pattern(term: str) -> str:
+    """A LIKE pattern matching values that start with ``term``."""
+    return f"{_escape_like(term)}%"

@@ -1,0 +1,109 @@
+"""HTML pages for the number and tag inventory."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from racehub.core.context import TenantContext
+from racehub.core.deps import DB, require
+from racehub.core.exceptions import DomainError, Invalid
+from racehub.core.rbac import Perm
+from racehub.inventory import service
+from racehub.inventory.models import RaceNumberState
+from racehub.inventory.schemas import NumberTypeCreate
+from racehub.web.pages import form_error, parse_form, render
+from racehub.web.templating import is_htmx
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+ReadInventory = Annotated[TenantContext, Depends(require(Perm.INVENTORY_NUMBER_READ))]
+ManageInventory = Annotated[TenantContext, Depends(require(Perm.INVENTORY_NUMBER_MANAGE))]
+
+PAGE_SIZE = 50
+
+
+@router.get("/inventory/number-types")
+def number_types_page(request: Request, db: DB, ctx: ReadInventory) -> Response:
+    return _number_types(request, db, ctx)
+
+
+def _number_types(request: Request, db: DB, ctx: TenantContext, status_code: int = 200,
+                  **context: Any) -> Response:
+    context.setdefault("values", {})
+    return render(request, db, ctx, "inventory/number_types.html", status_code=status_code,
+                  number_types=service.list_number_types(db, ctx),
+                  can_manage=ctx.can(Perm.INVENTORY_NUMBER_MANAGE), **context)
+
+
+@router.post("/inventory/number-types")
+async def create_number_type(request: Request, db: DB, ctx: ManageInventory) -> Response:
+    values = dict(await request.form())
+    try:
+        service.create_number_type(db, ctx, data=parse_form(NumberTypeCreate, values))
+    except DomainError as exc:
+        db.rollback()
+        return _number_types(request, db, ctx, status_code=exc.status_code, values=values,
+                             **form_error(exc))
+    db.commit()
+    return RedirectResponse("/inventory/number-types?flash=Number+type+added", status_code=303)
+
+
+@router.get("/inventory/numbers")
+def race_numbers_page(request: Request, db: DB, ctx: ReadInventory) -> Response:
+    params = dict(request.query_params)
+    q = params.get("q", "").strip()
+    number_type_id = _uuid_param(params.get("numberTypeId"), "numberTypeId")
+    state = _state_param(params.get("state"))
+    if number_type_id is not None:
+        service.get_number_type_or_raise(db, ctx, number_type_id=number_type_id,
+                                         field="numberTypeId")
+    rows, next_cursor = service.list_race_numbers(
+        db, ctx, number_type_id=number_type_id, q=q or None, state=state,
+        cursor=params.get("cursor") or None, limit=PAGE_SIZE)
+    filters = {"q": q, "numberTypeId": str(number_type_id or ""),
+               "state": state.value if state else ""}
+    next_url = None
+    if next_cursor:
+        next_url = "/inventory/numbers?" + urlencode({**filters, "cursor": next_cursor})
+    table = {"race_numbers": rows, "next_url": next_url, "filters": filters,
+             "first_url": ("/inventory/numbers?" + urlencode(filters))
+             if params.get("cursor") else None}
+    if is_htmx(request) and request.headers.get("hx-target") == "race-numbers":
+        return render(request, db, ctx, "inventory/_race_numbers.html", **table)
+    return render(request, db, ctx, "inventory/race_numbers.html",
+                  number_types=service.list_number_types(db, ctx),
+                  states=list(RaceNumberState), **table)
+
+
+@router.get("/inventory/numbers/{race_number_id}")
+def race_number_page(
+    race_number_id: uuid.UUID, request: Request, db: DB, ctx: ReadInventory
+) -> Response:
+    race_number = service.get_race_number_or_raise(db, ctx, race_number_id=race_number_id)
+    log = service.list_race_number_log(db, ctx, race_number_id=race_number_id)
+    return render(request, db, ctx, "inventory/race_number.html", race_number=race_number,
+                  log=log)
+
+
+def _uuid_param(value: str | None, name: str) -> uuid.UUID | None:
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise Invalid(f"{name} is not a valid id", field=name) from exc
+
+
+def _state_param(value: str | None) -> RaceNumberState | None:
+    if not value:
+        return None
+    try:
+        return RaceNumberState(value)
+    except ValueError as exc:
+        raise Invalid(f"state must be one of {', '.join(RaceNumberState)}",
+                      field="state") from exc
