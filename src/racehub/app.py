@@ -62,12 +62,14 @@ def create_app(
     from racehub.core import pages as core_pages
     from racehub.events import api as events_api
     from racehub.events import pages as events_pages
+    from racehub.imports import api as imports_api
+    from racehub.imports import pages as imports_pages
     from racehub.inventory import api as inventory_api
     from racehub.inventory import pages as inventory_pages
     from racehub.jobs import api as jobs_api
     from racehub.jobs import pages as jobs_pages
 
-    for module in (core_api, events_api, inventory_api, jobs_api,
-                   core_pages, events_pages, inventory_pages, jobs_pages):
+    for module in (core_api, events_api, imports_api, inventory_api, jobs_api,
+                   core_pages, events_pages, imports_pages, inventory_pages, jobs_pages):
         app.include_router(module.router)
     return app

@@ -25,6 +25,8 @@ from racehub.core.models import Role, Tenant
 from racehub.core.rbac import ROLE_PERMISSIONS, Perm
 from racehub.core.schemas import ApiTokenCreate
 from racehub.events.service import ASSIGN_BIBS_KIND
+from racehub.imports.models import Import
+from racehub.imports.service import RUN_IMPORT_KIND
 from racehub.jobs.models import JobRun
 from tests.factories import (
     auth,
@@ -51,6 +53,9 @@ PUBLIC_PAGE_PATHS = {
 
 # Controlling a job also needs the permission of the job's kind (assign bibs here).
 JOB_CONTROL = frozenset({Perm.EVENTS_PARTICIPANT_WRITE})
+# Manufactured-number imports need the inventory permission on top of running imports.
+INVENTORY_MANAGE = frozenset({Perm.INVENTORY_NUMBER_MANAGE})
+IMPORT_CONTROL = INVENTORY_MANAGE
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class Case:
     json: dict[str, Any] | None = None
     form: dict[str, str] | None = None
     also_needs: frozenset[Perm] = field(default_factory=frozenset)
+    params: dict[str, str] | None = None  # formatted with the row ids, like the path
+    files: dict[str, tuple[str, bytes]] | None = None
 
 
 NEW_PERSON = {"person": {"firstName": "Grace", "lastName": "Hopper"}, "bib": "8"}
@@ -83,6 +90,17 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/events/{event_id}/participants"): Case(201, json=NEW_PERSON),
     ("GET", "/api/participants/{participant_id}"): Case(200),
     ("PATCH", "/api/participants/{participant_id}"): Case(200, json={"team": "Harriers"}),
+    ("POST", "/api/imports"): Case(
+        201, params={"importType": "NUMBER_ONBOARDING", "numberTypeId": "{number_type_id}"},
+        files={"file": ("batch.csv", b"sequence,number,barcode\r\n5,0005,\r\n")},
+        also_needs=INVENTORY_MANAGE),
+    ("GET", "/api/imports"): Case(200),
+    ("GET", "/api/imports/{import_id}"): Case(200),
+    ("GET", "/api/imports/{import_id}/rows"): Case(200),
+    ("GET", "/api/imports/{import_id}/rows.csv"): Case(200),
+    ("POST", "/api/imports/{import_id}/cancel"): Case(200, also_needs=IMPORT_CONTROL),
+    ("POST", "/api/imports/{import_id}/pause"): Case(200, also_needs=IMPORT_CONTROL),
+    ("POST", "/api/imports/{import_id}/resume"): Case(200, also_needs=IMPORT_CONTROL),
     ("GET", "/api/number-types"): Case(200),
     ("POST", "/api/number-types"): Case(201, json={"name": "Road bibs"}),
     ("GET", "/api/race-numbers"): Case(200),
@@ -112,6 +130,11 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/participants/{participant_id}/edit"): Case(200),
     ("POST", "/participants/{participant_id}/edit"): Case(
         303, form={"first_name": "Ada", "last_name": "Lovelace", "status": "active"}),
+    ("GET", "/imports/{import_id}"): Case(200),
+    ("POST", "/imports/{import_id}/control"): Case(303, form={"action": "cancel"},
+                                                   also_needs=IMPORT_CONTROL),
+    ("GET", "/inventory/numbers/onboard/import"): Case(200),
+    ("GET", "/inventory/numbers/onboard/imports/{import_id}/summary"): Case(200),
     ("GET", "/inventory/number-types"): Case(200),
     ("POST", "/inventory/number-types"): Case(303, form={"name": "Road bibs"}),
     ("GET", "/inventory/numbers"): Case(200),
@@ -180,10 +203,23 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
                  params={"event_id": str(event.id), "category_id": str(category.id),
                          "first_bib": 1})
     db.add(job)
-    [numbered] = onboard(db, make_number_type(db, tenant), ("1", "0001", "CHIP-1"))
+    number_type = make_number_type(db, tenant)
+    [numbered] = onboard(db, number_type, ("1", "0001", "CHIP-1"))
+    # Queued with a pause requested, like the job above; no file needed to control it.
+    import_run = JobRun(tenant_id=tenant.id, kind=RUN_IMPORT_KIND, pause_requested=True,
+                        params={"import_id": "", "import_type": "NUMBER_ONBOARDING"})
+    db.add(import_run)
+    db.flush()
+    upload = Import(tenant_id=tenant.id, import_type="NUMBER_ONBOARDING", filename="b.csv",
+                    stored_path="imports/none", size_bytes=1, file_format="csv",
+                    header=["sequence", "number", "barcode"],
+                    column_map={"sequence": 0, "number": 1, "barcode": 2},
+                    params={"numberTypeId": str(number_type.id)}, job_run_id=import_run.id)
+    db.add(upload)
     db.flush()
     return {"event_id": str(event.id), "category_id": str(category.id),
             "race_number_id": str(numbered.race_number_id),
+            "number_type_id": str(number_type.id), "import_id": str(upload.id),
             "participant_id": str(participant.id), "token_id": str(token.id),
             "job_id": str(job.id)}
 
@@ -212,6 +248,10 @@ def tenant_fingerprint(db: Session, tenant: Tenant) -> dict[str, str]:
 def send(client: TestClient, method: str, path: str, case: Case, ids: dict[str, str],
          headers: dict[str, str]) -> Response:
     url = path.format(**ids)
+    params = {k: v.format(**ids) for k, v in (case.params or {}).items()}
+    if case.files is not None:
+        return client.request(method, url, params=params, files=case.files, headers=headers,
+                              follow_redirects=False)
     if case.form is not None:
         return client.request(method, url, data=case.form, headers=headers,
                               follow_redirects=False)

@@ -14,6 +14,8 @@ class Perm(enum.StrEnum):
     EVENTS_EVENT_WRITE = "events:event:write"
     EVENTS_PARTICIPANT_READ = "events:participant:read"
     EVENTS_PARTICIPANT_WRITE = "events:participant:write"
+    IMPORTS_IMPORT_READ = "imports:import:read"
+    IMPORTS_IMPORT_RUN = "imports:import:run"  # the import type may ask for more
     INVENTORY_NUMBER_READ = "inventory:number:read"
     INVENTORY_NUMBER_MANAGE = "inventory:number:manage"  # number types and number imports
     JOBS_RUN_READ = "jobs:run:read"
@@ -26,6 +28,7 @@ class Perm(enum.StrEnum):
 _EVERYONE = {
     Perm.EVENTS_EVENT_READ,
     Perm.EVENTS_PARTICIPANT_READ,
+    Perm.IMPORTS_IMPORT_READ,
     Perm.INVENTORY_NUMBER_READ,
     Perm.JOBS_RUN_READ,
     Perm.CORE_SELF_READ,
@@ -33,9 +36,12 @@ _EVERYONE = {
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset(_EVERYONE),
-    Role.RESULTS_OFFICER: frozenset(_EVERYONE | {Perm.EVENTS_PARTICIPANT_WRITE}),
+    Role.RESULTS_OFFICER: frozenset(
+        _EVERYONE | {Perm.EVENTS_PARTICIPANT_WRITE, Perm.IMPORTS_IMPORT_RUN}
+    ),
     Role.EVENT_MANAGER: frozenset(
-        _EVERYONE | {Perm.EVENTS_EVENT_WRITE, Perm.EVENTS_PARTICIPANT_WRITE}
+        _EVERYONE | {Perm.EVENTS_EVENT_WRITE, Perm.EVENTS_PARTICIPANT_WRITE,
+                     Perm.IMPORTS_IMPORT_RUN}
     ),
     Role.TENANT_ADMIN: frozenset(Perm),
 }

@@ -3,6 +3,7 @@
 from racehub.core import models as core_models  # noqa: F401
 from racehub.db.base import Base
 from racehub.events import models as events_models  # noqa: F401
+from racehub.imports import models as imports_models  # noqa: F401
 from racehub.inventory import models as inventory_models  # noqa: F401
 from racehub.jobs import models as jobs_models  # noqa: F401
 

@@ -13,7 +13,9 @@ from racehub.core.context import TenantContext
 from racehub.core.deps import DB, require
 from racehub.core.exceptions import DomainError, Invalid
 from racehub.core.rbac import Perm
+from racehub.imports import service as imports_service
 from racehub.inventory import service
+from racehub.inventory.importers import NUMBER_ONBOARDING
 from racehub.inventory.models import RaceNumberState
 from racehub.inventory.schemas import NumberTypeCreate
 from racehub.web.pages import form_error, parse_form, render
@@ -77,7 +79,8 @@ def race_numbers_page(request: Request, db: DB, ctx: ReadInventory) -> Response:
         return render(request, db, ctx, "inventory/_race_numbers.html", **table)
     return render(request, db, ctx, "inventory/race_numbers.html",
                   number_types=service.list_number_types(db, ctx),
-                  states=list(RaceNumberState), **table)
+                  states=list(RaceNumberState), can_manage=ctx.can(Perm.INVENTORY_NUMBER_MANAGE),
+                  **table)
 
 
 @router.get("/inventory/numbers/{race_number_id}")
@@ -107,3 +110,54 @@ def _state_param(value: str | None) -> RaceNumberState | None:
     except ValueError as exc:
         raise Invalid(f"state must be one of {', '.join(RaceNumberState)}",
                       field="state") from exc
+
+
+# --- T06 upload and T07 summary ----------------------------------------------------------------
+
+BUCKET_PAGE_SIZE = 20
+
+
+@router.get("/inventory/numbers/onboard/import")
+def onboard_import_page(request: Request, db: DB, ctx: ManageInventory) -> Response:
+    number_types = service.list_number_types(db, ctx)
+    names = {str(t.id): t.name for t in number_types}
+    recent = imports_service.list_imports(db, ctx, import_type=NUMBER_ONBOARDING, size=10)
+    return render(request, db, ctx, "inventory/onboard_import.html",
+                  number_types=number_types, recent=recent, type_names=names,
+                  import_type=imports_service.get_import_type(NUMBER_ONBOARDING),
+                  selected=request.query_params.get("numberTypeId", ""))
+
+
+@router.get("/inventory/numbers/onboard/imports/{import_id}/summary")
+def onboard_summary_page(
+    import_id: uuid.UUID, request: Request, db: DB, ctx: ReadInventory
+) -> Response:
+    imp = imports_service.get_import_or_raise(db, ctx, import_id=import_id)
+    if imp.import_type != NUMBER_ONBOARDING:
+        raise imports_service.ImportNotFound()
+    import_type = imports_service.get_import_type(NUMBER_ONBOARDING)
+    only = request.query_params.get("bucket")
+    sections = []
+    for bucket in import_type.buckets:
+        if only and bucket.key != only:
+            continue
+        cursor = request.query_params.get("cursor") if only else None
+        rows, next_cursor = imports_service.list_row_results(
+            db, ctx, import_id=imp.id, bucket=bucket.key, cursor=cursor,
+            limit=BUCKET_PAGE_SIZE)
+        more = None
+        if next_cursor:
+            more = f"{request.url.path}?" + urlencode({"bucket": bucket.key,
+                                                       "cursor": next_cursor})
+        sections.append({"bucket": bucket, "rows": rows, "more": more})
+    context = {"imp": imp, "run": imp.job_run, "sections": sections,
+               "columns": imports_service.columns_of(imp)}
+    if only and is_htmx(request):
+        return render(request, db, ctx, "inventory/_summary_bucket.html",
+                      section=sections[0], **context)
+    counts = {key: count for key, _, count in imports_service.bucket_counts(imp)}
+    number_type = service.get_number_type_or_raise(
+        db, ctx, number_type_id=uuid.UUID(imp.params["numberTypeId"]))
+    return render(request, db, ctx, "inventory/onboard_summary.html", counts=counts,
+                  number_type=number_type, not_processed=max(
+                      0, (imp.rows_total or 0) - imp.job_run.done), **context)

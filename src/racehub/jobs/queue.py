@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 queue_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
-_TASK_MODULES = {"jobs": "racehub.jobs.tasks", "events": "racehub.events.tasks"}
+_TASK_MODULES = {"jobs": "racehub.jobs.tasks", "events": "racehub.events.tasks",
+                 "imports": "racehub.imports.tasks"}
 _loaded = False
 
 

@@ -1,0 +1,16 @@
+"""Errors of the import pipeline."""
+
+from racehub.core.exceptions import DomainError, NotFound
+
+
+class ImportNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("import not found")
+
+
+class RejectedUpload(DomainError):
+    """The upload cannot become an import (wrong type, unreadable, missing column): 400,
+    and no job is created."""
+
+    status_code = 400
+    title = "Upload rejected"

@@ -1,0 +1,51 @@
+"""The C05 progress page: stage bar, percent, pause/resume/cancel, and the hand-back to
+the page that started the import (``importCaller:{uuid}`` in localStorage)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from racehub.core.context import TenantContext
+from racehub.core.deps import DB, require
+from racehub.core.rbac import Perm
+from racehub.imports import service
+from racehub.web.pages import render
+from racehub.web.templating import is_htmx
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+ReadImports = Annotated[TenantContext, Depends(require(Perm.IMPORTS_IMPORT_READ))]
+RunImports = Annotated[TenantContext, Depends(require(Perm.IMPORTS_IMPORT_RUN))]
+
+
+@router.get("/imports/{import_id}")
+def import_page(import_id: uuid.UUID, request: Request, db: DB, ctx: ReadImports) -> Response:
+    imp = service.get_import_or_raise(db, ctx, import_id=import_id)
+    import_type = service.get_import_type(imp.import_type)
+    summary_url = import_type.summary_url.format(import_id=imp.id)
+    template = "imports/_progress.html" if is_htmx(request) else "imports/progress.html"
+    return render(
+        request, db, ctx, template, imp=imp, run=imp.job_run, import_type=import_type,
+        stages=service.stages_of(imp), buckets=service.bucket_counts(imp),
+        summary_url=summary_url,
+        # Which caller pages may be handed back to, by their importCaller value.
+        callers=json.dumps({import_type.caller: summary_url} if import_type.caller else {}),
+        can_control=ctx.can(import_type.permission) and ctx.can(Perm.IMPORTS_IMPORT_RUN),
+    )
+
+
+@router.post("/imports/{import_id}/control")
+def control_import(
+    import_id: uuid.UUID,
+    db: DB,
+    ctx: RunImports,
+    action: Annotated[str, Form(pattern="^(cancel|pause|resume)$")],
+) -> Response:
+    service.control_import(db, ctx, import_id=import_id, action=action)
+    db.commit()
+    return RedirectResponse(f"/imports/{import_id}", status_code=303)

@@ -1,0 +1,374 @@
+"""The generic async import pipeline (C05).
+
+``create_import`` stores the upload, checks it can be read and has the columns its type
+requires (else 400, nothing kept), and queues the job. ``run_import`` is the job body:
+
+1. Columns: the column map, fixed when uploaded (auto-applied for fixed-schema types);
+2. Cells: one pass over every row (the type's survey), before anything is written;
+3. Verifying: identity-flag fingerprinting; skipped for types without identity flags;
+4. Processing: batches, each committed with its row results and a checkpoint, so a
+   resumed or retried run continues after the last committed row: never twice, never
+   skipped;
+5. Done.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, joinedload
+
+from racehub.core import audit
+from racehub.core.context import TenantContext
+from racehub.core.exceptions import DomainError, Forbidden
+from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
+from racehub.core.query import scoped
+from racehub.imports.exceptions import ImportNotFound, RejectedUpload
+
+__all__ = ["ImportNotFound"]  # raised by pages of the domains whose imports they show
+from racehub.imports.models import Import, ImportRowResult
+from racehub.imports.reader import Table, UnreadableFile, open_table
+from racehub.imports.registry import (
+    IMPORT_TYPES,
+    ImportRow,
+    ImportType,
+    RowOutcome,
+    load_import_types,
+)
+from racehub.jobs import service as jobs_service
+from racehub.jobs.models import JobStatus
+from racehub.jobs.runner import JobHandle
+from racehub.settings import Settings
+
+RUN_IMPORT_KIND = "imports.run"
+STAGES = ("Columns", "Cells", "Verifying", "Processing", "Done")
+VERIFYING_SKIPPED_DEFAULT = "Skipped — file is from an external system"
+
+
+def get_import_type(key: str | None) -> ImportType:
+    types = load_import_types()
+    if not key:
+        raise RejectedUpload(f"importType is required; one of: {', '.join(sorted(types))}",
+                             field="importType")
+    if key not in types:
+        raise RejectedUpload(f"unknown importType {key!r}; one of: {', '.join(sorted(types))}",
+                             field="importType")
+    return types[key]
+
+
+def _require(ctx: TenantContext, import_type: ImportType) -> None:
+    if not ctx.can(import_type.permission):
+        raise Forbidden(f"{import_type.label} needs the '{import_type.permission.value}' "
+                        "permission")
+
+
+# --- upload ----------------------------------------------------------------------------------
+
+
+def map_columns(import_type: ImportType, header: list[str]) -> dict[str, int]:
+    """Stage 1 for fixed-schema types: find each required column by name (any case)."""
+    positions: dict[str, int] = {}
+    for index, name in enumerate(header):
+        positions.setdefault(name.strip().lower(), index)
+    missing = [c for c in import_type.columns if c not in positions]
+    if missing:
+        names = ", ".join(f'"{c}"' for c in missing)
+        found = ", ".join(f'"{h}"' for h in header if h) or "none"
+        raise RejectedUpload(
+            f"the file has no {names} column{'s' if len(missing) > 1 else ''}; "
+            f"required columns: {', '.join(import_type.columns)} (found: {found})",
+            field="file")
+    return {column: positions[column] for column in import_type.columns}
+
+
+def create_import(
+    db: Session,
+    ctx: TenantContext,
+    *,
+    settings: Settings,
+    import_type_key: str | None,
+    params: dict[str, str],
+    filename: str,
+    upload: IO[bytes],
+) -> Import:
+    """Keep the upload and queue its import, or refuse it (400) keeping nothing."""
+    import_type = get_import_type(import_type_key)
+    _require(ctx, import_type)
+    kept_params = import_type.check_params(db, ctx, params)
+    import_id = uuid.uuid4()
+    relative = Path("imports") / str(ctx.tenant_id) / str(import_id) / "upload"
+    path = settings.data_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("wb") as out:
+            shutil.copyfileobj(upload, out, length=1 << 20)
+        try:
+            table = open_table(path, max_bytes=settings.max_upload_bytes)
+        except UnreadableFile as exc:
+            raise RejectedUpload(f"{filename}: {exc.detail}", field="file") from exc
+        column_map = map_columns(import_type, table.header)
+        shown_name = filename[:255] or "upload"
+        # Queued in this transaction: the worker sees the job only once the import is there.
+        run = jobs_service.start_job(
+            db, ctx, kind=RUN_IMPORT_KIND,
+            params={"import_id": str(import_id), "import_type": import_type.key},
+            message=f"{import_type.label}: {shown_name}")
+        imp = Import(
+            id=import_id, tenant_id=ctx.tenant_id, import_type=import_type.key,
+            filename=shown_name, stored_path=str(relative), size_bytes=path.stat().st_size,
+            file_format=table.format, encoding=table.encoding, delimiter=table.delimiter,
+            header=table.header, column_map=column_map, params=kept_params,
+            job_run_id=run.id, job_run=run,
+        )
+        db.add(imp)
+        db.flush()
+    except BaseException:
+        shutil.rmtree(path.parent, ignore_errors=True)
+        raise
+    audit.record(db, ctx, action="import.create", target_type="import", target_id=import_id,
+                 after={"import_type": import_type.key, "filename": imp.filename,
+                        "size_bytes": imp.size_bytes, "params": kept_params})
+    return imp
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def get_import_or_raise(db: Session, ctx: TenantContext, *, import_id: uuid.UUID) -> Import:
+    imp = db.scalar(scoped(ctx, Import).where(Import.id == import_id)
+                    .options(joinedload(Import.job_run)))
+    if imp is None:
+        raise ImportNotFound()
+    return imp
+
+
+def list_imports(
+    db: Session, ctx: TenantContext, *, import_type: str | None = None, size: int = 20
+) -> list[Import]:
+    check_limit(size)
+    stmt = scoped(ctx, Import).options(joinedload(Import.job_run))
+    if import_type:
+        stmt = stmt.where(Import.import_type == import_type)
+    return list(db.scalars(stmt.order_by(Import.created_at.desc(), Import.id.desc())
+                           .limit(size)))
+
+
+@dataclass(frozen=True)
+class StageView:
+    name: str
+    state: str  # pending, active, done, auto_applied, skipped, failed, cancelled
+    tooltip: str = ""
+
+
+def stages_of(imp: Import) -> list[StageView]:
+    """The stage bar: where the run is, which stages were auto-applied or skipped."""
+    import_type = IMPORT_TYPES.get(imp.import_type) or get_import_type(imp.import_type)
+    run = imp.job_run
+    current = run.stage if run.stage in STAGES else None
+    reached = STAGES.index(current) if current else (
+        len(STAGES) if run.status == JobStatus.COMPLETED else -1)
+    if run.status in (JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.PAUSED):
+        reached = STAGES.index("Processing") if run.done else reached
+    views = []
+    for index, name in enumerate(STAGES):
+        state = "done" if index < reached else "active" if index == reached else "pending"
+        if run.status == JobStatus.COMPLETED:
+            state = "done"
+        tooltip = ""
+        if name == "Columns" and import_type.fixed_schema:
+            state, tooltip = "auto_applied", ("Auto-applied — this import has a fixed schema: "
+                                              + ", ".join(import_type.columns))
+        elif name == "Verifying" and import_type.verifying_skipped_because is not None:
+            state, tooltip = "skipped", import_type.verifying_skipped_because
+        elif index == reached and run.status in (JobStatus.FAILED, JobStatus.CANCELLED,
+                                                 JobStatus.PAUSED):
+            state = run.status.value
+        views.append(StageView(name, state, tooltip))
+    return views
+
+
+def bucket_counts(imp: Import) -> list[tuple[str, str, int]]:
+    """(key, label, count) for every bucket of the type, zeros included, in order."""
+    import_type = get_import_type(imp.import_type)
+    counts = imp.job_run.counts or {}
+    return [(b.key, b.label, int(counts.get(b.key, 0))) for b in import_type.buckets]
+
+
+def list_row_results(
+    db: Session, ctx: TenantContext, *, import_id: uuid.UUID, bucket: str | None = None,
+    cursor: str | None = None, limit: int = 50,
+) -> tuple[list[ImportRowResult], str | None]:
+    check_limit(limit)
+    imp = get_import_or_raise(db, ctx, import_id=import_id)
+    stmt = scoped(ctx, ImportRowResult).where(ImportRowResult.import_id == imp.id)
+    if bucket:
+        _check_bucket(imp, bucket)
+        stmt = stmt.where(ImportRowResult.bucket == bucket)
+    key = SortKey(columns=[ImportRowResult.row_number, ImportRowResult.id])
+    rows = db.scalars(apply_keyset(stmt, key, cursor, limit)).all()
+    return split_page(rows, limit, lambda r: [r.row_number, r.id])
+
+
+def columns_of(imp: Import) -> list[str]:
+    """The mapped fields in the file's column order (JSONB does not keep key order)."""
+    return sorted(imp.column_map, key=lambda name: imp.column_map[name])
+
+
+def _check_bucket(imp: Import, bucket: str) -> None:
+    keys = [b.key for b in get_import_type(imp.import_type).buckets]
+    if bucket not in keys:
+        raise DomainError(f"unknown bucket {bucket!r}; one of: {', '.join(keys)}",
+                          field="bucket")
+
+
+def row_results_csv(
+    db: Session, ctx: TenantContext, *, import_id: uuid.UUID, bucket: str | None = None,
+) -> Iterator[str]:
+    """A bucket's rows as CSV (row, bucket, reason, then the file's columns), streamed."""
+    imp = get_import_or_raise(db, ctx, import_id=import_id)
+    if bucket:
+        _check_bucket(imp, bucket)
+    columns = columns_of(imp)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(["row", "bucket", "reason", *columns])
+    yield "\ufeff" + flush()  # the BOM makes Excel read UTF-8
+    cursor = None
+    while True:
+        rows, cursor = list_row_results(db, ctx, import_id=import_id, bucket=bucket,
+                                        cursor=cursor, limit=500)
+        for r in rows:
+            writer.writerow([r.row_number, r.bucket, r.reason,
+                             *[_csv_safe(r.values.get(c, "")) for c in columns]])
+        yield flush()
+        if cursor is None:
+            return
+
+
+def _csv_safe(value: str) -> str:
+    # A cell starting with = + - @ would run as a formula when the CSV is opened in Excel.
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+# --- control ---------------------------------------------------------------------------------
+
+
+def control_import(db: Session, ctx: TenantContext, *, import_id: uuid.UUID,
+                   action: str) -> Import:
+    imp = get_import_or_raise(db, ctx, import_id=import_id)
+    _require(ctx, get_import_type(imp.import_type))
+    actions = {"cancel": jobs_service.cancel_job, "pause": jobs_service.pause_job,
+               "resume": jobs_service.resume_job}
+    if action not in actions:
+        raise DomainError("action must be cancel, pause or resume", field="action")
+    actions[action](db, ctx, job_id=imp.job_run_id)
+    return imp
+
+
+# --- the job ---------------------------------------------------------------------------------
+
+
+def _import_rows(table: Table, column_map: dict[str, int], start_after: int = 0
+                 ) -> Iterator[ImportRow]:
+    """Data rows as field -> text, skipping the first ``start_after`` (already processed)."""
+    for index, row in enumerate(table.rows()):
+        if index < start_after:
+            continue
+        yield ImportRow(row.number, {field: row.cells[col] if col < len(row.cells) else ""
+                                     for field, col in column_map.items()},
+                        tuple(row.issues))
+
+
+def _batches(rows: Iterable[ImportRow], size: int) -> Iterator[list[ImportRow]]:
+    batch: list[ImportRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run_import(
+    handle: JobHandle, db: Session, ctx: TenantContext, *, import_id: str, batch_size: int,
+    data_dir: Path,
+) -> None:
+    """The job body: the five stages, resumable after any committed batch."""
+    imp = get_import_or_raise(db, ctx, import_id=uuid.UUID(import_id))
+    import_type = get_import_type(imp.import_type)
+    table = open_table(data_dir / imp.stored_path)
+    checkpoint = handle.checkpoint
+
+    handle.set_progress(stage="Columns", message="Columns: " + (
+        "auto-applied (fixed schema)" if import_type.fixed_schema else "mapped"))
+
+    if "survey" not in checkpoint:
+        handle.set_progress(stage="Cells", message="Reading every row")
+        rows_total = 0
+
+        def counted() -> Iterator[ImportRow]:
+            nonlocal rows_total
+            for row in _import_rows(table, imp.column_map):
+                rows_total += 1
+                yield row
+
+        survey = import_type.survey(counted())
+        imp.rows_total = rows_total
+        checkpoint = {"survey": survey, "rows_done": 0}
+        handle.run.checkpoint = checkpoint
+        handle.set_progress(total=rows_total, done=0)
+        handle.check_control()
+
+    if import_type.verifying_skipped_because is not None:
+        handle.log("Verifying skipped: " + import_type.verifying_skipped_because)
+    handle.set_progress(stage="Processing", message="Processing rows")
+
+    rows_done = int(checkpoint["rows_done"])
+    counts: dict[str, int] = {k: int(v) for k, v in (handle.run.counts or {}).items()}
+    for batch in _batches(_import_rows(table, imp.column_map, start_after=rows_done),
+                          batch_size):
+        outcomes = import_type.process(db, ctx, params=imp.params, survey=checkpoint["survey"],
+                                       rows=batch, job_run_id=handle.run.id)
+        _store_outcomes(db, ctx, imp, outcomes)
+        for outcome in outcomes:
+            counts[outcome.bucket] = counts.get(outcome.bucket, 0) + 1
+        rows_done += len(batch)
+        handle.commit_batch(checkpoint={**checkpoint, "rows_done": rows_done}, done=rows_done,
+                            counts=counts,
+                            message=f"Processed {rows_done} of {imp.rows_total} rows")
+    handle.set_progress(stage="Done", message=_summary_line(import_type, counts),
+                        commit=False)
+
+
+def _store_outcomes(db: Session, ctx: TenantContext, imp: Import,
+                    outcomes: list[RowOutcome]) -> None:
+    if not outcomes:
+        return
+    db.execute(insert(ImportRowResult).values([{
+        "tenant_id": ctx.tenant_id, "import_id": imp.id, "row_number": o.row_number,
+        "bucket": o.bucket, "values": o.values, "reason": o.reason,
+        "target_id": o.target_id,
+    } for o in outcomes]))
+
+
+def _summary_line(import_type: ImportType, counts: dict[str, int]) -> str:
+    parts = [f"{counts.get(b.key, 0)} {b.label.lower()}" for b in import_type.buckets
+             if counts.get(b.key)]
+    return "; ".join(parts) or "no rows"
+

@@ -1,0 +1,31 @@
+"""The import pipeline's job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from procrastinate import Blueprint
+from sqlalchemy.orm import Session
+
+from racehub.core.context import TenantContext
+from racehub.core.rbac import Perm
+from racehub.imports import service
+from racehub.jobs.runner import JobHandle, job_task
+from racehub.settings import get_settings
+
+blueprint = Blueprint()
+
+
+@job_task(
+    blueprint,
+    kind=service.RUN_IMPORT_KIND,
+    label="Import",
+    permission=Perm.IMPORTS_IMPORT_RUN,
+    # Imports of one type in one tenant run one after another: two files onboarding the
+    # same sequences at once would race for them.
+    lock="import:{tenant_id}:{import_type}",
+)
+def run_import(handle: JobHandle, db: Session, ctx: TenantContext, **params: Any) -> None:
+    settings = get_settings()
+    service.run_import(handle, db, ctx, import_id=params["import_id"],
+                       batch_size=settings.job_batch_size, data_dir=settings.data_dir)
