@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import typer
@@ -24,6 +25,9 @@ from racehub.core.models import Role
 from racehub.events import service as events_service
 from racehub.events.models import EventStatus, Gender, TimingIdentifier
 from racehub.events.schemas import CategoryCreate, EventCreate, ParticipantCreate, PersonIn
+from racehub.inventory import service as inventory_service
+from racehub.inventory.schemas import NumberTypeCreate
+from racehub.inventory.service import ManufacturedRow
 
 DEMO_TENANT = "demo-timing"
 DEMO_PASSWORD = "racehub-demo"
@@ -96,7 +100,37 @@ def seed_demo(db: Session, *, seed: int = 7) -> bool:
                 team=rng.choice([None, None, None, "Harriers", "Road Runners", "Les Gazelles"]),
             ))
         db.flush()
+    _seed_inventory(db, ctx, rng)
     return True
+
+
+def _seed_inventory(db: Session, ctx: TenantContext, rng: random.Random) -> None:
+    """Two bib designs; the road bibs have a first batch on file (most with a chip)."""
+    road = inventory_service.create_number_type(db, ctx, data=NumberTypeCreate(
+        name="Road bibs 2027", prefix="R", range_start=1, range_end=5000,
+        description="Tyvek bibs with a UHF chip"))
+    inventory_service.create_number_type(db, ctx, data=NumberTypeCreate(
+        name="Trail bibs 2027", range_start=1, range_end=1000))
+    inventory_service.onboard_manufactured_numbers(db, ctx, number_type=road, rows=[
+        ManufacturedRow(n + 1, str(n), f"{n:04d}",
+                        "" if rng.random() < 0.1 else f"E28011606000{rng.getrandbits(48):012X}")
+        for n in range(1, 201)
+    ])
+
+
+def write_demo_manufacturer_file(folder: Path) -> Path:
+    """A file to try the T06 import with: new sequences, some already on file (1-200 are),
+    rows without a chip, a repeated sequence and a barcode Excel mangled."""
+    rng = random.Random(11)
+    lines = ["sequence,number,barcode"]
+    for n in range(181, 421):
+        barcode = "" if n % 9 == 0 else f"E28011606000{rng.getrandbits(48):012X}"
+        lines.append(f"{n},{n:04d},{barcode}")
+    lines += ["300,0300-B,", "421,0421,2.80116E+23", "0,0000,"]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "demo-manufactured-numbers.csv"
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    return path
 
 
 
@@ -122,6 +156,9 @@ def run_demo(*, host: str | None, port: int | None) -> None:
     for email, _, role in DEMO_USERS:
         typer.echo(f"  {email:<32} {role.value}")
     typer.echo(f"  {PLATFORM_ADMIN[0]:<32} PLATFORM_ADMIN")
+    sample = write_demo_manufacturer_file(settings.data_dir / "demo")
+    typer.echo(f"try the manufactured-number import ({base}/inventory/numbers/onboard/import)")
+    typer.echo(f"  with {sample}")
     typer.echo("API: " + base + "/api/openapi.json   Stop: Ctrl-C")
     typer.echo("=" * 64 + "\n")
     try:
