@@ -176,7 +176,8 @@ def event_page(event_id: uuid.UUID, request: Request, db: DB, ctx: ReadEvents) -
     event = service.get_event_or_raise(db, ctx, event_id=event_id)
     table = _participants_context(db, ctx, event_id, dict(request.query_params))
     if is_htmx(request) and request.headers.get("hx-target") == "participants":
-        return render(request, db, ctx, "events/_participants.html", event=event, **table)
+        return render(request, db, ctx, "events/_participants.html", event=event,
+                      can_write_participants=ctx.can(Perm.EVENTS_PARTICIPANT_WRITE), **table)
     categories = service.list_categories(db, ctx, event_id=event_id)
     return render(
         request, db, ctx, "events/detail.html", event=event, categories=categories,
@@ -258,5 +259,6 @@ async def update_participant(
                       categories=service.list_categories(db, ctx, event_id=ep.event_id),
                       values=values, **form_error(exc), **_choices())
     db.commit()
-    return RedirectResponse(f"/events/{ep.event_id}?flash=Participant+saved&q={ep.bib or ''}",
+    return RedirectResponse(f"/events/{ep.event_id}?"
+                            + urlencode({"flash": "Participant saved", "q": ep.bib or ""}),
                             status_code=303)

@@ -1,0 +1,147 @@
+"""Editing a participant through the form, and the CSRF check on that form."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy.orm import Session, sessionmaker
+
+from racehub.events.models import EventParticipant
+from tests.e2e.helpers import ConsoleWatch, Seed, login
+from tests.factories import make_participant
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def pair(seed: Seed, committed_db: sessionmaker[Session]) -> tuple[EventParticipant, ...]:
+    with committed_db() as db:
+        ada = make_participant(db, seed.event, first_name="Ada", last_name="Lovelace",
+                               bib="101", team="Old Team", registration_id="R-1")
+        bea = make_participant(db, seed.event, first_name="Bea", last_name="Other",
+                               bib="202", registration_id="R-2")
+        db.commit()
+    return ada, bea
+
+
+def _row(committed_db: sessionmaker[Session], ep_id: uuid.UUID) -> EventParticipant:
+    with committed_db() as db:
+        ep = db.get(EventParticipant, ep_id)
+        assert ep is not None
+        return ep
+
+
+def test_edit_participant_saves_team_and_bib(
+    page: Page, seed: Seed, pair: tuple[EventParticipant, ...],
+    committed_db: sessionmaker[Session],
+) -> None:
+    ada, _ = pair
+    login(page, seed.admin.email)
+    page.goto(f"/events/{seed.event.id}")
+    page.locator(f'tr[data-participant-id="{ada.id}"]').get_by_role("link", name="Edit").click()
+
+    expect(page).to_have_url(re.compile(rf"/participants/{ada.id}/edit$"))
+    expect(page.get_by_label("Team")).to_have_value("Old Team")
+    expect(page.get_by_label("Bib")).to_have_value("101")
+    page.get_by_label("Team").fill("Fast Feet")
+    page.get_by_label("Bib").fill("111")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page).to_have_url(re.compile(rf"/events/{seed.event.id}\?.*q=111"))
+    expect(page.get_by_role("status")).to_have_text("Participant saved")
+    row = page.locator(f'tr[data-participant-id="{ada.id}"]')
+    expect(row.locator("td.bib")).to_have_text("111")
+    expect(row).to_contain_text("Fast Feet")
+    expect(row).to_contain_text("Lovelace, Ada")
+
+    saved = _row(committed_db, ada.id)
+    assert (saved.bib, saved.team, saved.registration_id) == ("111", "Fast Feet", "R-1")
+
+
+def test_duplicate_bib_names_the_other_participant_and_keeps_the_form(
+    page: Page, seed: Seed, pair: tuple[EventParticipant, ...],
+    committed_db: sessionmaker[Session], console: ConsoleWatch,
+) -> None:
+    ada, bea = pair
+    console.expect(r"status of 409 ")
+    login(page, seed.admin.email)
+    page.goto(f"/participants/{ada.id}/edit")
+    page.get_by_label("Team").fill("Changed Team")
+    page.get_by_label("Bib").fill("202")
+    page.get_by_label("City").fill("Lyon")
+    page.get_by_role("button", name="Save").click()
+
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("bib 202 is already used in this event by Bea Other")
+    expect(alert).to_contain_text(f"participant {bea.id}, registration R-2")
+    expect(alert).to_have_attribute("data-field", "bib")
+    expect(page).to_have_url(re.compile(rf"/participants/{ada.id}/edit$"))
+    expect(page.get_by_label("Bib")).to_have_value("202")
+    expect(page.get_by_label("Team")).to_have_value("Changed Team")
+    expect(page.get_by_label("City")).to_have_value("Lyon")
+    expect(page.get_by_label("First name")).to_have_value("Ada")
+
+    saved = _row(committed_db, ada.id)
+    assert (saved.bib, saved.team) == ("101", "Old Team")
+
+    # Fixing the bib on the re-rendered form (it still has a valid CSRF token) saves it all.
+    page.get_by_label("Bib").fill("303")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Participant saved")
+    saved = _row(committed_db, ada.id)
+    assert (saved.bib, saved.team) == ("303", "Changed Team")
+
+
+def test_post_without_csrf_token_is_refused(
+    page: Page, seed: Seed, pair: tuple[EventParticipant, ...],
+    committed_db: sessionmaker[Session],
+) -> None:
+    ada, _ = pair
+    login(page, seed.admin.email)
+    page.goto(f"/participants/{ada.id}/edit")
+    token = page.locator('input[name="csrf_token"]').first.input_value()
+    assert token
+    url = f"/participants/{ada.id}/edit"
+    form = {"first_name": "Ada", "last_name": "Lovelace", "bib": "777", "team": "Forged",
+            "status": "active"}
+
+    # ``page.request`` sends the context's cookies: the session and the CSRF cookie.
+    missing = page.request.post(url, form=form, max_redirects=0)
+    assert missing.status == 403
+    assert "CSRF check" in missing.text()
+    wrong = page.request.post(url, form={**form, "csrf_token": token[::-1]}, max_redirects=0)
+    assert wrong.status == 403
+    saved = _row(committed_db, ada.id)
+    assert (saved.bib, saved.team) == ("101", "Old Team")
+
+    ok = page.request.post(url, form={**form, "csrf_token": token}, max_redirects=0)
+    assert ok.status == 303, ok.text()
+    assert ok.headers["location"].startswith(f"/events/{seed.event.id}?")
+    saved = _row(committed_db, ada.id)
+    assert (saved.bib, saved.team) == ("777", "Forged")
+
+    # The header htmx sends is accepted in place of the form field.
+    header = page.request.post(url, form={**form, "team": "Via Header"},
+                               headers={"X-CSRF-Token": token}, max_redirects=0)
+    assert header.status == 303
+    assert _row(committed_db, ada.id).team == "Via Header"
+
+
+def test_saved_bib_with_url_special_characters_is_found_after_the_redirect(
+    page: Page, seed: Seed, pair: tuple[EventParticipant, ...],
+    committed_db: sessionmaker[Session],
+) -> None:
+    ada, _ = pair
+    login(page, seed.admin.email)
+    page.goto(f"/participants/{ada.id}/edit")
+    page.get_by_label("Bib").fill("12+A&B")  # '+', '&' mean something in a query string
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("status")).to_have_text("Participant saved")
+    expect(page.get_by_role("searchbox", name="Search")).to_have_value("12+A&B")
+    row = page.locator(f'tr[data-participant-id="{ada.id}"]')
+    expect(row.locator("td.bib")).to_have_text("12+A&B")
+    assert _row(committed_db, ada.id).bib == "12+A&B"
