@@ -25,9 +25,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from racehub.app import create_app
+from racehub.core.context import TenantContext
 from racehub.core.deps import get_db
+from racehub.core.models import Tenant
 from racehub.db.bootstrap import MIGRATIONS_DIR, migrate
 from racehub.db.session import libpq_url, sqlalchemy_url
+from racehub.inventory.models import NumberType
 from racehub.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,3 +153,25 @@ def committed_db(engine: Engine) -> Iterator[sessionmaker[Session]]:
         )).scalars().all()
         names = ", ".join(f'"{t}"' for t in tables if t not in TABLES_TO_KEEP)
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def tenant(db: Session) -> Tenant:
+    """A tenant of its own for the test (rolled back with it)."""
+    from tests.factories import make_tenant
+
+    return make_tenant(db)
+
+
+@pytest.fixture
+def ctx(tenant: Tenant) -> TenantContext:
+    """Full rights in ``tenant``, as a worker or the CLI would act."""
+    return TenantContext.system(tenant.id, label="test")
+
+
+@pytest.fixture
+def number_type(db: Session, tenant: Tenant) -> NumberType:
+    """A bib design of ``tenant`` taking sequences 1-5000."""
+    from tests.factories import make_number_type
+
+    return make_number_type(db, tenant, name="Marathon 2027", range_start=1, range_end=5000)

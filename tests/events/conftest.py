@@ -5,20 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from racehub.core.context import TenantContext
 from racehub.core.models import Role, Tenant
 from racehub.events.models import Event
-from tests.factories import auth, make_event, make_tenant, system_ctx
-
-
-@pytest.fixture
-def tenant(db: Session) -> Tenant:
-    return make_tenant(db)
-
-
-@pytest.fixture
-def ctx(tenant: Tenant) -> TenantContext:
-    return system_ctx(tenant)
+from tests.factories import auth, make_event
 
 
 @pytest.fixture

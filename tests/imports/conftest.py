@@ -1,4 +1,4 @@
-"""Fixtures for the import pipeline tests: a tenant with a number type, uploads, and a
+"""Fixtures for the import pipeline tests: uploads of a manufacturer's file, and a
 way to run an import's job in-process on the test's own (rolled back) session."""
 
 from __future__ import annotations
@@ -18,17 +18,7 @@ from racehub.imports import service
 from racehub.inventory.models import NumberType
 from racehub.jobs.runner import run_job
 from racehub.settings import Settings
-from tests.factories import auth, make_number_type, make_tenant
-
-
-@pytest.fixture
-def tenant(db: Session) -> Tenant:
-    return make_tenant(db)
-
-
-@pytest.fixture
-def number_type(db: Session, tenant: Tenant) -> NumberType:
-    return make_number_type(db, tenant, name="Marathon 2027", range_start=1, range_end=5000)
+from tests.factories import auth
 
 
 @pytest.fixture

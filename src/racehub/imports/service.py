@@ -20,6 +20,7 @@ import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -127,6 +128,8 @@ def create_import(
             file_format=table.format, encoding=table.encoding, delimiter=table.delimiter,
             header=table.header, column_map=column_map, params=kept_params,
             job_run_id=run.id, job_run=run,
+            # The clock, not the transaction's start: "recent imports" order by it.
+            created_at=datetime.now(UTC),
         )
         db.add(imp)
         db.flush()
@@ -360,11 +363,13 @@ def _store_outcomes(db: Session, ctx: TenantContext, imp: Import,
                     outcomes: list[RowOutcome]) -> None:
     if not outcomes:
         return
-    db.execute(insert(ImportRowResult).values([{
+    # A parameter list (sent as multi-row VALUES by insertmanyvalues), not .values([...]),
+    # which compiles a new statement with thousands of binds for every batch; None as NULL.
+    db.execute(insert(ImportRowResult), [{
         "tenant_id": ctx.tenant_id, "import_id": imp.id, "row_number": o.row_number,
         "bucket": o.bucket, "values": o.values, "reason": o.reason,
         "target_id": o.target_id,
-    } for o in outcomes]))
+    } for o in outcomes], execution_options={"render_nulls": True})
 
 
 def _summary_line(import_type: ImportType, counts: dict[str, int]) -> str:
