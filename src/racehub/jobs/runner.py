@@ -88,7 +88,7 @@ class JobHandle:
             self.db.commit()
 
     def log(self, message: str, **data: Any) -> None:
-        append_log(self.run, message, **data)
+        _append_log(self.db, self.run, message, **data)
 
     def commit_batch(
         self, *, checkpoint: dict[str, Any], done: int, counts: dict[str, Any] | None = None,
@@ -109,6 +109,14 @@ class JobHandle:
             raise JobCancelled
         if flags.pause_requested:
             raise JobPaused
+
+
+def _append_log(db: Session, run: JobRun, message: str, **data: Any) -> None:
+    """Append to the log as it is in the database now, not as this session last read it:
+    operators add entries (pause, cancel requested) while the job runs."""
+    db.flush()  # keeps entries this transaction added but has not written yet
+    db.expire(run, ["log"])
+    append_log(run, message, **data)
 
 
 def run_job(
@@ -180,7 +188,7 @@ def _finish(db: Session, run: JobRun, status: JobStatus, *, stage: str) -> None:
     run.finished_at = _now()
     if status == JobStatus.COMPLETED:
         run.percent = 100.0
-    append_log(run, status.value)
+    _append_log(db, run, status.value)
     db.commit()
     log.info("job.finish", status=status.value, done=run.done, total=run.total)
 

@@ -77,7 +77,11 @@ def list_jobs(
 
 
 def _controllable(db: Session, ctx: TenantContext, job_id: uuid.UUID) -> JobRun:
-    run = get_job_or_raise(db, ctx, job_id=job_id)
+    # Locked: the worker updates the same row (status, log) while the operator acts on it.
+    run = db.scalar(select(JobRun).where(JobRun.id == job_id, JobRun.tenant_id == ctx.tenant_id)
+                    .with_for_update().execution_options(populate_existing=True))
+    if run is None:
+        raise JobNotFound()
     permission = get_kind(run.kind).permission
     if not ctx.can(permission):
         raise Forbidden(f"controlling this job needs the '{permission.value}' permission")

@@ -1,0 +1,302 @@
+"""The jobs JSON API and the job page: reading runs, controlling them, queueing a bib
+assignment (202 with the run), and the page with its htmx progress fragment."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from racehub.core.models import Role, Tenant
+from racehub.events.models import Category, Event
+from racehub.events.service import ASSIGN_BIBS_KIND
+from racehub.jobs.models import JobRun, JobStatus
+from tests.factories import auth, make_category, make_tenant
+from tests.jobs.helpers import RECORD_ITEMS_KIND, log_messages, make_run
+
+H = dict[str, str]
+
+JOB_RUN_KEYS = {"id", "kind", "status", "stage", "percent", "done", "total", "counts",
+                "message", "error", "log", "params", "requestedByUserId", "requestedByLabel",
+                "cancelRequested", "pauseRequested", "attempts", "createdAt", "startedAt",
+                "finishedAt"}
+
+
+def problem(response: Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.fixture
+def running(db: Session, tenant: Tenant) -> JobRun:
+    return make_run(db, tenant, status=JobStatus.RUNNING, stage="Assigning", done=30, total=120,
+                    percent=25.0, counts={"assigned": 30}, message="Assigned 30 bibs")
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def test_job_list_is_the_tenants_runs_in_camel_case(
+    client: TestClient, db: Session, headers: H, tenant: Tenant, running: JobRun
+) -> None:
+    other = make_tenant(db)
+    make_run(db, other)
+
+    response = client.get("/api/jobs", headers=headers)
+
+    assert response.status_code == 200, response.text
+    (item,) = response.json()
+    assert set(item) == JOB_RUN_KEYS
+    assert (item["id"], item["kind"], item["status"], item["stage"]) == (
+        str(running.id), ASSIGN_BIBS_KIND, "running", "Assigning")
+    assert (item["done"], item["total"], item["percent"], item["counts"]) == (
+        30, 120, 25.0, {"assigned": 30})
+
+
+def test_job_list_filters_by_kind_and_checks_its_limit(
+    client: TestClient, db: Session, headers: H, tenant: Tenant, running: JobRun
+) -> None:
+    recorder = make_run(db, tenant, kind=RECORD_ITEMS_KIND)
+
+    listed = client.get("/api/jobs", headers=headers, params={"kind": RECORD_ITEMS_KIND})
+    assert [r["id"] for r in listed.json()] == [str(recorder.id)]
+    assert len(client.get("/api/jobs", headers=headers, params={"limit": 1}).json()) == 1
+    for limit in (0, 201):
+        problem(client.get("/api/jobs", headers=headers, params={"limit": limit}), 422)
+
+
+def test_read_job(client: TestClient, headers: H, running: JobRun) -> None:
+    response = client.get(f"/api/jobs/{running.id}", headers=headers)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == JOB_RUN_KEYS
+    assert (body["id"], body["message"], body["cancelRequested"]) == (
+        str(running.id), "Assigned 30 bibs", False)
+
+
+def test_another_tenants_job_is_404_for_every_route(
+    client: TestClient, db: Session, headers: H
+) -> None:
+    theirs = make_run(db, make_tenant(db), status=JobStatus.PAUSED)
+
+    assert problem(client.get(f"/api/jobs/{theirs.id}", headers=headers), 404)["detail"] \
+        == "job not found"
+    for verb in ("cancel", "pause", "resume"):
+        problem(client.post(f"/api/jobs/{theirs.id}/{verb}", headers=headers), 404)
+    problem(client.get(f"/api/jobs/{uuid.uuid4()}", headers=headers), 404)
+    db.refresh(theirs)
+    assert (theirs.status, theirs.log) == (JobStatus.PAUSED, [])
+
+
+# --- control ------------------------------------------------------------------------------
+
+
+def test_cancel_of_a_running_job_asks_it_to_stop(
+    client: TestClient, db: Session, headers: H, running: JobRun
+) -> None:
+    response = client.post(f"/api/jobs/{running.id}/cancel", headers=headers)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["status"], body["cancelRequested"]) == ("running", True)
+    db.refresh(running)
+    assert running.cancel_requested is True
+
+
+def test_pause_then_resume_before_the_pause_took_effect(
+    client: TestClient, headers: H, running: JobRun
+) -> None:
+    paused = client.post(f"/api/jobs/{running.id}/pause", headers=headers).json()
+    assert (paused["status"], paused["pauseRequested"]) == ("running", True)
+
+    resumed = client.post(f"/api/jobs/{running.id}/resume", headers=headers).json()
+    assert (resumed["status"], resumed["pauseRequested"]) == ("running", False)
+
+
+def test_resume_of_a_paused_job_queues_it_again(
+    client: TestClient, db: Session, headers: H, tenant: Tenant, event: Event,
+    category: Category,
+) -> None:
+    params = {"event_id": str(event.id), "category_id": str(category.id), "first_bib": 1}
+    run = make_run(db, tenant, status=JobStatus.PAUSED, stage="Paused", pause_requested=True,
+                   params=params, checkpoint={"next_bib": 11, "assigned": 10})
+
+    response = client.post(f"/api/jobs/{run.id}/resume", headers=headers)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["status"], body["stage"], body["pauseRequested"]) == ("queued", "Queued", False)
+    db.refresh(run)
+    assert run.queue_job_id is not None
+    task = db.execute(text("SELECT args->>'job_run_id', lock FROM procrastinate_jobs "
+                           "WHERE id = :id"), {"id": run.queue_job_id}).one()
+    assert tuple(task) == (str(run.id), f"assign-bibs:{event.id}")
+
+
+@pytest.mark.parametrize(("status", "verb", "detail"), [
+    (JobStatus.COMPLETED, "cancel", "the job is already completed"),
+    (JobStatus.COMPLETED, "pause", "only a queued or running job can be paused, not a "
+                                   "completed one"),
+    (JobStatus.COMPLETED, "resume", "only a paused job can be resumed, not a completed one"),
+    (JobStatus.RUNNING, "resume", "only a paused job can be resumed, not a running one"),
+])
+def test_control_in_the_wrong_state_is_409_saying_why(
+    client: TestClient, db: Session, headers: H, tenant: Tenant, status: JobStatus, verb: str,
+    detail: str,
+) -> None:
+    run = make_run(db, tenant, status=status)
+
+    body = problem(client.post(f"/api/jobs/{run.id}/{verb}", headers=headers), 409)
+
+    assert body["detail"] == detail
+
+
+def test_viewer_reads_jobs_but_cannot_control_them(
+    client: TestClient, db: Session, tenant: Tenant, running: JobRun
+) -> None:
+    viewer = auth(db, tenant, Role.VIEWER)
+
+    assert client.get(f"/api/jobs/{running.id}", headers=viewer).status_code == 200
+    body = problem(client.post(f"/api/jobs/{running.id}/pause", headers=viewer), 403)
+    assert "events:participant:write" in body["detail"]
+    db.refresh(running)
+    assert (running.pause_requested, running.log) == (False, [])
+
+
+# --- queueing a bib assignment ------------------------------------------------------------
+
+
+def test_assign_bibs_answers_202_with_the_queued_run(
+    client: TestClient, db: Session, headers: H, event: Event, category: Category
+) -> None:
+    url = f"/api/events/{event.id}/categories/{category.id}/assign-bibs"
+
+    response = client.post(url, headers=headers, json={"firstBib": 500})
+
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert set(body) == JOB_RUN_KEYS
+    assert (body["kind"], body["status"], body["stage"], body["percent"]) == (
+        ASSIGN_BIBS_KIND, "queued", "Queued", 0.0)
+    # Task parameters are passed through as the task gets them, not camelCased.
+    assert body["params"] == {"event_id": str(event.id), "category_id": str(category.id),
+                              "first_bib": 500}
+    assert body["message"] == "Assign bibs from 500 in 21K"
+    assert body["requestedByLabel"].startswith("token:")
+    run = db.get(JobRun, uuid.UUID(body["id"]))
+    assert run is not None and log_messages(run) == ["queued"]
+    assert db.scalar(text("SELECT lock FROM procrastinate_jobs WHERE id = :id"),
+                     {"id": run.queue_job_id}) == f"assign-bibs:{event.id}"
+    assert client.get(f"/api/jobs/{run.id}", headers=headers).json()["id"] == body["id"]
+
+
+def test_assign_bibs_starts_at_the_categorys_range_by_default(
+    client: TestClient, db: Session, headers: H, event: Event
+) -> None:
+    category = make_category(db, event, "5K", bib_range_start=2001, bib_range_end=2999)
+    url = f"/api/events/{event.id}/categories/{category.id}/assign-bibs"
+
+    body = client.post(url, headers=headers, json={}).json()
+
+    assert body["message"] == "Assign bibs from 2001 in 5K"
+
+
+def test_assign_bibs_above_the_range_is_422_naming_first_bib(
+    client: TestClient, db: Session, headers: H, event: Event
+) -> None:
+    category = make_category(db, event, "5K", bib_range_start=1, bib_range_end=99)
+    url = f"/api/events/{event.id}/categories/{category.id}/assign-bibs"
+
+    body = problem(client.post(url, headers=headers, json={"firstBib": 100}), 422)
+
+    assert [e["field"] for e in body["errors"]] == ["firstBib"]
+    assert db.scalar(text("SELECT count(*) FROM job_runs")) == 0
+
+
+def test_assign_bibs_in_another_tenants_category_is_404(
+    client: TestClient, db: Session, event: Event, category: Category
+) -> None:
+    stranger = auth(db, make_tenant(db), Role.TENANT_ADMIN)
+    url = f"/api/events/{event.id}/categories/{category.id}/assign-bibs"
+
+    problem(client.post(url, headers=stranger, json={}), 404)
+    assert db.scalar(text("SELECT count(*) FROM job_runs")) == 0
+
+
+# --- the job page -------------------------------------------------------------------------
+
+
+def test_job_page_shows_progress_controls_and_log(
+    client: TestClient, headers: H, running: JobRun
+) -> None:
+    response = client.get(f"/jobs/{running.id}", headers=headers)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "<html" in page and "<h1>Assign bibs</h1>" in page
+    assert 'data-status="running"' in page and "30 / 120" in page
+    assert "Assigned 30 bibs" in page
+    assert 'class="inline job-controls"' in page
+    assert 'value="pause"' in page and 'value="cancel"' in page and 'value="resume"' not in page
+    assert "<h2>Log</h2>" in page
+
+
+def test_htmx_request_gets_only_the_polling_progress_fragment(
+    client: TestClient, headers: H, running: JobRun
+) -> None:
+    response = client.get(f"/jobs/{running.id}", headers={**headers, "HX-Request": "true"})
+
+    assert response.status_code == 200, response.text
+    fragment = response.text.strip()
+    assert fragment.startswith(f'<div class="job-progress" id="job-{running.id}"')
+    assert "<html" not in fragment and "<h2>Log</h2>" not in fragment
+    assert f'hx-get="/jobs/{running.id}"' in fragment and 'hx-trigger="every 1s"' in fragment
+
+
+def test_fragment_of_a_finished_job_stops_polling_and_offers_no_control(
+    client: TestClient, db: Session, headers: H, tenant: Tenant
+) -> None:
+    done = make_run(db, tenant, status=JobStatus.COMPLETED, stage="Done", percent=100.0)
+
+    fragment = client.get(f"/jobs/{done.id}", headers={**headers, "HX-Request": "true"}).text
+
+    assert 'data-status="completed"' in fragment and "100%" in fragment
+    assert "hx-get" not in fragment and 'name="action"' not in fragment
+
+
+def test_viewer_sees_the_page_without_controls(
+    client: TestClient, db: Session, tenant: Tenant, running: JobRun
+) -> None:
+    page = client.get(f"/jobs/{running.id}", headers=auth(db, tenant, Role.VIEWER))
+
+    assert page.status_code == 200 and 'data-status="running"' in page.text
+    assert "job-controls" not in page.text and 'name="action"' not in page.text
+
+
+def test_page_control_pauses_and_redirects_back_to_the_page(
+    client: TestClient, db: Session, headers: H, running: JobRun
+) -> None:
+    response = client.post(f"/jobs/{running.id}/control", headers=headers,
+                           data={"action": "pause"}, follow_redirects=False)
+
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == f"/jobs/{running.id}"
+    db.refresh(running)
+    assert running.pause_requested is True
+
+
+def test_another_tenants_job_page_is_404(
+    client: TestClient, db: Session, headers: H
+) -> None:
+    theirs = make_run(db, make_tenant(db))
+
+    assert client.get(f"/jobs/{theirs.id}", headers=headers).status_code == 404
