@@ -32,6 +32,7 @@ from racehub.db.bootstrap import MIGRATIONS_DIR, migrate
 from racehub.db.session import libpq_url, sqlalchemy_url
 from racehub.inventory.models import NumberType
 from racehub.settings import Settings
+from tests.workers import Workers
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_LOCK_KEY = 724_311_001
@@ -175,3 +176,18 @@ def number_type(db: Session, tenant: Tenant) -> NumberType:
     from tests.factories import make_number_type
 
     return make_number_type(db, tenant, name="Marathon 2027", range_start=1, range_end=5000)
+
+
+@pytest.fixture
+def workers(database_url: str, committed_db: sessionmaker[Session],
+            tmp_path: Path) -> Iterator[Workers]:
+    """Starts real ``racehub worker`` processes on the test database; kills them after."""
+    pool = Workers(database_url, tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.stop_all()
+        # A killed worker's sessions may outlive it; end them before committed_db truncates.
+        with committed_db() as db:
+            db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE application_name = :name"), {"name": pool.app_name})

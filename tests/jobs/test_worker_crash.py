@@ -9,146 +9,38 @@ mid-batch, until it is killed.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.orm import Session, sessionmaker
 
 from racehub.db.session import libpq_url
 from racehub.events import service as events_service
 from racehub.events.models import EventParticipant
-from racehub.jobs.models import JobRun, JobStatus
+from racehub.jobs.models import JobStatus
 from tests.factories import make_category, make_event, make_participant, make_tenant, system_ctx
 from tests.jobs.helpers import bib_batches, free_numbers, make_unnumbered_field, numbering_order
+from tests.workers import (
+    BATCH,
+    Factory,
+    Workers,
+    alive,
+    at,
+    load_run,
+    queue_job,
+    wait_for,
+    waits_on,
+)
 
 pytestmark = pytest.mark.worker
 
-Factory = sessionmaker[Session]
-
 PARTICIPANTS = 200
-BATCH = 20
 FIRST_BIB = 1000
 TAKEN_BIB = 1150  # held in another category: must be skipped after the restart as well
 LOCKED_INDEX = 99  # the 100th to be numbered: in the 5th batch, after 4 committed batches
-WAIT_SECONDS = 60
-
-
-class Workers:
-    """``racehub worker`` subprocesses on the test database, each logging to a file. Their
-    database sessions carry one application name, so leftovers can be found and ended."""
-
-    def __init__(self, database_url: str, log_dir: Path) -> None:
-        self.app_name = f"racehub-crash-test-{uuid.uuid4().hex[:8]}"
-        self.log_dir = log_dir
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.env = {
-            **os.environ,
-            "RACEHUB_DATABASE_URL": database_url,
-            "RACEHUB_JOB_HEARTBEAT_SECONDS": "1",
-            "RACEHUB_JOB_STALLED_SECONDS": "3",
-            "RACEHUB_JOB_BATCH_SIZE": str(BATCH),
-            "RACEHUB_WORKER_CONCURRENCY": "2",
-            "RACEHUB_LOG_LEVEL": "INFO",
-            "RACEHUB_LOG_JSON": "true",
-            "PGAPPNAME": self.app_name,  # libpq names every connection the worker opens
-        }
-
-    def start(self, name: str) -> subprocess.Popen[bytes]:
-        with open(self.log_dir / f"{name}.log", "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "racehub.cli", "worker", "--name", name],
-                env=self.env, cwd=self.log_dir, stdout=log, stderr=subprocess.STDOUT,
-            )
-        self.processes.append(process)
-        return process
-
-    def log(self, name: str) -> str:
-        return (self.log_dir / f"{name}.log").read_text(errors="replace")
-
-    def log_events(self, name: str) -> list[dict[str, Any]]:
-        events = []
-        for line in self.log(name).splitlines():
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
-        return events
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=30)
-
-
-@pytest.fixture
-def workers(database_url: str, committed_db: Factory, tmp_path: Path) -> Iterator[Workers]:
-    pool = Workers(database_url, tmp_path)
-    try:
-        yield pool
-    finally:
-        pool.stop_all()
-        # A killed worker's sessions may outlive it; end them before committed_db truncates.
-        with committed_db() as db:
-            db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE application_name = :name"), {"name": pool.app_name})
-
-
-def wait_for(condition: Callable[[], Any], what: str, *, check: Callable[[], None],
-             timeout: float = WAIT_SECONDS) -> Any:
-    """Poll ``condition`` until it returns something truthy; ``check`` fails fast when a
-    worker died on its own. A bounded wait, never an assertion by itself."""
-    deadline = time.monotonic() + timeout
-    while True:
-        check()
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
-
-
-def alive(workers: Workers, name: str, process: subprocess.Popen[bytes]) -> Callable[[], None]:
-    def check() -> None:
-        if process.poll() is not None:
-            pytest.fail(f"worker {name} exited with {process.returncode}:\n"
-                        + workers.log(name)[-4000:])
-    return check
-
-
-def at(log_event: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(log_event["timestamp"])
-
-
-def load_run(factory: Factory, run_id: uuid.UUID) -> JobRun:
-    with factory() as db:
-        run = db.get(JobRun, run_id)
-        assert run is not None
-        return run
-
-
-def queue_job(factory: Factory, job_id: int) -> dict[str, Any]:
-    with factory() as db:
-        row = db.execute(text(
-            "SELECT status::text AS status, attempts, worker_id FROM procrastinate_jobs "
-            "WHERE id = :id"), {"id": job_id}).mappings().one()
-        events = db.scalars(text(
-            "SELECT type::text FROM procrastinate_events WHERE job_id = :id ORDER BY id"
-        ), {"id": job_id}).all()
-    return {**row, "events": events}
 
 
 def test_job_of_a_killed_worker_is_retried_from_its_last_checkpoint(
@@ -177,16 +69,9 @@ def test_job_of_a_killed_worker_is_retried_from_its_last_checkpoint(
                        (locked_id,))
         locker_pid = locker.info.backend_pid
 
-        def worker_waits_on_our_lock() -> bool:
-            with committed_db() as db:
-                return bool(db.scalar(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
-                    "AND :locker = ANY(pg_blocking_pids(pid))"
-                ), {"name": workers.app_name, "locker": locker_pid}))
-
         first = workers.start("worker-1")
         wait_for(lambda: load_run(committed_db, run_id).done == 4 * BATCH
-                 and worker_waits_on_our_lock(),
+                 and waits_on(committed_db, workers, locker_pid),
                  "worker 1 to commit 4 batches and wait on the locked row",
                  check=alive(workers, "worker-1", first))
 
