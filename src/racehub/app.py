@@ -68,8 +68,9 @@ def create_app(
     from racehub.inventory import pages as inventory_pages
     from racehub.jobs import api as jobs_api
     from racehub.jobs import pages as jobs_pages
+    from racehub.timing import api as timing_api
 
-    for module in (core_api, events_api, imports_api, inventory_api, jobs_api,
+    for module in (core_api, events_api, imports_api, inventory_api, jobs_api, timing_api,
                    core_pages, events_pages, imports_pages, inventory_pages, jobs_pages):
         app.include_router(module.router)
     return app

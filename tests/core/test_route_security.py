@@ -106,6 +106,8 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/race-numbers"): Case(200),
     ("GET", "/api/race-numbers/templates/manufactured-numbers.csv"): Case(200),
     ("GET", "/api/race-numbers/{race_number_id}"): Case(200),
+    ("GET", "/api/events/{event_id}/timing-export"): Case(200, params={"format": "csv"}),
+    ("GET", "/api/events/{event_id}/timing-export/preflight"): Case(200),
     ("GET", "/api/jobs"): Case(200),
     ("GET", "/api/jobs/{job_id}"): Case(200),
     ("POST", "/api/jobs/{job_id}/cancel"): Case(200, also_needs=JOB_CONTROL),

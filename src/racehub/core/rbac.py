@@ -19,6 +19,7 @@ class Perm(enum.StrEnum):
     INVENTORY_NUMBER_READ = "inventory:number:read"
     INVENTORY_NUMBER_MANAGE = "inventory:number:manage"  # number types and number imports
     JOBS_RUN_READ = "jobs:run:read"
+    TIMING_EXPORT = "timing:export:run"  # E11 CSV export (locks the identifier mode)
     AUDIT_LOG_READ = "core:audit:read"
     CORE_TOKEN_MANAGE = "core:token:manage"
     CORE_MEMBER_MANAGE = "core:member:manage"
@@ -37,11 +38,12 @@ _EVERYONE = {
 ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset(_EVERYONE),
     Role.RESULTS_OFFICER: frozenset(
-        _EVERYONE | {Perm.EVENTS_PARTICIPANT_WRITE, Perm.IMPORTS_IMPORT_RUN}
+        _EVERYONE | {Perm.EVENTS_PARTICIPANT_WRITE, Perm.IMPORTS_IMPORT_RUN,
+                     Perm.TIMING_EXPORT}
     ),
     Role.EVENT_MANAGER: frozenset(
         _EVERYONE | {Perm.EVENTS_EVENT_WRITE, Perm.EVENTS_PARTICIPANT_WRITE,
-                     Perm.IMPORTS_IMPORT_RUN}
+                     Perm.IMPORTS_IMPORT_RUN, Perm.TIMING_EXPORT}
     ),
     Role.TENANT_ADMIN: frozenset(Perm),
 }

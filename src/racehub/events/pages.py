@@ -60,7 +60,14 @@ def events_page(
     if next_cursor:
         next_url = "/events?" + urlencode({"q": q or "", "cursor": next_cursor})
     return render(request, db, ctx, "events/list.html", events=events, counts=counts, q=q or "",
-                  next_url=next_url, can_write=ctx.can(Perm.EVENTS_EVENT_WRITE))
+                  next_url=next_url, can_write=ctx.can(Perm.EVENTS_EVENT_WRITE),
+                  **_timing_export_context(ctx))
+
+
+def _timing_export_context(ctx: TenantContext) -> dict[str, Any]:
+    """What the E11 export button needs: may the caller export, and their role (tooltip)."""
+    return {"can_export_timing": ctx.can(Perm.TIMING_EXPORT),
+            "role": ctx.role.value if ctx.role else "none"}
 
 
 @router.get("/events/new")
@@ -183,6 +190,7 @@ def event_page(event_id: uuid.UUID, request: Request, db: DB, ctx: ReadEvents) -
         request, db, ctx, "events/detail.html", event=event, categories=categories,
         can_write_event=ctx.can(Perm.EVENTS_EVENT_WRITE),
         can_write_participants=ctx.can(Perm.EVENTS_PARTICIPANT_WRITE), **table,
+        **_timing_export_context(ctx),
     )
 
 

@@ -109,3 +109,163 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const form of document.querySelectorAll("form[data-import-upload]")) setUpImportUpload(form);
 });
 document.addEventListener("htmx:afterSettle", handBackFinishedImport);
+
+// E11: the "Export to timing system" modal. The server holds the rules (lock, AF-2 refusal,
+// permissions); this only shows them: mode dropdown before the lock, label + "Unlock to
+// change" after it, the mandatory confirmation, and the missing-registration-id warning.
+function setUpTimingExport() {
+  const dialog = document.getElementById("timing-export-dialog");
+  const unlockDialog = document.getElementById("timing-unlock-dialog");
+  if (!dialog || !unlockDialog) return;
+  const $ = (root, name) => root.querySelector("[data-te-" + name + "]");
+  const state = { eventId: null, canChangeMode: false, preflight: null };
+
+  function showError(box, message) {
+    box.textContent = message || "";
+    box.hidden = !message;
+  }
+
+  async function problemText(response) {
+    const payload = await response.json().catch(() => ({}));
+    return payload.detail || "The request failed (" + response.status + ").";
+  }
+
+  function refreshGenerate() {
+    const p = state.preflight;
+    const generate = $(dialog, "generate");
+    const reasons = [];
+    if (!$(dialog, "confirm").checked) reasons.push("Tick the confirmation first");
+    if (p && p.missingRegistrationCount > 0 && !$(dialog, "accept-missing").checked) {
+      reasons.push("accept the participants without a registration id (or fix them)");
+    }
+    generate.disabled = !p || reasons.length > 0;
+    generate.title = reasons.join(", and ");
+  }
+
+  function render(p) {
+    state.preflight = p;
+    const locked = Boolean(p.lockedAt);
+    $(dialog, "mode-edit").hidden = locked;
+    $(dialog, "mode-locked").hidden = !locked;
+    const select = $(dialog, "mode-select");
+    select.value = p.mode;
+    select.disabled = !state.canChangeMode;
+    select.title = state.canChangeMode ? "" : "Changing the mode needs the EVENT_MANAGER role";
+    $(dialog, "mode-label").textContent = p.mode;
+    $(dialog, "locked-at").textContent = locked ? new Date(p.lockedAt).toLocaleString() : "";
+    const unlock = $(dialog, "unlock");
+    unlock.disabled = !state.canChangeMode;
+    unlock.title = state.canChangeMode ? "" : "Changing the mode needs the EVENT_MANAGER role";
+    $(dialog, "row-count").textContent = String(p.rowCount);
+    const missing = $(dialog, "missing");
+    missing.hidden = p.missingRegistrationCount === 0;
+    $(dialog, "missing-count").textContent = String(p.missingRegistrationCount);
+    const list = $(dialog, "missing-list");
+    list.replaceChildren();
+    for (const ep of p.missingRegistrationIds) {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = ep.editUrl;
+      link.textContent = ep.name + (ep.bib ? " (bib " + ep.bib + ")" : " (no bib)");
+      item.append(link);
+      list.append(item);
+    }
+    if (p.missingRegistrationIds.length < p.missingRegistrationCount) {
+      const more = document.createElement("li");
+      more.textContent = "and " + (p.missingRegistrationCount - p.missingRegistrationIds.length)
+        + " more";
+      list.append(more);
+    }
+    $(dialog, "accept-missing").checked = false;
+    refreshGenerate();
+  }
+
+  async function load() {
+    const response = await fetch("/api/events/" + state.eventId + "/timing-export/preflight", {
+      headers: { Accept: "application/json" },
+    });
+    if (!response.ok) {
+      showError($(dialog, "error"), await problemText(response));
+      return false;
+    }
+    render(await response.json());
+    return true;
+  }
+
+  async function patchMode(mode, acknowledgeOverride) {
+    const body = { preferredTimingIdentifier: mode };
+    if (acknowledgeOverride) body.acknowledgeOverride = true;
+    return fetch("/api/events/" + state.eventId, {
+      method: "PATCH",
+      body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json", Accept: "application/json",
+                 "X-CSRF-Token": csrfToken() },
+    });
+  }
+
+  async function open(button) {
+    state.eventId = button.dataset.timingExport;
+    state.canChangeMode = button.dataset.canChangeMode === "true";
+    state.preflight = null;
+    $(dialog, "event-name").textContent = button.dataset.eventName || "";
+    $(dialog, "confirm").checked = false;
+    showError($(dialog, "error"), "");
+    refreshGenerate();
+    dialog.showModal();
+    await load();
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-timing-export]");
+    if (button && !button.disabled) open(button);
+  });
+  $(dialog, "close").addEventListener("click", () => dialog.close());
+  $(dialog, "confirm").addEventListener("change", refreshGenerate);
+  $(dialog, "accept-missing").addEventListener("change", refreshGenerate);
+
+  $(dialog, "mode-select").addEventListener("change", async (event) => {
+    const select = event.target;
+    showError($(dialog, "error"), "");
+    select.disabled = true;
+    const response = await patchMode(select.value, false);
+    if (!response.ok) {
+      showError($(dialog, "error"), await problemText(response));
+      select.value = state.preflight.mode;
+      select.disabled = !state.canChangeMode;
+      return;
+    }
+    $(dialog, "confirm").checked = false; // the confirmation was about the previous mode
+    await load();
+  });
+
+  $(dialog, "generate").addEventListener("click", () => {
+    const p = state.preflight;
+    if (!p || $(dialog, "generate").disabled) return;
+    const query = new URLSearchParams({ format: "csv" });
+    if ($(dialog, "bom").checked) query.set("bom", "1");
+    if (p.missingRegistrationCount > 0) query.set("acceptMissingIds", "1");
+    dialog.close();
+    window.location.assign("/api/events/" + state.eventId + "/timing-export?" + query);
+  });
+
+  $(dialog, "unlock").addEventListener("click", () => {
+    const select = $(unlockDialog, "unlock-select");
+    for (const option of select.options) option.disabled = option.value === state.preflight.mode;
+    select.value = [...select.options].find((o) => !o.disabled).value;
+    showError($(unlockDialog, "unlock-error"), "");
+    unlockDialog.showModal();
+  });
+  $(unlockDialog, "unlock-cancel").addEventListener("click", () => unlockDialog.close());
+  $(unlockDialog, "unlock-confirm").addEventListener("click", async () => {
+    const response = await patchMode($(unlockDialog, "unlock-select").value, true);
+    if (!response.ok) {
+      showError($(unlockDialog, "unlock-error"), await problemText(response));
+      return;
+    }
+    unlockDialog.close();
+    $(dialog, "confirm").checked = false;
+    await load();
+  });
+}
+
+document.addEventListener("DOMContentLoaded", setUpTimingExport);
