@@ -62,7 +62,8 @@ def seed(db: Session, participants: int) -> tuple[uuid.UUID, uuid.UUID]:
                  (ARRAY['Anna','Ben','Chloe','David','Emma','Farid','Greta','Hugo','Ines',
                         'Jonas','Karin','Luca','Maya','Noah','Olga','Pablo'])[1 + g % 16] AS first,
                  (ARRAY['Smith','Muller','Rossi','Garcia','Dubois','Novak','Jensen','Silva',
-                        'Kowalski','Nagy','Popescu','Horvat','Murphy','Berg','Costa'])[1 + (g / 16) % 15]
+                        'Kowalski','Nagy','Popescu','Horvat','Murphy','Berg','Costa'])
+                   [1 + (g / 16) % 15]
                    || '-' || (g % 997) AS last
           FROM generate_series(1, :n) AS g
         ), people AS (
@@ -142,9 +143,9 @@ def main() -> None:
     finally:
         if args.keep:
             print(f"kept database {BENCH_DB}")
-            return
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        else:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
 
 def _cursor_at(db: Session, ctx: TenantContext, event_id: uuid.UUID, sort: ParticipantSort,

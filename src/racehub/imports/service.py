@@ -363,8 +363,8 @@ def _store_outcomes(db: Session, ctx: TenantContext, imp: Import,
                     outcomes: list[RowOutcome]) -> None:
     if not outcomes:
         return
-    # A parameter list (sent as multi-row VALUES by insertmanyvalues), not .values([...]),
-    # which compiles a new statement with thousands of binds for every batch; None as NULL.
+    # A parameter list runs one cached statement (a pipelined executemany); .values([...])
+    # compiled a new one with thousands of binds for every batch. None is sent as NULL.
     db.execute(insert(ImportRowResult), [{
         "tenant_id": ctx.tenant_id, "import_id": imp.id, "row_number": o.row_number,
         "bucket": o.bucket, "values": o.values, "reason": o.reason,
