@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.core.rbac import Perm
+from racehub.db.statistics import refresh_while_growing
 from racehub.imports.exceptions import RejectedUpload
 from racehub.imports.registry import Bucket, ImportRow, ImportType, RowOutcome, register
 from racehub.inventory import service
+from racehub.inventory.models import RaceNumber, Tag
 from racehub.inventory.service import MANUFACTURED_COLUMNS, ManufacturedRow, Outcome
 
 NUMBER_ONBOARDING = "NUMBER_ONBOARDING"
@@ -57,6 +59,9 @@ def _process(db: Session, ctx: TenantContext, *, params: dict[str, Any], survey:
         rows=[ManufacturedRow(r.number, r.values["sequence"], r.values["number"],
                               r.values["barcode"], r.issues) for r in rows],
     )
+    if rows:  # the next batches look race numbers and tags up by their keys
+        refresh_while_growing(db, (RaceNumber.__tablename__, Tag.__tablename__),
+                              rows_before=rows[0].number - 1, rows_after=rows[-1].number)
     return [RowOutcome(r.row_number, r.outcome.value, r.values, r.reason, r.race_number_id)
             for r in results]
 

@@ -1,0 +1,47 @@
+"""Planner statistics kept fresh during bulk writes.
+
+A big import into a tenant's tables changes what the planner should know faster than
+autovacuum notices (its trigger is 10% of the whole, shared table; it may be switched
+off). With statistics from before the import, the planner believes the tenant owns almost
+no rows and reads all of them through the ``tenant_id`` index for every batch's key
+lookup: measured at 70k rows, 2.6 s per lookup instead of 2 ms, an import slowing down as
+it grows. ANALYZE at a few points as the write grows keeps the plans on the unique keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+# ANALYZE when a bulk write passes 2k, 4k, 8k, ... rows: often while the tables' shape
+# changes fastest, then rarely (100k rows cost 6 ANALYZEs of well under a second each).
+FIRST_ANALYZE_AT = 2_000
+
+
+def analyze_points_crossed(rows_before: int, rows_after: int,
+                           first: int = FIRST_ANALYZE_AT) -> bool:
+    """Whether growing from ``rows_before`` to ``rows_after`` rows passes a point
+    (``first``, twice that, four times ...) at which statistics should be refreshed."""
+    point = first
+    while point <= rows_after:
+        if rows_before < point:
+            return True
+        point *= 2
+    return False
+
+
+def refresh_while_growing(db: Session, tables: Iterable[str], *, rows_before: int,
+                          rows_after: int) -> bool:
+    """ANALYZE ``tables`` if this batch took the write past one of the points.
+
+    ANALYZE runs inside the batch's transaction and takes a lock that does not block
+    readers or writers. Returns whether it ran.
+    """
+    if not analyze_points_crossed(rows_before, rows_after):
+        return False
+    for table in tables:
+        # Table names come from code, never from input; quoted as identifiers anyway.
+        db.execute(text(f'ANALYZE "{table}"'))
+    return True
