@@ -6,6 +6,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
+from racehub.core.crypto import keyring_from_settings
 from racehub.core.csrf import csrf_protect
 from racehub.core.errors import install_error_handlers
 from racehub.core.logging import configure_logging
@@ -50,6 +51,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.sessionmaker = session_factory
+    # Refuses to start in production without RACEHUB_SECRET_KEYS (see core/crypto.py).
+    app.state.keyring = keyring_from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,
@@ -62,15 +65,23 @@ def create_app(
     from racehub.core import pages as core_pages
     from racehub.events import api as events_api
     from racehub.events import pages as events_pages
+    from racehub.exports import api as exports_api
+    from racehub.exports import pages as exports_pages
     from racehub.imports import api as imports_api
     from racehub.imports import pages as imports_pages
     from racehub.inventory import api as inventory_api
     from racehub.inventory import pages as inventory_pages
     from racehub.jobs import api as jobs_api
     from racehub.jobs import pages as jobs_pages
+    from racehub.sync import api as sync_api
+    from racehub.sync import pages as sync_pages
     from racehub.timing import api as timing_api
+    from racehub.timing import pages as timing_pages
+    from racehub.timing import results_api as timing_results_api
 
     for module in (core_api, events_api, imports_api, inventory_api, jobs_api, timing_api,
-                   core_pages, events_pages, imports_pages, inventory_pages, jobs_pages):
+                   core_pages, events_pages, imports_pages, inventory_pages, jobs_pages,
+                   exports_api, exports_pages, sync_api, sync_pages, timing_results_api,
+                   timing_pages):
         app.include_router(module.router)
     return app

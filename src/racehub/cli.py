@@ -17,6 +17,9 @@ token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+keys_app = typer.Typer(help="Manage the keys encrypting provider credentials.",
+                         no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
 def _database_url() -> str:
@@ -29,6 +32,17 @@ def _database_url() -> str:
     url = database_url(settings)
     os.environ["RACEHUB_DATABASE_URL"] = url
     return url
+
+
+def _require_keys() -> None:
+    """Fail before starting a process that could not encrypt or read provider credentials."""
+    from racehub.core.crypto import KeyConfigError, get_keyring
+
+    try:
+        get_keyring()
+    except KeyConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 def _session():  # type: ignore[no-untyped-def]
@@ -57,6 +71,7 @@ def serve(
 
     settings = get_settings()
     _database_url()
+    _require_keys()
     uvicorn.run("racehub.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=workers or settings.web_concurrency,
                 proxy_headers=True, log_config=None)
@@ -73,6 +88,7 @@ def worker(
 
     settings = get_settings()
     url = _database_url()
+    _require_keys()
     run_worker(libpq_url(url), settings, concurrency=concurrency or settings.worker_concurrency,
                name=name)
 
@@ -157,6 +173,54 @@ def token_create(
         )
         db.commit()
         typer.echo(secret)
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new Fernet key (to put first in RACEHUB_SECRET_KEYS)."""
+    from racehub.core.crypto import generate_key
+
+    typer.echo(generate_key())
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    new_key: Annotated[str | None, typer.Option(
+        help="The key to rotate to (default: a new one is generated)",
+        envvar="RACEHUB_NEW_SECRET_KEY")] = None,
+    generate: Annotated[bool, typer.Option(
+        help="Add a new key first. --no-generate re-encrypts under the first key of "
+             "RACEHUB_SECRET_KEYS (after you deployed a new one there)")] = True,
+) -> None:
+    """Add a new key and re-encrypt every stored credential with it.
+
+    Old keys keep decrypting: remove them from RACEHUB_SECRET_KEYS only after this ran
+    and every process runs with the printed value.
+    """
+    from racehub.core.crypto import KeyConfigError, generate_key, get_keyring, parse_keys
+    from racehub.sync import service as sync_service
+
+    try:
+        keyring = get_keyring()
+        if new_key is not None or generate:
+            key = parse_keys(new_key)[0] if new_key else generate_key().encode()
+            keyring = keyring.with_new_primary(key)
+    except KeyConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--new-key / RACEHUB_SECRET_KEYS") from None
+    if keyring.development and (new_key is not None or generate):
+        typer.echo("note: no RACEHUB_SECRET_KEYS set; the development key stays second", err=True)
+    with _session() as db:
+        report = sync_service.rotate_credentials(db, keyring=keyring, actor_label="cli")
+        db.commit()
+    typer.echo(f"re-encrypted {report.rotated} credential set(s) with key {keyring.primary_id}")
+    for failure in report.failed:
+        typer.echo(f"could not re-encrypt {failure}", err=True)
+    if new_key is not None or generate:
+        # The only place a key is ever printed: the operator must store it now.
+        typer.echo("set this on every racehub process (newest first), then restart them:")
+        typer.echo(f"RACEHUB_SECRET_KEYS={keyring.setting_value()}")
+    if report.failed:
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":

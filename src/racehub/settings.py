@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +42,38 @@ class Settings(BaseSettings):
         default=30, description="A running job whose worker is silent this long is retried."
     )
     job_batch_size: int = Field(default=500, description="Rows per committed batch in jobs.")
+
+    export_storage: Literal["local", "s3"] = Field(
+        default="local", description="Where finished exports are kept: a folder or S3."
+    )
+    export_dir: Path | None = Field(
+        default=None, description="Folder of the local export storage; default data_dir/exports."
+    )
+    export_s3_bucket: str = Field(default="", description="S3 bucket of exports (storage s3).")
+    export_s3_prefix: str = Field(default="exports/", description="Key prefix in the bucket.")
+    export_s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, Ceph...); unset: AWS."
+    )
+    export_s3_region: str = "us-east-1"
+    export_s3_access_key_id: str | None = Field(
+        default=None, description="Unset: boto3's usual credential chain (env, profile, role)."
+    )
+    export_s3_secret_access_key: SecretStr | None = None
+    export_expiry_hours: float = Field(
+        default=72, description="Finished export files are deleted this long after completion."
+    )
+    export_batch_size: int = Field(default=1000, description="Rows read per keyset page.")
+
+    environment: Literal["development", "test", "production"] = Field(
+        default="development",
+        description="production refuses to start without RACEHUB_SECRET_KEYS; development "
+        "and test derive a fixed, publicly known key instead (with a warning).",
+    )
+    secret_keys: SecretStr | None = Field(
+        default=None,
+        description="Fernet keys encrypting provider credentials, comma separated, newest "
+        "first. New secrets use the first; every key decrypts (rotation: racehub keys rotate).",
+    )
 
     @property
     def max_upload_bytes(self) -> int:

@@ -7,7 +7,8 @@ The tables below hold one sample request per route. A new route without an entry
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,15 +20,21 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from racehub.core import service as core_service
+from racehub.core.crypto import keyring_from_settings
 from racehub.core.csrf import csrf_protect
 from racehub.core.deps import PermissionDependency
 from racehub.core.models import Role, Tenant
 from racehub.core.rbac import ROLE_PERMISSIONS, Perm
 from racehub.core.schemas import ApiTokenCreate
 from racehub.events.service import ASSIGN_BIBS_KIND
+from racehub.exports.models import Export
+from racehub.exports.service import EXPORT_KIND
 from racehub.imports.models import Import
 from racehub.imports.service import RUN_IMPORT_KIND
-from racehub.jobs.models import JobRun
+from racehub.jobs.models import JobRun, JobStatus
+from racehub.settings import Settings
+from racehub.sync import service as sync_service
+from racehub.sync.schemas import ConnectionCreate
 from tests.factories import (
     auth,
     make_category,
@@ -62,13 +69,20 @@ IMPORT_CONTROL = INVENTORY_MANAGE
 class Case:
     ok: int
     json: dict[str, Any] | None = None
-    form: dict[str, str] | None = None
+    form: dict[str, Any] | None = None
     also_needs: frozenset[Perm] = field(default_factory=frozenset)
     params: dict[str, str] | None = None  # formatted with the row ids, like the path
     files: dict[str, tuple[str, bytes]] | None = None
+    # Placeholder -> the build_rows id to put there instead (a row in another state).
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def url(self, path: str, ids: dict[str, str]) -> str:
+        return path.format(**{**ids, **{k: ids[v] for k, v in self.ids.items()}})
 
 
 NEW_PERSON = {"person": {"firstName": "Grace", "lastName": "Hopper"}, "bib": "8"}
+NEW_CONNECTION = {"provider": "HAKU", "name": "Haku 2",
+                  "credentials": {"client_id": "client-12345678", "client_secret": "s-12345678"}}
 
 API_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/me"): Case(200),
@@ -101,6 +115,9 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/imports/{import_id}/cancel"): Case(200, also_needs=IMPORT_CONTROL),
     ("POST", "/api/imports/{import_id}/pause"): Case(200, also_needs=IMPORT_CONTROL),
     ("POST", "/api/imports/{import_id}/resume"): Case(200, also_needs=IMPORT_CONTROL),
+    ("POST", "/api/imports/{import_id}/mapping"): Case(
+        200, json={"mapping": {"sequence": "seq", "number": "num", "barcode": "code"}},
+        also_needs=IMPORT_CONTROL, ids={"import_id": "mapping_import_id"}),
     ("GET", "/api/number-types"): Case(200),
     ("POST", "/api/number-types"): Case(201, json={"name": "Road bibs"}),
     ("GET", "/api/race-numbers"): Case(200),
@@ -108,11 +125,29 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/race-numbers/{race_number_id}"): Case(200),
     ("GET", "/api/events/{event_id}/timing-export"): Case(200, params={"format": "csv"}),
     ("GET", "/api/events/{event_id}/timing-export/preflight"): Case(200),
+    ("GET", "/api/events/{event_id}/results"): Case(200),
+    ("GET", "/api/events/{event_id}/results/reconciliation"): Case(200),
     ("GET", "/api/jobs"): Case(200),
     ("GET", "/api/jobs/{job_id}"): Case(200),
     ("POST", "/api/jobs/{job_id}/cancel"): Case(200, also_needs=JOB_CONTROL),
     ("POST", "/api/jobs/{job_id}/pause"): Case(200, also_needs=JOB_CONTROL),
     ("POST", "/api/jobs/{job_id}/resume"): Case(200, also_needs=JOB_CONTROL),
+    ("GET", "/api/exports/views"): Case(200),
+    ("POST", "/api/exports"): Case(201, json={"view": "race_numbers"}),
+    ("GET", "/api/exports"): Case(200),
+    ("GET", "/api/exports/{export_id}"): Case(200),
+    ("GET", "/api/exports/{export_id}/download"): Case(410),  # the sample export expired
+    ("POST", "/api/exports/{export_id}/cancel"): Case(200),
+    ("POST", "/api/exports/{export_id}/retry"): Case(201),
+    ("GET", "/api/providers"): Case(200),
+    ("GET", "/api/connections"): Case(200),
+    ("POST", "/api/connections"): Case(201, json=NEW_CONNECTION),
+    ("GET", "/api/connections/{connection_id}"): Case(200),
+    ("PATCH", "/api/connections/{connection_id}"): Case(200, json={"name": "Renamed"}),
+    ("DELETE", "/api/connections/{connection_id}"): Case(204),
+    ("POST", "/api/connections/{connection_id}/test"): Case(200),  # FAILED: nobody on port 9
+    ("POST", "/api/connections/{connection_id}/mapping-preview"): Case(
+        200, json={"fieldMapping": [], "sample": [{"a": 1}]}),
 }
 
 PAGE_CASES: dict[tuple[str, str], Case] = {
@@ -135,8 +170,15 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/imports/{import_id}"): Case(200),
     ("POST", "/imports/{import_id}/control"): Case(303, form={"action": "cancel"},
                                                    also_needs=IMPORT_CONTROL),
+    ("POST", "/imports/{import_id}/mapping"): Case(
+        303, form={"field": ["sequence", "number", "barcode"], "header": ["seq", "num", "code"]},
+        also_needs=IMPORT_CONTROL, ids={"import_id": "mapping_import_id"}),
     ("GET", "/inventory/numbers/onboard/import"): Case(200),
     ("GET", "/inventory/numbers/onboard/imports/{import_id}/summary"): Case(200),
+    ("GET", "/events/{event_id}/results"): Case(200),
+    ("GET", "/events/{event_id}/results/import"): Case(200),
+    ("GET", "/results/imports/{import_id}/summary"): Case(
+        200, ids={"import_id": "results_import_id"}),
     ("GET", "/inventory/number-types"): Case(200),
     ("POST", "/inventory/number-types"): Case(303, form={"name": "Road bibs"}),
     ("GET", "/inventory/numbers"): Case(200),
@@ -144,6 +186,26 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/jobs/{job_id}"): Case(200),
     ("POST", "/jobs/{job_id}/control"): Case(303, form={"action": "cancel"},
                                              also_needs=JOB_CONTROL),
+    ("GET", "/exports"): Case(200),
+    ("GET", "/exports/new"): Case(200, params={"view": "race_numbers"}),
+    ("POST", "/exports"): Case(303, form={"view": "race_numbers"}),
+    ("GET", "/exports/{export_id}"): Case(200),
+    ("POST", "/exports/{export_id}/cancel"): Case(303, form={}),
+    ("POST", "/exports/{export_id}/retry"): Case(303, form={}),
+    ("GET", "/connections"): Case(200),
+    ("GET", "/connections/new"): Case(200),
+    ("POST", "/connections/new"): Case(303, form={
+        "provider": "HAKU", "name": "Haku 2", "cred_client_id": "client-12345678",
+        "cred_client_secret": "secret-12345678"}),
+    ("GET", "/connections/{connection_id}"): Case(200),
+    ("POST", "/connections/{connection_id}"): Case(303, form={"name": "Renamed"}),
+    ("POST", "/connections/{connection_id}/test"): Case(303, form={}),
+    ("POST", "/connections/{connection_id}/delete"): Case(303, form={}),
+    ("GET", "/connections/{connection_id}/mapping"): Case(200),
+    ("POST", "/connections/{connection_id}/mapping"): Case(303, form={
+        "target_0": "city", "sources_0": "user.address.city", "transforms_0": "trim"}),
+    ("POST", "/connections/{connection_id}/mapping/preview"): Case(
+        200, form={"target_0": "city", "sources_0": "city", "sample": '[{"city": "Lyon"}]'}),
 }
 
 ROLES = list(Role)
@@ -218,10 +280,56 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
                     column_map={"sequence": 0, "number": 1, "barcode": 2},
                     params={"numberTypeId": str(number_type.id)}, job_run_id=import_run.id)
     db.add(upload)
+    # A result-file import (E08) of the event, for its summary page.
+    results_run = JobRun(tenant_id=tenant.id, kind=RUN_IMPORT_KIND,
+                         params={"import_id": "", "import_type": "TIMING_RESULTS"})
+    db.add(results_run)
     db.flush()
-    return {"event_id": str(event.id), "category_id": str(category.id),
+    results_upload = Import(tenant_id=tenant.id, import_type="TIMING_RESULTS",
+                            filename="r.csv", stored_path="imports/none", size_bytes=1,
+                            file_format="csv", header=["ExternalReferenceID", "Number"],
+                            column_map={"ExternalReferenceID": 0, "Number": 1},
+                            params={"eventId": str(event.id), "identifierMode": "PERSON_ID"},
+                            job_run_id=results_run.id)
+    db.add(results_upload)
+    # Waiting in Columns for its mapping (paused, as the pipeline leaves it): the mapping
+    # routes apply to it. A manufactured-number file never waits; the routes do not care.
+    mapping_run = JobRun(tenant_id=tenant.id, kind=RUN_IMPORT_KIND, status=JobStatus.PAUSED,
+                         stage="Columns", params={"import_id": "",
+                                                  "import_type": "NUMBER_ONBOARDING"})
+    db.add(mapping_run)
+    db.flush()
+    waiting = Import(tenant_id=tenant.id, import_type="NUMBER_ONBOARDING", filename="m.csv",
+                     stored_path="imports/none", size_bytes=1, file_format="csv",
+                     header=["seq", "num", "code"], column_map={},
+                     mapping_state="needs_mapping",
+                     params={"numberTypeId": str(number_type.id)}, job_run_id=mapping_run.id)
+    db.add(waiting)
+    # Queued yet past its expiry: cancel, retry (expired) and download (410) all apply.
+    export_run = JobRun(tenant_id=tenant.id, kind=EXPORT_KIND, params={"export_id": ""})
+    db.add(export_run)
+    db.flush()
+    export = Export(tenant_id=tenant.id, view_key="participants", title="Participants",
+                    filters={"eventId": str(event.id)}, columns=["bib"], file_format="csv",
+                    cutoff_at=datetime.now(UTC), job_run_id=export_run.id,
+                    storage_backend="local", storage_key=f"{tenant.id}/x/p.csv",
+                    filename="p.csv", expires_at=datetime.now(UTC) - timedelta(hours=1))
+    db.add(export)
+    # A connection pointing at a closed loopback port: its test fails fast, offline.
+    connection = sync_service.create_connection(
+        db, replace(system_ctx(tenant), is_platform_admin=True), keyring=keyring_from_settings(
+            Settings(database_url="postgresql://unused/none")),
+        data=ConnectionCreate(provider="RUNSIGNUP", name="RunSignUp",
+                              base_url="http://127.0.0.1:9/Rest",
+                              credentials={"api_key": "key-12345678", "api_secret": "s-12345678"}))
+    connection.settings = {**connection.settings, "max_attempts": 1}
+    db.flush()
+    return {"connection_id": str(connection.id),
+            "event_id": str(event.id), "category_id": str(category.id), "export_id": str(export.id),
             "race_number_id": str(numbered.race_number_id),
             "number_type_id": str(number_type.id), "import_id": str(upload.id),
+            "results_import_id": str(results_upload.id),
+            "mapping_import_id": str(waiting.id),
             "participant_id": str(participant.id), "token_id": str(token.id),
             "job_id": str(job.id)}
 
@@ -249,15 +357,16 @@ def tenant_fingerprint(db: Session, tenant: Tenant) -> dict[str, str]:
 
 def send(client: TestClient, method: str, path: str, case: Case, ids: dict[str, str],
          headers: dict[str, str]) -> Response:
-    url = path.format(**ids)
+    url = case.url(path, ids)
     params = {k: v.format(**ids) for k, v in (case.params or {}).items()}
     if case.files is not None:
         return client.request(method, url, params=params, files=case.files, headers=headers,
                               follow_redirects=False)
     if case.form is not None:
-        return client.request(method, url, data=case.form, headers=headers,
+        return client.request(method, url, params=params, data=case.form, headers=headers,
                               follow_redirects=False)
-    return client.request(method, url, json=case.json, headers=headers, follow_redirects=False)
+    return client.request(method, url, params=params, json=case.json, headers=headers,
+                          follow_redirects=False)
 
 
 def assert_refused(response: Response, status: int, *, api: bool) -> None:
@@ -392,7 +501,7 @@ def _cross_tenant(
     response = send(client, method, path, case, ids_a, headers_b)
 
     assert_refused(response, 404, api=api)
-    url = path.format(**ids_a)
+    url = case.url(path, ids_a)
     leaked = [v for v in ids_a.values() if v not in url and v in response.text]
     assert leaked == []
     assert tenant_fingerprint(db, tenant_a) == before, "tenant B changed tenant A's rows"

@@ -20,6 +20,13 @@ class Perm(enum.StrEnum):
     INVENTORY_NUMBER_MANAGE = "inventory:number:manage"  # number types and number imports
     JOBS_RUN_READ = "jobs:run:read"
     TIMING_EXPORT = "timing:export:run"  # E11 CSV export (locks the identifier mode)
+    TIMING_RESULT_READ = "timing:result:read"  # E08 results pages and API
+    TIMING_RESULT_IMPORT = "timing:result:import"  # E08 result-file imports
+    # Async list exports; each view also needs its own read permission (exports/views).
+    EXPORTS_EXPORT_RUN = "exports:export:run"
+    # Provider connections: read shows health; manage holds the (write-only) credentials.
+    SYNC_CONNECTION_READ = "sync:connection:read"
+    SYNC_CONNECTION_MANAGE = "sync:connection:manage"
     AUDIT_LOG_READ = "core:audit:read"
     CORE_TOKEN_MANAGE = "core:token:manage"
     CORE_MEMBER_MANAGE = "core:member:manage"
@@ -33,17 +40,19 @@ _EVERYONE = {
     Perm.INVENTORY_NUMBER_READ,
     Perm.JOBS_RUN_READ,
     Perm.CORE_SELF_READ,
+    Perm.TIMING_RESULT_READ,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset(_EVERYONE),
     Role.RESULTS_OFFICER: frozenset(
         _EVERYONE | {Perm.EVENTS_PARTICIPANT_WRITE, Perm.IMPORTS_IMPORT_RUN,
-                     Perm.TIMING_EXPORT}
+                     Perm.TIMING_EXPORT, Perm.EXPORTS_EXPORT_RUN, Perm.TIMING_RESULT_IMPORT}
     ),
     Role.EVENT_MANAGER: frozenset(
         _EVERYONE | {Perm.EVENTS_EVENT_WRITE, Perm.EVENTS_PARTICIPANT_WRITE,
-                     Perm.IMPORTS_IMPORT_RUN, Perm.TIMING_EXPORT}
+                     Perm.IMPORTS_IMPORT_RUN, Perm.TIMING_EXPORT, Perm.EXPORTS_EXPORT_RUN,
+                     Perm.TIMING_RESULT_IMPORT, Perm.SYNC_CONNECTION_READ}
     ),
     Role.TENANT_ADMIN: frozenset(Perm),
 }

@@ -14,7 +14,14 @@ from racehub.core.pagination import Page
 from racehub.core.rbac import Perm
 from racehub.imports import service
 from racehub.imports.models import Import
-from racehub.imports.schemas import BucketRead, ImportRead, ImportRowRead, StageRead
+from racehub.imports.schemas import (
+    BucketRead,
+    FieldRead,
+    ImportRead,
+    ImportRowRead,
+    MappingWrite,
+    StageRead,
+)
 
 router = APIRouter(prefix="/api", tags=["imports"])
 
@@ -29,7 +36,12 @@ def import_read(imp: Import) -> ImportRead:
         id=imp.id, import_type=imp.import_type, filename=imp.filename,
         size_bytes=imp.size_bytes, file_format=imp.file_format, encoding=imp.encoding,
         delimiter=imp.delimiter, header=imp.header, column_map=imp.column_map,
-        params=imp.params, status=run.status, stage=run.stage,
+        mapping_state=imp.mapping_state,
+        mapping_required=imp.mapping_state == service.NEEDS_MAPPING,
+        mapping=service.mapping_of(imp), mapping_problems=service.mapping_problems(imp),
+        fields=[FieldRead(name=f, required=f in import_type.columns)
+                for f in import_type.fields],
+        sample_rows=imp.sample_rows, params=imp.params, status=run.status, stage=run.stage,
         stages=[StageRead(name=s.name, state=s.state, tooltip=s.tooltip)
                 for s in service.stages_of(imp)],
         percent=run.percent, rows_total=imp.rows_total, rows_done=run.done,
@@ -108,6 +120,18 @@ def download_import_rows(
 
     return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.post("/imports/{import_id}/mapping", response_model=ImportRead)
+def map_import_columns(import_id: uuid.UUID, data: MappingWrite, db: DB,
+                       ctx: RunImports) -> ImportRead:
+    """Stage 1 (Columns) of an import waiting for its mapping: check the field -> header
+    choice (422 naming the field) and queue the rest of the pipeline. The import type's
+    own permission applies, as for cancel/pause/resume."""
+    imp = service.apply_mapping(db, ctx, import_id=import_id, mapping=data.mapping)
+    db.commit()
+    db.refresh(imp.job_run)
+    return import_read(imp)
 
 
 def _control(action: str):  # type: ignore[no-untyped-def]

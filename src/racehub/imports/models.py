@@ -32,8 +32,14 @@ class Import(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     encoding: Mapped[str | None] = mapped_column(String(20))
     delimiter: Mapped[str | None] = mapped_column(String(2))
     header: Mapped[list[str]] = mapped_column(JSONB)
-    # Field name -> column index in the file (Stage 1, Columns).
+    # Field name -> column index in the file (Stage 1, Columns). While the import waits
+    # for the operator's mapping it holds the detection's proposal, which is not applied.
     column_map: Mapped[dict[str, int]] = mapped_column(JSONB)
+    # How Stage 1 got its map: auto_applied (fixed schema), auto_detected, needs_mapping
+    # (the job is paused in Columns until POST .../mapping), mapped (by the operator).
+    mapping_state: Mapped[str] = mapped_column(String(20), server_default="auto_applied")
+    # The first data rows as cells, shown under the mapping form.
+    sample_rows: Mapped[list[list[str]]] = mapped_column(JSONB, server_default="[]")
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     rows_total: Mapped[int | None] = mapped_column(Integer)
     job_run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job_runs.id", ondelete="RESTRICT"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -28,11 +28,15 @@ class Bucket:
 
 @dataclass(frozen=True)
 class ImportRow:
-    """A data row with its cells by field name (per the column map) and the reader's issues."""
+    """A data row with its cells by field name (per the column map) and the reader's issues.
+
+    ``extras`` holds the cells of the columns no field is mapped to (header -> cell), for
+    types with ``keep_unmapped_columns``; it is empty otherwise."""
 
     number: int
     values: dict[str, str]
     issues: tuple[str, ...]
+    extras: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,18 @@ class ImportType:
     caller: str = ""  # the importCaller:{uuid} value its upload page writes
     summary_url: str = ""  # "/.../{import_id}/summary", where the progress page ends
     describe_params: Callable[[Session, TenantContext, dict[str, Any]], str] | None = None
+    # Fields used when the file has them (after the required ones in the mapping form).
+    optional_columns: tuple[str, ...] = ()
+    # Further header names per field, for Stage 1's detection (see service.normalize_header).
+    column_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Every column no field is mapped to reaches ``process`` in ``ImportRow.extras``
+    # (result files carry one column per split, named by the timing system).
+    keep_unmapped_columns: bool = False
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Required fields, then optional ones: the rows of the mapping form."""
+        return self.columns + tuple(c for c in self.optional_columns if c not in self.columns)
 
     def bucket(self, key: str) -> Bucket:
         return next(b for b in self.buckets if b.key == key)
@@ -71,7 +87,7 @@ class ImportType:
 IMPORT_TYPES: dict[str, ImportType] = {}
 
 # Modules that register import types when imported (a domain's importers.py).
-_IMPORTER_MODULES = ("racehub.inventory.importers",)
+_IMPORTER_MODULES = ("racehub.inventory.importers", "racehub.timing.importers")
 
 
 def register(import_type: ImportType) -> ImportType:

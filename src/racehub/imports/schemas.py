@@ -22,6 +22,17 @@ class BucketRead(APIModel):
     count: int
 
 
+class FieldRead(APIModel):
+    name: str
+    required: bool
+
+
+class MappingWrite(APIModel):
+    """Field -> header of the file; an optional field left out (or null) stays unmapped."""
+
+    mapping: dict[str, str | None]
+
+
 class ImportRead(APIModel):
     id: uuid.UUID
     import_type: str
@@ -32,6 +43,14 @@ class ImportRead(APIModel):
     delimiter: str | None
     header: list[str]
     column_map: dict[str, int]
+    # Stage 1: auto_applied, auto_detected, needs_mapping or mapped.
+    mapping_state: str
+    mapping_required: bool
+    # Field -> header: the applied mapping, or the detection's proposal while it waits.
+    mapping: dict[str, str]
+    mapping_problems: list[str]
+    fields: list[FieldRead]
+    sample_rows: list[list[str]]
     params: dict[str, Any]
     status: JobStatus
     stage: str

@@ -3,7 +3,10 @@
 ``create_import`` stores the upload, checks it can be read and has the columns its type
 requires (else 400, nothing kept), and queues the job. ``run_import`` is the job body:
 
-1. Columns: the column map, fixed when uploaded (auto-applied for fixed-schema types);
+1. Columns: the column map, fixed when uploaded: auto-applied for fixed-schema types,
+   auto-detected by header name for the others; when detection falls short (a required
+   field without a column, or two columns claiming one field) the upload is kept and its
+   job waits PAUSED in Columns until the operator posts a mapping (``apply_mapping``);
 2. Cells: one pass over every row (the type's survey), before anything is written;
 3. Verifying: identity-flag fingerprinting; skipped for types without identity flags;
 4. Processing: batches, each committed with its row results and a checkpoint, so a
@@ -16,11 +19,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import IO
 
@@ -29,7 +34,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from racehub.core import audit
 from racehub.core.context import TenantContext
-from racehub.core.exceptions import DomainError, Forbidden
+from racehub.core.exceptions import Conflict, DomainError, Forbidden, Invalid
 from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
 from racehub.core.query import scoped
 from racehub.imports.exceptions import ImportNotFound, RejectedUpload
@@ -45,6 +50,7 @@ from racehub.imports.registry import (
     load_import_types,
 )
 from racehub.jobs import service as jobs_service
+from racehub.jobs.exceptions import JobPaused
 from racehub.jobs.models import JobStatus
 from racehub.jobs.runner import JobHandle
 from racehub.settings import Settings
@@ -52,6 +58,14 @@ from racehub.settings import Settings
 RUN_IMPORT_KIND = "imports.run"
 STAGES = ("Columns", "Cells", "Verifying", "Processing", "Done")
 VERIFYING_SKIPPED_DEFAULT = "Skipped — file is from an external system"
+
+# Import.mapping_state: how Stage 1 (Columns) got its column map.
+AUTO_APPLIED = "auto_applied"  # fixed schema
+AUTO_DETECTED = "auto_detected"  # every required field found by header name
+NEEDS_MAPPING = "needs_mapping"  # waiting, paused in Columns, for the operator's mapping
+MAPPED = "mapped"  # by the operator
+SAMPLE_ROWS = 5
+_SAMPLE_CELL_CHARS = 200
 
 
 def get_import_type(key: str | None) -> ImportType:
@@ -74,6 +88,10 @@ def _require(ctx: TenantContext, import_type: ImportType) -> None:
 # --- upload ----------------------------------------------------------------------------------
 
 
+def _found(header: list[str]) -> str:
+    return ", ".join(f'"{h}"' for h in header if h) or "none"
+
+
 def map_columns(import_type: ImportType, header: list[str]) -> dict[str, int]:
     """Stage 1 for fixed-schema types: find each required column by name (any case)."""
     positions: dict[str, int] = {}
@@ -82,12 +100,68 @@ def map_columns(import_type: ImportType, header: list[str]) -> dict[str, int]:
     missing = [c for c in import_type.columns if c not in positions]
     if missing:
         names = ", ".join(f'"{c}"' for c in missing)
-        found = ", ".join(f'"{h}"' for h in header if h) or "none"
         raise RejectedUpload(
             f"the file has no {names} column{'s' if len(missing) > 1 else ''}; "
-            f"required columns: {', '.join(import_type.columns)} (found: {found})",
+            f"required columns: {', '.join(import_type.columns)} (found: {_found(header)})",
             field="file")
-    return {column: positions[column] for column in import_type.columns}
+    return {column: positions[column] for column in import_type.fields
+            if column in positions}
+
+
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def normalize_header(name: str) -> str:
+    """The key a header is matched by: "Chip Time", "chip_time", "CHIP-TIME" and
+    "CHIPTIME" are one name (timing systems disagree on case and separators only)."""
+    return _SEPARATORS.sub("", name).casefold()
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Stage 1's guess for a type without a fixed schema."""
+
+    column_map: dict[str, int]  # field -> column: the proposal (first claimant if several)
+    missing: tuple[str, ...]  # required fields no header names
+    ambiguous: dict[str, tuple[int, ...]]  # field -> the columns that all name it
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.ambiguous
+
+    def problems(self, header: list[str]) -> list[str]:
+        """Why the operator has to map the columns, one sentence each, naming the field."""
+        found = [f'required field "{f}" has no column (headers: {_found(header)})'
+                 for f in self.missing]
+        for name, columns in self.ambiguous.items():
+            claimants = " and ".join(f'"{header[c]}" (column {c + 1})' for c in columns)
+            found.append(f'columns {claimants} all name field "{name}"; choose one')
+        return found
+
+
+def detect_columns(import_type: ImportType, header: list[str]) -> Detection:
+    """Match each header to a field by its name or an alias, ignoring case, spaces,
+    underscores and hyphens."""
+    names: dict[str, str] = {}
+    for name in import_type.fields:
+        for spelling in (name, *import_type.column_aliases.get(name, ())):
+            names.setdefault(normalize_header(spelling), name)
+    claims: dict[str, list[int]] = {}
+    for index, heading in enumerate(header):
+        key = normalize_header(heading)
+        if key and key in names:
+            claims.setdefault(names[key], []).append(index)
+    return Detection(
+        column_map={f: claims[f][0] for f in import_type.fields if f in claims},
+        missing=tuple(f for f in import_type.columns if f not in claims),
+        ambiguous={f: tuple(c) for f, c in claims.items() if len(c) > 1},
+    )
+
+
+def _sample(table: Table) -> list[list[str]]:
+    width = len(table.header)
+    return [[cell[:_SAMPLE_CELL_CHARS] for cell in row.cells[:width]]
+            for row in islice(table.rows(), SAMPLE_ROWS)]
 
 
 def create_import(
@@ -113,9 +187,18 @@ def create_import(
             shutil.copyfileobj(upload, out, length=1 << 20)
         try:
             table = open_table(path, max_bytes=settings.max_upload_bytes)
+            sample = [] if import_type.fixed_schema else _sample(table)
         except UnreadableFile as exc:
             raise RejectedUpload(f"{filename}: {exc.detail}", field="file") from exc
-        column_map = map_columns(import_type, table.header)
+        problems: list[str] = []
+        if import_type.fixed_schema:
+            column_map, mapping_state = map_columns(import_type, table.header), AUTO_APPLIED
+        else:
+            # Never refused for its columns: the operator maps what detection missed.
+            detection = detect_columns(import_type, table.header)
+            column_map = detection.column_map
+            mapping_state = AUTO_DETECTED if detection.complete else NEEDS_MAPPING
+            problems = detection.problems(table.header)
         shown_name = filename[:255] or "upload"
         # Queued in this transaction: the worker sees the job only once the import is there.
         run = jobs_service.start_job(
@@ -127,10 +210,17 @@ def create_import(
             filename=shown_name, stored_path=str(relative), size_bytes=path.stat().st_size,
             file_format=table.format, encoding=table.encoding, delimiter=table.delimiter,
             header=table.header, column_map=column_map, params=kept_params,
+            mapping_state=mapping_state, sample_rows=sample,
             job_run_id=run.id, job_run=run,
             # The clock, not the transaction's start: "recent imports" order by it.
             created_at=datetime.now(UTC),
         )
+        if mapping_state == NEEDS_MAPPING:
+            # The job's paused state is the wait: the queued task finds the run PAUSED and
+            # leaves it; apply_mapping resumes it like the Resume button does.
+            run.status, run.stage = JobStatus.PAUSED, "Columns"
+            run.message = ("Waiting for a column mapping: " + "; ".join(problems))[:1000]
+            jobs_service.append_log(run, "waiting for a column mapping", problems=problems)
         db.add(imp)
         db.flush()
     except BaseException:
@@ -138,7 +228,89 @@ def create_import(
         raise
     audit.record(db, ctx, action="import.create", target_type="import", target_id=import_id,
                  after={"import_type": import_type.key, "filename": imp.filename,
-                        "size_bytes": imp.size_bytes, "params": kept_params})
+                        "size_bytes": imp.size_bytes, "params": kept_params,
+                        "mapping_state": mapping_state})
+    return imp
+
+
+# --- Stage 1 for types without a fixed schema: the operator's mapping ------------------------
+
+
+def mapping_of(imp: Import) -> dict[str, str]:
+    """Field -> header name of the column map (the proposal while the import waits)."""
+    import_type = get_import_type(imp.import_type)
+    return {f: imp.header[imp.column_map[f]] for f in import_type.fields
+            if f in imp.column_map and imp.column_map[f] < len(imp.header)}
+
+
+def mapping_problems(imp: Import) -> list[str]:
+    """Why the import waits for a mapping (empty once it has one)."""
+    if imp.mapping_state != NEEDS_MAPPING:
+        return []
+    return detect_columns(get_import_type(imp.import_type), imp.header).problems(imp.header)
+
+
+def resolve_mapping(import_type: ImportType, header: list[str],
+                    mapping: dict[str, str | None]) -> dict[str, int]:
+    """The operator's field -> header choice as a column map, or Invalid naming the field."""
+    fields = import_type.fields
+    for name in mapping:
+        if name not in fields:
+            raise Invalid(f'unknown field "{name}"; the fields are: {", ".join(fields)}',
+                          field=f"mapping.{name}")
+    positions: dict[str, list[int]] = {}
+    for index, heading in enumerate(header):
+        if heading:
+            positions.setdefault(heading, []).append(index)
+    column_map: dict[str, int] = {}
+    used: dict[int, str] = {}
+    for name in fields:
+        heading = (mapping.get(name) or "").strip()
+        if not heading:
+            if name in import_type.columns:
+                raise Invalid(f'required field "{name}" is not mapped to a column',
+                              field=f"mapping.{name}")
+            continue
+        columns = positions.get(heading)
+        if not columns:
+            raise Invalid(f'field "{name}": the file has no column "{heading}" '
+                          f"(headers: {_found(header)})", field=f"mapping.{name}")
+        if len(columns) > 1:
+            raise Invalid(f'field "{name}": {len(columns)} columns are named "{heading}" '
+                          f"(columns {', '.join(str(c + 1) for c in columns)}); rename them "
+                          "in the file and upload it again", field=f"mapping.{name}")
+        if columns[0] in used:
+            raise Invalid(f'column "{heading}" is mapped to both field "{used[columns[0]]}" '
+                          f'and field "{name}"', field=f"mapping.{name}")
+        used[columns[0]] = name
+        column_map[name] = columns[0]
+    return column_map
+
+
+def apply_mapping(db: Session, ctx: TenantContext, *, import_id: uuid.UUID,
+                  mapping: dict[str, str | None]) -> Import:
+    """Apply the operator's mapping to an import waiting in Columns and queue the rest of
+    its pipeline (Cells, Verifying, Processing) by resuming its job."""
+    # Locked: two operators submitting at once must not both apply and resume.
+    imp = db.scalar(scoped(ctx, Import).where(Import.id == import_id)
+                    .with_for_update(of=Import).execution_options(populate_existing=True))
+    if imp is None:
+        raise ImportNotFound()
+    import_type = get_import_type(imp.import_type)
+    _require(ctx, import_type)
+    if imp.mapping_state != NEEDS_MAPPING:
+        raise Conflict("the import is not waiting for a column mapping (its columns are "
+                       f"{imp.mapping_state.replace('_', ' ')})", field="mapping")
+    run = jobs_service.get_job_or_raise(db, ctx, job_id=imp.job_run_id)
+    if run.status != JobStatus.PAUSED:
+        raise Conflict(f"the import is {run.status.value}: it no longer waits for a column "
+                       "mapping", field="mapping")
+    column_map = resolve_mapping(import_type, imp.header, mapping)
+    before = mapping_of(imp)
+    imp.column_map, imp.mapping_state = column_map, MAPPED
+    jobs_service.resume_job(db, ctx, job_id=imp.job_run_id)
+    audit.record(db, ctx, action="import.map_columns", target_type="import", target_id=imp.id,
+                 before={"proposed": before}, after={"mapping": mapping_of(imp)})
     return imp
 
 
@@ -189,6 +361,14 @@ def stages_of(imp: Import) -> list[StageView]:
         if name == "Columns" and import_type.fixed_schema:
             state, tooltip = "auto_applied", ("Auto-applied — this import has a fixed schema: "
                                               + ", ".join(import_type.columns))
+        elif name == "Columns" and imp.mapping_state == NEEDS_MAPPING:
+            state = (run.status.value if run.status in (JobStatus.CANCELLED, JobStatus.FAILED)
+                     else NEEDS_MAPPING)
+            tooltip = "Waiting for a column mapping — " + "; ".join(mapping_problems(imp))
+        elif name == "Columns" and imp.mapping_state in (AUTO_DETECTED, MAPPED):
+            state = imp.mapping_state
+            tooltip = ("Auto-detected — " if state == AUTO_DETECTED else "Mapped — ") + ", ".join(
+                f"{f} ← {h}" for f, h in mapping_of(imp).items())
         elif name == "Verifying" and import_type.verifying_skipped_because is not None:
             state, tooltip = "skipped", import_type.verifying_skipped_because
         elif index == reached and run.status in (JobStatus.FAILED, JobStatus.CANCELLED,
@@ -221,8 +401,27 @@ def list_row_results(
 
 
 def columns_of(imp: Import) -> list[str]:
-    """The mapped fields in the file's column order (JSONB does not keep key order)."""
-    return sorted(imp.column_map, key=lambda name: imp.column_map[name])
+    """The mapped fields in the file's column order (JSONB does not keep key order), then
+    the unmapped columns for types that keep them."""
+    mapped = sorted(imp.column_map, key=lambda name: imp.column_map[name])
+    if not get_import_type(imp.import_type).keep_unmapped_columns:
+        return mapped
+    return [*mapped, *_unmapped_columns(imp.header, imp.column_map).values()]
+
+
+def _unmapped_columns(header: list[str], column_map: dict[str, int]) -> dict[int, str]:
+    """Column index -> the name its cells go by in ``ImportRow.extras``: the header, or
+    "column N" when blank or repeated."""
+    mapped = set(column_map.values())
+    names: dict[int, str] = {}
+    for index, heading in enumerate(header):
+        if index in mapped:
+            continue
+        name = heading or f"column {index + 1}"
+        if name in names.values():
+            name = f"{name} (column {index + 1})"
+        names[index] = name
+    return names
 
 
 def _check_bucket(imp: Import, bucket: str) -> None:
@@ -279,6 +478,9 @@ def control_import(db: Session, ctx: TenantContext, *, import_id: uuid.UUID,
                "resume": jobs_service.resume_job}
     if action not in actions:
         raise DomainError("action must be cancel, pause or resume", field="action")
+    if action == "resume" and imp.mapping_state == NEEDS_MAPPING:
+        raise Conflict("the import waits for its column mapping: choose a column for each "
+                       "required field, then Continue", field="mapping")
     actions[action](db, ctx, job_id=imp.job_run_id)
     return imp
 
@@ -286,15 +488,18 @@ def control_import(db: Session, ctx: TenantContext, *, import_id: uuid.UUID,
 # --- the job ---------------------------------------------------------------------------------
 
 
-def _import_rows(table: Table, column_map: dict[str, int], start_after: int = 0
-                 ) -> Iterator[ImportRow]:
-    """Data rows as field -> text, skipping the first ``start_after`` (already processed)."""
+def _import_rows(table: Table, column_map: dict[str, int], start_after: int = 0, *,
+                 extras: dict[int, str] | None = None) -> Iterator[ImportRow]:
+    """Data rows as field -> text, skipping the first ``start_after`` (already processed);
+    ``extras`` (column -> name) picks the unmapped cells a type keeps."""
     for index, row in enumerate(table.rows()):
         if index < start_after:
             continue
         yield ImportRow(row.number, {field: row.cells[col] if col < len(row.cells) else ""
                                      for field, col in column_map.items()},
-                        tuple(row.issues))
+                        tuple(row.issues),
+                        {name: row.cells[col] for col, name in (extras or {}).items()
+                         if col < len(row.cells)})
 
 
 def _batches(rows: Iterable[ImportRow], size: int) -> Iterator[list[ImportRow]]:
@@ -315,11 +520,18 @@ def run_import(
     """The job body: the five stages, resumable after any committed batch."""
     imp = get_import_or_raise(db, ctx, import_id=uuid.UUID(import_id))
     import_type = get_import_type(imp.import_type)
+    if imp.mapping_state == NEEDS_MAPPING:
+        # Resumed (from the jobs page) before anyone mapped the columns: wait again.
+        handle.log("waiting for a column mapping")
+        raise JobPaused
     table = open_table(data_dir / imp.stored_path)
     checkpoint = handle.checkpoint
+    extras = (_unmapped_columns(imp.header, imp.column_map)
+              if import_type.keep_unmapped_columns else None)
 
-    handle.set_progress(stage="Columns", message="Columns: " + (
-        "auto-applied (fixed schema)" if import_type.fixed_schema else "mapped"))
+    handle.set_progress(stage="Columns", message="Columns: " + {
+        AUTO_APPLIED: "auto-applied (fixed schema)", AUTO_DETECTED: "auto-detected",
+        MAPPED: "mapped by the operator"}.get(imp.mapping_state, imp.mapping_state))
 
     if "survey" not in checkpoint:
         handle.set_progress(stage="Cells", message="Reading every row")
@@ -327,7 +539,7 @@ def run_import(
 
         def counted() -> Iterator[ImportRow]:
             nonlocal rows_total
-            for row in _import_rows(table, imp.column_map):
+            for row in _import_rows(table, imp.column_map, extras=extras):
                 rows_total += 1
                 yield row
 
@@ -344,8 +556,8 @@ def run_import(
 
     rows_done = int(checkpoint["rows_done"])
     counts: dict[str, int] = {k: int(v) for k, v in (handle.run.counts or {}).items()}
-    for batch in _batches(_import_rows(table, imp.column_map, start_after=rows_done),
-                          batch_size):
+    for batch in _batches(_import_rows(table, imp.column_map, start_after=rows_done,
+                                       extras=extras), batch_size):
         outcomes = import_type.process(db, ctx, params=imp.params, survey=checkpoint["survey"],
                                        rows=batch, job_run_id=handle.run.id)
         _store_outcomes(db, ctx, imp, outcomes)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 queue_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
 _TASK_MODULES = {"jobs": "racehub.jobs.tasks", "events": "racehub.events.tasks",
-                 "imports": "racehub.imports.tasks"}
+                 "imports": "racehub.imports.tasks", "exports": "racehub.exports.tasks"}
 _loaded = False
 
 

@@ -26,7 +26,6 @@ from sqlalchemy import (
     Select,
     String,
     bindparam,
-    case,
     cast,
     func,
     literal_column,
@@ -38,6 +37,9 @@ from sqlalchemy.orm import Session
 from racehub.core import audit
 from racehub.core.context import TenantContext
 from racehub.core.exceptions import Conflict, Invalid
+from racehub.core.spreadsheet import FORMULA_TRIGGERS as FORMULA_TRIGGERS  # re-exported
+from racehub.core.spreadsheet import neutralize as neutralize  # re-exported
+from racehub.core.spreadsheet import neutralized
 from racehub.events import service as events_service
 from racehub.events.models import (
     BIB_LENGTH_KEY,
@@ -58,23 +60,8 @@ COLUMNS = ["ExternalReferenceID", "Number", "FirstName", "LastName", "Name", "Ge
 FORMATS = ("csv",)
 DEFAULT_BATCH_SIZE = 2000
 MISSING_LIST_LIMIT = 500  # the pre-flight lists this many; its count covers all
-# A cell starting with one of these runs as a formula (or hides one) in a spreadsheet.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralize(value: str) -> str:
-    """The Python twin of ``_neutralized``: a leading ' makes the cell plain text."""
-    return "'" + value if value[:1] in FORMULA_TRIGGERS else value
-
-
-_TRIGGER_LITERALS = [literal_column({"\t": "E'\\t'", "\r": "E'\\r'"}.get(t, f"'{t}'"))
-                     for t in FORMULA_TRIGGERS]
-
-
-def _neutralized(expr: Any) -> Any:
-    """``neutralize`` in SQL, so that the benchmark's COPY of this SELECT does it too."""
-    return case((func.left(expr, 1).in_(_TRIGGER_LITERALS),
-                 literal_column("''''", String) + expr), else_=expr)
+# Formula neutralization is shared with the list exports (core/spreadsheet.py).
+_neutralized = neutralized
 
 
 @dataclass(frozen=True)

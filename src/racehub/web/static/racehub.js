@@ -269,3 +269,100 @@ function setUpTimingExport() {
 }
 
 document.addEventListener("DOMContentLoaded", setUpTimingExport);
+
+// Exports: the status page puts a running export on a watch list (localStorage); every
+// page polls the watched exports and shows a notice when one completes or fails.
+const EXPORT_WATCH_KEY = "exports:watch";
+
+function watchedExports() {
+  try { return JSON.parse(localStorage.getItem(EXPORT_WATCH_KEY) || "[]"); } catch { return []; }
+}
+
+function setWatchedExports(ids) {
+  localStorage.setItem(EXPORT_WATCH_KEY, JSON.stringify([...new Set(ids)].slice(-20)));
+}
+
+function watchExportOnStatusPage() {
+  const status = document.getElementById("export-status");
+  if (!status) return;
+  if (["queued", "running"].includes(status.dataset.exportState)) {
+    setWatchedExports([...watchedExports(), status.dataset.exportId]);
+  }
+}
+
+function showExportNotice(exp) {
+  const box = document.getElementById("export-notices");
+  if (!box || box.querySelector(`[data-export-id="${exp.id}"]`)) return;
+  const onItsPage = window.location.pathname === exp.statusUrl;
+  if (onItsPage) return; // its own status page already shows the result
+  const notice = document.createElement("div");
+  notice.className = "notice " + exp.status;
+  notice.dataset.exportId = exp.id;
+  notice.setAttribute("role", "status");
+  const text = document.createElement("span");
+  const link = document.createElement("a");
+  if (exp.status === "completed") {
+    text.textContent = `Export ready: ${exp.title} (${exp.rowCount} rows). `;
+    link.href = exp.downloadUrl;
+    link.textContent = "Download";
+    link.setAttribute("download", "");
+  } else {
+    text.textContent = `Export ${exp.status}: ${exp.title}. ${exp.message || ""} `;
+    link.href = exp.statusUrl;
+    link.textContent = "Open";
+  }
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "link";
+  close.textContent = "Dismiss";
+  close.addEventListener("click", () => notice.remove());
+  notice.append(text, link, close);
+  box.append(notice);
+}
+
+async function pollWatchedExports() {
+  const ids = watchedExports();
+  if (!ids.length || !document.getElementById("export-notices")) return;
+  const keep = [];
+  for (const id of ids) {
+    let response;
+    try {
+      response = await fetch("/api/exports/" + id, { headers: { Accept: "application/json" } });
+    } catch {
+      keep.push(id); // offline for a moment: try again
+      continue;
+    }
+    if (!response.ok) continue; // gone, or another tenant now: stop watching
+    const exp = await response.json();
+    if (["queued", "running", "paused"].includes(exp.status)) keep.push(id);
+    else if (["completed", "failed"].includes(exp.status)) showExportNotice(exp);
+  }
+  const current = watchedExports().filter((id) => !ids.includes(id));
+  setWatchedExports([...keep, ...current]);
+  if (watchedExports().length) window.setTimeout(pollWatchedExports, 2000);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  watchExportOnStatusPage();
+  pollWatchedExports();
+});
+
+// Provider connections: forms with data-confirm ask first (delete a connection).
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+  }
+});
+
+// Field-mapping editor: after a preview, offer the sample's field paths in the source inputs.
+document.addEventListener("htmx:afterSwap", (event) => {
+  if (event.target.id !== "mapping-preview") return;
+  const list = document.getElementById("source-paths");
+  if (!list) return;
+  list.replaceChildren(...Array.from(event.target.querySelectorAll(".source-paths code"), (code) => {
+    const option = document.createElement("option");
+    option.value = code.textContent;
+    return option;
+  }));
+});

@@ -1,0 +1,297 @@
+"""The adapter contract every provider implements, and the normalized records it returns.
+
+An adapter is built from a plain connection config (``base_url``, ``credentials``,
+``settings``, a rate limiter and an optional clock/sleep for tests) and speaks one
+provider's wire format through :class:`racehub.providers.http.ProviderHttp`. Reads return
+iterators of :class:`Page` objects; a row that cannot be mapped becomes a
+:class:`RowProblem` on its page and the rest of the page still arrives.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar, Generic, TypeVar
+
+from racehub.providers.errors import (
+    AuthFailed,
+    BadData,
+    NotFound,
+    NotSupported,
+    ProviderDown,
+    ProviderError,
+    Throttled,
+)
+from racehub.providers.http import ProviderHttp
+from racehub.providers.ratelimit import InMemoryRateLimiter, RateLimit, RateLimiter
+
+__all__ = [
+    "AuthFailed", "BadData", "Capability", "CredentialCheck", "NotFound", "NotSupported",
+    "Page", "ProviderAdapter", "ProviderDown", "ProviderError", "ProviderEvent", "ResultStatus",
+    "ProviderParticipant", "ProviderResult", "ProviderWithdrawal", "PushReport", "RowProblem",
+    "Throttled",
+]
+
+
+class Capability(enum.StrEnum):
+    CHECK_CREDENTIALS = "check_credentials"
+    LIST_EVENTS = "list_events"
+    LIST_PARTICIPANTS = "list_participants"
+    LIST_WITHDRAWN = "list_withdrawn"
+    PUSH_PARTICIPANTS = "push_participants"
+    GET_RESULTS = "get_results"
+    POST_RESULTS = "post_results"
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One row of a page that could not be (fully) mapped. ``row`` is its index in the page."""
+
+    row: int
+    message: str
+    ref: str | None = None
+    field: str | None = None
+    raw: Any = None
+
+    def __str__(self) -> str:
+        where = f"row {self.row + 1}" + (f" ({self.ref})" if self.ref else "")
+        return f"{where}: {self.field + ': ' if self.field else ''}{self.message}"
+
+
+@dataclass
+class ProviderEvent:
+    """What participants register for. ``ref`` is the adapter's opaque id for later calls."""
+
+    ref: str
+    name: str
+    start_at: datetime | None = None  # UTC
+    end_at: datetime | None = None  # UTC
+    time_zone: str | None = None
+    parent_ref: str | None = None  # e.g. RunSignUp race id, Race Roster event of a sub-event
+    parent_name: str | None = None
+    distance: str | None = None
+    city: str | None = None
+    region: str | None = None
+    country: str | None = None
+    modified_at: datetime | None = None  # UTC
+    raw: Any = None
+
+
+@dataclass
+class ProviderParticipant:
+    ref: str  # the provider's stable registration id: the natural key, never the bib
+    event_ref: str
+    first_name: str = ""
+    last_name: str = ""
+    middle_name: str | None = None
+    email: str | None = None
+    birth_date: date | None = None
+    gender: str | None = None  # "M", "F", "X" (non-binary/other) or None
+    age: int | None = None
+    bib: str | None = None
+    chip: str | None = None
+    phone: str | None = None
+    team: str | None = None
+    city: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    registered_at: datetime | None = None  # UTC
+    modified_at: datetime | None = None  # UTC
+    amount_paid: Decimal | None = None
+    person_ref: str | None = None  # the provider's id of the person, when it has one
+    extra: dict[str, Any] = field(default_factory=dict)  # answers to custom questions etc.
+    raw: Any = None
+
+
+@dataclass
+class ProviderWithdrawal:
+    ref: str  # registration id, as in ProviderParticipant.ref
+    event_ref: str
+    reason: str | None = None
+    withdrawn_at: datetime | None = None  # UTC
+    raw: Any = None
+
+
+class ResultStatus(enum.StrEnum):
+    FINISHED = "FIN"
+    DNF = "DNF"
+    DNS = "DNS"
+    DQ = "DQ"
+
+
+@dataclass
+class ProviderResult:
+    event_ref: str
+    ref: str | None = None  # the provider's result id, when it has one (edits use it)
+    participant_ref: str | None = None
+    bib: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    gender: str | None = None
+    age: int | None = None
+    place: int | None = None
+    clock_time: timedelta | None = None
+    chip_time: timedelta | None = None
+    status: ResultStatus = ResultStatus.FINISHED
+    splits: dict[str, timedelta] = field(default_factory=dict)
+    division: str | None = None
+    raw: Any = None
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Page(Generic[T]):
+    """One provider page: mapped items, per-row problems and where we are."""
+
+    items: list[T]
+    problems: list[RowProblem] = field(default_factory=list)
+    number: int = 1
+    is_last: bool = True
+    total: int | None = None  # rows on all pages, when the provider says
+    raw: Any = None  # the decoded response, for audit/debugging
+
+    @property
+    def row_count(self) -> int:
+        return len(self.items) + len(self.problems)
+
+
+@dataclass
+class PushReport:
+    """What a push/post accepted; refused rows are problems naming the row."""
+
+    accepted: int
+    problems: list[RowProblem] = field(default_factory=list)
+    raw: Any = None
+
+
+@dataclass
+class CredentialCheck:
+    ok: bool
+    message: str
+    account: str | None = None  # who the provider says we are, when it says
+
+
+class ProviderAdapter:
+    """Base class of every adapter.
+
+    Subclasses set ``provider``, ``capabilities``, ``credential_fields``,
+    ``default_base_url``, ``default_rate_limit`` and ``default_field_mapping`` and override
+    the operations they support; the others raise :class:`NotSupported`.
+    """
+
+    provider: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    credential_fields: ClassVar[tuple[str, ...]] = ()
+    optional_credential_fields: ClassVar[tuple[str, ...]] = ()
+    default_base_url: ClassVar[str] = ""
+    default_rate_limit: ClassVar[RateLimit] = RateLimit(per_second=5.0, burst=10)
+    # Normalized field name -> provider field path (dotted), shown in the mapping UI.
+    default_field_mapping: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        credentials: Mapping[str, str],
+        settings: Mapping[str, Any] | None = None,
+        limiter: RateLimiter | None = None,
+        rate_key: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: Any = None,
+    ) -> None:
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.settings: dict[str, Any] = dict(settings or {})
+        missing = [f for f in self.credential_fields if not (credentials.get(f) or "").strip()]
+        if missing:
+            raise AuthFailed(f"missing credential field(s): {', '.join(missing)}",
+                             provider=self.provider)
+        self.credentials = {k: str(v) for k, v in credentials.items() if v is not None}
+        self.clock = clock
+        self.sleep = sleep
+        rate = self.settings.get("rate_per_second")
+        burst = self.settings.get("rate_burst")
+        self.rate_limit = RateLimit(
+            per_second=float(rate) if rate else self.default_rate_limit.per_second,
+            burst=int(burst) if burst else self.default_rate_limit.burst,
+        )
+        self.http = ProviderHttp(
+            provider=self.provider,
+            base_url=self.base_url,
+            limiter=limiter or InMemoryRateLimiter(clock=clock, sleep=sleep),
+            rate_key=rate_key or f"{self.provider}:{self.base_url}",
+            rate_limit=self.rate_limit,
+            secrets=[v for v in self.credentials.values() if v],
+            sleep=sleep,
+            max_attempts=int(self.settings.get("max_attempts", 4)),
+            max_retry_after=float(self.settings.get("max_retry_after", 120.0)),
+            backoff_base=float(self.settings.get("backoff_base", 0.5)),
+            backoff_max=float(self.settings.get("backoff_max", 30.0)),
+            connect_timeout=float(self.settings.get("connect_timeout", 5.0)),
+            read_timeout=float(self.settings.get("read_timeout", 30.0)),
+            error_hook=self.inspect_response,
+            on_unauthorized=(self.refresh_auth
+                             if type(self).refresh_auth is not ProviderAdapter.refresh_auth
+                             else None),
+            transport=transport,
+        )
+
+    # -- hooks -------------------------------------------------------------------------
+    def inspect_response(self, status: int, body: Any) -> None:
+        """Raise a typed error for failures a provider reports inside a 2xx body."""
+
+    def refresh_auth(self) -> None:
+        """Override for token-based providers: fetch a new token and set it on
+        ``self.http.client.headers``. Called once when a request gets 401, then the request
+        is sent again."""
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> ProviderAdapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def _unsupported(self, capability: Capability) -> NotSupported:
+        return NotSupported(f"{capability.value} is not offered by this provider",
+                            provider=self.provider)
+
+    # -- the contract --------------------------------------------------------------------
+    def check_credentials(self) -> CredentialCheck:
+        raise self._unsupported(Capability.CHECK_CREDENTIALS)
+
+    def list_events(self, since: datetime | None = None) -> Iterator[Page[ProviderEvent]]:
+        raise self._unsupported(Capability.LIST_EVENTS)
+
+    def list_participants(
+        self, event_ref: str, since: datetime | None = None
+    ) -> Iterator[Page[ProviderParticipant]]:
+        raise self._unsupported(Capability.LIST_PARTICIPANTS)
+
+    def list_withdrawn(
+        self, event_ref: str, since: datetime | None = None
+    ) -> Iterator[Page[ProviderWithdrawal]]:
+        raise self._unsupported(Capability.LIST_WITHDRAWN)
+
+    def push_participants(
+        self, event_ref: str, participants: Sequence[ProviderParticipant]
+    ) -> PushReport:
+        raise self._unsupported(Capability.PUSH_PARTICIPANTS)
+
+    def get_results(self, event_ref: str) -> Iterator[Page[ProviderResult]]:
+        raise self._unsupported(Capability.GET_RESULTS)
+
+    def post_results(self, event_ref: str, results: Sequence[ProviderResult]) -> PushReport:
+        raise self._unsupported(Capability.POST_RESULTS)

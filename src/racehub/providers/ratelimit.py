@@ -1,0 +1,146 @@
+"""Per-connection request budgets (token buckets).
+
+``PostgresRateLimiter`` keeps each bucket in a ``provider_rate_limits`` row updated under
+``SELECT ... FOR UPDATE`` in its own short transaction, with the database clock, so every
+web and worker process spends one shared budget per key (a connection id). A provider's
+"slow down" (429 / RunSignUp code 14) is recorded on the row with ``hold_off`` so the other
+processes wait too. ``InMemoryRateLimiter`` is the same algorithm for one process (adapter
+unit tests, scripts).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Engine, text
+
+from racehub.providers.errors import Throttled
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    per_second: float  # refill rate
+    burst: int  # bucket size: requests allowed back to back after a quiet period
+
+    def __post_init__(self) -> None:
+        if self.per_second <= 0 or self.burst < 1:
+            raise ValueError("a rate limit needs per_second > 0 and burst >= 1")
+
+
+class RateLimiter(Protocol):
+    def acquire(self, key: str, limit: RateLimit, *, max_wait: float = 60.0) -> float:
+        """Take one token for ``key``, sleeping as needed; returns the seconds waited.
+
+        Raises :class:`Throttled` (with ``retry_after``) when the wait would exceed
+        ``max_wait``: the caller should reschedule rather than block a worker.
+        """
+        ...
+
+    def hold_off(self, key: str, seconds: float) -> None:
+        """Nobody spends ``key``'s budget for ``seconds`` (the provider asked us to wait)."""
+        ...
+
+
+def _take(tokens: float, elapsed: float, blocked_for: float,
+          limit: RateLimit) -> tuple[float, float]:
+    """Refill then try to take one token. Returns (tokens left, seconds to wait; 0 = taken)."""
+    tokens = min(float(limit.burst), tokens + max(elapsed, 0.0) * limit.per_second)
+    if blocked_for > 0:
+        return tokens, blocked_for
+    if tokens >= 1.0:
+        return tokens - 1.0, 0.0
+    return tokens, (1.0 - tokens) / limit.per_second
+
+
+class InMemoryRateLimiter:
+    """Thread-safe token buckets in this process only."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+        self._blocked_until: dict[str, float] = {}
+
+    def acquire(self, key: str, limit: RateLimit, *, max_wait: float = 60.0) -> float:
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                tokens, at = self._buckets.get(key, (float(limit.burst), now))
+                blocked_for = self._blocked_until.get(key, now) - now
+                tokens, wait = _take(tokens, now - at, blocked_for, limit)
+                self._buckets[key] = (tokens, now)
+            if wait <= 0:
+                return waited
+            if waited + wait > max_wait:
+                raise Throttled(f"request budget exhausted; next request in {wait:.1f}s",
+                                retry_after=wait)
+            self._sleep(wait)
+            waited += wait
+
+    def hold_off(self, key: str, seconds: float) -> None:
+        with self._lock:
+            until = self._clock() + seconds
+            self._blocked_until[key] = max(until, self._blocked_until.get(key, until))
+
+
+_TAKE_SQL = text("""
+    SELECT tokens, now_ts,
+           EXTRACT(EPOCH FROM now_ts - updated_at)::float8 AS elapsed,
+           COALESCE(EXTRACT(EPOCH FROM blocked_until - now_ts), 0)::float8 AS blocked
+      FROM provider_rate_limits, (SELECT clock_timestamp() AS now_ts) AS clock
+     WHERE key = :key
+       FOR UPDATE OF provider_rate_limits
+""")
+
+
+class PostgresRateLimiter:
+    """Token buckets in Postgres rows: one budget per key across every process.
+
+    Each attempt is one short transaction on its own connection (never the caller's
+    session, so a long sync transaction does not hold the row lock). Sleeping happens
+    outside the transaction.
+    """
+
+    def __init__(self, engine: Engine, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._engine = engine
+        self._sleep = sleep
+
+    def acquire(self, key: str, limit: RateLimit, *, max_wait: float = 60.0) -> float:
+        waited = 0.0
+        while True:
+            with self._engine.begin() as conn:
+                conn.execute(text(
+                    "INSERT INTO provider_rate_limits (key, tokens, updated_at) "
+                    "VALUES (:key, :burst, clock_timestamp()) ON CONFLICT (key) DO NOTHING"
+                ), {"key": key, "burst": float(limit.burst)})
+                row = conn.execute(_TAKE_SQL, {"key": key}).one()
+                tokens, wait = _take(row.tokens, row.elapsed, row.blocked, limit)
+                conn.execute(text(
+                    "UPDATE provider_rate_limits SET tokens = :tokens, "
+                    "updated_at = :now WHERE key = :key"
+                ), {"key": key, "tokens": tokens, "now": row.now_ts})
+            if wait <= 0:
+                return waited
+            if waited + wait > max_wait:
+                raise Throttled(f"request budget exhausted; next request in {wait:.1f}s",
+                                retry_after=wait)
+            self._sleep(wait)
+            waited += wait
+
+    def hold_off(self, key: str, seconds: float) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO provider_rate_limits (key, tokens, updated_at, blocked_until) "
+                "VALUES (:key, 0, clock_timestamp(), "
+                "        clock_timestamp() + make_interval(secs => :secs)) "
+                "ON CONFLICT (key) DO UPDATE SET blocked_until = GREATEST("
+                "  COALESCE(provider_rate_limits.blocked_until, EXCLUDED.blocked_until), "
+                "  EXCLUDED.blocked_until)"
+            ), {"key": key, "secs": float(seconds)})

@@ -1,0 +1,382 @@
+"""RunSignUp adapter: ``https://runsignup.com/Rest``, ``format=json``, api_key/api_secret.
+
+Settings (all optional): ``race_ids`` (list: the races this connection reads; without it
+``list_events`` pages through ``GET /races``, ``races_per_page`` at a time, <= 1000),
+``results_per_page`` (participants, <= 2500),
+``max_pages`` (a bound on any paging loop), ``individual_result_set_id`` (post results into
+this set instead of creating one), ``result_set_name``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from racehub.providers.base import (
+    Capability,
+    CredentialCheck,
+    Page,
+    ProviderAdapter,
+    ProviderEvent,
+    ProviderParticipant,
+    ProviderResult,
+    ProviderWithdrawal,
+    PushReport,
+    RowProblem,
+)
+from racehub.providers.errors import (
+    AuthFailed,
+    BadData,
+    NotFound,
+    Throttled,
+)
+from racehub.providers.ratelimit import RateLimit
+from racehub.providers.runsignup import mapping as m
+
+T = TypeVar("T")
+
+
+class RunSignUpAdapter(ProviderAdapter):
+    provider = "RUNSIGNUP"
+    capabilities = frozenset({
+        Capability.CHECK_CREDENTIALS, Capability.LIST_EVENTS, Capability.LIST_PARTICIPANTS,
+        Capability.LIST_WITHDRAWN, Capability.PUSH_PARTICIPANTS, Capability.GET_RESULTS,
+        Capability.POST_RESULTS,
+    })
+    credential_fields = ("api_key", "api_secret")
+    default_base_url = "https://runsignup.com/Rest"
+    default_rate_limit = RateLimit(per_second=float(m.ASSUMED["rate_per_second"]),
+                                   burst=int(m.ASSUMED["rate_burst"]))
+    default_field_mapping = m.DEFAULT_FIELD_MAPPING
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.http.default_params.update({
+            "format": "json",
+            "api_key": self.credentials["api_key"],
+            "api_secret": self.credentials["api_secret"],
+        })
+        per_page = int(self.settings.get("results_per_page", m.MAX_PARTICIPANTS_PER_PAGE))
+        self.per_page = max(1, min(per_page, m.MAX_PARTICIPANTS_PER_PAGE))
+        self.max_pages = int(self.settings.get("max_pages", 10_000))
+
+    # -- errors inside HTTP 200 ----------------------------------------------------------
+    def inspect_response(self, status: int, body: Any) -> None:
+        if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+            return
+        error = body["error"]
+        try:
+            code = int(error.get("error_code"))
+        except (TypeError, ValueError):
+            code = -1
+        text = f"RunSignUp error {code}: {error.get('error_msg') or 'no message'}"
+        if code == m.ERROR_THROTTLED:
+            raise Throttled(text)  # http.py adds Retry-After if the response had one
+        if code in m.AUTH_ERRORS:
+            raise AuthFailed(text)
+        if code in m.NOT_FOUND_ERRORS:
+            raise NotFound(text)
+        raise BadData(text)
+
+    # -- credentials ----------------------------------------------------------------------
+    def check_credentials(self) -> CredentialCheck:
+        race_ids = self._race_ids()
+        try:
+            if race_ids:
+                # Reading participants needs the key's rights on the race, not just a valid key.
+                body = self.http.request_json("GET", f"race/{race_ids[0]}/participants", params={
+                    "event_id": self._first_event_id(race_ids[0]), "page": 1,
+                    "results_per_page": 1})
+                del body
+                return CredentialCheck(True, f"key accepted; race {race_ids[0]} readable")
+            self.http.request_json("GET", "races", params={"page": 1, "results_per_page": 1})
+            return CredentialCheck(True, "key accepted")
+        except (AuthFailed, NotFound) as exc:
+            return CredentialCheck(False, exc.message)
+
+    def _first_event_id(self, race_id: str) -> str:
+        race = self._get_race(race_id)
+        events = race.get("events") or []
+        if not events:
+            raise NotFound(f"race {race_id} has no events", provider=self.provider)
+        return str(events[0].get("event_id"))
+
+    # -- events ---------------------------------------------------------------------------
+    def _race_ids(self) -> list[str]:
+        ids = self.settings.get("race_ids") or []
+        if isinstance(ids, str | int):
+            ids = [ids]
+        return [str(i).strip() for i in ids if str(i).strip()]
+
+    def _get_race(self, race_id: str) -> dict[str, Any]:
+        body = self.http.request_json("GET", f"race/{race_id}", params={"events": "T"})
+        race = body.get("race") if isinstance(body, dict) else None
+        if not isinstance(race, dict):
+            raise BadData(f"GET race/{race_id}: no 'race' object in the reply",
+                          provider=self.provider)
+        return race
+
+    def list_events(self, since: datetime | None = None) -> Iterator[Page[ProviderEvent]]:
+        race_ids = self._race_ids()
+        if race_ids:
+            for number, race_id in enumerate(race_ids, start=1):
+                race = self._get_race(race_id)
+                yield self._events_page([race], since, number, number == len(race_ids), race)
+            return
+        per_page = max(1, min(int(self.settings.get("races_per_page", m.MAX_RACES_PER_PAGE)),
+                              m.MAX_RACES_PER_PAGE))
+        for number in range(1, self.max_pages + 1):
+            body = self.http.request_json("GET", "races", params={
+                "events": "T", "page": number, "results_per_page": per_page})
+            blocks = body.get("races") if isinstance(body, dict) else None
+            if not isinstance(blocks, list):
+                raise BadData("GET races: no 'races' list in the reply", provider=self.provider)
+            races = [b.get("race") if isinstance(b, dict) else b for b in blocks]
+            is_last = len(blocks) < per_page
+            yield self._events_page(races, since, number, is_last, body)
+            if is_last:
+                return
+
+    def _events_page(self, races: list[Any], since: datetime | None, number: int,
+                     is_last: bool, raw: Any) -> Page[ProviderEvent]:
+        items: list[ProviderEvent] = []
+        problems: list[RowProblem] = []
+        for i, race in enumerate(races):
+            try:
+                if not isinstance(race, dict):
+                    raise m.MappingError("race", "expected an object")
+                events = m.map_race_events(race)
+            except m.MappingError as exc:
+                ref = str(race.get("race_id")) if isinstance(race, dict) else None
+                problems.append(RowProblem(i, exc.message, ref=ref, field=exc.field, raw=race))
+                continue
+            items.extend(e for e in events
+                         if since is None or e.modified_at is None or e.modified_at >= since)
+        return Page(items, problems, number=number, is_last=is_last, raw=raw)
+
+    # -- participants ---------------------------------------------------------------------
+    def list_participants(
+        self, event_ref: str, since: datetime | None = None
+    ) -> Iterator[Page[ProviderParticipant]]:
+        race_id, event_id = m.split_event_ref(event_ref)
+        # Keyset paging on registration_id: rows added, changed or removed while we page
+        # neither shift later pages nor get read twice (page numbers would).
+        after: str | None = None
+        for number in range(1, self.max_pages + 1):
+            params: dict[str, Any] = {
+                "event_id": event_id, "page": 1, "results_per_page": self.per_page,
+                "sort": m.SORT_BY_REGISTRATION,
+            }
+            if after is not None:
+                params["after_registration_id"] = after
+            if since is not None:
+                params["modified_after_timestamp"] = int(since.timestamp())
+            body = self.http.request_json("GET", f"race/{race_id}/participants", params=params)
+            rows = self._event_rows(body, event_id, f"GET race/{race_id}/participants")
+            page = self._map_rows(rows, lambda row: m.map_participant(row, race_id), number,
+                                  len(rows) < self.per_page, body)
+            last_id = self._last_registration_id(rows)
+            yield page
+            if page.is_last or last_id is None:
+                return
+            after = last_id
+        raise BadData(f"participants of {event_ref}: more than {self.max_pages} pages",
+                      provider=self.provider)
+
+    def _event_rows(self, body: Any, event_id: str, where: str) -> list[Any]:
+        if not isinstance(body, list):
+            raise BadData(f"{where}: expected a list of event blocks", provider=self.provider)
+        for block in body:
+            if not isinstance(block, dict):
+                continue
+            event = block.get("event") or {}
+            if str(event.get("event_id")) == event_id:
+                # The rows are in the sibling "participants"; event.participants is always [].
+                rows = block.get("participants") or []
+                if not isinstance(rows, list):
+                    raise BadData(f"{where}: 'participants' is not a list",
+                                  provider=self.provider)
+                return rows
+        return []
+
+    @staticmethod
+    def _last_registration_id(rows: list[Any]) -> str | None:
+        for row in reversed(rows):
+            if isinstance(row, dict) and str(row.get("registration_id", "")).isdigit():
+                return str(row["registration_id"])
+        return None
+
+    def _map_rows(self, rows: list[Any], mapper: Callable[[Any], T], number: int,
+                  is_last: bool, raw: Any) -> Page[T]:
+        items: list[T] = []
+        problems: list[RowProblem] = []
+        for i, row in enumerate(rows):
+            try:
+                items.append(mapper(row))
+            except (m.MappingError, TypeError, ValueError, AttributeError, KeyError) as exc:
+                # A row of an unexpected shape is that row's problem, not the page's.
+                ref = row.get("registration_id") if isinstance(row, dict) else None
+                field = exc.field if isinstance(exc, m.MappingError) else None
+                message = (exc.message if isinstance(exc, m.MappingError)
+                           else f"unexpected row shape ({type(exc).__name__}: {exc})")
+                problems.append(RowProblem(i, message, ref=None if ref is None else str(ref),
+                                           field=field, raw=row))
+        return Page(items, problems, number=number, is_last=is_last, raw=raw)
+
+    # -- withdrawals ----------------------------------------------------------------------
+    def list_withdrawn(
+        self, event_ref: str, since: datetime | None = None
+    ) -> Iterator[Page[ProviderWithdrawal]]:
+        race_id, event_id = m.split_event_ref(event_ref)
+        path = str(m.ASSUMED["removed_path"]).format(race_id=race_id)
+        key = str(m.ASSUMED["removed_list_key"])
+        for number in range(1, self.max_pages + 1):
+            params: dict[str, Any] = {"event_id": event_id, "page": number,
+                                      "results_per_page": self.per_page}
+            if since is not None:
+                params["modified_after_timestamp"] = int(since.timestamp())
+            body = self.http.request_json("GET", path, params=params)
+            rows = body.get(key) if isinstance(body, dict) else None
+            if not isinstance(rows, list):
+                raise BadData(f"GET {path}: no '{key}' list in the reply", provider=self.provider)
+            page = self._map_rows(rows, lambda row: m.map_removed(row, race_id), number,
+                                  len(rows) < self.per_page, body)
+            yield page
+            if page.is_last:
+                return
+
+    # -- bib/chip assignment --------------------------------------------------------------
+    def push_participants(
+        self, event_ref: str, participants: Sequence[ProviderParticipant]
+    ) -> PushReport:
+        race_id, event_id = m.split_event_ref(event_ref)
+        rows: list[dict[str, Any]] = []
+        problems: list[RowProblem] = []
+        for i, participant in enumerate(participants):
+            try:
+                rows.append(m.participant_to_bib_chip(participant))
+            except m.MappingError as exc:
+                problems.append(RowProblem(i, exc.message, ref=participant.ref, field=exc.field))
+        if not rows:
+            return PushReport(0, problems)
+        body = self.http.request_json("POST", f"race/{race_id}/participants", data={
+            "event_id": event_id, "request_format": "json",
+            "request": json.dumps({str(m.ASSUMED["bib_chip_request_key"]): rows}),
+        })
+        accepted, refused = self._reply_counts(
+            body, str(m.ASSUMED["bib_chip_reply_updated_key"]),
+            str(m.ASSUMED["bib_chip_reply_errors_key"]), len(rows))
+        index = {str(p.ref): i for i, p in enumerate(participants)}
+        problems += [RowProblem(index.get(ref, -1), msg, ref=ref) for ref, msg in refused]
+        return PushReport(accepted, problems, raw=body)
+
+    @staticmethod
+    def _reply_counts(body: Any, count_key: str, errors_key: str,
+                      sent: int) -> tuple[int, list[tuple[str, str]]]:
+        refused: list[tuple[str, str]] = []
+        if isinstance(body, dict):
+            for error in body.get(errors_key) or []:
+                if isinstance(error, dict):
+                    ref = str(error.get("registration_id") or error.get("bib") or "")
+                    refused.append((ref, str(error.get("error_msg") or "refused")))
+            count = body.get(count_key)
+            if isinstance(count, int):
+                return count, refused
+        return sent - len(refused), refused
+
+    # -- results --------------------------------------------------------------------------
+    def _result_sets(self, race_id: str, event_id: str) -> list[dict[str, Any]]:
+        body = self.http.request_json("GET", f"race/{race_id}/results/get-result-sets",
+                                      params={"event_id": event_id})
+        sets = body.get("individual_results_sets") if isinstance(body, dict) else None
+        if not isinstance(sets, list):
+            raise BadData("GET results/get-result-sets: no 'individual_results_sets' list",
+                          provider=self.provider)
+        return [s for s in sets if isinstance(s, dict)]
+
+    def get_results(self, event_ref: str) -> Iterator[Page[ProviderResult]]:
+        race_id, event_id = m.split_event_ref(event_ref)
+        per_page = int(m.ASSUMED["results_per_page"])
+        sets = self._result_sets(race_id, event_id)
+        number = 0
+        for set_index, result_set in enumerate(sets):
+            set_id = result_set.get("individual_result_set_id")
+            for page_no in range(1, self.max_pages + 1):
+                body = self.http.request_json("GET", f"race/{race_id}/results/get-results",
+                                              params={"event_id": event_id,
+                                                      "individual_result_set_id": set_id,
+                                                      "page": page_no,
+                                                      "results_per_page": per_page})
+                blocks = body.get("individual_results_sets") if isinstance(body, dict) else None
+                if not isinstance(blocks, list):
+                    raise BadData("GET results/get-results: no 'individual_results_sets' list",
+                                  provider=self.provider)
+                rows = [r for b in blocks if isinstance(b, dict) for r in (b.get("results") or [])]
+                number += 1
+                short = len(rows) < per_page
+                page = self._map_rows(rows, lambda row: m.map_result(row, event_ref), number,
+                                      short and set_index == len(sets) - 1, body)
+                for problem_index, problem in enumerate(page.problems):
+                    row = problem.raw if isinstance(problem.raw, dict) else {}
+                    page.problems[problem_index] = RowProblem(
+                        problem.row, problem.message,
+                        ref=str(row.get("result_id") or row.get("bib") or "") or None,
+                        field=problem.field, raw=problem.raw)
+                yield page
+                if short:
+                    break
+        if not sets:
+            yield Page([], number=1, is_last=True)
+
+    def post_results(self, event_ref: str, results: Sequence[ProviderResult]) -> PushReport:
+        race_id, event_id = m.split_event_ref(event_ref)
+        rows: list[tuple[int, dict[str, Any]]] = []
+        problems: list[RowProblem] = []
+        for i, result in enumerate(results):
+            try:
+                rows.append((i, m.result_to_wire(result)))
+            except m.MappingError as exc:
+                problems.append(RowProblem(i, exc.message, ref=result.bib or result.ref,
+                                           field=exc.field))
+        if not rows:
+            return PushReport(0, problems)
+        set_id = self.settings.get("individual_result_set_id") or self._new_result_set(
+            race_id, event_id)
+        accepted = 0
+        replies = []
+        chunk = int(m.ASSUMED["results_per_post"])
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            body = self.http.request_json(
+                "POST", f"race/{race_id}/results/full-results", params={"event_id": event_id},
+                data={"request_format": "json", "individual_result_set_id": str(set_id),
+                      "request": json.dumps({"results": [row for _, row in part]})},
+            )
+            replies.append(body)
+            ok, refused = self._reply_counts(body, "num_results_added",
+                                             str(m.ASSUMED["full_results_reply_errors_key"]),
+                                             len(part))
+            accepted += ok
+            # The reply names refused rows by registration id or bib: find the sent row.
+            by_key = {str(row[k]): i for i, row in part
+                      for k in ("registration_id", "bib") if k in row}
+            problems += [RowProblem(by_key.get(ref, -1), msg, ref=ref) for ref, msg in refused]
+        return PushReport(accepted, problems, raw={"individual_result_set_id": set_id,
+                                                   "replies": replies})
+
+    def _new_result_set(self, race_id: str, event_id: str) -> Any:
+        name = str(self.settings.get("result_set_name") or "Results")
+        body = self.http.request_json("POST", f"race/{race_id}/results/new-result-set",
+                                      data={"event_id": event_id,
+                                            "individual_result_set_name": name})
+        key = str(m.ASSUMED["new_result_set_reply_key"])
+        set_id = body.get(key) if isinstance(body, dict) else None
+        if set_id in (None, ""):
+            raise BadData(f"POST results/new-result-set: no '{key}' in the reply",
+                          provider=self.provider)
+        return set_id
+
+
+__all__ = ["RunSignUpAdapter"]

@@ -1,0 +1,141 @@
+"""JSON API of provider connections. Thin: the service holds the rules."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from racehub.core.context import TenantContext
+from racehub.core.crypto import Keyring
+from racehub.core.deps import DB, require
+from racehub.core.rbac import Perm
+from racehub.core.schemas import APIModel
+from racehub.sync import service
+from racehub.sync.catalog import PROVIDERS, Direction
+from racehub.sync.schemas import (
+    CheckRead,
+    ConnectionCreate,
+    ConnectionRead,
+    ConnectionUpdate,
+    PreviewRead,
+    PreviewRequest,
+)
+from racehub.sync.transforms import TARGET_FIELDS
+
+router = APIRouter(prefix="/api", tags=["connections"])
+
+ReadConnections = Annotated[TenantContext, Depends(require(Perm.SYNC_CONNECTION_READ))]
+ManageConnections = Annotated[TenantContext, Depends(require(Perm.SYNC_CONNECTION_MANAGE))]
+
+
+def get_keyring(request: Request) -> Keyring:
+    keyring: Keyring = request.app.state.keyring
+    return keyring
+
+
+AppKeyring = Annotated[Keyring, Depends(get_keyring)]
+
+
+class CredentialFieldRead(APIModel):
+    key: str
+    label: str
+    required: bool
+    password: bool
+    help: str
+
+
+class ProviderRead(APIModel):
+    key: str
+    label: str
+    direction: Direction
+    default_base_url: str
+    credentials: list[CredentialFieldRead]
+
+
+class ProvidersRead(APIModel):
+    providers: list[ProviderRead]
+    target_fields: dict[str, str]
+
+
+@router.get("/providers", response_model=ProvidersRead)
+def list_providers(ctx: ReadConnections) -> ProvidersRead:
+    """Each provider's credential fields and default base URL, and the racehub fields a
+    mapping rule may fill."""
+    return ProvidersRead(
+        providers=[ProviderRead(key=s.key, label=s.label, direction=s.direction,
+                                default_base_url=s.base_url,
+                                credentials=[CredentialFieldRead(**vars(f)) for f in s.credentials])
+                   for s in PROVIDERS.values()],
+        target_fields=TARGET_FIELDS)
+
+
+@router.get("/connections", response_model=list[ConnectionRead])
+def list_connections(db: DB, ctx: ReadConnections, keyring: AppKeyring) -> list[ConnectionRead]:
+    return [service.to_read(keyring, c) for c in service.list_connections(db, ctx)]
+
+
+@router.post("/connections", response_model=ConnectionRead, status_code=201)
+def create_connection(
+    data: ConnectionCreate, db: DB, ctx: ManageConnections, keyring: AppKeyring
+) -> ConnectionRead:
+    connection = service.create_connection(db, ctx, keyring=keyring, data=data)
+    db.commit()
+    return service.to_read(keyring, connection)
+
+
+@router.get("/connections/{connection_id}", response_model=ConnectionRead)
+def read_connection(
+    connection_id: uuid.UUID, db: DB, ctx: ReadConnections, keyring: AppKeyring
+) -> ConnectionRead:
+    return service.to_read(keyring, service.get_connection_or_raise(
+        db, ctx, connection_id=connection_id))
+
+
+@router.patch("/connections/{connection_id}", response_model=ConnectionRead)
+def update_connection(
+    connection_id: uuid.UUID, data: ConnectionUpdate, db: DB, ctx: ManageConnections,
+    keyring: AppKeyring,
+) -> ConnectionRead:
+    connection = service.update_connection(db, ctx, keyring=keyring,
+                                           connection_id=connection_id, data=data)
+    db.commit()
+    return service.to_read(keyring, connection)
+
+
+@router.delete("/connections/{connection_id}", status_code=204, response_class=Response)
+def delete_connection(connection_id: uuid.UUID, db: DB, ctx: ManageConnections) -> Response:
+    service.delete_connection(db, ctx, connection_id=connection_id)
+    db.commit()
+    return Response(status_code=204)
+
+
+@router.post("/connections/{connection_id}/test", response_model=CheckRead)
+def test_connection(
+    connection_id: uuid.UUID, db: DB, ctx: ManageConnections, keyring: AppKeyring
+) -> CheckRead:
+    """Ask the provider whether the stored credentials work (a failure is still 200: the
+    answer is in ``ok`` and ``message``, and the connection's status records it)."""
+    result = service.check_connection(db, ctx, keyring=keyring, connection_id=connection_id)
+    db.commit()
+    return result
+
+
+@router.post("/connections/{connection_id}/mapping-preview", response_model=PreviewRead)
+def preview_mapping(
+    connection_id: uuid.UUID, data: PreviewRequest, db: DB, ctx: ManageConnections,
+    keyring: AppKeyring,
+) -> PreviewRead:
+    """Apply a field mapping (not saved) to a sample: the one sent, else a few participants
+    fetched live from the provider's event ``eventId``."""
+    sample: list[dict[str, Any]]
+    if data.sample is not None:
+        service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+        sample, origin = data.sample, "pasted"
+    else:
+        sample = service.fetch_sample(db, ctx, keyring=keyring, connection_id=connection_id,
+                                      event_id=data.event_id)
+        origin = "provider"
+    return service.preview_mapping(data.field_mapping, sample, origin=origin)

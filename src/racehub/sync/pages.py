@@ -1,0 +1,312 @@
+"""HTML pages of provider connections: the list with health, the per-provider form, the
+inline "Test connection" and the field-mapping editor with its live preview."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from racehub.core.context import TenantContext
+from racehub.core.crypto import Keyring
+from racehub.core.deps import DB, require
+from racehub.core.exceptions import DomainError, Invalid
+from racehub.core.rbac import Perm
+from racehub.sync import service
+from racehub.sync.api import AppKeyring
+from racehub.sync.catalog import PROVIDERS, Direction
+from racehub.sync.exceptions import ConnectionNotFound
+from racehub.sync.models import ProviderConnection
+from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate
+from racehub.sync.transforms import (
+    NOTATION_HELP,
+    TARGET_FIELDS,
+    MappingRule,
+    check_unique_targets,
+    format_transforms,
+    parse_transforms,
+)
+from racehub.web.pages import form_error, render, validate_model
+from racehub.web.templating import is_htmx
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+ReadConnections = Annotated[TenantContext, Depends(require(Perm.SYNC_CONNECTION_READ))]
+ManageConnections = Annotated[TenantContext, Depends(require(Perm.SYNC_CONNECTION_MANAGE))]
+
+BLANK_RULE_ROWS = 3
+
+
+def _redirect(url: str, flash: str) -> Response:
+    from urllib.parse import quote_plus
+
+    return RedirectResponse(f"{url}?flash={quote_plus(flash)}", status_code=303)
+
+
+@router.get("/connections")
+def connections_page(request: Request, db: DB, ctx: ReadConnections, keyring: AppKeyring
+                     ) -> Response:
+    rows = [service.to_read(keyring, c) for c in service.list_connections(db, ctx)]
+    return render(request, db, ctx, "sync/list.html", connections=rows,
+                  providers=list(PROVIDERS.values()),
+                  can_manage=ctx.can(Perm.SYNC_CONNECTION_MANAGE))
+
+
+# --- create ---------------------------------------------------------------------------------
+
+
+@router.get("/connections/new")
+def new_connection_page(request: Request, db: DB, ctx: ManageConnections) -> Response:
+    provider = request.query_params.get("provider", "").upper()
+    spec = PROVIDERS.get(provider)
+    return render(request, db, ctx, "sync/form.html", spec=spec, connection=None, values={},
+                  providers=list(PROVIDERS.values()), directions=list(Direction),
+                  can_edit_base_url=ctx.is_platform_admin)
+
+
+def _credentials_from_form(form: FormData, provider: str) -> dict[str, str]:
+    spec = PROVIDERS[provider]
+    out = {}
+    for f in spec.credentials:
+        value = form.get(f"cred_{f.key}")
+        if isinstance(value, str) and value.strip():
+            out[f.key] = value  # blank inputs keep the stored value
+        elif form.get(f"clear_{f.key}") == "on" and not f.required:
+            out[f.key] = ""  # an explicit "clear" of an optional credential
+    return out
+
+
+def _event_ids(form: FormData) -> list[str]:
+    raw = form.get("event_ids")
+    text = raw if isinstance(raw, str) else ""
+    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
+
+
+def _safe_values(form: FormData) -> dict[str, Any]:
+    """What the form may show back after an error: never a credential."""
+    return {k: v for k, v in form.items() if not k.startswith("cred_") and k != "csrf_token"}
+
+
+@router.post("/connections/new")
+async def create_connection(request: Request, db: DB, ctx: ManageConnections,
+                            keyring: AppKeyring) -> Response:
+    form = await request.form()
+    provider = str(form.get("provider", "")).upper()
+    spec = PROVIDERS.get(provider)
+    try:
+        if spec is None:
+            raise Invalid(f"provider: choose one of {', '.join(PROVIDERS)}", field="provider")
+        data: dict[str, Any] = {
+            "provider": provider, "name": form.get("name", ""),
+            "credentials": _credentials_from_form(form, provider),
+            "direction": form.get("direction") or None, "event_ids": _event_ids(form)}
+        base_url = str(form.get("base_url", "")).strip()
+        if base_url:
+            data["base_url"] = base_url
+        connection = service.create_connection(
+            db, ctx, keyring=keyring, data=validate_model(ConnectionCreate, data))
+    except DomainError as exc:
+        db.rollback()
+        return render(request, db, ctx, "sync/form.html", status_code=exc.status_code,
+                      spec=spec, connection=None, values=_safe_values(form),
+                      providers=list(PROVIDERS.values()), directions=list(Direction),
+                      can_edit_base_url=ctx.is_platform_admin, **form_error(exc))
+    db.commit()
+    return _redirect(f"/connections/{connection.id}", "Connection added. Test it now.")
+
+
+# --- edit, test, delete ---------------------------------------------------------------------
+
+
+def _edit(request: Request, db: DB, ctx: TenantContext, keyring: Keyring,
+          connection: ProviderConnection, status_code: int = 200, **context: Any) -> Response:
+    context.setdefault("values", {})
+    return render(request, db, ctx, "sync/form.html", status_code=status_code,
+                  spec=service.spec_of(connection), connection=service.to_read(keyring, connection),
+                  providers=list(PROVIDERS.values()), directions=list(Direction),
+                  can_edit_base_url=ctx.is_platform_admin, **context)
+
+
+@router.get("/connections/{connection_id}")
+def edit_connection_page(connection_id: uuid.UUID, request: Request, db: DB,
+                         ctx: ManageConnections, keyring: AppKeyring) -> Response:
+    connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+    return _edit(request, db, ctx, keyring, connection)
+
+
+@router.post("/connections/{connection_id}")
+async def update_connection(connection_id: uuid.UUID, request: Request, db: DB,
+                            ctx: ManageConnections, keyring: AppKeyring) -> Response:
+    connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+    form = await request.form()
+    data: dict[str, Any] = {"name": form.get("name") or None,
+                            "direction": form.get("direction") or None,
+                            "event_ids": _event_ids(form),
+                            "credentials": _credentials_from_form(form, connection.provider)}
+    base_url = str(form.get("base_url", "")).strip()
+    if base_url:  # the field is read-only for everyone but platform admins
+        data["base_url"] = base_url
+    try:
+        service.update_connection(db, ctx, keyring=keyring, connection_id=connection_id,
+                                  data=validate_model(ConnectionUpdate, data))
+    except DomainError as exc:
+        db.rollback()
+        connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+        return _edit(request, db, ctx, keyring, connection, status_code=exc.status_code,
+                     values=_safe_values(form), **form_error(exc))
+    db.commit()
+    return _redirect(f"/connections/{connection_id}", "Connection saved")
+
+
+@router.post("/connections/{connection_id}/test")
+def test_connection(connection_id: uuid.UUID, request: Request, db: DB,
+                    ctx: ManageConnections, keyring: AppKeyring) -> Response:
+    result = service.check_connection(db, ctx, keyring=keyring, connection_id=connection_id)
+    db.commit()
+    if is_htmx(request):
+        return render(request, db, ctx, "sync/_check.html", result=result,
+                      connection_id=connection_id)
+    return _redirect(f"/connections/{connection_id}",
+                     ("Connection works: " if result.ok else "Connection failed: ")
+                     + result.message)
+
+
+@router.post("/connections/{connection_id}/delete")
+def delete_connection(connection_id: uuid.UUID, db: DB, ctx: ManageConnections) -> Response:
+    connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+    name = connection.name
+    service.delete_connection(db, ctx, connection_id=connection_id)
+    db.commit()
+    return _redirect("/connections", f"Connection {name} deleted")
+
+
+# --- field mapping --------------------------------------------------------------------------
+
+
+def _rules_from_form(form: FormData) -> list[MappingRule]:
+    """Rows ``target_N`` / ``sources_N`` / ``transforms_N``; blank rows are skipped."""
+    rules = []
+    indexes = sorted({int(k.split("_", 1)[1]) for k in form if k.startswith("target_")
+                      and k.split("_", 1)[1].isdigit()})
+    for row, i in enumerate(indexes, start=1):
+        target = str(form.get(f"target_{i}", "")).strip()
+        sources = [s.strip() for s in str(form.get(f"sources_{i}", "")).split(",") if s.strip()]
+        steps = str(form.get(f"transforms_{i}", ""))
+        if not target and not sources:
+            continue
+        field = f"row {row}"
+        if not target:
+            raise Invalid(f"{field}: choose the racehub field", field=f"target_{i}")
+        if not sources:
+            raise Invalid(f"{field} ({target}): give the source field path(s)",
+                          field=f"sources_{i}")
+        try:
+            transforms = parse_transforms(steps)
+        except ValueError as exc:
+            raise Invalid(f"{field} ({target}): {_first_line(exc)}",
+                          field=f"transforms_{i}") from None
+        rule = validate_model(MappingRule, {"target": target, "sources": sources,
+                                            "transforms": [t.model_dump() for t in transforms]})
+        rules.append(rule)
+    try:
+        check_unique_targets(rules)
+    except ValueError as exc:
+        raise Invalid(str(exc), field="target") from None
+    return rules
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0]
+
+
+def _rule_rows(rules: list[dict[str, Any]]) -> list[dict[str, str]]:
+    rows = []
+    for raw in rules:
+        rule = MappingRule.model_validate(raw)
+        rows.append({"target": rule.target, "sources": ", ".join(rule.sources),
+                     "transforms": format_transforms(rule.transforms)})
+    return rows + [{"target": "", "sources": "", "transforms": ""}] * BLANK_RULE_ROWS
+
+
+def _form_rows(form: FormData) -> list[dict[str, str]]:
+    indexes = sorted({int(k.split("_", 1)[1]) for k in form if k.startswith("target_")
+                      and k.split("_", 1)[1].isdigit()})
+    return [{"target": str(form.get(f"target_{i}", "")),
+             "sources": str(form.get(f"sources_{i}", "")),
+             "transforms": str(form.get(f"transforms_{i}", ""))} for i in indexes]
+
+
+def _mapping(request: Request, db: DB, ctx: TenantContext, connection: ProviderConnection,
+             rows: list[dict[str, str]], status_code: int = 200, **context: Any) -> Response:
+    return render(request, db, ctx, "sync/mapping.html", status_code=status_code,
+                  connection=connection, spec=service.spec_of(connection), rows=rows,
+                  targets=TARGET_FIELDS, notation_help=NOTATION_HELP,
+                  event_ids=(connection.settings or {}).get("eventIds", []), **context)
+
+
+@router.get("/connections/{connection_id}/mapping")
+def mapping_page(connection_id: uuid.UUID, request: Request, db: DB,
+                 ctx: ManageConnections) -> Response:
+    connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+    return _mapping(request, db, ctx, connection, _rule_rows(connection.field_mapping or []))
+
+
+@router.post("/connections/{connection_id}/mapping")
+async def save_mapping(connection_id: uuid.UUID, request: Request, db: DB,
+                       ctx: ManageConnections, keyring: AppKeyring) -> Response:
+    connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+    form = await request.form()
+    try:
+        rules = _rules_from_form(form)
+        service.update_connection(db, ctx, keyring=keyring, connection_id=connection_id,
+                                  data=ConnectionUpdate(field_mapping=rules))
+    except DomainError as exc:
+        db.rollback()
+        connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+        return _mapping(request, db, ctx, connection, _form_rows(form),
+                        status_code=exc.status_code, **form_error(exc))
+    db.commit()
+    return _redirect(f"/connections/{connection_id}/mapping", "Field mapping saved")
+
+
+@router.post("/connections/{connection_id}/mapping/preview")
+async def preview_mapping(connection_id: uuid.UUID, request: Request, db: DB,
+                          ctx: ManageConnections, keyring: AppKeyring) -> Response:
+    """The mapping as typed (not saved) on a pasted sample or a live one; a partial."""
+    form = await request.form()
+    try:
+        service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+        rules = _rules_from_form(form)
+        pasted = str(form.get("sample", "")).strip()
+        if pasted:
+            sample, origin = _parse_sample(pasted), "pasted"
+        else:
+            sample = service.fetch_sample(db, ctx, keyring=keyring,
+                                          connection_id=connection_id,
+                                          event_id=str(form.get("event_id", "")) or None)
+            origin = "provider"
+        preview = service.preview_mapping(rules, sample, origin=origin)
+    except ConnectionNotFound:
+        raise
+    except DomainError as exc:
+        return render(request, db, ctx, "sync/_preview.html", status_code=200, preview=None,
+                      **form_error(exc))
+    return render(request, db, ctx, "sync/_preview.html", preview=preview,
+                  targets=[r.target for r in rules], labels=TARGET_FIELDS)
+
+
+def _parse_sample(text: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Invalid(f"sample: not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                      f"{exc.msg})", field="sample") from None
+    records = data if isinstance(data, list) else [data]
+    if not records or not all(isinstance(r, dict) for r in records):
+        raise Invalid("sample: give one JSON object (a provider record) or a list of them",
+                      field="sample")
+    return records[:50]

@@ -1,0 +1,139 @@
+"""API shapes of provider connections. Credentials go in, never out: reads carry only
+"set" and, for keys and ids, the last 4 characters."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+
+from racehub.core.schemas import APIModel
+from racehub.sync.catalog import PROVIDERS, Direction
+from racehub.sync.models import ConnectionStatus
+from racehub.sync.transforms import MappingRule, check_unique_targets
+
+MAX_EVENT_IDS = 200
+
+
+def _known_provider(provider: str) -> str:
+    key = provider.strip().upper()
+    if key not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
+    return key
+
+
+def _clean_event_ids(ids: list[str] | None) -> list[str] | None:
+    if ids is None:
+        return None
+    cleaned = list(dict.fromkeys(i.strip() for i in ids if i.strip()))
+    for event_id in cleaned:
+        if len(event_id) > 100:
+            raise ValueError(f"event id {event_id[:20]!r}... is longer than 100 characters")
+    return cleaned
+
+
+def _unique_targets(rules: list[MappingRule] | None) -> list[MappingRule] | None:
+    if rules is not None:
+        check_unique_targets(rules)
+    return rules
+
+
+class ConnectionCreate(APIModel):
+    provider: str = Field(description="RUNSIGNUP, RACE_ROSTER, HAKU, CHRONOTRACK or COPERNICO")
+    name: str = Field(min_length=1, max_length=120)
+    base_url: str | None = Field(
+        default=None, max_length=500,
+        description="Unset: the provider's real API. Only a platform admin may set another.")
+    credentials: dict[str, SecretStr] = Field(
+        default_factory=dict, description="The provider's credential fields (write-only)")
+    direction: Direction | None = Field(default=None, description="Unset: the provider's role")
+    event_ids: list[str] = Field(default_factory=list, max_length=MAX_EVENT_IDS,
+                                 description="The provider's events to sync; empty: all")
+    field_mapping: list[MappingRule] = Field(default_factory=list)
+
+    _provider = field_validator("provider")(_known_provider)
+    _events = field_validator("event_ids")(_clean_event_ids)
+    _targets = field_validator("field_mapping")(_unique_targets)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not name.strip():
+            raise ValueError("name must not be blank")
+        return name.strip()
+
+
+class ConnectionUpdate(APIModel):
+    """Only the fields sent change. A credential sent replaces that one field; an empty
+    value clears an optional field. Credentials not sent keep their stored value."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    base_url: str | None = Field(default=None, max_length=500)
+    credentials: dict[str, SecretStr] | None = None
+    direction: Direction | None = None
+    event_ids: list[str] | None = Field(default=None, max_length=MAX_EVENT_IDS)
+    field_mapping: list[MappingRule] | None = None
+
+    _events = field_validator("event_ids")(_clean_event_ids)
+    _targets = field_validator("field_mapping")(_unique_targets)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str | None) -> str | None:
+        if name is not None and not name.strip():
+            raise ValueError("name must not be blank")
+        return name.strip() if name else name
+
+
+class CredentialHint(APIModel):
+    set: bool
+    last4: str | None = Field(default=None, description="Keys and ids only; never passwords")
+
+
+class ConnectionRead(APIModel):
+    id: uuid.UUID
+    provider: str
+    provider_label: str
+    name: str
+    base_url: str
+    is_default_base_url: bool
+    direction: Direction
+    event_ids: list[str]
+    field_mapping: list[dict[str, Any]]
+    credentials: dict[str, CredentialHint]
+    status: ConnectionStatus
+    last_checked_at: datetime | None
+    last_check_message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CheckRead(APIModel):
+    ok: bool
+    status: ConnectionStatus
+    message: str
+    checked_at: datetime
+
+
+class PreviewRequest(APIModel):
+    field_mapping: list[MappingRule]
+    sample: list[dict[str, Any]] | None = Field(
+        default=None, max_length=50,
+        description="Raw provider records to preview on; unset: fetched from the provider")
+    event_id: str | None = Field(default=None, max_length=100,
+                                 description="The provider event to fetch a sample from")
+
+    _targets = field_validator("field_mapping")(_unique_targets)
+
+
+class PreviewRow(APIModel):
+    values: dict[str, str | None]
+    errors: dict[str, str]
+
+
+class PreviewRead(APIModel):
+    rows: list[PreviewRow]
+    source_paths: list[str]
+    sample_origin: str = Field(description="'provider' (fetched live) or 'pasted'")

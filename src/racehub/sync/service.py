@@ -1,0 +1,466 @@
+"""Provider connections: create, change, delete, test; credential encryption and rotation.
+
+Every query starts from ``scoped(ctx, ProviderConnection)``. Credentials live in one
+Fernet token per connection and are decrypted only to call the provider; what leaves
+this module (reads, audit entries, log lines, error messages) carries at most "set" and
+the last 4 characters of a key or id, and every provider message is scrubbed of the
+connection's secrets first.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, quote_plus, urlsplit
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from racehub.core import audit
+from racehub.core.context import TenantContext
+from racehub.core.crypto import DecryptError, Keyring
+from racehub.core.exceptions import Invalid
+from racehub.core.query import scoped
+from racehub.sync.catalog import PROVIDERS, ProviderSpec
+from racehub.sync.exceptions import (
+    BaseUrlForbidden,
+    ConnectionNameTaken,
+    ConnectionNotFound,
+    InvalidCredentials,
+    SampleUnavailable,
+)
+from racehub.sync.models import ConnectionStatus, ProviderConnection
+from racehub.sync.schemas import (
+    CheckRead,
+    ConnectionCreate,
+    ConnectionRead,
+    ConnectionUpdate,
+    CredentialHint,
+    PreviewRead,
+    PreviewRow,
+)
+from racehub.sync.transforms import MappingRule, apply_mapping, source_paths
+
+log = structlog.get_logger(__name__)
+
+MASK = "***"
+HINT_MIN_LENGTH = 8  # shorter values would be half revealed by their last 4 characters
+SAMPLE_SIZE = 5
+MESSAGE_MAX = 500
+
+# (connection, decrypted credentials) -> a racehub.providers adapter. Tests may pass their own.
+AdapterFactory = Callable[[ProviderConnection, dict[str, str]], Any]
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def list_connections(db: Session, ctx: TenantContext) -> list[ProviderConnection]:
+    return list(db.scalars(scoped(ctx, ProviderConnection)
+                           .order_by(ProviderConnection.name, ProviderConnection.id)))
+
+
+def get_connection_or_raise(
+    db: Session, ctx: TenantContext, *, connection_id: uuid.UUID, for_update: bool = False
+) -> ProviderConnection:
+    stmt = scoped(ctx, ProviderConnection).where(ProviderConnection.id == connection_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    connection = db.scalar(stmt)
+    if connection is None:
+        raise ConnectionNotFound()
+    return connection
+
+
+def spec_of(connection: ProviderConnection) -> ProviderSpec:
+    return PROVIDERS[connection.provider]
+
+
+def read_credentials(keyring: Keyring, connection: ProviderConnection) -> dict[str, str]:
+    """The clear credentials, for calling the provider only. Never log or return them."""
+    data = json.loads(keyring.decrypt(connection.credentials_encrypted))
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def credential_hints(keyring: Keyring, connection: ProviderConnection) -> dict[str, CredentialHint]:
+    spec = spec_of(connection)
+    try:
+        stored = read_credentials(keyring, connection)
+    except DecryptError:
+        # The key that encrypted them is gone: say they are set, show nothing of them.
+        return {f.key: CredentialHint(set=True) for f in spec.credentials}
+    hints = {}
+    for f in spec.credentials:
+        value = stored.get(f.key) or ""
+        show = bool(value) and not f.password and len(value) >= HINT_MIN_LENGTH
+        hints[f.key] = CredentialHint(set=bool(value), last4=value[-4:] if show else None)
+    return hints
+
+
+def to_read(keyring: Keyring, connection: ProviderConnection) -> ConnectionRead:
+    spec = spec_of(connection)
+    return ConnectionRead(
+        id=connection.id, provider=connection.provider, provider_label=spec.label,
+        name=connection.name, base_url=connection.base_url,
+        is_default_base_url=_same_url(connection.base_url, spec.base_url),
+        direction=connection.direction,
+        event_ids=list((connection.settings or {}).get("eventIds", [])),
+        field_mapping=list(connection.field_mapping or []),
+        credentials=credential_hints(keyring, connection), status=connection.status,
+        last_checked_at=connection.last_checked_at,
+        last_check_message=connection.last_check_message,
+        created_at=connection.created_at, updated_at=connection.updated_at,
+    )
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _same_url(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def _check_base_url(ctx: TenantContext, url: str, current: str) -> str:
+    url = url.strip()
+    if _same_url(url, current):
+        return current
+    if not ctx.is_platform_admin:
+        raise BaseUrlForbidden()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise Invalid("baseUrl must be an http(s) URL such as https://api.example.com/v1",
+                      field="baseUrl")
+    return url.rstrip("/")
+
+
+def _merge_credentials(
+    spec: ProviderSpec, current: Mapping[str, str], given: Mapping[str, Any]
+) -> dict[str, str]:
+    merged = dict(current)
+    for key, secret in given.items():
+        f = spec.field(key)
+        if f is None:
+            raise InvalidCredentials(
+                f"credentials.{key}: {spec.label} takes no such credential; it takes "
+                + ", ".join(spec.credential_keys), field=f"credentials.{key}")
+        value = (secret.get_secret_value() if hasattr(secret, "get_secret_value")
+                 else str(secret)).strip()
+        if len(value) > 1000:
+            raise InvalidCredentials(f"credentials.{key}: longer than 1000 characters",
+                                     field=f"credentials.{key}")
+        if value:
+            merged[key] = value
+        else:
+            merged.pop(key, None)
+    for f in spec.credentials:
+        if f.required and not merged.get(f.key):
+            raise InvalidCredentials(f"credentials.{f.key}: {spec.label} needs a {f.label}",
+                                     field=f"credentials.{f.key}")
+    return merged
+
+
+def _encrypt(keyring: Keyring, connection: ProviderConnection, creds: Mapping[str, str]) -> None:
+    connection.credentials_encrypted = keyring.encrypt(json.dumps(dict(creds), sort_keys=True))
+    connection.credentials_key_id = keyring.primary_id
+
+
+def _name_free(db: Session, ctx: TenantContext, name: str, *, other_than: uuid.UUID | None) -> None:
+    stmt = scoped(ctx, ProviderConnection).where(ProviderConnection.name == name)
+    if other_than is not None:
+        stmt = stmt.where(ProviderConnection.id != other_than)
+    if db.scalar(stmt) is not None:
+        raise ConnectionNameTaken(name)
+
+
+def _public(connection: ProviderConnection) -> dict[str, Any]:
+    """What an audit entry may show of a connection: no credential, only which are set."""
+    return {"provider": connection.provider, "name": connection.name,
+            "baseUrl": connection.base_url, "direction": connection.direction.value,
+            "eventIds": list((connection.settings or {}).get("eventIds", [])),
+            "fieldMapping": [r.get("target") for r in connection.field_mapping or []]}
+
+
+def create_connection(
+    db: Session, ctx: TenantContext, *, keyring: Keyring, data: ConnectionCreate
+) -> ProviderConnection:
+    spec = PROVIDERS[data.provider]
+    _name_free(db, ctx, data.name, other_than=None)
+    base_url = spec.base_url
+    if data.base_url is not None:
+        base_url = _check_base_url(ctx, data.base_url, spec.base_url)
+    creds = _merge_credentials(spec, {}, data.credentials)
+    connection = ProviderConnection(
+        tenant_id=ctx.tenant_id, provider=spec.key, name=data.name, base_url=base_url,
+        direction=data.direction or spec.direction, settings={"eventIds": data.event_ids},
+        field_mapping=[r.model_dump(mode="json") for r in data.field_mapping],
+        status=ConnectionStatus.UNTESTED)
+    _encrypt(keyring, connection, creds)
+    db.add(connection)
+    db.flush()  # id for the audit entry
+    audit.record(db, ctx, action="connection.create", target_type="provider_connection",
+                 target_id=connection.id,
+                 after={**_public(connection), "credentials": sorted(creds)})
+    log.info("connection.created", connection_id=str(connection.id), provider=spec.key)
+    return connection
+
+
+def update_connection(
+    db: Session, ctx: TenantContext, *, keyring: Keyring, connection_id: uuid.UUID,
+    data: ConnectionUpdate,
+) -> ProviderConnection:
+    connection = get_connection_or_raise(db, ctx, connection_id=connection_id, for_update=True)
+    spec = spec_of(connection)
+    before = _public(connection)
+    changes = data.model_dump(exclude_unset=True)
+    retest = False
+    if changes.get("name") is not None and changes["name"] != connection.name:
+        _name_free(db, ctx, changes["name"], other_than=connection.id)
+        connection.name = changes["name"]
+    if "base_url" in changes:
+        # null puts the real API back; that too is a change of address.
+        wanted = changes["base_url"] if changes["base_url"] is not None else spec.base_url
+        new_url = _check_base_url(ctx, wanted, connection.base_url)
+        retest = retest or new_url != connection.base_url
+        connection.base_url = new_url
+    if changes.get("direction") is not None:
+        connection.direction = data.direction  # type: ignore[assignment]
+    if data.event_ids is not None:
+        connection.settings = {**(connection.settings or {}), "eventIds": data.event_ids}
+    if data.field_mapping is not None:
+        connection.field_mapping = [r.model_dump(mode="json") for r in data.field_mapping]
+    changed_credentials: list[str] = []
+    if data.credentials:
+        current = read_credentials(keyring, connection)
+        merged = _merge_credentials(spec, current, data.credentials)
+        changed_credentials = sorted(k for k in set(current) | set(merged)
+                                     if current.get(k) != merged.get(k))
+        if changed_credentials:
+            _encrypt(keyring, connection, merged)
+            retest = True
+            audit.record(db, ctx, action="connection.credentials_change",
+                         target_type="provider_connection", target_id=connection.id,
+                         after={"changed": changed_credentials,
+                                "cleared": sorted(set(current) - set(merged))})
+    if retest:
+        connection.status = ConnectionStatus.UNTESTED
+    after = _public(connection)
+    if after != before:
+        audit.record(db, ctx, action="connection.update", target_type="provider_connection",
+                     target_id=connection.id,
+                     before={k: v for k, v in before.items() if after[k] != v},
+                     after={k: v for k, v in after.items() if before[k] != v})
+    db.flush()  # updated_at for the response
+    db.refresh(connection)
+    return connection
+
+
+def delete_connection(db: Session, ctx: TenantContext, *, connection_id: uuid.UUID) -> None:
+    connection = get_connection_or_raise(db, ctx, connection_id=connection_id, for_update=True)
+    audit.record(db, ctx, action="connection.delete", target_type="provider_connection",
+                 target_id=connection.id, before=_public(connection),
+                 after={"credentials": "deleted"})
+    db.delete(connection)
+    db.flush()
+
+
+# --- talking to the provider -------------------------------------------------------------
+
+
+def secret_variants(credentials: Mapping[str, str]) -> set[str]:
+    """Each credential as it may appear in a provider's or a library's message: as is,
+    URL-encoded, as ChronoTrack's SHA-1 of a password, and as HTTP Basic pairs."""
+    values = [v for v in credentials.values() if v and len(v) >= 4]
+    out: set[str] = set()
+    for v in values:
+        out |= {v, quote(v, safe=""), quote_plus(v), hashlib.sha1(v.encode()).hexdigest()}
+    for a in values:
+        for b in values:
+            if a != b:
+                out.add(base64.b64encode(f"{a}:{b}".encode()).decode())
+    return out
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def _default_factory() -> AdapterFactory:
+    from racehub.sync.adapters import build_adapter
+
+    return build_adapter
+
+
+@dataclass
+class _ProviderCall:
+    """Opens the adapter with the connection's credentials; scrubs whatever comes back."""
+
+    connection: ProviderConnection
+    credentials: dict[str, str]
+    factory: AdapterFactory
+    secrets: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.secrets = secret_variants(self.credentials)
+
+    def clean(self, message: object) -> str:
+        return redact(str(message), self.secrets)[:MESSAGE_MAX]
+
+
+def check_connection(
+    db: Session, ctx: TenantContext, *, keyring: Keyring, connection_id: uuid.UUID,
+    adapter_factory: AdapterFactory | None = None,
+) -> CheckRead:
+    """Ask the provider whether the credentials work; store and audit the (scrubbed) answer."""
+    from racehub.providers.errors import ProviderError
+
+    # No row lock while the provider is called (that can take seconds); taken to write.
+    connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
+    tested_token = connection.credentials_encrypted
+    ok, message = False, ""
+    try:
+        call = _ProviderCall(connection, read_credentials(keyring, connection),
+                             adapter_factory or _default_factory())
+    except DecryptError as exc:
+        message = str(exc)
+    else:
+        try:
+            with call.factory(connection, call.credentials) as adapter:
+                check = adapter.check_credentials()
+            ok, message = bool(check.ok), call.clean(check.message)
+        except ProviderError as exc:
+            message = call.clean(exc)
+        except Exception as exc:  # noqa: BLE001 - any failure is the check's answer
+            # No traceback in the log: a library's message may quote a credential.
+            message = call.clean(f"unexpected error ({type(exc).__name__}): {exc}")
+            log.error("connection.check_crashed", connection_id=str(connection.id),
+                      provider=connection.provider, error=message)
+    now = datetime.now(UTC)
+    message = message or ("credentials accepted" if ok else "failed")
+    db.refresh(connection, with_for_update=True)
+    if connection.credentials_encrypted != tested_token:
+        # Changed while we asked: the answer is about the old credentials; the new ones
+        # stay UNTESTED.
+        return CheckRead(ok=ok, status=connection.status, checked_at=now,
+                         message=f"{message} (the credentials changed meanwhile: test again)")
+    connection.status = ConnectionStatus.OK if ok else ConnectionStatus.FAILED
+    connection.last_checked_at = now
+    connection.last_check_message = message
+    audit.record(db, ctx, action="connection.test", target_type="provider_connection",
+                 target_id=connection.id,
+                 after={"ok": ok, "message": connection.last_check_message})
+    log.info("connection.tested", connection_id=str(connection.id),
+             provider=connection.provider, ok=ok, message=connection.last_check_message)
+    db.flush()
+    return CheckRead(ok=ok, status=connection.status, message=connection.last_check_message,
+                     checked_at=now)
+
+
+def fetch_sample(
+    db: Session, ctx: TenantContext, *, keyring: Keyring, connection_id: uuid.UUID,
+    event_id: str | None, limit: int = SAMPLE_SIZE, adapter_factory: AdapterFactory | None = None,
+) -> list[dict[str, Any]]:
+    """A few raw participant records of one of the provider's events, for the preview."""
+    from racehub.providers.errors import ProviderError
+
+    connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
+    event_ref = (event_id or "").strip() or next(
+        iter((connection.settings or {}).get("eventIds", [])), "")
+    if not event_ref:
+        raise SampleUnavailable("eventId: name the provider event to fetch a sample from",
+                                field="eventId")
+    try:
+        call = _ProviderCall(connection, read_credentials(keyring, connection),
+                             adapter_factory or _default_factory())
+    except DecryptError as exc:
+        raise SampleUnavailable(str(exc)) from None
+    rows: list[dict[str, Any]] = []
+    try:
+        with call.factory(connection, call.credentials) as adapter:
+            for page in adapter.list_participants(event_ref):
+                for item in page.items:
+                    raw = item.raw if isinstance(item.raw, dict) else None
+                    rows.append(raw if raw is not None else _as_dict(item))
+                    if len(rows) >= limit:
+                        return rows
+                if page.is_last:
+                    break
+    except (ProviderError, ValueError) as exc:  # adapters refuse malformed refs with ValueError
+        raise SampleUnavailable(f"no sample from the provider: {call.clean(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - never let a raw library message reach the log
+        message = call.clean(f"unexpected error ({type(exc).__name__}): {exc}")
+        log.error("connection.sample_crashed", connection_id=str(connection.id), error=message)
+        raise SampleUnavailable(f"no sample from the provider: {message}") from None
+    if not rows:
+        raise SampleUnavailable(f"event {event_ref!r} has no participants to preview on",
+                                field="eventId")
+    return rows
+
+
+def _as_dict(item: Any) -> dict[str, Any]:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(item) and not isinstance(item, type):
+        return {k: (v if isinstance(v, (str, int, float, bool, type(None), dict, list))
+                    else str(v)) for k, v in asdict(item).items() if k != "raw"}
+    return {"value": str(item)}
+
+
+def preview_mapping(
+    rules: list[MappingRule], sample: list[dict[str, Any]], *, origin: str
+) -> PreviewRead:
+    rows = []
+    for record in sample:
+        values, errors = apply_mapping(rules, record)
+        rows.append(PreviewRow(values=values, errors=errors))
+    paths: list[str] = []
+    for record in sample[:5]:
+        paths += [p for p in source_paths(record) if p not in paths]
+    return PreviewRead(rows=rows, source_paths=paths, sample_origin=origin)
+
+
+# --- key rotation ------------------------------------------------------------------------
+
+
+@dataclass
+class RotationReport:
+    rotated: int = 0
+    failed: list[str] = field(default_factory=list)  # "tenant/connection: why"
+
+
+def rotate_credentials(
+    db: Session, *, keyring: Keyring, actor_label: str = "cli"
+) -> RotationReport:
+    """Re-encrypt every tenant's credentials under the keyring's first key.
+
+    Platform-wide (the CLI runs it). Rows are locked while rewritten; a row no configured
+    key opens is reported, not touched.
+    """
+    report = RotationReport()
+    stmt = select(ProviderConnection).order_by(ProviderConnection.id).with_for_update()
+    for connection in db.scalars(stmt):
+        old_key = connection.credentials_key_id
+        try:
+            connection.credentials_encrypted = keyring.rotate(connection.credentials_encrypted)
+        except DecryptError as exc:
+            report.failed.append(f"{connection.tenant_id}/{connection.id}: {exc}")
+            continue
+        connection.credentials_key_id = keyring.primary_id
+        report.rotated += 1
+        audit.record(db, None, action="connection.credentials_rotate",
+                     target_type="provider_connection", target_id=connection.id,
+                     tenant_id=connection.tenant_id, actor_label=actor_label,
+                     before={"keyId": old_key}, after={"keyId": keyring.primary_id})
+    audit.record(db, None, action="keys.rotate", actor_label=actor_label,
+                 after={"primaryKeyId": keyring.primary_id, "keyIds": keyring.key_ids,
+                        "rotated": report.rotated, "failed": len(report.failed)})
+    db.flush()
+    return report

@@ -1,0 +1,132 @@
+"""E08 pages: an event's results (ranking by category, search, reconciliation), the
+result-file upload, and the import summary with every bucket."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from racehub.core.context import TenantContext
+from racehub.core.deps import DB, require
+from racehub.core.exceptions import Invalid
+from racehub.core.rbac import Perm
+from racehub.events import service as events_service
+from racehub.events.models import Gender
+from racehub.imports import service as imports_service
+from racehub.timing import results
+from racehub.timing.importers import TIMING_RESULTS
+from racehub.timing.results import Outcome
+from racehub.web.pages import render
+from racehub.web.templating import is_htmx
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+ReadResults = Annotated[TenantContext, Depends(require(Perm.TIMING_RESULT_READ))]
+ImportResults = Annotated[TenantContext, Depends(require(Perm.TIMING_RESULT_IMPORT))]
+
+PAGE_SIZE = 50
+BUCKET_PAGE_SIZE = 20
+
+
+def _uuid_param(value: str | None, name: str) -> uuid.UUID | None:
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise Invalid(f"{name} is not a valid id", field=name) from exc
+
+
+def _gender_param(value: str | None) -> Gender | None:
+    if not value:
+        return None
+    try:
+        return Gender(value)
+    except ValueError as exc:
+        raise Invalid(f"gender must be one of {', '.join(Gender)}", field="gender") from exc
+
+
+def _buttons(ctx: TenantContext) -> dict[str, Any]:
+    return {"can_export_timing": ctx.can(Perm.TIMING_EXPORT),
+            "can_change_mode": ctx.can(Perm.EVENTS_EVENT_WRITE),
+            "can_import_results": ctx.can(Perm.TIMING_RESULT_IMPORT)
+            and ctx.can(Perm.IMPORTS_IMPORT_RUN),
+            "role": ctx.role.value if ctx.role else "none"}
+
+
+@router.get("/events/{event_id}/results")
+def results_page(event_id: uuid.UUID, request: Request, db: DB, ctx: ReadResults) -> Response:
+    event = events_service.get_event_or_raise(db, ctx, event_id=event_id)
+    params = dict(request.query_params)
+    category_id = _uuid_param(params.get("category"), "category")
+    gender = _gender_param(params.get("gender"))
+    q = params.get("q", "").strip()
+    rows, next_cursor = results.list_results(
+        db, ctx, event_id=event_id, category_id=category_id, gender=gender, q=q or None,
+        cursor=params.get("cursor") or None, limit=PAGE_SIZE)
+    filters = {"category": str(category_id or ""), "gender": gender.value if gender else "",
+               "q": q}
+    base = f"/events/{event_id}/results?"
+    table = {"rows": rows, "filters": filters, "by_category": category_id is not None,
+             "next_url": base + urlencode({**filters, "cursor": next_cursor})
+             if next_cursor else None,
+             "first_url": base + urlencode(filters) if params.get("cursor") else None,
+             "format_ms": results.format_ms}
+    if is_htmx(request) and request.headers.get("hx-target") == "results":
+        return render(request, db, ctx, "timing/_results.html", event=event, **table)
+    return render(request, db, ctx, "timing/results.html", event=event,
+                  categories=events_service.list_categories(db, ctx, event_id=event_id),
+                  genders=list(Gender), reconciliation=results.reconcile(db, ctx,
+                                                                          event_id=event_id),
+                  **table, **_buttons(ctx))
+
+
+@router.get("/events/{event_id}/results/import")
+def results_import_page(event_id: uuid.UUID, request: Request, db: DB,
+                        ctx: ImportResults) -> Response:
+    event = events_service.get_event_or_raise(db, ctx, event_id=event_id)
+    return render(request, db, ctx, "timing/results_import.html", event=event,
+                  import_type=imports_service.get_import_type(TIMING_RESULTS),
+                  recent=results.recent_imports(db, ctx, event_id=event_id),
+                  required=results.REQUIRED_COLUMNS, optional=results.OPTIONAL_COLUMNS,
+                  aliases=results.COLUMN_ALIASES, **_buttons(ctx))
+
+
+@router.get("/results/imports/{import_id}/summary")
+def results_import_summary(import_id: uuid.UUID, request: Request, db: DB,
+                           ctx: ReadResults) -> Response:
+    imp = imports_service.get_import_or_raise(db, ctx, import_id=import_id)
+    if imp.import_type != TIMING_RESULTS:
+        raise imports_service.ImportNotFound()
+    import_type = imports_service.get_import_type(TIMING_RESULTS)
+    only = request.query_params.get("bucket")
+    sections = []
+    for bucket in import_type.buckets:
+        if only and bucket.key != only:
+            continue
+        cursor = request.query_params.get("cursor") if only else None
+        rows, next_cursor = imports_service.list_row_results(
+            db, ctx, import_id=imp.id, bucket=bucket.key, cursor=cursor,
+            limit=BUCKET_PAGE_SIZE)
+        more = None
+        if next_cursor:
+            more = f"{request.url.path}?" + urlencode({"bucket": bucket.key,
+                                                       "cursor": next_cursor})
+        sections.append({"bucket": bucket, "rows": rows, "more": more})
+    context = {"imp": imp, "run": imp.job_run, "sections": sections,
+               "columns": imports_service.columns_of(imp),
+               "links": {Outcome.UNMATCHED.value: "Suggested participant",
+                         Outcome.BIB_MISMATCH.value: "Participant"}}
+    if only and is_htmx(request):
+        return render(request, db, ctx, "timing/_summary_bucket.html", section=sections[0],
+                      **context)
+    event = results.event_of_import(db, ctx, imp=imp)
+    return render(request, db, ctx, "timing/results_summary.html", event=event,
+                  counts={key: n for key, _, n in imports_service.bucket_counts(imp)},
+                  not_processed=max(0, (imp.rows_total or 0) - imp.job_run.done),
+                  reconciliation=results.reconcile(db, ctx, event_id=event.id),
+                  mapping=imports_service.mapping_of(imp), **context, **_buttons(ctx))

@@ -1,0 +1,105 @@
+"""Fixtures of the connection tests: a keyring, captured log output, fake adapters."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from racehub.core.crypto import Keyring
+from racehub.core.models import AuditEntry
+from racehub.providers.base import CredentialCheck, Page
+from racehub.providers.errors import AuthFailed
+from racehub.settings import Settings
+
+# Long, distinctive values: a leak of any of them (or of their last 5+ characters) is
+# found by a plain substring search.
+RSU_KEY = "rsu-key-7Hq2ZpLw0001"
+RSU_SECRET = "rsu-secret-Vb9xT4mKeY77"
+ROSTER_PASSWORD = "roster-pass-Qz81-never-show"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    # DEBUG, so every log line the code could write is written (and grepped for secrets),
+    # and a real key: the keyring of the app is the one these tests check against.
+    return Settings(database_url=database_url, data_dir=tmp_path, log_json=True,
+                    log_level="DEBUG", secret_keys=SecretStr(Fernet.generate_key().decode()))
+
+
+@pytest.fixture
+def keyring(app) -> Keyring:  # type: ignore[no-untyped-def]
+    return app.state.keyring  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def log_output(app) -> Iterator[io.StringIO]:  # type: ignore[no-untyped-def]
+    """Everything the app logs, rendered exactly as production renders it (JSON lines)."""
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(root.handlers[0].formatter)
+    root.addHandler(handler)
+    try:
+        yield buffer
+    finally:
+        root.removeHandler(handler)
+
+
+def audit_entries(db: Session, action: str) -> list[AuditEntry]:
+    return list(db.scalars(select(AuditEntry).where(AuditEntry.action == action)
+                           .order_by(AuditEntry.id)))
+
+
+@dataclass
+class FakeAdapter:
+    """Stands in for a provider adapter where the test is about racehub, not the wire.
+    Its failures quote the credentials, as a careless library might."""
+
+    credentials: dict[str, str]
+    accept: bool = True
+    records: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+
+    def __enter__(self) -> FakeAdapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def check_credentials(self) -> CredentialCheck:
+        self.calls.append("check")
+        if not self.accept:
+            values = " ".join(self.credentials.values())
+            raise AuthFailed(f"key authentication failed for {values} (code 6)",
+                             provider="RUNSIGNUP")
+        return CredentialCheck(ok=True, message="credentials accepted", account="Demo Races")
+
+    def list_participants(self, event_ref: str, since: Any = None) -> Iterator[Page[Any]]:
+        @dataclass
+        class Item:
+            raw: dict[str, Any]
+
+        self.calls.append(f"participants:{event_ref}")
+        yield Page(items=[Item(r) for r in self.records], is_last=True)
+
+
+def fake_factory(**options: Any):  # type: ignore[no-untyped-def]
+    made: list[FakeAdapter] = []
+
+    def factory(connection: Any, credentials: dict[str, str]) -> FakeAdapter:
+        adapter = FakeAdapter(dict(credentials), **options)
+        made.append(adapter)
+        return adapter
+
+    factory.made = made  # type: ignore[attr-defined]
+    return factory
