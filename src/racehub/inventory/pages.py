@@ -14,6 +14,7 @@ from racehub.core.deps import DB, require
 from racehub.core.exceptions import DomainError, Invalid
 from racehub.core.rbac import Perm
 from racehub.imports import service as imports_service
+from racehub.imports.summary import summary_context
 from racehub.inventory import service
 from racehub.inventory.importers import NUMBER_ONBOARDING
 from racehub.inventory.models import RaceNumberState
@@ -114,7 +115,6 @@ def _state_param(value: str | None) -> RaceNumberState | None:
 
 # --- T06 upload and T07 summary ----------------------------------------------------------------
 
-BUCKET_PAGE_SIZE = 20
 
 
 @router.get("/inventory/numbers/onboard/import")
@@ -132,32 +132,12 @@ def onboard_import_page(request: Request, db: DB, ctx: ManageInventory) -> Respo
 def onboard_summary_page(
     import_id: uuid.UUID, request: Request, db: DB, ctx: ReadInventory
 ) -> Response:
-    imp = imports_service.get_import_or_raise(db, ctx, import_id=import_id)
-    if imp.import_type != NUMBER_ONBOARDING:
-        raise imports_service.ImportNotFound()
-    import_type = imports_service.get_import_type(NUMBER_ONBOARDING)
-    only = request.query_params.get("bucket")
-    sections = []
-    for bucket in import_type.buckets:
-        if only and bucket.key != only:
-            continue
-        cursor = request.query_params.get("cursor") if only else None
-        rows, next_cursor = imports_service.list_row_results(
-            db, ctx, import_id=imp.id, bucket=bucket.key, cursor=cursor,
-            limit=BUCKET_PAGE_SIZE)
-        more = None
-        if next_cursor:
-            more = f"{request.url.path}?" + urlencode({"bucket": bucket.key,
-                                                       "cursor": next_cursor})
-        sections.append({"bucket": bucket, "rows": rows, "more": more})
-    context = {"imp": imp, "run": imp.job_run, "sections": sections,
-               "columns": imports_service.columns_of(imp)}
-    if only and is_htmx(request):
+    context, one_bucket = summary_context(request, db, ctx, import_id=import_id,
+                                          import_type=NUMBER_ONBOARDING)
+    if one_bucket:
         return render(request, db, ctx, "inventory/_summary_bucket.html",
-                      section=sections[0], **context)
-    counts = {key: count for key, _, count in imports_service.bucket_counts(imp)}
+                      section=context["sections"][0], **context)
     number_type = service.get_number_type_or_raise(
-        db, ctx, number_type_id=uuid.UUID(imp.params["numberTypeId"]))
-    return render(request, db, ctx, "inventory/onboard_summary.html", counts=counts,
-                  number_type=number_type, not_processed=max(
-                      0, (imp.rows_total or 0) - imp.job_run.done), **context)
+        db, ctx, number_type_id=uuid.UUID(context["imp"].params["numberTypeId"]))
+    return render(request, db, ctx, "inventory/onboard_summary.html",
+                  number_type=number_type, **context)

@@ -17,6 +17,7 @@ from racehub.core.rbac import Perm
 from racehub.events import service as events_service
 from racehub.events.models import Gender
 from racehub.imports import service as imports_service
+from racehub.imports.summary import summary_context
 from racehub.timing import results
 from racehub.timing.importers import TIMING_RESULTS
 from racehub.timing.results import Outcome
@@ -29,7 +30,6 @@ ReadResults = Annotated[TenantContext, Depends(require(Perm.TIMING_RESULT_READ))
 ImportResults = Annotated[TenantContext, Depends(require(Perm.TIMING_RESULT_IMPORT))]
 
 PAGE_SIZE = 50
-BUCKET_PAGE_SIZE = 20
 
 
 def _uuid_param(value: str | None, name: str) -> uuid.UUID | None:
@@ -99,34 +99,15 @@ def results_import_page(event_id: uuid.UUID, request: Request, db: DB,
 @router.get("/results/imports/{import_id}/summary")
 def results_import_summary(import_id: uuid.UUID, request: Request, db: DB,
                            ctx: ReadResults) -> Response:
-    imp = imports_service.get_import_or_raise(db, ctx, import_id=import_id)
-    if imp.import_type != TIMING_RESULTS:
-        raise imports_service.ImportNotFound()
-    import_type = imports_service.get_import_type(TIMING_RESULTS)
-    only = request.query_params.get("bucket")
-    sections = []
-    for bucket in import_type.buckets:
-        if only and bucket.key != only:
-            continue
-        cursor = request.query_params.get("cursor") if only else None
-        rows, next_cursor = imports_service.list_row_results(
-            db, ctx, import_id=imp.id, bucket=bucket.key, cursor=cursor,
-            limit=BUCKET_PAGE_SIZE)
-        more = None
-        if next_cursor:
-            more = f"{request.url.path}?" + urlencode({"bucket": bucket.key,
-                                                       "cursor": next_cursor})
-        sections.append({"bucket": bucket, "rows": rows, "more": more})
-    context = {"imp": imp, "run": imp.job_run, "sections": sections,
-               "columns": imports_service.columns_of(imp),
-               "links": {Outcome.UNMATCHED.value: "Suggested participant",
-                         Outcome.BIB_MISMATCH.value: "Participant"}}
-    if only and is_htmx(request):
-        return render(request, db, ctx, "timing/_summary_bucket.html", section=sections[0],
-                      **context)
+    context, one_bucket = summary_context(request, db, ctx, import_id=import_id,
+                                          import_type=TIMING_RESULTS)
+    context["links"] = {Outcome.UNMATCHED.value: "Suggested participant",
+                        Outcome.BIB_MISMATCH.value: "Participant"}
+    if one_bucket:
+        return render(request, db, ctx, "timing/_summary_bucket.html",
+                      section=context["sections"][0], **context)
+    imp = context["imp"]
     event = results.event_of_import(db, ctx, imp=imp)
     return render(request, db, ctx, "timing/results_summary.html", event=event,
-                  counts={key: n for key, _, n in imports_service.bucket_counts(imp)},
-                  not_processed=max(0, (imp.rows_total or 0) - imp.job_run.done),
                   reconciliation=results.reconcile(db, ctx, event_id=event.id),
                   mapping=imports_service.mapping_of(imp), **context, **_buttons(ctx))
