@@ -122,6 +122,15 @@ def queue_job(factory: Factory, job_id: int) -> dict[str, Any]:
     return {**row, "events": events}
 
 
+def queue_job_finished(factory: Factory, job_id: int, *, check: Callable[[], None]
+                       ) -> dict[str, Any]:
+    """The queue row once procrastinate has recorded the end of the job. It does so after
+    our task's own transaction commits, so a terminal JobRun can briefly sit beside a
+    queue job still marked ``doing``."""
+    return wait_for(lambda: (job := queue_job(factory, job_id))["status"] != "doing" and job,
+                    f"the queue to record the end of job {job_id}", check=check)
+
+
 def waits_on(factory: Factory, workers: Workers, holder_pid: int) -> bool:
     """True once one of the workers' sessions waits on a lock held by ``holder_pid``."""
     with factory() as db:

@@ -31,7 +31,7 @@ from tests.workers import (
     Workers,
     alive,
     load_run,
-    queue_job,
+    queue_job_finished,
     wait_for,
     waits_on,
 )
@@ -98,5 +98,6 @@ def test_an_import_of_a_killed_worker_loses_and_doubles_nothing(
     assert sequences == list(range(1, ROWS + 1))  # each once: none lost, none doubled
     assert rows == list(range(2, ROWS + 2))  # one result per file row (header is row 1)
     assert logged == 0  # every number kept its tag
-    assert queue_job(committed_db, queue_job_id)["status"] == "succeeded"
+    job = queue_job_finished(committed_db, queue_job_id, check=alive(workers, "worker-2", second))
+    assert job["status"] == "succeeded"
 

@@ -31,6 +31,7 @@ from tests.workers import (
     at,
     load_run,
     queue_job,
+    queue_job_finished,
     wait_for,
     waits_on,
 )
@@ -119,7 +120,7 @@ def test_job_of_a_killed_worker_is_retried_from_its_last_checkpoint(
                        for i in range(0, PARTICIPANTS, BATCH)]
 
     # procrastinate saw the stall: the same job was retried and then succeeded.
-    job = queue_job(committed_db, queue_job_id)
+    job = queue_job_finished(committed_db, queue_job_id, check=alive(workers, "worker-2", second))
     # attempts: one for the retry of the stalled run, one for the run that succeeded.
     assert (job["status"], job["attempts"]) == ("succeeded", 2), job
     # (procrastinate also records the retry's new schedule as a "scheduled" event)
