@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Mapping
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
 
 from racehub.providers import registry
 from racehub.providers.base import ProviderAdapter
+from racehub.providers.ratelimit import PostgresRateLimiter
 from racehub.sync.models import ProviderConnection
+
+_limiters: weakref.WeakKeyDictionary[Engine, PostgresRateLimiter] = weakref.WeakKeyDictionary()
+_limiters_lock = threading.Lock()
+
+
+def rate_limiter_for(db: Session) -> PostgresRateLimiter:
+    """The process's limiter on the session's database. Budgets live in
+    ``provider_rate_limits`` rows, so every web and worker process calling one connection
+    draws from the same bucket; each take is its own short transaction (never the caller's)."""
+    bind = db.get_bind()
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    with _limiters_lock:
+        limiter = _limiters.get(engine)
+        if limiter is None:
+            limiter = _limiters[engine] = PostgresRateLimiter(engine)
+        return limiter
 
 
 def build_adapter(
     connection: ProviderConnection, credentials: Mapping[str, str]
 ) -> ProviderAdapter:
-    """The connection's adapter; its request budget is keyed by the connection id, so every
-    process calling this connection shares one."""
+    """The connection's adapter; its request budget is keyed by the connection id and kept
+    in Postgres, so every process calling this connection shares one."""
+    db = Session.object_session(connection)
+    if db is None:
+        raise RuntimeError("build_adapter needs a connection loaded in a session")
     return registry.build_adapter(connection.provider, base_url=connection.base_url,
                                   credentials=credentials, settings=connection.settings or {},
-                                  rate_key=str(connection.id))
+                                  limiter=rate_limiter_for(db), rate_key=str(connection.id))
