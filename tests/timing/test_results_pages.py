@@ -3,6 +3,7 @@ E11 export button), the upload page and the import summary with every bucket."""
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 
@@ -203,3 +204,15 @@ def test_a_number_import_has_no_results_summary(
     assert response.status_code == 201
     summary = client.get(f"/results/imports/{response.json()['id']}/summary", headers=headers)
     assert summary.status_code == 404
+
+
+def test_a_summary_asked_for_an_unknown_bucket_names_the_parameter(
+    client: TestClient, headers: H, imported: str
+) -> None:
+    for extra in ({}, {"HX-Request": "true"}):
+        response = client.get(f"/results/imports/{imported}/summary?bucket=nope",
+                              headers={**headers, **extra})
+        assert response.status_code == 422
+        message = html.unescape(response.text)
+        assert "bucket: no bucket 'nope'" in message
+        assert "unmatched" in message  # it names the buckets it does have

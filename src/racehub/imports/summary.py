@@ -14,6 +14,7 @@ from fastapi import Request
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
+from racehub.core.exceptions import Invalid
 from racehub.imports import service
 from racehub.web.templating import is_htmx
 
@@ -30,9 +31,13 @@ def summary_context(request: Request, db: Session, ctx: TenantContext, *,
     imp = service.get_import_or_raise(db, ctx, import_id=import_id)
     if imp.import_type != import_type:
         raise service.ImportNotFound()
+    buckets = service.get_import_type(import_type).buckets
     only = request.query_params.get("bucket")
+    if only and only not in {b.key for b in buckets}:
+        raise Invalid(f"bucket: no bucket {only!r} in this summary; it has "
+                      f"{', '.join(b.key for b in buckets)}", field="bucket")
     sections = []
-    for bucket in service.get_import_type(import_type).buckets:
+    for bucket in buckets:
         if only and bucket.key != only:
             continue
         cursor = request.query_params.get("cursor") if only else None
