@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from racehub.core.models import Role, Tenant
+from racehub.core.models import AuditEntry, Role, Tenant
 from racehub.imports.models import Import, ImportRowResult
 from racehub.imports.registry import IMPORT_TYPES
 from racehub.inventory.models import NumberType, RaceNumber
@@ -144,6 +144,11 @@ def test_every_row_lands_in_its_bucket(upload: Upload, run_import: RunImport, db
     ]
     tagged = db.scalar(select(RaceNumber).where(RaceNumber.sequence == 1))
     assert tagged.tag.code == "012345678901"
+    (completed,) = db.scalars(select(AuditEntry).where(
+        AuditEntry.action == "import.completed", AuditEntry.target_id == imp_id)).all()
+    assert completed.after["importType"] == "NUMBER_ONBOARDING"
+    assert completed.after["params"]["numberTypeId"] == str(number_type.id)
+    assert (completed.after["rowsTotal"], completed.after["counts"]) == (8, counts_of(body))
 
 
 def test_reimporting_the_same_file_changes_nothing_but_the_state_log(

@@ -567,6 +567,10 @@ def run_import(
         handle.commit_batch(checkpoint={**checkpoint, "rows_done": rows_done}, done=rows_done,
                             counts=counts,
                             message=f"Processed {rows_done} of {imp.rows_total} rows")
+    # Committed with the terminal state: a retry after a crash here writes it once.
+    audit.record(db, ctx, action="import.completed", target_type="import", target_id=imp.id,
+                 after={"importType": imp.import_type, "filename": imp.filename,
+                        "params": imp.params, "rowsTotal": imp.rows_total, "counts": counts})
     handle.set_progress(stage="Done", message=_summary_line(import_type, counts),
                         commit=False)
 
