@@ -397,6 +397,26 @@ def test_xlsx_dates_become_iso_text(tmp_path: Path) -> None:
     assert rows[0].cells == ["1990-05-17"]
 
 
+def test_xlsx_durations_keep_their_milliseconds(tmp_path: Path) -> None:
+    """Chip times as Excel keeps them: a fraction of a day shown as [h]:mm:ss.000 (read as
+    a duration) or h:mm:ss.000 (read as a time of day)."""
+    path = tmp_path / "times.xlsx"
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet()
+    duration = workbook.add_format({"num_format": "[h]:mm:ss.000"})
+    clock = workbook.add_format({"num_format": "h:mm:ss.000"})
+    sheet.write_row(0, 0, ["ChipTime", "GunTime", "Ultra", "Whole"])
+    sheet.write_number(1, 0, (3723.456) / 86400, duration)
+    sheet.write_number(1, 1, (3723.456) / 86400, clock)
+    sheet.write_number(1, 2, (26 * 3600 + 1.5) / 86400, duration)
+    sheet.write_number(1, 3, 1800 / 86400, duration)
+    workbook.close()
+
+    _, rows = read(path)
+
+    assert rows[0].cells == ["1:02:03.456", "01:02:03.456000", "26:00:01.500", "0:30:00"]
+
+
 def test_xlsx_number_too_large_to_be_exact_is_flagged(tmp_path: Path) -> None:
     _, rows = read(write_xlsx(tmp_path / "a.xlsx", [["barcode"], [12345678901234567]]))
 

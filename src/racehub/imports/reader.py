@@ -229,9 +229,13 @@ def _text(value: object) -> str:
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, timedelta):
-        minutes, seconds = divmod(round(value.total_seconds()), 60)
+        # A duration ([h]:mm:ss), e.g. a chip time: to the millisecond, as timing systems
+        # write them; a day is a fraction in Excel, so finer digits are float noise.
+        seconds, millis = divmod(round(value.total_seconds() * 1000), 1000)
+        minutes, seconds = divmod(seconds, 60)
         hours, minutes = divmod(minutes, 60)
-        return f"{hours}:{minutes:02}:{seconds:02}"
+        shown = f"{hours}:{minutes:02}:{seconds:02}"
+        return f"{shown}.{millis:03}" if millis else shown
     return str(value).strip()
 
 
