@@ -216,3 +216,12 @@ def test_a_summary_asked_for_an_unknown_bucket_names_the_parameter(
         message = html.unescape(response.text)
         assert "bucket: no bucket 'nope'" in message
         assert "unmatched" in message  # it names the buckets it does have
+
+
+def test_a_malformed_filter_is_a_422_naming_it(client: TestClient, event: Event,
+                                               headers: H) -> None:
+    for params, message in (({"gender": "Q"}, "gender must be one of M, F, X, U"),
+                            ({"category": "abc"}, "category is not a valid id")):
+        response = client.get(f"/events/{event.id}/results", params=params, headers=headers)
+        assert response.status_code == 422
+        assert message in html.unescape(response.text)

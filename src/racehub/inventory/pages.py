@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from racehub.core.context import TenantContext
 from racehub.core.deps import DB, require
-from racehub.core.exceptions import DomainError, Invalid
+from racehub.core.exceptions import DomainError
 from racehub.core.rbac import Perm
 from racehub.imports import service as imports_service
 from racehub.imports.summary import summary_context
@@ -19,7 +19,7 @@ from racehub.inventory import service
 from racehub.inventory.importers import NUMBER_ONBOARDING
 from racehub.inventory.models import RaceNumberState
 from racehub.inventory.schemas import NumberTypeCreate
-from racehub.web.pages import form_error, parse_form, render
+from racehub.web.pages import form_error, parse_form, query_enum, query_uuid, render
 from racehub.web.templating import is_htmx
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -60,8 +60,8 @@ async def create_number_type(request: Request, db: DB, ctx: ManageInventory) -> 
 def race_numbers_page(request: Request, db: DB, ctx: ReadInventory) -> Response:
     params = dict(request.query_params)
     q = params.get("q", "").strip()
-    number_type_id = _uuid_param(params.get("numberTypeId"), "numberTypeId")
-    state = _state_param(params.get("state"))
+    number_type_id = query_uuid(params.get("numberTypeId"), "numberTypeId")
+    state = query_enum(params.get("state"), RaceNumberState, "state")
     if number_type_id is not None:
         service.get_number_type_or_raise(db, ctx, number_type_id=number_type_id,
                                          field="numberTypeId")
@@ -94,27 +94,7 @@ def race_number_page(
                   log=log)
 
 
-def _uuid_param(value: str | None, name: str) -> uuid.UUID | None:
-    if not value:
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise Invalid(f"{name} is not a valid id", field=name) from exc
-
-
-def _state_param(value: str | None) -> RaceNumberState | None:
-    if not value:
-        return None
-    try:
-        return RaceNumberState(value)
-    except ValueError as exc:
-        raise Invalid(f"state must be one of {', '.join(RaceNumberState)}",
-                      field="state") from exc
-
-
 # --- T06 upload and T07 summary ----------------------------------------------------------------
-
 
 
 @router.get("/inventory/numbers/onboard/import")

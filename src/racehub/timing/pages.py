@@ -12,7 +12,6 @@ from fastapi.responses import Response
 
 from racehub.core.context import TenantContext
 from racehub.core.deps import DB, require
-from racehub.core.exceptions import Invalid
 from racehub.core.rbac import Perm
 from racehub.events import service as events_service
 from racehub.events.models import Gender
@@ -21,7 +20,7 @@ from racehub.imports.summary import summary_context
 from racehub.timing import results
 from racehub.timing.importers import TIMING_RESULTS
 from racehub.timing.results import Outcome
-from racehub.web.pages import render
+from racehub.web.pages import query_enum, query_uuid, render
 from racehub.web.templating import is_htmx
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -30,24 +29,6 @@ ReadResults = Annotated[TenantContext, Depends(require(Perm.TIMING_RESULT_READ))
 ImportResults = Annotated[TenantContext, Depends(require(Perm.TIMING_RESULT_IMPORT))]
 
 PAGE_SIZE = 50
-
-
-def _uuid_param(value: str | None, name: str) -> uuid.UUID | None:
-    if not value:
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise Invalid(f"{name} is not a valid id", field=name) from exc
-
-
-def _gender_param(value: str | None) -> Gender | None:
-    if not value:
-        return None
-    try:
-        return Gender(value)
-    except ValueError as exc:
-        raise Invalid(f"gender must be one of {', '.join(Gender)}", field="gender") from exc
 
 
 def _buttons(ctx: TenantContext) -> dict[str, Any]:
@@ -62,8 +43,8 @@ def _buttons(ctx: TenantContext) -> dict[str, Any]:
 def results_page(event_id: uuid.UUID, request: Request, db: DB, ctx: ReadResults) -> Response:
     event = events_service.get_event_or_raise(db, ctx, event_id=event_id)
     params = dict(request.query_params)
-    category_id = _uuid_param(params.get("category"), "category")
-    gender = _gender_param(params.get("gender"))
+    category_id = query_uuid(params.get("category"), "category")
+    gender = query_enum(params.get("gender"), Gender, "gender")
     q = params.get("q", "").strip()
     rows, next_cursor = results.list_results(
         db, ctx, event_id=event_id, category_id=category_id, gender=gender, q=q or None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+import uuid
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -16,6 +18,7 @@ from racehub.core.rbac import Perm
 from racehub.web.templating import templates
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+EnumT = TypeVar("EnumT", bound=enum.Enum)
 
 
 def top_bar(request: Request, db: Session, ctx: TenantContext) -> dict[str, Any]:
@@ -74,3 +77,24 @@ def validate_model(schema: type[ModelT], data: dict[str, Any]) -> ModelT:
 
 def form_error(exc: DomainError) -> dict[str, Any]:
     return {"error": exc.detail, "error_field": exc.field}
+
+
+def query_uuid(value: str | None, name: str) -> uuid.UUID | None:
+    """An optional id from a list page's query string; a malformed one is a 422 naming it."""
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise Invalid(f"{name} is not a valid id", field=name) from exc
+
+
+def query_enum(value: str | None, enum_type: type[EnumT], name: str) -> EnumT | None:
+    """An optional choice from a list page's query string, by its value."""
+    if not value:
+        return None
+    try:
+        return enum_type(value)
+    except ValueError as exc:
+        choices = ", ".join(str(m.value) for m in enum_type)
+        raise Invalid(f"{name} must be one of {choices}", field=name) from exc
