@@ -258,15 +258,19 @@ class RunSignUpSimulator:
             return _error(m.ERROR_THROTTLED, "Request throttled.", headers)
         return self._auth(request, required)
 
-    def _race(self, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
+    def _authorized_race(self, request: Request, *, required: bool = True
+                         ) -> dict[str, Any] | Response:
+        """The race of the path, or the error RunSignUp answers (auth first)."""
+        if (denied := self._common(request, required=required)) is not None:
+            return denied
         try:
             race_id = int(request.path_params["race_id"])
         except ValueError:
-            return None, _error(m.ERROR_INVALID_ID, "Invalid id.")
+            return _error(m.ERROR_INVALID_ID, "Invalid id.")
         race = self.races.get(race_id)
         if race is None:
-            return None, _error(m.ERROR_RACE_NOT_FOUND, "Race not found.")
-        return race, None
+            return _error(m.ERROR_RACE_NOT_FOUND, "Race not found.")
+        return race
 
     @staticmethod
     def _int_param(request: Request, name: str, default: int | None) -> int | None:
@@ -293,18 +297,13 @@ class RunSignUpSimulator:
             for r in chunk]})
 
     async def race_get(self, request: Request) -> Response:
-        if (denied := self._common(request, required=False)) is not None:
-            return denied
-        race, error = self._race(request)
-        return error or JSONResponse({"race": race})
+        race = self._authorized_race(request, required=False)
+        return race if isinstance(race, Response) else JSONResponse({"race": race})
 
     async def participants_get(self, request: Request) -> Response:
-        if (denied := self._common(request)) is not None:
-            return denied
-        race, error = self._race(request)
-        if error:
-            return error
-        assert race is not None
+        race = self._authorized_race(request)
+        if isinstance(race, Response):
+            return race
         q = request.query_params
         try:
             event_ids = [int(x) for x in (q.get("event_id") or "").split(",") if x.strip()]
@@ -355,12 +354,9 @@ class RunSignUpSimulator:
         return JSONResponse(blocks)
 
     async def removed_get(self, request: Request) -> Response:
-        if (denied := self._common(request)) is not None:
-            return denied
-        race, error = self._race(request)
-        if error:
-            return error
-        assert race is not None
+        race = self._authorized_race(request)
+        if isinstance(race, Response):
+            return race
         try:
             event_id = int(request.query_params.get("event_id") or 0)
             page = self._int_param(request, "page", 1) or 1
@@ -377,11 +373,9 @@ class RunSignUpSimulator:
         return JSONResponse({str(m.ASSUMED["removed_list_key"]): chunk})
 
     async def bib_chip_post(self, request: Request) -> Response:
-        if (denied := self._common(request)) is not None:
-            return denied
-        race, error = self._race(request)
-        if error:
-            return error
+        race = self._authorized_race(request)
+        if isinstance(race, Response):
+            return race
         form = await request.form()
         try:
             payload = json.loads(str(form.get("request") or ""))
@@ -424,12 +418,9 @@ class RunSignUpSimulator:
         return event_id
 
     async def result_sets_get(self, request: Request) -> Response:
-        if (denied := self._common(request)) is not None:
-            return denied
-        race, error = self._race(request)
-        if error:
-            return error
-        assert race is not None
+        race = self._authorized_race(request)
+        if isinstance(race, Response):
+            return race
         event_id = self._event_of(request, race, request.query_params.get("event_id"))
         if isinstance(event_id, Response):
             return event_id
@@ -438,12 +429,9 @@ class RunSignUpSimulator:
             for s in self.result_sets[event_id]]})
 
     async def results_get(self, request: Request) -> Response:
-        if (denied := self._common(request)) is not None:
-            return denied
-        race, error = self._race(request)
-        if error:
-            return error
-        assert race is not None
+        race = self._authorized_race(request)
+        if isinstance(race, Response):
+            return race
         event_id = self._event_of(request, race, request.query_params.get("event_id"))
         if isinstance(event_id, Response):
             return event_id
@@ -462,12 +450,9 @@ class RunSignUpSimulator:
             for s in sets]})
 
     async def new_result_set_post(self, request: Request) -> Response:
-        if (denied := self._common(request)) is not None:
-            return denied
-        race, error = self._race(request)
-        if error:
-            return error
-        assert race is not None
+        race = self._authorized_race(request)
+        if isinstance(race, Response):
+            return race
         form = await request.form()
         event_id = self._event_of(request, race, str(form.get("event_id") or ""))
         if isinstance(event_id, Response):
@@ -483,12 +468,9 @@ class RunSignUpSimulator:
         return JSONResponse({str(m.ASSUMED["new_result_set_reply_key"]): set_id})
 
     async def full_results_post(self, request: Request) -> Response:
-        if (denied := self._common(request)) is not None:
-            return denied
-        race, error = self._race(request)
-        if error:
-            return error
-        assert race is not None
+        race = self._authorized_race(request)
+        if isinstance(race, Response):
+            return race
         event_id = self._event_of(request, race, request.query_params.get("event_id"))
         if isinstance(event_id, Response):
             return event_id
