@@ -80,7 +80,7 @@ def test_test_connection_shows_the_result_inline_and_secrets_stay_hidden(
     row.get_by_role("link", name="RunSignUp (simulator)").click()
     base_url = page.get_by_label("Base URL")
     expect(base_url).to_have_attribute("readonly", "")
-    secret_input = page.get_by_label("API secret")
+    secret_input = page.get_by_label("API secret", exact=True)
     expect(secret_input).to_have_attribute("placeholder", re.compile(r"ends in " + WRONG[-4:]))
     expect(secret_input).to_have_value("")  # never filled back in
     secret_input.fill(API_SECRET)

@@ -66,7 +66,8 @@ def test_a_connection_lifecycle_never_shows_or_logs_a_secret(
     body = created.json()
     connection_id = body["id"]
     assert body["credentials"] == {"api_key": {"set": True, "last4": RSU_KEY[-4:]},
-                                   "api_secret": {"set": True, "last4": WRONG_SECRET[-4:]}}
+                                   "api_secret": {"set": True, "last4": WRONG_SECRET[-4:]},
+                                   "access_token": {"set": False, "last4": None}}
     assert body["status"] == "UNTESTED" and body["baseUrl"] == base_url
 
     failed = client.post(f"/api/connections/{connection_id}/test")

@@ -32,7 +32,8 @@ def test_a_refused_form_names_the_field_and_does_not_echo_the_secret(
     response = browser.post("/connections/new", data={
         "provider": "RUNSIGNUP", "name": "RSU", "cred_api_secret": TYPED_SECRET})
     assert response.status_code == 422
-    assert "credentials.api_key: RunSignUp needs a API key" in response.text
+    assert ("credentials.api_key: RunSignUp needs an API key and API secret, or an OAuth "
+            "access token") in response.text
     assert TYPED_SECRET not in response.text
     assert 'value="RSU"' in response.text  # the rest of the form is kept
 

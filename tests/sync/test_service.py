@@ -103,6 +103,27 @@ def test_each_provider_takes_only_its_own_credential_fields(
     assert service.to_read(keyring, copernico).credentials["api_key"].set is False
 
 
+def test_runsignup_takes_a_key_pair_or_an_oauth_token(
+    db: Session, ctx: TenantContext, keyring: Keyring
+) -> None:
+    token = service.create_connection(db, ctx, keyring=keyring, data=ConnectionCreate(
+        provider="RUNSIGNUP", name="RSU OAuth",
+        credentials={"access_token": SecretStr("oauth-token-123456")}))
+    assert service.read_credentials(keyring, token) == {"access_token": "oauth-token-123456"}
+    with pytest.raises(InvalidCredentials) as half_a_pair:
+        service.create_connection(db, ctx, keyring=keyring, data=ConnectionCreate(
+            provider="RUNSIGNUP", name="RSU half", credentials={"api_key": SecretStr(RSU_KEY)}))
+    assert half_a_pair.value.field == "credentials.api_secret"
+    assert half_a_pair.value.detail == (
+        "credentials.api_secret: RunSignUp needs an API key and API secret, or an OAuth "
+        "access token")
+    # Removing the token from a connection that has nothing else is refused too.
+    with pytest.raises(InvalidCredentials):
+        service.update_connection(
+            db, ctx, keyring=keyring, connection_id=token.id,
+            data=ConnectionUpdate(credentials={"access_token": SecretStr("")}))
+
+
 def test_only_a_platform_admin_may_change_the_base_url(
     db: Session, ctx: TenantContext, keyring: Keyring
 ) -> None:

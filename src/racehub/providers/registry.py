@@ -79,8 +79,10 @@ PROVIDERS: dict[ProviderKey, ProviderSpec] = {
         ProviderSpec(
             ProviderKey.RUNSIGNUP, "RunSignUp", ProviderKind.REGISTRATION,
             "racehub.providers.runsignup:RunSignUpAdapter", "https://runsignup.com/Rest",
-            (CredentialField("api_key", "API key"),
-             CredentialField("api_secret", "API secret")),
+            # The key and secret, or an OAuth access token instead (the adapter checks).
+            (CredentialField("api_key", "API key", required=False),
+             CredentialField("api_secret", "API secret", required=False),
+             CredentialField("access_token", "OAuth access token", required=False)),
         ),
         ProviderSpec(
             ProviderKey.RACE_ROSTER, "Race Roster", ProviderKind.REGISTRATION,

@@ -17,6 +17,10 @@ class Direction(enum.StrEnum):
     SCORING = "scoring"  # push start lists to a timing system (and pull results)
 
 
+def with_article(label: str) -> str:
+    return ("an " if label[:1] in "AEIOU" else "a ") + label
+
+
 @dataclass(frozen=True)
 class CredentialField:
     key: str
@@ -35,6 +39,9 @@ class ProviderSpec:
     base_url: str
     credentials: tuple[CredentialField, ...]
     docs: str = ""
+    # Where a provider takes one of several credential sets (each complete by itself):
+    # their fields are not required one by one, but one set must be whole.
+    credential_sets: tuple[tuple[str, ...], ...] = ()
 
     @property
     def credential_keys(self) -> tuple[str, ...]:
@@ -43,15 +50,36 @@ class ProviderSpec:
     def field(self, key: str) -> CredentialField | None:
         return next((f for f in self.credentials if f.key == key), None)
 
+    @property
+    def set_fields(self) -> frozenset[str]:
+        return frozenset(k for group in self.credential_sets for k in group)
+
+    def describe_sets(self) -> str:
+        """E.g. "an API key and API secret, or an OAuth access token"."""
+        return ", or ".join(with_article(" and ".join(f.label for k in group
+                                                       if (f := self.field(k))))
+                            for group in self.credential_sets)
+
+    def missing_credentials(self, present: set[str]) -> list[str]:
+        """Fields still needed: the required ones, and where the provider takes credential
+        sets, those of the first set (when no set is whole)."""
+        missing = [f.key for f in self.credentials if f.required and f.key not in present]
+        if self.credential_sets and not any(set(g) <= present for g in self.credential_sets):
+            missing += [k for k in self.credential_sets[0] if k not in present]
+        return missing
+
 
 PROVIDERS: dict[str, ProviderSpec] = {
     spec.key: spec
     for spec in (
         ProviderSpec(
             "RUNSIGNUP", "RunSignUp", Direction.REGISTRATION, "https://runsignup.com/Rest",
-            (CredentialField("api_key", "API key"),
-             CredentialField("api_secret", "API secret")),
-            docs="https://runsignup.com/API"),
+            (CredentialField("api_key", "API key", required=False),
+             CredentialField("api_secret", "API secret", required=False),
+             CredentialField("access_token", "OAuth access token", required=False,
+                             help="Tokens last about a month")),
+            docs="https://runsignup.com/API",
+            credential_sets=(("api_key", "api_secret"), ("access_token",))),
         ProviderSpec(
             "RACE_ROSTER", "Race Roster", Direction.REGISTRATION, "https://raceroster.com/api/v1",
             (CredentialField("client_id", "Client id"),

@@ -28,7 +28,7 @@ from racehub.core.context import TenantContext
 from racehub.core.crypto import DecryptError, Keyring
 from racehub.core.exceptions import Invalid
 from racehub.core.query import scoped
-from racehub.sync.catalog import PROVIDERS, ProviderSpec
+from racehub.sync.catalog import PROVIDERS, ProviderSpec, with_article
 from racehub.sync.exceptions import (
     BaseUrlForbidden,
     ConnectionNameTaken,
@@ -159,10 +159,14 @@ def _merge_credentials(
             merged[key] = value
         else:
             merged.pop(key, None)
-    for f in spec.credentials:
-        if f.required and not merged.get(f.key):
-            raise InvalidCredentials(f"credentials.{f.key}: {spec.label} needs a {f.label}",
-                                     field=f"credentials.{f.key}")
+    missing = spec.missing_credentials({k for k, v in merged.items() if v})
+    if missing:
+        f = spec.field(missing[0])
+        assert f is not None
+        needs = (spec.describe_sets() if spec.credential_sets and not f.required
+                 else with_article(f.label))
+        raise InvalidCredentials(f"credentials.{f.key}: {spec.label} needs {needs}",
+                                 field=f"credentials.{f.key}")
     return merged
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from racehub.providers.base import ProviderParticipant, ProviderResult, ResultStatus
-from racehub.providers.errors import AuthFailed, NotFound, ProviderDown
+from racehub.providers.errors import AuthFailed, BadData, NotFound, ProviderDown
 from racehub.providers.registry import build_adapter
 from racehub.providers.runsignup import RunSignUpAdapter
 from racehub.providers.runsignup.simulator import RunSignUpSimulator, make_app
@@ -57,6 +57,35 @@ def rsu(make_rsu: Callable[..., Rsu]) -> Rsu:
 def test_valid_keys_are_accepted(rsu: Rsu) -> None:
     check = rsu.adapter().check_credentials()
     assert check.ok, check.message
+
+
+def test_the_secret_goes_in_a_header_unless_query_auth_is_asked_for(rsu: Rsu) -> None:
+    assert rsu.adapter().check_credentials().ok
+    assert rsu.adapter(auth_style="query").check_credentials().ok
+    header_call, query_call = rsu.sim.faults.requests[-2:]
+    assert "rsu_api_key" in header_call.params and "api_secret" not in header_call.params
+    assert {"api_key", "api_secret"} <= set(query_call.params)
+    with pytest.raises(BadData, match="auth_style must be one of header, query"):
+        rsu.adapter(auth_style="cookie")
+
+
+def test_an_oauth_access_token_is_sent_as_a_bearer_token(rsu: Rsu) -> None:
+    def with_token(token: str) -> RunSignUpAdapter:
+        adapter = build_adapter("RUNSIGNUP", base_url=rsu.base_url,
+                                credentials={"access_token": token})
+        assert isinstance(adapter, RunSignUpAdapter)
+        return adapter
+
+    assert with_token(rsu.sim.access_token).check_credentials().ok
+    assert "api_key" not in rsu.sim.faults.requests[-1].params
+    refused = with_token("expired-token-4242").check_credentials()
+    assert not refused.ok and "error 6" in refused.message
+    assert "expired-token-4242" not in refused.message
+
+
+def test_without_a_key_pair_or_a_token_the_missing_field_is_named(rsu: Rsu) -> None:
+    with pytest.raises(AuthFailed, match=r"missing credential field\(s\): api_secret \(or give"):
+        build_adapter("RUNSIGNUP", base_url=rsu.base_url, credentials={"api_key": KEY})
 
 
 def test_valid_keys_without_rights_on_the_race_are_reported(rsu: Rsu) -> None:

@@ -1,4 +1,8 @@
-"""RunSignUp adapter: ``https://runsignup.com/Rest``, ``format=json``, api_key/api_secret.
+"""RunSignUp adapter: ``https://runsignup.com/Rest``, ``format=json``.
+
+Credentials: ``api_key`` + ``api_secret`` (the secret sent in the X-RSU-API-SECRET header;
+setting ``auth_style: "query"`` sends both as query parameters instead), or an OAuth2
+``access_token`` (sent as a bearer token; RunSignUp's tokens last about a month).
 
 Settings (all optional): ``race_ids`` (list: the races this connection reads; without it
 ``list_events`` pages through ``GET /races``, ``races_per_page`` at a time, <= 1000),
@@ -45,7 +49,8 @@ class RunSignUpAdapter(ProviderAdapter):
         Capability.LIST_WITHDRAWN, Capability.PUSH_PARTICIPANTS, Capability.GET_RESULTS,
         Capability.POST_RESULTS,
     })
-    credential_fields = ("api_key", "api_secret")
+    # api_key + api_secret, or an OAuth access_token instead: checked in __init__.
+    optional_credential_fields = ("api_key", "api_secret", "access_token")
     default_base_url = "https://runsignup.com/Rest"
     default_rate_limit = RateLimit(per_second=float(m.ASSUMED["rate_per_second"]),
                                    burst=int(m.ASSUMED["rate_burst"]))
@@ -53,14 +58,34 @@ class RunSignUpAdapter(ProviderAdapter):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.http.default_params.update({
-            "format": "json",
-            "api_key": self.credentials["api_key"],
-            "api_secret": self.credentials["api_secret"],
-        })
+        self.http.default_params["format"] = "json"
+        self._authenticate()
         per_page = int(self.settings.get("results_per_page", m.MAX_PARTICIPANTS_PER_PAGE))
         self.per_page = max(1, min(per_page, m.MAX_PARTICIPANTS_PER_PAGE))
         self.max_pages = int(self.settings.get("max_pages", 10_000))
+
+    def _authenticate(self) -> None:
+        """An OAuth access token when the connection has one; else the API key and secret,
+        the secret in the X-RSU-API-SECRET header unless ``auth_style`` is "query"."""
+        token = self.credentials.get("access_token", "").strip()
+        if token:
+            self.http.client.headers["Authorization"] = f"Bearer {token}"
+            return
+        key = self.credentials.get("api_key", "").strip()
+        secret = self.credentials.get("api_secret", "").strip()
+        if not (key and secret):
+            missing = [name for name, v in (("api_key", key), ("api_secret", secret)) if not v]
+            raise AuthFailed(f"missing credential field(s): {', '.join(missing)} (or give an "
+                             "OAuth access_token instead)", provider=self.provider)
+        style = str(self.settings.get("auth_style", "header"))
+        if style not in m.AUTH_STYLES:
+            raise BadData(f"auth_style must be one of {', '.join(m.AUTH_STYLES)}",
+                          provider=self.provider)
+        if style == "query":
+            self.http.default_params.update({"api_key": key, "api_secret": secret})
+        else:
+            self.http.default_params["rsu_api_key"] = key
+            self.http.client.headers[m.SECRET_HEADER] = secret
 
     # -- errors inside HTTP 200 ----------------------------------------------------------
     def inspect_response(self, status: int, body: Any) -> None:

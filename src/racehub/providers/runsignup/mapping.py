@@ -32,6 +32,10 @@ ERROR_PERMISSION_DENIED = 7
 ERROR_NOT_LOGGED_IN = 13
 ERROR_THROTTLED = 14
 ERROR_INVALID_ID = 15
+# Auth, any of (all documented): api_key + api_secret query parameters; rsu_api_key query +
+# X-RSU-API-SECRET header (the secret stays out of URLs: our default); an OAuth2 bearer token.
+AUTH_STYLES = ("header", "query")
+SECRET_HEADER = "X-RSU-API-SECRET"
 ERROR_RACE_NOT_FOUND = 201
 ERROR_EVENT_NOT_FOUND = 301
 AUTH_ERRORS = frozenset({ERROR_KEY_AUTH_FAILED, ERROR_PERMISSION_DENIED, ERROR_NOT_LOGGED_IN})
@@ -54,6 +58,8 @@ ASSUMED = {
     "full_results_reply_errors_key": "errors",
     "results_per_post": 1000,  # rows per full-results POST
     "results_per_page": 1000,  # get-results page size
+    # What a rejected OAuth bearer token gets: the key-auth error, in a 200 body like the rest.
+    "bad_token_error_code": ERROR_KEY_AUTH_FAILED,
 }
 
 DEFAULT_FIELD_MAPPING: dict[str, str] = {

@@ -2,8 +2,8 @@
 
 Deterministic from ``seed``: races in several US time zones, events, participants (a few
 hundred to 50k), removed registrations and a result set. Auth by ``api_key`` +
-``api_secret`` query parameters or ``rsu_api_key`` + ``X-RSU-API-SECRET`` header; errors
-inside HTTP 200 (``{"error": {"error_code", "error_msg"}}``).
+``api_secret`` query parameters, ``rsu_api_key`` + ``X-RSU-API-SECRET`` header, or an OAuth
+bearer ``access_token``; errors inside HTTP 200 (``{"error": {"error_code", "error_msg"}}``).
 
 Faults (``Faults.arm(name, times, **options)``), besides the generic HTTP ones:
 - ``throttle``: error 14 in a 200 body; ``retry_after`` adds a Retry-After header
@@ -64,11 +64,13 @@ class RunSignUpSimulator:
         participants_per_event: int = 300,
         api_key: str = "sim-api-key",
         api_secret: str = "sim-api-secret",
+        access_token: str = "sim-oauth-token",
         faults: Faults | None = None,
         with_results: bool = True,
     ) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
+        self.access_token = access_token
         self.faults = faults or Faults()
         self.lock = threading.RLock()  # re-entrant: remove() is called while paging
         self.rng = random.Random(seed)
@@ -238,8 +240,14 @@ class RunSignUpSimulator:
     # -- HTTP -------------------------------------------------------------------------------
     def _auth(self, request: Request, required: bool = True) -> Response | None:
         q = request.query_params
+        bearer = request.headers.get("Authorization", "")
+        if bearer.startswith("Bearer "):
+            if bearer.removeprefix("Bearer ") != self.access_token:
+                # assumed: RunSignUp does not document a bad token's reply
+                return _error(int(m.ASSUMED["bad_token_error_code"]), "Invalid access token.")
+            return None
         key = q.get("api_key") or q.get("rsu_api_key")
-        secret = q.get("api_secret") or request.headers.get("X-RSU-API-SECRET")
+        secret = q.get("api_secret") or request.headers.get(m.SECRET_HEADER)
         if key is None and secret is None:
             return _error(m.ERROR_NOT_LOGGED_IN, "Not logged in.") if required else None
         if key != self.api_key or secret != self.api_secret:
