@@ -134,13 +134,21 @@ def control_routes(faults: Faults) -> list[Route]:
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, startup_timeout: float = 10.0) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1:<free port> in a daemon thread; yields the base URL."""
+def serve_in_thread(app: Any, *, port: int = 0,
+                    startup_timeout: float = 10.0) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1:``port`` (0: a free one) in a daemon thread; yields the
+    base URL. Binding fails with OSError when a given port is taken."""
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say so; without it
+    # every keep-alive request waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
     server = uvicorn.Server(config)

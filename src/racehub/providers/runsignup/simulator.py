@@ -49,6 +49,9 @@ TEAMS = [None, None, None, "Harbor Striders", "Trail Dogs", "Night Owls RC"]
 # Data is laid out relative to this instant so a seed always gives the same bytes.
 EPOCH = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 
+BASE_PATH = "/Rest"  # the adapter's base URL is <server>/Rest
+DEMO_CREDENTIALS: dict[str, str] = {"api_key": "sim-api-key", "api_secret": "sim-api-secret"}
+
 
 def _error(code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"error_code": code, "error_msg": message}}, headers=headers)
@@ -62,8 +65,8 @@ class RunSignUpSimulator:
         races: int = 2,
         events_per_race: int = 2,
         participants_per_event: int = 300,
-        api_key: str = "sim-api-key",
-        api_secret: str = "sim-api-secret",
+        api_key: str = DEMO_CREDENTIALS["api_key"],
+        api_secret: str = DEMO_CREDENTIALS["api_secret"],
         access_token: str = "sim-oauth-token",
         faults: Faults | None = None,
         with_results: bool = True,
@@ -565,7 +568,7 @@ def make_app(*, simulator: RunSignUpSimulator | None = None, **kwargs: Any) -> S
     """The simulator as an ASGI app; its base URL for the adapter is ``<server>/Rest``."""
     sim = simulator or RunSignUpSimulator(**kwargs)
     app = Starlette(
-        routes=[Mount("/Rest", routes=sim.routes()), *control_routes(sim.faults)],
+        routes=[Mount(BASE_PATH, routes=sim.routes()), *control_routes(sim.faults)],
         middleware=[Middleware(BaseHTTPMiddleware, dispatch=fault_middleware(sim.faults))],
     )
     app.state.simulator = sim
@@ -584,8 +587,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--races", type=int, default=2)
     parser.add_argument("--participants", type=int, default=300, help="per event")
-    parser.add_argument("--api-key", default="sim-api-key")
-    parser.add_argument("--api-secret", default="sim-api-secret")
+    parser.add_argument("--api-key", default=DEMO_CREDENTIALS["api_key"])
+    parser.add_argument("--api-secret", default=DEMO_CREDENTIALS["api_secret"])
     args = parser.parse_args(argv)
     app = make_app(seed=args.seed, races=args.races, participants_per_event=args.participants,
                    api_key=args.api_key, api_secret=args.api_secret)
