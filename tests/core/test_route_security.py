@@ -49,6 +49,9 @@ from tests.factories import (
 # Routes anyone may call. Keep these short: each entry is a deliberate decision.
 PUBLIC_API_PATHS = {
     "/api/openapi.json",  # the schema of the API, the same for every caller
+    # Called by Copernico, not a racehub user: authenticated by the connection's API key in
+    # the payload (404 unknown connection, 401 wrong key: tests/sync/test_webhooks.py).
+    "/api/connections/{connection_id}/webhook",
 }
 PUBLIC_PAGE_PATHS = {
     "/",  # redirects to /events, which then asks for a login
@@ -206,6 +209,7 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
         "target_0": "city", "sources_0": "user.address.city", "transforms_0": "trim"}),
     ("POST", "/connections/{connection_id}/mapping/preview"): Case(
         200, form={"target_0": "city", "sources_0": "city", "sample": '[{"city": "Lyon"}]'}),
+    ("GET", "/connections/{connection_id}/webhook-deliveries"): Case(200),
 }
 
 ROLES = list(Role)
@@ -418,6 +422,19 @@ def test_every_unsafe_route_runs_the_csrf_check(app: FastAPI) -> None:
                  if r.is_endpoint and r.method not in ("GET", "HEAD")
                  and csrf_protect not in r.calls]
     assert unchecked == []
+
+
+# Routes called server to server that skip the CSRF check (they read no cookie and
+# authenticate the request themselves). Each entry is a deliberate decision.
+CSRF_EXEMPT = {("POST", "/api/connections/{connection_id}/webhook")}
+
+
+def test_only_the_listed_server_to_server_routes_skip_the_csrf_check(app: FastAPI) -> None:
+    exempt = {(r.method, r.path): r for r in walk_routes(app)
+              if r.is_endpoint and any(getattr(c, "csrf_exempt", False) for c in r.calls)}
+    assert set(exempt) == CSRF_EXEMPT
+    # ...and none of them acts on a racehub login: no permission, so no session either.
+    assert all(not r.permissions for r in exempt.values())
 
 
 def test_public_paths_exist(app: FastAPI) -> None:

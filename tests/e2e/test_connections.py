@@ -102,8 +102,10 @@ def test_the_form_asks_only_for_the_providers_own_credentials(page: Page, seeded
     page.goto("/connections")
     page.get_by_label("Provider").select_option("RACE_ROSTER")
     page.get_by_role("button", name="Add connection").click()
-    fields = page.locator(".connection-form fieldset input")
+    fields = page.locator(".connection-form fieldset.credentials input")
     expect(fields).to_have_count(4)
+    # Beside the credentials, the settings every adapter reads (its request budget).
+    expect(page.get_by_label("Requests per second")).to_be_visible()
     for label in ("Client id", "Client secret", "Username", "Password"):
         expect(page.get_by_label(label, exact=True)).to_be_visible()
 

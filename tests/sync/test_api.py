@@ -189,3 +189,17 @@ def test_the_preview_maps_a_live_sample_from_the_provider(
     assert pasted.json()["rows"] == [{"values": {"first_name": "ADA", "gender": "U"},
                                       "errors": {}}]
     assert pasted.json()["sampleOrigin"] == "pasted"
+
+
+def test_the_provider_list_names_credentials_sets_and_settings(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    providers = {p["key"]: p for p in client.get("/api/providers", headers=admin).json()[
+        "providers"]}
+    assert providers["RUNSIGNUP"]["credentialSets"] == [["api_key", "api_secret"],
+                                                         ["access_token"]]
+    settings = {s["key"]: s for s in providers["COPERNICO"]["settings"]}
+    assert settings["results_base_url"]["kind"] == "url"
+    assert settings["event_names"]["kind"] == "mapping"
+    assert {s["key"]: s["choices"] for s in providers["RUNSIGNUP"]["settings"]}[
+        "auth_style"] == ["header", "query"]

@@ -3,6 +3,7 @@ credential, the base URL rule, and the mapping editor's notation errors."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -87,3 +88,29 @@ def test_the_mapping_editor_names_the_row_and_step_at_fault(browser: TestClient)
         "target_0": "city", "sources_0": "a", "sample": "[{oops"})
     assert preview.status_code == 200  # a partial htmx swaps in, with the error
     assert "sample: not valid JSON (line 1, column 3" in preview.text
+
+
+def test_the_form_edits_the_providers_own_settings(
+    browser: TestClient, db: Session
+) -> None:
+    page = browser.get("/connections/new?provider=COPERNICO")
+    assert 'name="setting_preset_owner"' in page.text
+    assert re.search(r'name="setting_results_base_url"[^>]*readonly', page.text)
+    created = browser.post("/connections/new", data={
+        "provider": "COPERNICO", "name": "Copernico", "setting_preset_owner": "t@example.com",
+        "setting_event_names": "E1 = marathon", "setting_results_base_url": ""},
+        follow_redirects=False)
+    assert created.status_code == 303, created.text
+    connection_id = created.headers["location"].split("/")[2].split("?")[0]
+    row = db.get(ProviderConnection, uuid.UUID(connection_id))
+    assert row is not None
+    assert service.provider_settings(row) == {"preset_owner": "t@example.com",
+                                              "event_names": {"E1": "marathon"}}
+    page = browser.get(f"/connections/{connection_id}")
+    assert ">E1 = marathon</textarea>" in page.text
+
+    refused = browser.post(f"/connections/{connection_id}", data={
+        "name": "Copernico", "setting_event_names": "just text"})
+    assert refused.status_code == 422
+    assert "settings.event_names: line 1: write key = value" in refused.text
+    assert "just text</textarea>" in refused.text  # what was typed is kept

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.core.crypto import DecryptError, Keyring
+from racehub.core.exceptions import Forbidden, Invalid
 from racehub.core.models import Tenant
 from racehub.sync import service
 from racehub.sync.catalog import PROVIDERS, Direction
@@ -146,6 +147,45 @@ def test_only_a_platform_admin_may_change_the_base_url(
     with pytest.raises(Exception, match="baseUrl must be an http"):
         service.update_connection(db, platform, keyring=keyring, connection_id=connection.id,
                                   data=ConnectionUpdate(base_url="ftp://example.com"))
+
+
+def test_provider_settings_are_checked_stored_audited_and_removed(
+    db: Session, ctx: TenantContext, keyring: Keyring
+) -> None:
+    tenant_admin = dataclasses.replace(ctx, is_platform_admin=False)
+    connection = service.create_connection(db, tenant_admin, keyring=keyring, data=ConnectionCreate(
+        provider="COPERNICO", name="Copernico", event_ids=["R1:E1"],
+        settings={"preset_owner": " timer@example.com ",
+                  "event_names": "E1 = marathon\n\nE2 = 10k"}))
+    assert service.to_read(keyring, connection).settings == {
+        "preset_owner": "timer@example.com", "event_names": {"E1": "marathon", "E2": "10k"}}
+    assert connection.settings["eventIds"] == ["R1:E1"]  # kept beside them
+
+    with pytest.raises(Invalid) as unknown:
+        service.update_connection(db, tenant_admin, keyring=keyring, connection_id=connection.id,
+                                  data=ConnectionUpdate(settings={"race_ids": "1"}))
+    assert unknown.value.field == "settings.race_ids"
+    assert ("results_base_url, preset_owner, preset, race_slug, event_names, rate_per_second"
+            in unknown.value.detail)
+    with pytest.raises(Invalid, match="settings.event_names: line 1: write key = value"):
+        service.update_connection(db, tenant_admin, keyring=keyring, connection_id=connection.id,
+                                  data=ConnectionUpdate(settings={"event_names": "no equals"}))
+    # The results host receives the API key: moving it is a platform admin's right.
+    with pytest.raises(Forbidden) as moved:
+        service.update_connection(db, tenant_admin, keyring=keyring, connection_id=connection.id,
+                                  data=ConnectionUpdate(settings={"results_base_url": "http://x.test"}))
+    assert moved.value.field == "settings.results_base_url"
+    platform = dataclasses.replace(ctx, is_platform_admin=True)
+    service.update_connection(db, platform, keyring=keyring, connection_id=connection.id,
+                              data=ConnectionUpdate(settings={"results_base_url": "http://x.test/api/",
+                                                              "preset_owner": ""}))
+    assert service.provider_settings(connection) == {
+        "event_names": {"E1": "marathon", "E2": "10k"}, "results_base_url": "http://x.test/api"}
+    assert connection.status == ConnectionStatus.UNTESTED
+    (change,) = [e for e in audit_entries(db, "connection.update")
+                 if e.target_id == str(connection.id)]
+    assert change.before["settings"]["preset_owner"] == "timer@example.com"
+    assert "preset_owner" not in change.after["settings"]
 
 
 def test_updating_one_credential_keeps_the_others_and_audits_which_changed(

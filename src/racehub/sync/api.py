@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from pydantic import Field
 
 from racehub.core.context import TenantContext
 from racehub.core.crypto import Keyring
+from racehub.core.csrf import csrf_exempt
 from racehub.core.deps import DB, require
 from racehub.core.rbac import Perm
 from racehub.core.schemas import APIModel
-from racehub.sync import service
-from racehub.sync.catalog import PROVIDERS, Direction
+from racehub.sync import service, webhooks
+from racehub.sync.catalog import PROVIDERS, Direction, SettingKind
 from racehub.sync.schemas import (
     CheckRead,
     ConnectionCreate,
@@ -47,12 +50,23 @@ class CredentialFieldRead(APIModel):
     help: str
 
 
+class SettingFieldRead(APIModel):
+    key: str
+    label: str
+    kind: SettingKind
+    choices: list[str]
+    help: str
+
+
 class ProviderRead(APIModel):
     key: str
     label: str
     direction: Direction
     default_base_url: str
     credentials: list[CredentialFieldRead]
+    credential_sets: list[list[str]] = Field(
+        description="Where not empty: give every field of one of these sets")
+    settings: list[SettingFieldRead]
 
 
 class ProvidersRead(APIModel):
@@ -62,13 +76,16 @@ class ProvidersRead(APIModel):
 
 @router.get("/providers", response_model=ProvidersRead)
 def list_providers(ctx: ReadConnections) -> ProvidersRead:
-    """Each provider's credential fields and default base URL, and the racehub fields a
-    mapping rule may fill."""
+    """Each provider's credential fields, own settings and default base URL, and the
+    racehub fields a mapping rule may fill."""
     return ProvidersRead(
-        providers=[ProviderRead(key=s.key, label=s.label, direction=s.direction,
-                                default_base_url=s.base_url,
-                                credentials=[CredentialFieldRead(**vars(f)) for f in s.credentials])
-                   for s in PROVIDERS.values()],
+        providers=[ProviderRead(
+            key=s.key, label=s.label, direction=s.direction, default_base_url=s.base_url,
+            credentials=[CredentialFieldRead(**vars(f)) for f in s.credentials],
+            credential_sets=[list(g) for g in s.credential_sets],
+            settings=[SettingFieldRead(**{**vars(f), "choices": list(f.choices)})
+                      for f in s.all_settings])
+            for s in PROVIDERS.values()],
         target_fields=TARGET_FIELDS)
 
 
@@ -139,3 +156,32 @@ def preview_mapping(
                                       event_id=data.event_id)
         origin = "provider"
     return service.preview_mapping(data.field_mapping, sample, origin=origin)
+
+
+# --- webhooks: called by the provider, not by a racehub user ------------------------------
+
+
+class WebhookAck(APIModel):
+    delivery_id: uuid.UUID
+    received_at: datetime
+
+
+async def raw_body(request: Request) -> bytes:
+    """The body exactly as sent: the mapping parses it (and repairs its text)."""
+    return await request.body()
+
+
+@router.post("/connections/{connection_id}/webhook", response_model=WebhookAck,
+             openapi_extra={"requestBody": {"content": {
+                 "application/json": {"schema": {"type": "object"}}}, "required": True}})
+@csrf_exempt
+def receive_webhook(connection_id: uuid.UUID, body: Annotated[bytes, Depends(raw_body)],
+                    db: DB, keyring: AppKeyring) -> WebhookAck:
+    """Copernico posts detections and changes here. No racehub login or token: the
+    payload's ``apiKey`` must be the connection's API key (401 otherwise; 404 for an
+    unknown connection or one of another provider). Exempt from CSRF because no cookie is
+    read: nothing a browser sends on its own can authenticate it."""
+    delivery = webhooks.record_delivery(db, keyring=keyring, connection_id=connection_id,
+                                        body=body)
+    db.commit()
+    return WebhookAck(delivery_id=delivery.id, received_at=delivery.received_at)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 
 class Direction(enum.StrEnum):
@@ -31,6 +33,105 @@ class CredentialField:
     help: str = ""
 
 
+class SettingKind(enum.StrEnum):
+    TEXT = "text"
+    URL = "url"  # where the adapter sends requests (and credentials): platform admins only
+    LIST = "list"  # several values: a JSON list, or one per line / comma separated
+    MAPPING = "mapping"  # a JSON object, or "key = value" lines
+    CHOICE = "choice"
+    NUMBER = "number"  # a positive number
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One provider-specific setting of a connection, passed to its adapter as is."""
+
+    key: str
+    label: str
+    kind: SettingKind = SettingKind.TEXT
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+    def clean(self, value: Any) -> Any:
+        """The value to store, or None to remove the setting. Raises ValueError."""
+        if value is None or (isinstance(value, str | list | dict) and not value):
+            return None
+        if self.kind == SettingKind.LIST:
+            items = (value.replace("\n", ",").split(",") if isinstance(value, str)
+                     else value if isinstance(value, list) else None)
+            if items is None:
+                raise ValueError("must be a list of values")
+            cleaned = [str(v).strip() for v in items if str(v).strip()]
+            if len(cleaned) > MAX_LIST_ITEMS or any(len(v) > 200 for v in cleaned):
+                raise ValueError(f"at most {MAX_LIST_ITEMS} values of up to 200 characters")
+            return cleaned or None
+        if self.kind == SettingKind.MAPPING:
+            pairs = _mapping_pairs(value)
+            if len(pairs) > MAX_LIST_ITEMS:
+                raise ValueError(f"at most {MAX_LIST_ITEMS} entries")
+            return pairs or None
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ValueError("must be text")
+        text = str(value).strip()
+        if len(text) > 500:
+            raise ValueError("longer than 500 characters")
+        if self.kind == SettingKind.NUMBER and text:
+            try:
+                number = float(text)
+            except ValueError:
+                raise ValueError("must be a number") from None
+            if not 0 < number <= 1000:
+                raise ValueError("must be a number above 0 and at most 1000")
+            return int(number) if number.is_integer() else number
+        if self.kind == SettingKind.CHOICE and text and text not in self.choices:
+            raise ValueError(f"must be one of {', '.join(self.choices)}")
+        if self.kind == SettingKind.URL and text:
+            parts = urlsplit(text)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError("must be an http(s) URL such as https://api.example.com/v1")
+            text = text.rstrip("/")
+        return text or None
+
+    def display(self, value: Any) -> str:
+        """The value as the form shows it (the text ``clean`` reads back)."""
+        if value is None:
+            return ""
+        if self.kind == SettingKind.LIST:
+            return "\n".join(value)
+        if self.kind == SettingKind.MAPPING:
+            return "\n".join(f"{k} = {v}" for k, v in value.items())
+        return str(value)
+
+
+MAX_LIST_ITEMS = 200
+
+
+def _mapping_pairs(value: Any) -> dict[str, str]:
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, str):
+        items = []
+        for number, line in enumerate(value.splitlines(), start=1):
+            if not line.strip():
+                continue
+            key, sep, val = line.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"line {number}: write key = value")
+            items.append((key, val))
+    else:
+        raise ValueError("must be an object of key: value")
+    return {str(k).strip(): str(v).strip() for k, v in items if str(k).strip()}
+
+
+# Read by every adapter (providers/base.py): the connection's request budget.
+COMMON_SETTINGS = (
+    SettingField("rate_per_second", "Requests per second", SettingKind.NUMBER,
+                 help="Default: the provider's known or assumed limit"),
+    SettingField("rate_burst", "Request burst", SettingKind.NUMBER,
+                 help="Requests allowed at once before the rate applies"),
+)
+
+
 @dataclass(frozen=True)
 class ProviderSpec:
     key: str
@@ -42,6 +143,15 @@ class ProviderSpec:
     # Where a provider takes one of several credential sets (each complete by itself):
     # their fields are not required one by one, but one set must be whole.
     credential_sets: tuple[tuple[str, ...], ...] = ()
+    settings: tuple[SettingField, ...] = ()
+
+    def setting(self, key: str) -> SettingField | None:
+        return next((f for f in self.all_settings if f.key == key), None)
+
+    @property
+    def all_settings(self) -> tuple[SettingField, ...]:
+        """The provider's own settings, then those every adapter reads."""
+        return self.settings + COMMON_SETTINGS
 
     @property
     def credential_keys(self) -> tuple[str, ...]:
@@ -79,7 +189,17 @@ PROVIDERS: dict[str, ProviderSpec] = {
              CredentialField("access_token", "OAuth access token", required=False,
                              help="Tokens last about a month")),
             docs="https://runsignup.com/API",
-            credential_sets=(("api_key", "api_secret"), ("access_token",))),
+            credential_sets=(("api_key", "api_secret"), ("access_token",)),
+            settings=(
+                SettingField("auth_style", "Send the API secret as", SettingKind.CHOICE,
+                             choices=("header", "query"),
+                             help="header (X-RSU-API-SECRET, the default) keeps it out of "
+                                  "URLs; query sends api_key/api_secret parameters"),
+                SettingField("individual_result_set_id", "Result set to post into",
+                             help="Empty: each publish creates a new result set"),
+                SettingField("result_set_name", "Name of new result sets",
+                             help="Default: Results"),
+            )),
         ProviderSpec(
             "RACE_ROSTER", "Race Roster", Direction.REGISTRATION, "https://raceroster.com/api/v1",
             (CredentialField("client_id", "Client id"),
@@ -103,7 +223,19 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "COPERNICO", "Copernico (Timingsense)", Direction.SCORING,
             "https://api.copernico.cloud",
             (CredentialField("api_key", "API key", required=False,
-                             help="Optional: the registrations push is documented without one"),)),
+                             help="Optional: the registrations push is documented without one"),),
+            settings=(
+                SettingField("results_base_url", "Results API", SettingKind.URL,
+                             help="Default https://public-api.copernico.cloud/api; the key "
+                                  "goes there too, so only a platform admin may change it"),
+                SettingField("preset_owner", "Preset owner (login e-mail)",
+                             help="Needed to read results: the account the preset belongs to"),
+                SettingField("preset", "Results preset", help="Default: results"),
+                SettingField("race_slug", "Race slug in results URLs",
+                             help="Default: the race id"),
+                SettingField("event_names", "Event names in results URLs", SettingKind.MAPPING,
+                             help="One per line: eventId = name (default: the event id)"),
+            )),
     )
 }
 

@@ -1,12 +1,23 @@
-"""A tenant's connection to a provider: where, with which (encrypted) credentials, how."""
+"""A tenant's connection to a provider: where, with which (encrypted) credentials, how;
+and what the provider sent to it (webhook deliveries)."""
 
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, String, Text, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -45,3 +56,27 @@ class ProviderConnection(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
         pg_enum(ConnectionStatus, "connection_status"), default=ConnectionStatus.UNTESTED)
     last_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_check_message: Mapped[str | None] = mapped_column(String(500))
+
+
+class WebhookDelivery(UUIDPrimaryKey, TenantMixin, Base):
+    """One delivery as received (append-only). ``payload`` is the repaired JSON without
+    its ``apiKey``."""
+
+    __tablename__ = "provider_webhook_deliveries"
+    __table_args__ = (
+        # The connection page lists the newest deliveries of one connection.
+        Index("ix_provider_webhook_deliveries_connection_id_received_at",
+              "connection_id", "received_at"),
+    )
+
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("provider_connections.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(20))
+    participant_id: Mapped[str | None] = mapped_column(Text)
+    participant_ids: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    point: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(Text)
+    raw_time: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                  server_default=func.now())

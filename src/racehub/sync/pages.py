@@ -16,7 +16,7 @@ from racehub.core.crypto import Keyring
 from racehub.core.deps import DB, require
 from racehub.core.exceptions import DomainError, Invalid
 from racehub.core.rbac import Perm
-from racehub.sync import service
+from racehub.sync import service, webhooks
 from racehub.sync.api import AppKeyring
 from racehub.sync.catalog import PROVIDERS, Direction
 from racehub.sync.exceptions import ConnectionNotFound
@@ -80,6 +80,12 @@ def _credentials_from_form(form: FormData, provider: str) -> dict[str, str]:
     return out
 
 
+def _settings_from_form(form: FormData, provider: str) -> dict[str, str]:
+    """Every setting field of the form as typed (blank removes it; the service checks)."""
+    return {f.key: str(form.get(f"setting_{f.key}") or "")
+            for f in PROVIDERS[provider].all_settings if f"setting_{f.key}" in form}
+
+
 def _event_ids(form: FormData) -> list[str]:
     raw = form.get("event_ids")
     text = raw if isinstance(raw, str) else ""
@@ -103,7 +109,8 @@ async def create_connection(request: Request, db: DB, ctx: ManageConnections,
         data: dict[str, Any] = {
             "provider": provider, "name": form.get("name", ""),
             "credentials": _credentials_from_form(form, provider),
-            "direction": form.get("direction") or None, "event_ids": _event_ids(form)}
+            "direction": form.get("direction") or None, "event_ids": _event_ids(form),
+            "settings": _settings_from_form(form, provider)}
         base_url = str(form.get("base_url", "")).strip()
         if base_url:
             data["base_url"] = base_url
@@ -146,7 +153,8 @@ async def update_connection(connection_id: uuid.UUID, request: Request, db: DB,
     data: dict[str, Any] = {"name": form.get("name") or None,
                             "direction": form.get("direction") or None,
                             "event_ids": _event_ids(form),
-                            "credentials": _credentials_from_form(form, connection.provider)}
+                            "credentials": _credentials_from_form(form, connection.provider),
+                            "settings": _settings_from_form(form, connection.provider)}
     base_url = str(form.get("base_url", "")).strip()
     if base_url:  # the field is read-only for everyone but platform admins
         data["base_url"] = base_url
@@ -310,3 +318,12 @@ def _parse_sample(text: str) -> list[dict[str, Any]]:
         raise Invalid("sample: give one JSON object (a provider record) or a list of them",
                       field="sample")
     return records[:50]
+
+
+@router.get("/connections/{connection_id}/webhook-deliveries")
+def webhook_deliveries(connection_id: uuid.UUID, request: Request, db: DB,
+                       ctx: ReadConnections) -> Response:
+    """The connection page loads this fragment: the last deliveries, newest first."""
+    deliveries = webhooks.list_deliveries(db, ctx, connection_id=connection_id)
+    return render(request, db, ctx, "sync/_webhook_deliveries.html", deliveries=deliveries,
+                  connection_id=connection_id, limit=webhooks.LIST_LIMIT)

@@ -52,6 +52,10 @@ class ConnectionCreate(APIModel):
     event_ids: list[str] = Field(default_factory=list, max_length=MAX_EVENT_IDS,
                                  description="The provider's events to sync; empty: all")
     field_mapping: list[MappingRule] = Field(default_factory=list)
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The provider's own settings (GET /api/providers lists them); those that "
+                    "are URLs only a platform admin may set")
 
     _provider = field_validator("provider")(_known_provider)
     _events = field_validator("event_ids")(_clean_event_ids)
@@ -75,6 +79,8 @@ class ConnectionUpdate(APIModel):
     direction: Direction | None = None
     event_ids: list[str] | None = Field(default=None, max_length=MAX_EVENT_IDS)
     field_mapping: list[MappingRule] | None = None
+    settings: dict[str, Any] | None = Field(
+        default=None, description="Only the settings sent change; an empty value removes one")
 
     _events = field_validator("event_ids")(_clean_event_ids)
     _targets = field_validator("field_mapping")(_unique_targets)
@@ -102,6 +108,7 @@ class ConnectionRead(APIModel):
     direction: Direction
     event_ids: list[str]
     field_mapping: list[dict[str, Any]]
+    settings: dict[str, Any] = Field(description="The provider's own settings that are set")
     credentials: dict[str, CredentialHint]
     status: ConnectionStatus
     last_checked_at: datetime | None

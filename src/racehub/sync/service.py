@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 from racehub.core import audit
 from racehub.core.context import TenantContext
 from racehub.core.crypto import DecryptError, Keyring
-from racehub.core.exceptions import Invalid
+from racehub.core.exceptions import Forbidden, Invalid
 from racehub.core.query import scoped
-from racehub.sync.catalog import PROVIDERS, ProviderSpec, with_article
+from racehub.sync.catalog import PROVIDERS, ProviderSpec, SettingKind, with_article
 from racehub.sync.exceptions import (
     BaseUrlForbidden,
     ConnectionNameTaken,
@@ -113,6 +113,7 @@ def to_read(keyring: Keyring, connection: ProviderConnection) -> ConnectionRead:
         direction=connection.direction,
         event_ids=list((connection.settings or {}).get("eventIds", [])),
         field_mapping=list(connection.field_mapping or []),
+        settings=provider_settings(connection),
         credentials=credential_hints(keyring, connection), status=connection.status,
         last_checked_at=connection.last_checked_at,
         last_check_message=connection.last_check_message,
@@ -138,6 +139,38 @@ def _check_base_url(ctx: TenantContext, url: str, current: str) -> str:
         raise Invalid("baseUrl must be an http(s) URL such as https://api.example.com/v1",
                       field="baseUrl")
     return url.rstrip("/")
+
+
+def provider_settings(connection: ProviderConnection) -> dict[str, Any]:
+    """The provider's own settings (not the events to sync, kept beside them)."""
+    return {k: v for k, v in (connection.settings or {}).items() if k != "eventIds"}
+
+
+def _merge_settings(ctx: TenantContext, spec: ProviderSpec, current: Mapping[str, Any],
+                    given: Mapping[str, Any]) -> dict[str, Any]:
+    """``current`` with ``given`` applied, each value checked by its field; an empty one
+    removes the setting. A URL setting is where the adapter sends requests (and the
+    credentials), so changing one is a platform admin's right, like the base URL."""
+    merged = dict(current)
+    for key, value in given.items():
+        f = spec.setting(key)
+        if f is None:
+            known = ", ".join(x.key for x in spec.all_settings)
+            raise Invalid(f"settings.{key}: {spec.label} has no such setting; it has {known}",
+                          field=f"settings.{key}")
+        try:
+            cleaned = f.clean(value)
+        except ValueError as exc:
+            raise Invalid(f"settings.{key}: {exc}", field=f"settings.{key}") from None
+        if (f.kind == SettingKind.URL and cleaned != current.get(key)
+                and not ctx.is_platform_admin):
+            raise Forbidden(f"settings.{key}: only a platform admin may change {f.label}",
+                            field=f"settings.{key}")
+        if cleaned is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = cleaned
+    return merged
 
 
 def _merge_credentials(
@@ -188,6 +221,7 @@ def _public(connection: ProviderConnection) -> dict[str, Any]:
     return {"provider": connection.provider, "name": connection.name,
             "baseUrl": connection.base_url, "direction": connection.direction.value,
             "eventIds": list((connection.settings or {}).get("eventIds", [])),
+            "settings": provider_settings(connection),
             "fieldMapping": [r.get("target") for r in connection.field_mapping or []]}
 
 
@@ -202,7 +236,8 @@ def create_connection(
     creds = _merge_credentials(spec, {}, data.credentials)
     connection = ProviderConnection(
         tenant_id=ctx.tenant_id, provider=spec.key, name=data.name, base_url=base_url,
-        direction=data.direction or spec.direction, settings={"eventIds": data.event_ids},
+        direction=data.direction or spec.direction,
+        settings={**_merge_settings(ctx, spec, {}, data.settings), "eventIds": data.event_ids},
         field_mapping=[r.model_dump(mode="json") for r in data.field_mapping],
         status=ConnectionStatus.UNTESTED)
     _encrypt(keyring, connection, creds)
@@ -237,6 +272,12 @@ def update_connection(
         connection.direction = data.direction  # type: ignore[assignment]
     if data.event_ids is not None:
         connection.settings = {**(connection.settings or {}), "eventIds": data.event_ids}
+    if data.settings:
+        current = provider_settings(connection)
+        merged = _merge_settings(ctx, spec, current, data.settings)
+        retest = retest or merged != current
+        connection.settings = {**merged, "eventIds": (connection.settings or {}).get(
+            "eventIds", [])}
     if data.field_mapping is not None:
         connection.field_mapping = [r.model_dump(mode="json") for r in data.field_mapping]
     changed_credentials: list[str] = []

@@ -4,8 +4,9 @@ Credentials: ``api_key`` + ``api_secret`` (the secret sent in the X-RSU-API-SECR
 setting ``auth_style: "query"`` sends both as query parameters instead), or an OAuth2
 ``access_token`` (sent as a bearer token; RunSignUp's tokens last about a month).
 
-Settings (all optional): ``race_ids`` (list: the races this connection reads; without it
-``list_events`` pages through ``GET /races``, ``races_per_page`` at a time, <= 1000),
+Settings (all optional): ``race_ids`` (list: the races this connection reads; default the
+races of the connection's ``eventIds``; without either ``list_events`` pages through
+``GET /races``, ``races_per_page`` at a time, <= 1000),
 ``results_per_page`` (participants, <= 2500),
 ``max_pages`` (a bound on any paging loop), ``individual_result_set_id`` (post results into
 this set instead of creating one), ``result_set_name``.
@@ -130,10 +131,13 @@ class RunSignUpAdapter(ProviderAdapter):
 
     # -- events ---------------------------------------------------------------------------
     def _race_ids(self) -> list[str]:
-        ids = self.settings.get("race_ids") or []
+        """``race_ids``, else the races of the connection's events (``race_id:event_id``
+        refs, or bare race ids), in order, once each."""
+        ids = self.settings.get("race_ids") or [
+            str(ref).split(":")[0] for ref in self.settings.get("eventIds") or []]
         if isinstance(ids, str | int):
             ids = [ids]
-        return [str(i).strip() for i in ids if str(i).strip()]
+        return list(dict.fromkeys(str(i).strip() for i in ids if str(i).strip()))
 
     def _get_race(self, race_id: str) -> dict[str, Any]:
         body = self.http.request_json("GET", f"race/{race_id}", params={"events": "T"})
