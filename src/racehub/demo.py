@@ -1,7 +1,9 @@
 """``racehub demo``: a ready-to-click racehub on the embedded database.
 
 Seeds (once) a demo timing company with three events, categories, a few hundred
-participants and one user per role, then runs the web app and a worker until Ctrl-C.
+participants and one user per role; serves the provider simulators on 127.0.0.1 and
+points one connection per provider at them; then runs the web app and a worker until
+Ctrl-C.
 """
 
 from __future__ import annotations
@@ -11,23 +13,30 @@ import random
 import signal
 import subprocess
 import sys
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import typer
 from faker import Faker
+from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
+from racehub.core.crypto import Keyring
 from racehub.core.models import Role
+from racehub.core.rbac import Perm
 from racehub.events import service as events_service
 from racehub.events.models import EventStatus, Gender, TimingIdentifier
 from racehub.events.schemas import CategoryCreate, EventCreate, ParticipantCreate, PersonIn
 from racehub.inventory import service as inventory_service
 from racehub.inventory.schemas import NumberTypeCreate
 from racehub.inventory.service import ManufacturedRow
+from racehub.providers.demo import RunningSimulator
+from racehub.sync import service as sync_service
+from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate
 
 DEMO_TENANT = "demo-timing"
 DEMO_PASSWORD = "racehub-demo"
@@ -118,6 +127,40 @@ def _seed_inventory(db: Session, ctx: TenantContext, rng: random.Random) -> None
     ])
 
 
+def seed_demo_connections(db: Session, keyring: Keyring,
+                          simulators: list[RunningSimulator]) -> list[str]:
+    """One connection per running simulator in the demo tenant, named "<provider>
+    (simulator)", with the settings the simulator asks for. Made on the first run; later
+    runs only re-point it when the simulator's address changed (a port was taken). Returns
+    the connections' names."""
+    tenant = core_service.get_tenant_by_slug(db, DEMO_TENANT)
+    if tenant is None:
+        raise RuntimeError("seed the demo tenant first")
+    # Pointing a connection at another address is a platform admin's right.
+    ctx = TenantContext(tenant_id=tenant.id, permissions=frozenset(Perm),
+                        actor_label="demo seed", is_platform_admin=True)
+    existing = {c.name: c for c in sync_service.list_connections(db, ctx)}
+    names = []
+    for sim in simulators:
+        name = f"{sim.label} (simulator)"
+        credentials = {k: SecretStr(v) for k, v in sim.credentials.items()}
+        settings = dict(sim.settings)
+        event_ids = settings.pop("eventIds", [])
+        connection = existing.get(name)
+        if connection is None:
+            sync_service.create_connection(db, ctx, keyring=keyring, data=ConnectionCreate(
+                provider=sim.provider.value, name=name, base_url=sim.base_url,
+                credentials=credentials, event_ids=event_ids, settings=settings))
+        elif (connection.base_url != sim.base_url
+              or sync_service.provider_settings(connection) != settings):
+            sync_service.update_connection(
+                db, ctx, keyring=keyring, connection_id=connection.id,
+                data=ConnectionUpdate(base_url=sim.base_url, credentials=credentials,
+                                      settings=settings))
+        names.append(name)
+    return names
+
+
 def write_demo_manufacturer_file(folder: Path) -> Path:
     """A file to try the T06 import with: new sequences, some already on file (1-200 are),
     rows without a chip, a repeated sequence and a barcode Excel mangled."""
@@ -136,8 +179,10 @@ def write_demo_manufacturer_file(folder: Path) -> Path:
 
 def run_demo(*, host: str | None, port: int | None) -> None:
     from racehub.cli import _database_url
+    from racehub.core.crypto import keyring_from_settings
     from racehub.db.bootstrap import migrate
     from racehub.db.session import get_engine, make_sessionmaker
+    from racehub.providers.demo import serve_simulators
     from racehub.settings import get_settings
 
     settings = get_settings()
@@ -145,8 +190,11 @@ def run_demo(*, host: str | None, port: int | None) -> None:
     port = port or settings.port
     url = _database_url()  # starts the embedded server unless RACEHUB_DATABASE_URL is set
     migrate(url)
+    simulators_running = ExitStack()
+    simulators = serve_simulators(simulators_running, first_port=port + 101)
     with make_sessionmaker(get_engine(url))() as db:
         seeded = seed_demo(db)
+        seed_demo_connections(db, keyring_from_settings(settings), simulators)
         db.commit()
     worker = subprocess.Popen([sys.executable, "-m", "racehub.cli", "worker"], env=os.environ)
     base = f"http://{host}:{port}"
@@ -159,6 +207,9 @@ def run_demo(*, host: str | None, port: int | None) -> None:
     sample = write_demo_manufacturer_file(settings.data_dir / "demo")
     typer.echo(f"try the manufactured-number import ({base}/inventory/numbers/onboard/import)")
     typer.echo(f"  with {sample}")
+    typer.echo(f"provider simulators, each with a connection ({base}/connections):")
+    for sim in simulators:
+        typer.echo(f"  {sim.label:<24} {sim.base_url}")
     typer.echo("API: " + base + "/api/openapi.json   Stop: Ctrl-C")
     typer.echo("=" * 64 + "\n")
     try:
@@ -173,6 +224,7 @@ def run_demo(*, host: str | None, port: int | None) -> None:
                 worker.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 worker.kill()
+        simulators_running.close()
         from racehub.db import embedded
 
         embedded.stop()

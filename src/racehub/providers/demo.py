@@ -1,0 +1,63 @@
+"""The provider simulators ``racehub demo`` serves, so the demo's connections answer.
+
+Each simulator module offers ``make_app()``, ``BASE_PATH`` (what the adapter's base URL
+needs after the server's address) and ``DEMO_CREDENTIALS`` (what it accepts, by the
+connection's credential field names). They run in threads of the demo process on
+127.0.0.1, on fixed ports when free so the URLs stay the same from one demo to the next.
+"""
+
+from __future__ import annotations
+
+import importlib
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from racehub.providers.registry import PROVIDERS, ProviderKey
+from racehub.providers.simulator import serve_in_thread
+
+SIMULATOR_MODULES: dict[ProviderKey, str] = {
+    ProviderKey.RUNSIGNUP: "racehub.providers.runsignup.simulator",
+    ProviderKey.RACE_ROSTER: "racehub.providers.raceroster.simulator",
+    ProviderKey.HAKU: "racehub.providers.haku.simulator",
+    ProviderKey.CHRONOTRACK: "racehub.providers.chronotrack.simulator",
+    ProviderKey.COPERNICO: "racehub.providers.copernico.simulator",
+}
+
+
+@dataclass(frozen=True)
+class RunningSimulator:
+    provider: ProviderKey
+    label: str
+    base_url: str  # what the connection's adapter is pointed at
+    credentials: dict[str, str]
+    settings: dict[str, Any] = field(default_factory=dict)  # extra adapter settings
+
+
+def serve_simulators(stack: ExitStack, *, first_port: int | None = None
+                     ) -> list[RunningSimulator]:
+    """Start every simulator that exists (provider order, ports ``first_port`` onwards,
+    a free port when one is taken or ``first_port`` is None); they stop when ``stack``
+    closes."""
+    running = []
+    for offset, (provider, module_name) in enumerate(SIMULATOR_MODULES.items()):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # this provider has no simulator (yet): its connection is not seeded
+            raise
+        app = module.make_app()
+        server = None
+        if first_port is not None:
+            with suppress(OSError):  # taken: any free port will do, the connection follows
+                server = stack.enter_context(serve_in_thread(app, port=first_port + offset))
+        if server is None:
+            server = stack.enter_context(serve_in_thread(app))
+        base_url = server + module.BASE_PATH
+        settings_for = getattr(module, "demo_settings", None)
+        running.append(RunningSimulator(
+            provider=provider, label=PROVIDERS[provider].label, base_url=base_url,
+            credentials=dict(module.DEMO_CREDENTIALS),
+            settings=settings_for(server) if settings_for else {}))
+    return running
