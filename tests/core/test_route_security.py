@@ -149,6 +149,8 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("PATCH", "/api/connections/{connection_id}"): Case(200, json={"name": "Renamed"}),
     ("DELETE", "/api/connections/{connection_id}"): Case(204),
     ("POST", "/api/connections/{connection_id}/test"): Case(200),  # FAILED: nobody on port 9
+    # Nobody on port 9: 422 with the reason, after the permission and tenant checks.
+    ("GET", "/api/connections/{connection_id}/events"): Case(422),
     ("POST", "/api/connections/{connection_id}/mapping-preview"): Case(
         200, json={"fieldMapping": [], "sample": [{"a": 1}]}),
 }
@@ -210,6 +212,7 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/connections/{connection_id}/mapping/preview"): Case(
         200, form={"target_0": "city", "sources_0": "city", "sample": '[{"city": "Lyon"}]'}),
     ("GET", "/connections/{connection_id}/webhook-deliveries"): Case(200),
+    ("GET", "/connections/{connection_id}/events"): Case(200),  # the reason, in the fragment
 }
 
 ROLES = list(Role)

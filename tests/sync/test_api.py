@@ -203,3 +203,30 @@ def test_the_provider_list_names_credentials_sets_and_settings(
     assert settings["event_names"]["kind"] == "mapping"
     assert {s["key"]: s["choices"] for s in providers["RUNSIGNUP"]["settings"]}[
         "auth_style"] == ["header", "query"]
+
+
+def test_the_providers_events_are_listed_live_for_pickers(
+    platform_client: TestClient, runsignup: tuple[str, Any]
+) -> None:
+    base_url, simulator = runsignup
+    created = platform_client.post("/api/connections", json={
+        "provider": "RUNSIGNUP", "name": "RSU", "baseUrl": base_url,
+        "credentials": {"api_key": RSU_KEY, "api_secret": RSU_SECRET}}).json()
+    events = platform_client.get(f"/api/connections/{created['id']}/events")
+    assert events.status_code == 200, events.text
+    assert [e["ref"] for e in events.json()] == [_event_ref(simulator)]
+    race = next(iter(simulator.races.values()))
+    assert events.json()[0]["name"] == f"{race['name']} · {race['events'][0]['name']}"
+    assert events.json()[0]["startAt"] is not None
+
+    # The mapping page offers them as suggestions for its event id input.
+    fragment = platform_client.get(f"/connections/{created['id']}/events")
+    assert f'<option value="{_event_ref(simulator)}">' in fragment.text
+
+    platform_client.patch(f"/api/connections/{created['id']}",
+                          json={"credentials": {"api_secret": WRONG_SECRET}})
+    refused = platform_client.get(f"/api/connections/{created['id']}/events")
+    assert refused.status_code == 422
+    assert "Key authentication failed" in refused.text and WRONG_SECRET not in refused.text
+    fragment = platform_client.get(f"/connections/{created['id']}/events")
+    assert "the provider&#39;s events could not be read: RUNSIGNUP" in fragment.text

@@ -158,6 +158,22 @@ def preview_mapping(
     return service.preview_mapping(data.field_mapping, sample, origin=origin)
 
 
+class EventChoiceRead(APIModel):
+    ref: str = Field(description="The provider's event ref, as event ids and eventId take it")
+    name: str
+    start_at: datetime | None
+
+
+@router.get("/connections/{connection_id}/events", response_model=list[EventChoiceRead])
+def list_provider_events(connection_id: uuid.UUID, db: DB, ctx: ManageConnections,
+                         keyring: AppKeyring) -> list[EventChoiceRead]:
+    """The provider's events this connection reads (at most 200), fetched live; 422 with
+    the provider's (scrubbed) answer when it cannot be reached."""
+    return [EventChoiceRead(ref=e.ref, name=e.name, start_at=e.start_at)
+            for e in service.list_provider_events(db, ctx, keyring=keyring,
+                                                  connection_id=connection_id)]
+
+
 # --- webhooks: called by the provider, not by a racehub user ------------------------------
 
 

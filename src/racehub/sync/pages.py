@@ -19,7 +19,7 @@ from racehub.core.rbac import Perm
 from racehub.sync import service, webhooks
 from racehub.sync.api import AppKeyring
 from racehub.sync.catalog import PROVIDERS, Direction
-from racehub.sync.exceptions import ConnectionNotFound
+from racehub.sync.exceptions import ConnectionNotFound, SampleUnavailable
 from racehub.sync.models import ProviderConnection
 from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate
 from racehub.sync.transforms import (
@@ -327,3 +327,17 @@ def webhook_deliveries(connection_id: uuid.UUID, request: Request, db: DB,
     deliveries = webhooks.list_deliveries(db, ctx, connection_id=connection_id)
     return render(request, db, ctx, "sync/_webhook_deliveries.html", deliveries=deliveries,
                   connection_id=connection_id, limit=webhooks.LIST_LIMIT)
+
+
+@router.get("/connections/{connection_id}/events")
+def provider_events(connection_id: uuid.UUID, request: Request, db: DB, ctx: ManageConnections,
+                    keyring: AppKeyring) -> Response:
+    """The mapping page loads this fragment: the provider's events as input suggestions
+    (a provider that cannot be reached says why instead)."""
+    try:
+        events = service.list_provider_events(db, ctx, keyring=keyring,
+                                              connection_id=connection_id)
+    except SampleUnavailable as exc:
+        return render(request, db, ctx, "sync/_event_choices.html", events=[],
+                      error=exc.detail)
+    return render(request, db, ctx, "sync/_event_choices.html", events=events, error=None)

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus, urlsplit
 
 import structlog
@@ -53,6 +53,7 @@ log = structlog.get_logger(__name__)
 MASK = "***"
 HINT_MIN_LENGTH = 8  # shorter values would be half revealed by their last 4 characters
 SAMPLE_SIZE = 5
+EVENT_CHOICES = 200  # events offered in a picker
 MESSAGE_MAX = 500
 
 # (connection, decrypted credentials) -> a racehub.providers adapter. Tests may pass their own.
@@ -414,40 +415,96 @@ def fetch_sample(
     event_id: str | None, limit: int = SAMPLE_SIZE, adapter_factory: AdapterFactory | None = None,
 ) -> list[dict[str, Any]]:
     """A few raw participant records of one of the provider's events, for the preview."""
-    from racehub.providers.errors import ProviderError
-
     connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
     event_ref = (event_id or "").strip() or next(
         iter((connection.settings or {}).get("eventIds", [])), "")
     if not event_ref:
         raise SampleUnavailable("eventId: name the provider event to fetch a sample from",
                                 field="eventId")
+
+    def first_rows(adapter: Any) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for page in adapter.list_participants(event_ref):
+            for item in page.items:
+                raw = item.raw if isinstance(item.raw, dict) else None
+                rows.append(raw if raw is not None else _as_dict(item))
+                if len(rows) >= limit:
+                    return rows
+            if page.is_last:
+                break
+        return rows
+
+    rows = _ask_provider(connection, keyring, adapter_factory, first_rows,
+                         failing="no sample from the provider")
+    if not rows:
+        raise SampleUnavailable(f"event {event_ref!r} has no participants to preview on",
+                                field="eventId")
+    return rows
+
+
+@dataclass(frozen=True)
+class EventChoice:
+    ref: str
+    name: str
+    start_at: datetime | None = None
+
+
+def list_provider_events(
+    db: Session, ctx: TenantContext, *, keyring: Keyring, connection_id: uuid.UUID,
+    limit: int = EVENT_CHOICES, adapter_factory: AdapterFactory | None = None,
+) -> list[EventChoice]:
+    """The provider's events this connection can read (at most ``limit``), for pickers;
+    a provider that cannot list them answers with the connection's chosen events."""
+    from racehub.providers.base import Capability
+
+    connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
+    chosen = [EventChoice(ref, ref) for ref in (connection.settings or {}).get("eventIds", [])]
+
+    def first_events(adapter: Any) -> list[EventChoice]:
+        if not adapter.supports(Capability.LIST_EVENTS):
+            return chosen
+        found: list[EventChoice] = []
+        for page in adapter.list_events():
+            for event in page.items:
+                label = (f"{event.parent_name} · {event.name}"
+                         if event.parent_name and event.parent_name != event.name
+                         else event.name)
+                found.append(EventChoice(event.ref, label, event.start_at))
+                if len(found) >= limit:
+                    return found
+            if page.is_last:
+                break
+        return found
+
+    return _ask_provider(connection, keyring, adapter_factory, first_events,
+                         failing="the provider's events could not be read")
+
+
+T = TypeVar("T")
+
+
+def _ask_provider(connection: ProviderConnection, keyring: Keyring,
+                  adapter_factory: AdapterFactory | None,
+                  ask: Callable[[Any], T], *, failing: str) -> T:
+    """Run ``ask`` on the connection's adapter; any failure becomes SampleUnavailable
+    with the provider's message scrubbed of every secret."""
+    from racehub.providers.errors import ProviderError
+
     try:
         call = _ProviderCall(connection, read_credentials(keyring, connection),
                              adapter_factory or _default_factory())
     except DecryptError as exc:
         raise SampleUnavailable(str(exc)) from None
-    rows: list[dict[str, Any]] = []
     try:
         with call.factory(connection, call.credentials) as adapter:
-            for page in adapter.list_participants(event_ref):
-                for item in page.items:
-                    raw = item.raw if isinstance(item.raw, dict) else None
-                    rows.append(raw if raw is not None else _as_dict(item))
-                    if len(rows) >= limit:
-                        return rows
-                if page.is_last:
-                    break
+            return ask(adapter)
     except (ProviderError, ValueError) as exc:  # adapters refuse malformed refs with ValueError
-        raise SampleUnavailable(f"no sample from the provider: {call.clean(exc)}") from None
+        raise SampleUnavailable(f"{failing}: {call.clean(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - never let a raw library message reach the log
         message = call.clean(f"unexpected error ({type(exc).__name__}): {exc}")
-        log.error("connection.sample_crashed", connection_id=str(connection.id), error=message)
-        raise SampleUnavailable(f"no sample from the provider: {message}") from None
-    if not rows:
-        raise SampleUnavailable(f"event {event_ref!r} has no participants to preview on",
-                                field="eventId")
-    return rows
+        log.error("connection.provider_call_crashed", connection_id=str(connection.id),
+                  error=message)
+        raise SampleUnavailable(f"{failing}: {message}") from None
 
 
 def _as_dict(item: Any) -> dict[str, Any]:
