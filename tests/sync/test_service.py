@@ -188,6 +188,22 @@ def test_provider_settings_are_checked_stored_audited_and_removed(
     assert "preset_owner" not in change.after["settings"]
 
 
+def test_only_a_platform_admin_may_move_an_oauth_token_endpoint(
+    db: Session, ctx: TenantContext, keyring: Keyring
+) -> None:
+    data = ConnectionCreate(provider="HAKU", name="Haku", credentials={
+        "client_id": SecretStr("abc-123456"), "client_secret": SecretStr("x" * 12)},
+        settings={"token_url": "https://auth.example.test/token"})
+    with pytest.raises(Forbidden) as refused:
+        service.create_connection(db, dataclasses.replace(ctx, is_platform_admin=False),
+                                  keyring=keyring, data=data)
+    assert refused.value.field == "settings.token_url"
+    connection = service.create_connection(
+        db, dataclasses.replace(ctx, is_platform_admin=True), keyring=keyring, data=data)
+    assert service.provider_settings(connection) == {
+        "token_url": "https://auth.example.test/token"}
+
+
 def test_updating_one_credential_keeps_the_others_and_audits_which_changed(
     db: Session, ctx: TenantContext, keyring: Keyring
 ) -> None:

@@ -123,6 +123,11 @@ def _mapping_pairs(value: Any) -> dict[str, str]:
     return {str(k).strip(): str(v).strip() for k, v in items if str(k).strip()}
 
 
+# The OAuth token endpoint, when not where the adapter derives it from the base URL. The
+# credentials are posted there, so it is a URL setting: platform admins only.
+TOKEN_URL = SettingField("token_url", "Token endpoint", SettingKind.URL,
+                         help="Default: derived from the base URL")
+
 # Read by every adapter (providers/base.py): the connection's request budget.
 COMMON_SETTINGS = (
     SettingField("rate_per_second", "Requests per second", SettingKind.NUMBER,
@@ -206,11 +211,13 @@ PROVIDERS: dict[str, ProviderSpec] = {
              CredentialField("client_secret", "Client secret"),
              CredentialField("username", "Username"),
              CredentialField("password", "Password", password=True)),
-            docs="https://developers.raceroster.com"),
+            docs="https://developers.raceroster.com",
+            settings=(TOKEN_URL,)),
         ProviderSpec(
             "HAKU", "Haku", Direction.REGISTRATION, "https://api.hakuapp.com",
             (CredentialField("client_id", "Client id"),
-             CredentialField("client_secret", "Client secret"))),
+             CredentialField("client_secret", "Client secret")),
+            settings=(TOKEN_URL,)),
         ProviderSpec(
             "CHRONOTRACK", "ChronoTrack Live", Direction.SCORING,
             "https://api.chronotrack.com/api",
