@@ -6,7 +6,7 @@ import json
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from racehub.providers.base import ProviderParticipant, ResultStatus
@@ -20,6 +20,18 @@ LATIN = st.characters(categories=["L"], max_codepoint=0x17F) | st.sampled_from("
 names = st.text(LATIN, min_size=1, max_size=30).map(str.strip).filter(bool)
 
 
+def reads_as_mojibake(text: str) -> bool:
+    """Text that is itself valid UTF-8 read as cp1252/Latin-1 ("Ã©", "Âª"): a repair cannot
+    tell it from mojibake, and no real name looks like that."""
+    for codec in ("cp1252", "latin-1"):
+        try:
+            text.encode(codec).decode("utf-8")
+        except UnicodeError:
+            continue
+        return not text.isascii()
+    return False
+
+
 def mojibake(text: str) -> str:
     """What a sender does: UTF-8 bytes read back as Latin-1."""
     return text.encode("utf-8").decode("latin-1")
@@ -28,6 +40,7 @@ def mojibake(text: str) -> str:
 @RELAXED
 @given(text=names)
 def test_double_encoded_text_is_repaired_and_clean_text_is_left_alone(text: str) -> None:
+    assume(not reads_as_mojibake(text))
     assert m.repair_text(text) == text
     assert m.repair_text(mojibake(text)) == text
     assert m.repair_text(mojibake(mojibake(text))) == text
@@ -121,6 +134,7 @@ def test_a_delivery_is_read_and_its_key_kept_out_of_the_payload() -> None:
 @RELAXED
 @given(location=names)
 def test_double_encoded_text_in_a_delivery_is_repaired(location: str) -> None:
+    assume(not reads_as_mojibake(location))
     body = {**DELIVERY, "extraData": {"point": "meta", "location": mojibake(location)}}
     hook = m.parse_webhook(json.dumps(body, ensure_ascii=False).encode("utf-8"))
     assert hook.location == location
@@ -148,3 +162,10 @@ def test_a_body_that_is_not_a_json_object_is_refused(body: bytes) -> None:
     with pytest.raises(m.WebhookError) as info:
         m.parse_webhook(body)
     assert info.value.field == "body"
+
+
+def test_a_repair_never_goes_as_far_as_control_characters() -> None:
+    # "ÂŽ" is also what "\x8e" looks like after a round of mojibake; no name holds a C1
+    # control character, so the text is left as it is.
+    assert m.repair_text("ÂŽ") == "ÂŽ"
+    assert m.repair_text(mojibake("ÂŽ")) == "ÂŽ"

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from racehub.providers.base import ResultStatus
 from racehub.providers.raceroster import mapping as m
+from racehub.providers.values import format_duration
 
 # Two shared cores: time limits per example would make these fail on a busy machine.
 RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -52,7 +53,7 @@ def test_gender_codes_map_as_documented_or_name_the_field(code: int, as_text: bo
 @given(ms=st.integers(min_value=0, max_value=100 * 3600 * 1000))
 def test_durations_round_trip_at_millisecond_precision(ms: int) -> None:
     duration = timedelta(milliseconds=ms)
-    assert m.parse_duration(m.format_duration(duration), "gunTime") == duration
+    assert m.parse_duration(format_duration(duration), "gunTime") == duration
 
 
 @pytest.mark.parametrize("text", ["1:60:00", "soon", "1:2:3:4", "-0:01:00", "0:00:60"])

@@ -11,16 +11,23 @@ Everything marked L or unknown there lives in ASSUMED below: one edit to correct
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from racehub.providers import values
 from racehub.providers.base import (
     ProviderEvent,
     ProviderParticipant,
     ProviderResult,
     ResultStatus,
+)
+from racehub.providers.values import (
+    MappingError,
+    id_text,
+    parse_duration,
+    parse_int,
+    parse_zone,
+    text_or_none,
 )
 
 # -- documented ---------------------------------------------------------------------------
@@ -86,48 +93,12 @@ DEFAULT_FIELD_MAPPING: dict[str, str] = {
 }
 
 
-class MappingError(ValueError):
-    """One field of one row could not be read; becomes a RowProblem."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
 def hash_password(password: str) -> str:
     """``user_pass`` on the wire: the SHA-1 hex digest of the password."""
     return hashlib.sha1(password.encode("utf-8")).hexdigest()
 
 
 # -- scalar parsers --------------------------------------------------------------------------
-def text_or_none(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def id_text(value: Any, field: str) -> str:
-    if value in (None, "") or isinstance(value, bool):
-        raise MappingError(field, "missing")
-    text = str(value).strip()
-    if not text.isdigit():
-        raise MappingError(field, f"expected a numeric id, got {value!r}")
-    return text
-
-
-def parse_int(value: Any, field: str) -> int | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, bool):
-        raise MappingError(field, f"expected a whole number, got {value!r}")
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise MappingError(field, f"expected a whole number, got {value!r}") from None
-
-
 def parse_epoch(value: Any, field: str) -> datetime | None:
     """Epoch seconds (a string on the wire, like every value) -> aware UTC datetime."""
     if value in (None, "", "0", 0):
@@ -160,40 +131,12 @@ def parse_sex(value: Any, field: str) -> str | None:
     raise MappingError(field, f"expected \"M\" or \"F\", got {value!r}")
 
 
-def parse_zone(value: Any, field: str) -> ZoneInfo | None:
-    if value in (None, ""):
-        return None
-    try:
-        return ZoneInfo(str(value).strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        raise MappingError(field, f"unknown time zone {value!r}") from None
-
-
-_DURATION_RE = re.compile(r"^\s*(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d{1,6})?)\s*$")
 STATUS_WORDS = {s.value: s for s in ResultStatus if s is not ResultStatus.FINISHED}
-
-
-def parse_duration(value: Any, field: str) -> timedelta | None:
-    """``HH:MM:SS(.fff)`` or ``MM:SS(.fff)`` -> timedelta."""
-    if value in (None, ""):
-        return None
-    match = _DURATION_RE.match(str(value))
-    if not match:
-        raise MappingError(field, f"expected HH:MM:SS(.fff), got {value!r}")
-    hours, minutes, seconds = match.groups()
-    if int(minutes) >= 60 or float(seconds) >= 60:
-        raise MappingError(field, f"minutes and seconds must be below 60 in {value!r}")
-    return timedelta(hours=int(hours or 0), minutes=int(minutes), seconds=float(seconds))
 
 
 def format_duration(value: timedelta) -> str:
     """timedelta -> ``HH:MM:SS`` (with ``.fff`` when there are milliseconds)."""
-    total_ms = round(value.total_seconds() * 1000)
-    hours, rest = divmod(total_ms, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    seconds, millis = divmod(rest, 1000)
-    text = f"{hours:02d}:{minutes:02d}:{seconds:02d}"
-    return f"{text}.{millis:03d}" if millis else text
+    return values.format_duration(value, two_digit_hours=True, always_millis=False)
 
 
 # -- refs ------------------------------------------------------------------------------------

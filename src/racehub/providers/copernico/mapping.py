@@ -14,12 +14,18 @@ Everything marked L or unknown there lives in ASSUMED below: one edit to correct
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from racehub.providers.base import ProviderParticipant, ProviderResult, ResultStatus
+from racehub.providers.values import (
+    MappingError,
+    parse_int,
+    text_or_none,
+)
 
 # -- documented ---------------------------------------------------------------------------
 PUSH_PATH = "race-registrations/{race_id}"
@@ -68,15 +74,6 @@ DEFAULT_FIELD_MAPPING: dict[str, str] = {
 }
 
 
-class MappingError(ValueError):
-    """One field of one row could not be read; becomes a RowProblem."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
 # -- refs ------------------------------------------------------------------------------------
 def event_ref(race_id: str, event_id: str) -> str:
     return f"{race_id}:{event_id}"
@@ -97,13 +94,6 @@ def results_path(*, race: str, owner: str, preset: str, event: str) -> str:
 
 
 # -- scalars ---------------------------------------------------------------------------------
-def text_or_none(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def parse_ms(value: Any, field: str) -> timedelta | None:
     """Milliseconds (int, float or digits) -> timedelta."""
     if value in (None, ""):
@@ -140,17 +130,6 @@ def parse_gender(value: Any, field: str) -> str | None:
         if code in (theirs, ours.lower()):
             return ours
     raise MappingError(field, f"expected \"male\", \"female\" or \"mixed\", got {value!r}")
-
-
-def parse_int(value: Any, field: str) -> int | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, bool):
-        raise MappingError(field, f"expected a whole number, got {value!r}")
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise MappingError(field, f"expected a whole number, got {value!r}") from None
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -268,13 +247,20 @@ def repair_text(text: str, *, rounds: int = 3) -> str:
             return text
         for codec in ("cp1252", "latin-1"):
             try:
-                text = text.encode(codec).decode("utf-8")
+                repaired = text.encode(codec).decode("utf-8")
             except UnicodeError:
                 continue
-            break
+            # A step that brings in C1 control characters went too far: no name holds
+            # them. (Text read as Latin-1 may already hold some: that is the mojibake.)
+            if not _C1_CONTROLS.search(repaired) or _C1_CONTROLS.search(text):
+                text = repaired
+                break
         else:
             return text
     return text
+
+
+_C1_CONTROLS = re.compile("[\x80-\x9f]")
 
 
 def _repair(value: Any) -> Any:

@@ -15,9 +15,14 @@ import re
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from racehub.providers.base import ProviderEvent, ProviderParticipant, ProviderWithdrawal
+from racehub.providers.values import (
+    MappingError,
+    parse_int,
+    parse_zone,
+)
 
 # -- documented ---------------------------------------------------------------------------
 PRODUCTION_BASE_URL = "https://api.hakuapp.com"
@@ -70,15 +75,6 @@ DEFAULT_FIELD_MAPPING: dict[str, str] = {
 }
 
 
-class MappingError(ValueError):
-    """One field of one row could not be read; becomes a RowProblem."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
 # -- scalar parsers (each names the field it failed on) -------------------------------------
 def text_or_none(value: Any) -> str | None:
     if value is None or isinstance(value, dict | list | bool):
@@ -123,17 +119,6 @@ def parse_date(value: Any, field: str) -> date | None:
         raise MappingError(field, f"expected YYYY-MM-DD, got {value!r}") from None
 
 
-def parse_int(value: Any, field: str) -> int | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, bool | float):
-        raise MappingError(field, f"expected a whole number, got {value!r}")
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise MappingError(field, f"expected a whole number, got {value!r}") from None
-
-
 def parse_amount(value: Any, field: str) -> Decimal | None:
     """``57.75``, ``"57.75"`` or ``"$57.75"`` -> Decimal (floats via their shortest text)."""
     if value in (None, ""):
@@ -158,15 +143,6 @@ def parse_gender(value: Any, field: str) -> str | None:
     if key not in genders:
         raise MappingError(field, f"unknown gender {value!r}")
     return genders[key]
-
-
-def parse_zone(value: Any, field: str) -> ZoneInfo | None:
-    if value in (None, ""):
-        return None
-    try:
-        return ZoneInfo(str(value))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise MappingError(field, f"unknown time zone {value!r}") from None
 
 
 def format_time(value: datetime) -> str:

@@ -11,9 +11,7 @@ edit to correct each.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,6 +21,13 @@ from racehub.providers.base import (
     ProviderResult,
     ProviderWithdrawal,
     ResultStatus,
+)
+from racehub.providers.values import (
+    MappingError,
+    id_text,
+    parse_duration,
+    parse_int,
+    text_or_none,
 )
 
 # -- documented ---------------------------------------------------------------------------
@@ -79,44 +84,7 @@ DEFAULT_FIELD_MAPPING: dict[str, str] = {
 }
 
 
-class MappingError(ValueError):
-    """One field of one row could not be read; becomes a RowProblem."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
 # -- scalar parsers (each names the field it failed on) -------------------------------------
-def text_or_none(value: Any) -> str | None:
-    if value is None or isinstance(value, dict | list):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def id_text(value: Any, field: str) -> str:
-    """A required numeric id (int or digits) as text."""
-    if value in (None, "") or isinstance(value, bool):
-        raise MappingError(field, "missing")
-    text = str(value).strip()
-    if not text.isdigit():
-        raise MappingError(field, f"expected a numeric id, got {value!r}")
-    return text
-
-
-def parse_int(value: Any, field: str) -> int | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
-        raise MappingError(field, f"expected a whole number, got {value!r}")
-    try:
-        return int(str(value).strip()) if not isinstance(value, float) else int(value)
-    except ValueError:
-        raise MappingError(field, f"expected a whole number, got {value!r}") from None
-
-
 def parse_gender(value: Any, field: str) -> str | None:
     """Race Roster's integer code (0/1/2/8/9, also as a string) -> M/F/X/None."""
     code = parse_int(value, field)
@@ -157,30 +125,6 @@ def parse_zone(value: Any, field: str) -> str | None:
         return ZoneInfo(str(value)).key
     except (ZoneInfoNotFoundError, ValueError):
         raise MappingError(field, f"unknown time zone {value!r}") from None
-
-
-_DURATION_RE = re.compile(r"^\s*(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d{1,6})?)\s*$")
-
-
-def parse_duration(value: Any, field: str) -> timedelta | None:
-    """``H:MM:SS(.fff)`` or ``MM:SS(.fff)`` -> timedelta."""
-    if value in (None, ""):
-        return None
-    match = _DURATION_RE.match(str(value))
-    if not match:
-        raise MappingError(field, f"expected H:MM:SS(.fff), got {value!r}")
-    hours, minutes, seconds = match.groups()
-    if int(minutes) >= 60 or Decimal(seconds) >= 60:
-        raise MappingError(field, f"minutes and seconds must be below 60 in {value!r}")
-    return timedelta(hours=int(hours or 0), minutes=int(minutes), seconds=float(seconds))
-
-
-def format_duration(value: timedelta) -> str:
-    total_ms = round(value.total_seconds() * 1000)
-    hours, rest = divmod(total_ms, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    seconds, millis = divmod(rest, 1000)
-    return f"{hours}:{minutes:02d}:{seconds:02d}.{millis:03d}"
 
 
 def unwrap(body: Any) -> Any:

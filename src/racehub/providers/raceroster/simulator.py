@@ -37,6 +37,7 @@ from starlette.routing import Mount, Route
 
 from racehub.providers.raceroster import mapping as m
 from racehub.providers.simulator import Faults, control_routes, fault_middleware
+from racehub.providers.values import format_duration
 
 BASE_PATH = "/api/v1"
 DEMO_CREDENTIALS: dict[str, str] = {
@@ -165,8 +166,8 @@ class RaceRosterSimulator:
                 row["registrationId"], f["bib"]: row["bibNumber"],
                 f["first_name"]: row["firstName"], f["last_name"]: row["lastName"],
                 f["gender"]: row["gender"], f["age"]: None, f["place"]: place,
-                f["clock_time"]: m.format_duration(clock),
-                f["chip_time"]: m.format_duration(clock - timedelta(seconds=3.25)),
+                f["clock_time"]: format_duration(clock),
+                f["chip_time"]: format_duration(clock - timedelta(seconds=3.25)),
                 f["status"]: "FIN", f["division"]: None,
             })
         for row in runners[60:62]:

@@ -7,7 +7,7 @@ documented at all) lives in the ASSUMED block below: one edit to correct each.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +18,14 @@ from racehub.providers.base import (
     ProviderResult,
     ProviderWithdrawal,
     ResultStatus,
+)
+from racehub.providers.values import (
+    MappingError,
+    format_duration,
+    id_text,
+    parse_duration,
+    parse_int,
+    text_or_none,
 )
 
 # -- documented ---------------------------------------------------------------------------
@@ -85,15 +93,6 @@ DEFAULT_FIELD_MAPPING: dict[str, str] = {
     "modified_at": "last_modified",
     "amount_paid": "amount_paid",
 }
-
-
-class MappingError(ValueError):
-    """One field of one row could not be read; becomes a RowProblem."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 # -- scalar parsers (each names the field it failed on) -------------------------------------
@@ -166,17 +165,6 @@ def parse_money(value: Any, field: str) -> Decimal | None:
     return -amount if negative else amount
 
 
-def parse_int(value: Any, field: str) -> int | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, bool):
-        raise MappingError(field, f"expected a whole number, got {value!r}")
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise MappingError(field, f"expected a whole number, got {value!r}") from None
-
-
 def parse_gender(value: Any, field: str) -> str | None:
     if value in (None, ""):
         return None
@@ -188,47 +176,7 @@ def parse_gender(value: Any, field: str) -> str | None:
     raise MappingError(field, f"expected \"M\" or \"F\", got {value!r}")
 
 
-def text_or_none(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def id_text(value: Any, field: str) -> str:
-    """A required id (int or digits) as text."""
-    if value in (None, "") or isinstance(value, bool):
-        raise MappingError(field, "missing")
-    text = str(value).strip()
-    if not text.isdigit():
-        raise MappingError(field, f"expected a numeric id, got {value!r}")
-    return text
-
-
-_DURATION_RE = re.compile(r"^\s*(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d{1,6})?)\s*$")
 STATUS_WORDS = {s.value: s for s in ResultStatus if s is not ResultStatus.FINISHED}
-
-
-def parse_duration(value: Any, field: str) -> timedelta | None:
-    """``H:MM:SS(.fff)`` or ``MM:SS(.fff)`` -> timedelta."""
-    if value in (None, ""):
-        return None
-    match = _DURATION_RE.match(str(value))
-    if not match:
-        raise MappingError(field, f"expected H:MM:SS(.fff), got {value!r}")
-    hours, minutes, seconds = match.groups()
-    if int(minutes) >= 60 or float(seconds) >= 60:
-        raise MappingError(field, f"minutes and seconds must be below 60 in {value!r}")
-    return timedelta(hours=int(hours or 0), minutes=int(minutes), seconds=float(seconds))
-
-
-def format_duration(value: timedelta) -> str:
-    """timedelta -> ``H:MM:SS.fff`` (milliseconds, as RunSignUp's examples)."""
-    total_ms = round(value.total_seconds() * 1000)
-    hours, rest = divmod(total_ms, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    seconds, millis = divmod(rest, 1000)
-    return f"{hours}:{minutes:02d}:{seconds:02d}.{millis:03d}"
 
 
 def race_zone(race: dict[str, Any]) -> ZoneInfo:
