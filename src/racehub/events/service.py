@@ -243,8 +243,10 @@ class ParticipantSort(enum.StrEnum):
     CREATED_AT = "created_at"
 
 
-def _sort_columns(sort: ParticipantSort) -> list[ColumnElement[Any]]:
-    # Each list matches an index in events.models; the last column makes the order total.
+def participant_sort_columns(sort: ParticipantSort) -> list[ColumnElement[Any]]:
+    """The keyset order of a participant list sorted by ``sort`` (the list page and its
+    export walk the same one). Each list matches an index in events.models; the last
+    column makes the order total."""
     ep = EventParticipant
     if sort is ParticipantSort.BIB:
         return [BIB_MISSING_KEY, BIB_LENGTH_KEY, BIB_TEXT_KEY, ep.id]
@@ -284,9 +286,11 @@ def _search_condition(ctx: TenantContext, event_id: uuid.UUID, q: str) -> Column
     return ep.id.in_(matches)
 
 
-def _participants_query(
+def participants_query(
     ctx: TenantContext, event_id: uuid.UUID, flt: ParticipantFilter
 ) -> Select[tuple[EventParticipant]]:
+    """The tenant's participants of one event matching ``flt``, unordered: the list page
+    and its export add their order and paging."""
     ep = EventParticipant
     stmt = _scoped(ctx, EventParticipant).where(ep.event_id == event_id)
     if flt.status:
@@ -313,9 +317,9 @@ def list_participants(
     check_limit(limit)
     get_event_or_raise(db, ctx, event_id=event_id)
     flt = flt or ParticipantFilter()
-    base = _participants_query(ctx, event_id, flt)
+    base = participants_query(ctx, event_id, flt)
     total = db.scalar(base.with_only_columns(func.count()).order_by(None)) or 0
-    columns = _sort_columns(sort)
+    columns = participant_sort_columns(sort)
     with_person = base.join(Person, Person.id == EventParticipant.person_id).where(
         Person.tenant_id == ctx.tenant_id  # lets the name sorts walk the persons index
     )

@@ -29,14 +29,14 @@ class ParticipantExportFilters(ExportFilters):
 def _query(ctx: TenantContext, flt: ParticipantExportFilters, sort: str, descending: bool,
            cutoff: datetime) -> ViewQuery:
     # The list's own filters and sort keys, so the file holds what the page showed.
-    base = events_service._participants_query(  # noqa: SLF001 - the list's query, reused
+    base = events_service.participants_query(
         ctx, flt.event_id,
         ParticipantFilter(q=flt.q, status=flt.status, category_id=flt.category_id))
     stmt = (base.join(Person, Person.id == ep.person_id)
             .where(Person.tenant_id == ctx.tenant_id)
             .outerjoin(Category, Category.id == ep.category_id)
             .where(ep.created_at <= cutoff))
-    columns = events_service._sort_columns(ParticipantSort(sort))  # noqa: SLF001
+    columns = events_service.participant_sort_columns(ParticipantSort(sort))
     return ViewQuery(stmt, SortKey(columns=columns, descending=descending))
 
 
