@@ -13,8 +13,17 @@ from racehub.core.models import AuditEntry, Role, Tenant
 from racehub.events.models import Event
 from racehub.exports.models import Export
 from racehub.settings import Settings
+from racehub.timing import results
+from racehub.timing.models import Result, ResultStatus
 from tests.exports.conftest import RunExport, csv_rows
-from tests.factories import auth, make_event, make_participant, make_tenant
+from tests.factories import (
+    auth,
+    make_category,
+    make_event,
+    make_participant,
+    make_tenant,
+    system_ctx,
+)
 
 
 def start(client: TestClient, headers: dict[str, str], event: Event, **body: object):  # type: ignore[no-untyped-def]
@@ -76,9 +85,10 @@ def test_views_list_only_those_the_caller_may_read(
 ) -> None:
     officer = client.get("/api/exports/views", headers=auth(db, tenant, Role.RESULTS_OFFICER))
     admin = client.get("/api/exports/views", headers=auth(db, tenant, Role.TENANT_ADMIN))
-    assert [v["key"] for v in officer.json()] == ["participants", "race_numbers", "imports"]
+    assert [v["key"] for v in officer.json()] == ["participants", "race_numbers", "imports",
+                                                  "results"]
     assert [v["key"] for v in admin.json()] == ["participants", "race_numbers", "imports",
-                                                "audit"]
+                                                "audit", "results"]
     participants = admin.json()[0]
     assert participants["filters"] == ["eventId", "q", "status", "categoryId"]
     assert participants["sorts"][0] == "last_name"
@@ -179,3 +189,53 @@ def test_a_results_officer_exports_participants_titled_by_their_event(
     response = start(client, auth(db, tenant, Role.RESULTS_OFFICER), second)
     assert response.status_code == 201
     assert response.json()["title"] == "Participants — Night Run"
+
+
+def test_results_export_in_ranking_order_with_the_pages_filters(
+    client: TestClient, db: Session, tenant: Tenant, event: Event, run_export: RunExport
+) -> None:
+    ten_k, five_k = make_category(db, event, "10K"), make_category(db, event, "5K")
+    runners = [  # last name, category, chip ms, status
+        ("Abel", ten_k, 2_401_500, ResultStatus.FINISHED),
+        ("Bohr", ten_k, 2_300_000, ResultStatus.FINISHED),
+        ("Curie", five_k, 1_500_250, ResultStatus.FINISHED),
+        ("Dirac", ten_k, None, ResultStatus.DNF),
+    ]
+    for name, category, chip_ms, status in runners:
+        ep = make_participant(db, event, last_name=name, category_id=category.id,
+                              bib=str(len(name) * 10 + ord(name[0])))
+        db.add(Result(tenant_id=tenant.id, event_id=event.id, event_participant_id=ep.id,
+                      status=status, chip_ms=chip_ms, gun_ms=chip_ms))
+    db.flush()
+    results.recompute_places(db, system_ctx(tenant), event_id=event.id)
+    headers = auth(db, tenant, Role.RESULTS_OFFICER)
+
+    def export(filters: dict[str, str]) -> list[list[str]]:
+        created = client.post("/api/exports", headers=headers, json={
+            "view": "results", "filters": {"eventId": str(event.id), **filters},
+            "columns": ["overall_place", "last_name", "category", "chip_time", "status",
+                        "category_place"]})
+        assert created.status_code == 201, created.text
+        run_export(db.get(Export, uuid.UUID(created.json()["id"])))
+        done = client.get(f"/api/exports/{created.json()['id']}", headers=headers).json()
+        return csv_rows(client.get(done["downloadUrl"], headers=headers).content)
+
+    assert export({}) == [
+        ["Place", "Last name", "Category", "Chip time", "Status", "Category place"],
+        ["1", "Curie", "5K", "0:25:00.250", "finished", "1"],
+        ["2", "Bohr", "10K", "0:38:20", "finished", "1"],
+        ["3", "Abel", "10K", "0:40:01.500", "finished", "2"],
+        ["", "Dirac", "10K", "", "DNF", ""],
+    ]
+    # Within a category the ranking is the category's, as on the page.
+    assert [r[1] for r in export({"categoryId": str(ten_k.id)})[1:]] == [
+        "Bohr", "Abel", "Dirac"]
+    created = client.post("/api/exports", headers=headers, json={
+        "view": "results", "filters": {"eventId": str(event.id), "gender": "Q"}})
+    assert created.status_code == 422 and "gender" in created.text
+    # The results page offers the export with its current filters.
+    page_headers = auth(db, tenant, Role.RESULTS_OFFICER)
+    page = client.get(f"/events/{event.id}/results", params={"category": str(ten_k.id)},
+                      headers=page_headers)
+    assert "/exports/new?view=results" in page.text
+    assert f"filter.categoryId={ten_k.id}" in page.text

@@ -24,7 +24,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, or_, select, text, type_coerce, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session, joinedload
 
 from racehub.core.context import TenantContext
@@ -532,21 +543,11 @@ class ResultRow:
         return f"{self.person.first_name} {self.person.last_name}"
 
 
-def list_results(
-    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, category_id: uuid.UUID | None = None,
-    gender: Gender | None = None, q: str | None = None, cursor: str | None = None,
-    limit: int = 50,
-) -> tuple[list[ResultRow], str | None]:
-    """An event's results in ranking order: finished by place (the category place when one
-    category is asked for), then DNF, DQ, DNS."""
-    check_limit(limit)
-    events_service.get_event_or_raise(db, ctx, event_id=event_id)
-    if category_id is not None:
-        events_service.get_category_or_raise(db, ctx, event_id=event_id,
-                                             category_id=category_id)
+def results_query(ctx: TenantContext, *, event_id: uuid.UUID, category_id: uuid.UUID | None,
+                  gender: Gender | None, q: str | None) -> Select[Any]:
+    """An event's results with their participant, person and category, filtered as the
+    results page filters them (its export reuses it); unordered."""
     ep = EventParticipant
-    place = func.coalesce(Result.category_place if category_id else Result.overall_place,
-                          _NO_PLACE, type_=Integer)
     stmt = (select(Result, ep, Person, Category)
             .join(ep, ep.id == Result.event_participant_id)
             .join(Person, Person.id == ep.person_id)
@@ -560,7 +561,31 @@ def list_results(
         term = q.strip()
         stmt = stmt.where(or_(ep.bib == term, Person.search_text.like(
             contains_pattern(term.lower()))))
-    key = SortKey(columns=[STATUS_ORDER, place, Result.id])
+    return stmt
+
+
+def ranking_key(*, by_category: bool, descending: bool = False) -> SortKey:
+    """Ranking order: finished by place (the category place within one category), then
+    DNF, DQ, DNS; the id makes it total for keyset paging."""
+    place = func.coalesce(Result.category_place if by_category else Result.overall_place,
+                          _NO_PLACE, type_=Integer)
+    return SortKey(columns=[STATUS_ORDER, place, Result.id], descending=descending)
+
+
+def list_results(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, category_id: uuid.UUID | None = None,
+    gender: Gender | None = None, q: str | None = None, cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[ResultRow], str | None]:
+    """An event's results in ranking order: finished by place (the category place when one
+    category is asked for), then DNF, DQ, DNS."""
+    check_limit(limit)
+    events_service.get_event_or_raise(db, ctx, event_id=event_id)
+    if category_id is not None:
+        events_service.get_category_or_raise(db, ctx, event_id=event_id,
+                                             category_id=category_id)
+    stmt = results_query(ctx, event_id=event_id, category_id=category_id, gender=gender, q=q)
+    key = ranking_key(by_category=category_id is not None)
     rows = db.execute(apply_keyset(stmt, key, cursor, limit)).all()
     items = [ResultRow(r[0], r[1], r[2], r[3]) for r in rows]
     status_rank = {ResultStatus.FINISHED: 0, ResultStatus.DNF: 1, ResultStatus.DQ: 2,

@@ -6,8 +6,8 @@ keys refused), its sorts, and a query builder returning the tenant-scoped, filte
 statement with the keyset order and the creation-time cutoff applied. The export job
 does the rest (counting, keyset batches, CSV/XLSX, storage, expiry).
 
-A new list plugs in with one module here that calls ``register`` (results and sync
-history will): add it to ``_VIEW_MODULES``.
+A new list plugs in with one module here that calls ``register``: add it to
+``_VIEW_MODULES``.
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ _VIEW_MODULES = (
     "racehub.exports.views.race_numbers",
     "racehub.exports.views.imports",
     "racehub.exports.views.audit",
+    "racehub.exports.views.results",
 )
 
 
