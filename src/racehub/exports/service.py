@@ -13,6 +13,13 @@ columns, format) with a creation-time cutoff, and queues the job in the same tra
 Rows written while it runs are left out by the cutoff, and keyset pages never repeat or
 skip a row the way OFFSET pages would when rows come and go. A run retried after its
 worker died starts the file over with the same cutoff, so it writes the same rows.
+
+One edge, by design: a row's ``created_at`` is its transaction's start (Postgres
+``now()``), so a row written by a transaction that began before the cutoff and commits
+after it is in the file only if it commits before the export's pages pass its place.
+Reading every page in one snapshot would close that gap but hold one transaction open
+for the whole export; an import that is still running when an export is asked for is
+the case it covers, and its rows are exported by the next export.
 """
 
 from __future__ import annotations
