@@ -86,6 +86,32 @@ def test_s3_storage_saves_reads_and_deletes_on_a_moto_server(
     assert not s3.exists("t/1/file.csv")
 
 
+def test_a_multipart_upload_failing_midway_leaves_no_parts_behind(
+    s3_settings: Settings, tmp_path: Path
+) -> None:
+    """A big file goes up in parts (above 8 MiB); when one part fails, the upload is
+    aborted: no half object, and no stored parts the bucket would keep paying for."""
+    source = tmp_path / "big.csv"
+    source.write_bytes(b"x" * (17 * 1024 * 1024))  # three parts of 8 MiB
+    s3 = get_storage(s3_settings)
+    assert isinstance(s3, S3Storage)
+    parts_sent: list[int] = []
+
+    def fail_the_second_part(params: dict[str, object], **_: object) -> None:
+        parts_sent.append(int(params["PartNumber"]))  # type: ignore[call-overload]
+        if params["PartNumber"] == 2:
+            raise ConnectionResetError("connection reset while sending part 2")
+
+    s3.client.meta.events.register("before-parameter-build.s3.UploadPart",
+                                   fail_the_second_part)
+    with pytest.raises(StorageError, match="failed to store the file"):
+        s3.save("t/1/big.csv", source)
+
+    assert 2 in parts_sent  # it was a multipart upload, and it failed midway
+    assert s3.client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert not s3.exists("t/1/big.csv")
+
+
 def test_an_export_to_s3_completes_downloads_and_expires(
     db: Session, ctx: TenantContext, s3_settings: Settings, event: Event, run_export: RunExport
 ) -> None:

@@ -142,7 +142,8 @@ class S3Storage:
                 raise self._error("store the file", cause) from exc
             raise StorageError(f"the export storage {self._where()} failed to store the "
                                f"file: {exc}") from exc
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, OSError) as exc:
+            # (A socket error in a part can come through s3transfer as itself.)
             self._forget(key)
             raise self._error("store the file", exc) from exc
         return source.stat().st_size
