@@ -24,9 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 GENERIC_FAULTS = ("http_429", "http_500", "http_503", "slow")
 
@@ -131,6 +134,18 @@ def control_routes(faults: Faults) -> list[Route]:
 
     return [Route("/_sim/faults", arm, methods=["POST"]),
             Route("/_sim/faults", clear, methods=["DELETE"])]
+
+
+def simulator_app(simulator: Any, routes: list[BaseRoute]) -> Starlette:
+    """A simulator's ASGI app: its ``routes``, the ``/_sim/faults`` control routes and the
+    generic faults in front; ``app.state.simulator`` is the simulator itself (tests arm
+    faults and read its data through it)."""
+    app = Starlette(
+        routes=[*routes, *control_routes(simulator.faults)],
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=fault_middleware(simulator.faults))],
+    )
+    app.state.simulator = simulator
+    return app
 
 
 @contextmanager

@@ -30,14 +30,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from racehub.providers.chronotrack import mapping as m
-from racehub.providers.simulator import Faults, control_routes, fault_middleware
+from racehub.providers.simulator import Faults, simulator_app
 
 BASE_PATH = "/api"
 DEMO_CREDENTIALS: dict[str, str] = {"client_id": "sim-ct-client", "user_id": "timer@example.org",
@@ -401,12 +399,7 @@ def _corrupt(chunk: list[Any], index: int) -> None:
 def make_app(*, simulator: ChronoTrackSimulator | None = None, **kwargs: Any) -> Starlette:
     """The simulator as an ASGI app; its base URL for the adapter is ``<server>/api``."""
     sim = simulator or ChronoTrackSimulator(**kwargs)
-    app = Starlette(
-        routes=[Mount(BASE_PATH, routes=sim.routes()), *control_routes(sim.faults)],
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=fault_middleware(sim.faults))],
-    )
-    app.state.simulator = sim
-    return app
+    return simulator_app(sim, [Mount(BASE_PATH, routes=sim.routes())])
 
 
 def main(argv: list[str] | None = None) -> None:

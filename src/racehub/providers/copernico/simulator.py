@@ -35,14 +35,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from racehub.providers.copernico import mapping as m
-from racehub.providers.simulator import Faults, control_routes, fault_middleware
+from racehub.providers.simulator import Faults, simulator_app
 
 BASE_PATH = ""
 RESULTS_PATH = "/api"  # the results base URL is <server>/api
@@ -278,12 +276,7 @@ def _corrupt(rows: list[Any], index: int) -> None:
 def make_app(*, simulator: CopernicoSimulator | None = None, **kwargs: Any) -> Starlette:
     """The simulator as an ASGI app: push API at ``<server>``, results at ``<server>/api``."""
     sim = simulator or CopernicoSimulator(**kwargs)
-    app = Starlette(
-        routes=[*sim.routes(), *control_routes(sim.faults)],
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=fault_middleware(sim.faults))],
-    )
-    app.state.simulator = sim
-    return app
+    return simulator_app(sim, sim.routes())
 
 
 def demo_settings(server: str) -> dict[str, Any]:

@@ -34,14 +34,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from racehub.providers.haku import mapping as m
-from racehub.providers.simulator import Faults, control_routes, fault_middleware
+from racehub.providers.simulator import Faults, simulator_app
 
 BASE_PATH = ""
 DEMO_CREDENTIALS: dict[str, str] = {"client_id": "sim-haku-client",
@@ -339,12 +337,7 @@ def make_app(*, simulator: HakuSimulator | None = None, **kwargs: Any) -> Starle
     """The simulator as an ASGI app; the adapter's base URL is the server's address (the
     token endpoint, ``<server>/oauth2/token``, follows from it)."""
     sim = simulator or HakuSimulator(**kwargs)
-    app = Starlette(
-        routes=[*sim.routes(), *control_routes(sim.faults)],
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=fault_middleware(sim.faults))],
-    )
-    app.state.simulator = sim
-    return app
+    return simulator_app(sim, sim.routes())
 
 
 def demo_settings(server: str) -> dict[str, Any]:

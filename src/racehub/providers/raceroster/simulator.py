@@ -29,14 +29,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from racehub.providers.raceroster import mapping as m
-from racehub.providers.simulator import Faults, control_routes, fault_middleware
+from racehub.providers.simulator import Faults, simulator_app
 from racehub.providers.values import format_duration
 
 BASE_PATH = "/api/v1"
@@ -366,13 +364,8 @@ def make_app(*, simulator: RaceRosterSimulator | None = None, **kwargs: Any) -> 
     """The simulator as an ASGI app; the adapter's base URL is ``<server>/api/v1`` (the
     token endpoint, ``<server>/api/oauth/authorize``, follows from it)."""
     sim = simulator or RaceRosterSimulator(**kwargs)
-    app = Starlette(
-        routes=[Route("/api/oauth/authorize", sim.authorize, methods=["POST"]),
-                Mount(BASE_PATH, routes=sim.routes()), *control_routes(sim.faults)],
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=fault_middleware(sim.faults))],
-    )
-    app.state.simulator = sim
-    return app
+    return simulator_app(sim, [Route("/api/oauth/authorize", sim.authorize, methods=["POST"]),
+                               Mount(BASE_PATH, routes=sim.routes())])
 
 
 def main(argv: list[str] | None = None) -> None:

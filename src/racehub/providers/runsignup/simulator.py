@@ -25,14 +25,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from racehub.providers.runsignup import mapping as m
-from racehub.providers.simulator import Faults, control_routes, fault_middleware
+from racehub.providers.simulator import Faults, simulator_app
 
 FIRST_NAMES = ["Ava", "Ben", "Chloé", "Diego", "Emma", "Finn", "Grace", "Hiro", "Isla", "Jamal",
                "Kai", "Lena", "Mateo", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tess",
@@ -567,12 +565,7 @@ def _corrupt(row: dict[str, Any], index: int) -> None:
 def make_app(*, simulator: RunSignUpSimulator | None = None, **kwargs: Any) -> Starlette:
     """The simulator as an ASGI app; its base URL for the adapter is ``<server>/Rest``."""
     sim = simulator or RunSignUpSimulator(**kwargs)
-    app = Starlette(
-        routes=[Mount(BASE_PATH, routes=sim.routes()), *control_routes(sim.faults)],
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=fault_middleware(sim.faults))],
-    )
-    app.state.simulator = sim
-    return app
+    return simulator_app(sim, [Mount(BASE_PATH, routes=sim.routes())])
 
 
 def main(argv: list[str] | None = None) -> None:
