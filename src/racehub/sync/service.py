@@ -423,16 +423,8 @@ def fetch_sample(
                                 field="eventId")
 
     def first_rows(adapter: Any) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        for page in adapter.list_participants(event_ref):
-            for item in page.items:
-                raw = item.raw if isinstance(item.raw, dict) else None
-                rows.append(raw if raw is not None else _as_dict(item))
-                if len(rows) >= limit:
-                    return rows
-            if page.is_last:
-                break
-        return rows
+        return [item.raw if isinstance(item.raw, dict) else _as_dict(item)
+                for item in _first_items(adapter.list_participants(event_ref), limit)]
 
     rows = _ask_provider(connection, keyring, adapter_factory, first_rows,
                          failing="no sample from the provider")
@@ -463,24 +455,26 @@ def list_provider_events(
     def first_events(adapter: Any) -> list[EventChoice]:
         if not adapter.supports(Capability.LIST_EVENTS):
             return chosen
-        found: list[EventChoice] = []
-        for page in adapter.list_events():
-            for event in page.items:
-                label = (f"{event.parent_name} · {event.name}"
-                         if event.parent_name and event.parent_name != event.name
-                         else event.name)
-                found.append(EventChoice(event.ref, label, event.start_at))
-                if len(found) >= limit:
-                    return found
-            if page.is_last:
-                break
-        return found
+        return [EventChoice(e.ref, f"{e.parent_name} · {e.name}"
+                            if e.parent_name and e.parent_name != e.name else e.name,
+                            e.start_at)
+                for e in _first_items(adapter.list_events(), limit)]
 
     return _ask_provider(connection, keyring, adapter_factory, first_events,
                          failing="the provider's events could not be read")
 
 
 T = TypeVar("T")
+
+
+def _first_items(pages: Iterable[Any], limit: int) -> list[Any]:
+    """The items of a provider's page iterator, up to ``limit`` (no page more is asked)."""
+    items: list[Any] = []
+    for page in pages:
+        items.extend(page.items[:limit - len(items)])
+        if len(items) >= limit or page.is_last:
+            break
+    return items
 
 
 def _ask_provider(connection: ProviderConnection, keyring: Keyring,
