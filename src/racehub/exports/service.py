@@ -325,26 +325,43 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _kind(expr: Any) -> str:
+    """What a column holds, for its CSV text: json, bool, number (ids too), datetime,
+    date, enum (our own value words) or text."""
+    sql_type = expr.type
+    if isinstance(sql_type, JSON):
+        return "json"
+    if isinstance(sql_type, Enum_):
+        return "enum"
+    try:
+        python_type = sql_type.python_type
+    except NotImplementedError:
+        return "text"
+    if python_type is bool:
+        return "bool"
+    if python_type in (int, float, Decimal, uuid.UUID):
+        return "number"
+    if python_type is datetime:
+        return "datetime"
+    if python_type is date:
+        return "date"
+    return "text"
+
+
 def csv_text(expr: Any) -> Any:
     """A column as the CSV's text, computed in the SELECT (so a ``COPY`` of the same query
     does the same work): text that a spreadsheet would run as a formula gets a leading ',
     numbers stay numbers (a '-' there is no formula), times are ISO 8601 in UTC, JSON is
     Postgres' own text of it. NULL stays NULL: the csv module writes it as empty."""
-    sql_type = expr.type
-    if isinstance(sql_type, JSON):
+    kind = _kind(expr)
+    if kind in ("json", "number"):
         return cast(expr, Text)
-    try:
-        python_type = sql_type.python_type
-    except NotImplementedError:
-        python_type = str
-    if python_type is bool:
+    if kind == "bool":
         return case((expr.is_(True), literal_column("'true'")),
                     (expr.is_(False), literal_column("'false'")))
-    if python_type in (int, float, Decimal, uuid.UUID):
-        return cast(expr, Text)
-    if python_type is datetime:
+    if kind == "datetime":
         return func.to_char(func.timezone("UTC", expr), ISO_UTC)
-    if python_type is date:
+    if kind == "date":
         return func.to_char(expr, "YYYY-MM-DD")
     return neutralized(cast(expr, Text))
 
@@ -379,16 +396,7 @@ def _csv_field(text: Any, *, alone: bool, may_need_quotes: bool = True) -> Any:
 
 def _may_hold_csv_specials(expr: Any) -> bool:
     """Whether the column's text can hold a comma, a quote or a line break."""
-    sql_type = expr.type
-    if isinstance(sql_type, Enum_):
-        return False
-    if isinstance(sql_type, JSON):
-        return True
-    try:
-        python_type = sql_type.python_type
-    except NotImplementedError:
-        return True
-    return python_type not in (bool, int, float, Decimal, uuid.UUID, datetime, date)
+    return _kind(expr) in ("json", "text")
 
 
 def csv_line(columns: Sequence[ExportColumn]) -> Any:
