@@ -23,28 +23,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+from _common import ROOT, drop_database, fresh_database, server_url, timed, vm_hwm_kb
 from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
-from racehub.db.bootstrap import migrate
-from racehub.db.session import libpq_url, sqlalchemy_url
+from racehub.db.session import libpq_url
 from racehub.exports import service
 from racehub.exports.models import Export
 from racehub.exports.schemas import ExportCreate
@@ -53,17 +48,9 @@ from racehub.jobs.runner import run_job
 from racehub.settings import Settings
 
 BENCH_DB = "racehub_bench_export"
-ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["sequence", "number", "number_type", "tag", "state"]
 
 
-def server_url(arg: str | None) -> str:
-    url = arg or os.environ.get("RACEHUB_BENCH_DATABASE_URL")
-    if url:
-        return libpq_url(url)
-    from racehub.db import embedded
-
-    return embedded.start(ROOT / "var" / "bench-pg")
 
 
 def seed_numbers(db: Session, tenant_id: uuid.UUID, name: str, rows: int) -> uuid.UUID:
@@ -87,14 +74,6 @@ def seed_numbers(db: Session, tenant_id: uuid.UUID, name: str, rows: int) -> uui
     return number_type_id
 
 
-def timed(fn: Callable[[], int], repeat: int) -> tuple[float, int]:
-    size = fn()  # warm the cache and the plan
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        size = fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples), size
 
 
 def copy_sql(ctx: TenantContext, number_type_id: uuid.UUID) -> str:
@@ -130,12 +109,6 @@ def export_once(factory: sessionmaker[Session], settings: Settings, ctx: TenantC
         return exp.size_bytes
 
 
-def vm_hwm_kb() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 def rss_child(url: str, tenant_id: str, number_type_id: str, data_dir: str) -> None:
@@ -178,12 +151,8 @@ def main() -> None:
                         help="keyset page sizes to time (RACEHUB_EXPORT_BATCH_SIZE)")
     args = parser.parse_args()
     admin = server_url(args.url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    url = sqlalchemy_url(make_url(admin).set(database=BENCH_DB).render_as_string(False))
+    url = fresh_database(admin, BENCH_DB)
     try:
-        migrate(url)
         engine = create_engine(url)
         factory = sessionmaker(bind=engine, expire_on_commit=False)
         with factory() as db:
@@ -225,8 +194,7 @@ def main() -> None:
                       f" VmHWM +{(r['hwm_kb'] - r['hwm_before_kb']) / 1024:.1f} MiB")
         engine.dispose()
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        drop_database(admin, BENCH_DB)
 
 
 if __name__ == "__main__":

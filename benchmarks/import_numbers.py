@@ -33,8 +33,6 @@ import argparse
 import contextlib
 import csv
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -46,37 +44,37 @@ from typing import Any
 
 import psycopg
 import xlsxwriter
+from _common import (
+    database_url,
+    drop_database,
+    fresh_database,
+    max_rss_mb,
+    reset_peak_rss,
+    rss_mb,
+    server_url,
+)
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
-from racehub.db.bootstrap import migrate
-from racehub.db.session import libpq_url, make_sessionmaker, sqlalchemy_url
+from racehub.db.session import make_sessionmaker
 from racehub.inventory import service as inventory_service
 from racehub.inventory.schemas import NumberTypeCreate
 from racehub.settings import Settings
 
 BENCH_DB = "racehub_bench_imports"
-ROOT = Path(__file__).resolve().parents[1]
 FORMATS = ("csv", "xlsx")
 RESULT = "RESULT "  # prefix of the line a child prints its figures on
 DEFAULT_BATCH = Settings.model_fields["job_batch_size"].default
 # What one import writes; emptied before each run so every run starts from the same state.
-CLEAN = "TRUNCATE race_number_log, race_numbers, tags, import_row_results, imports"
+# results: they reference imports (empty here, but TRUNCATE needs every referencing table).
+CLEAN = "TRUNCATE race_number_log, race_numbers, tags, import_row_results, results, imports"
 ANALYZE = "ANALYZE race_number_log, race_numbers, tags, import_row_results, imports"
 STAGING = "CREATE TABLE staging (sequence bigint, number text, barcode text)"
 COPY = "COPY staging (sequence, number, barcode) FROM STDIN (FORMAT csv, HEADER)"
 
 
-def server_url(arg: str | None) -> str:
-    url = arg or os.environ.get("RACEHUB_BENCH_DATABASE_URL")
-    if url:
-        return libpq_url(url)
-    from racehub.db import embedded
-
-    return embedded.start(ROOT / "var" / "bench-pg")
 
 
 # --- the files -------------------------------------------------------------------------------
@@ -128,8 +126,8 @@ def child(args: argparse.Namespace) -> None:
         conn.execute(text(CLEAN))
     factory = make_sessionmaker(engine)
     ctx = TenantContext.system(uuid.UUID(args.tenant), label="bench")
-    rss_before = _rss_mb()
-    _reset_peak_rss()  # the peak is then this import's, not the module imports'
+    rss_before = rss_mb()
+    reset_peak_rss()  # the peak is then this import's, not the module imports'
 
     with tempfile.TemporaryDirectory(prefix="racehub-bench-") as data_dir:
         settings = Settings(database_url=args.db, data_dir=Path(data_dir), log_level="WARNING")
@@ -149,7 +147,7 @@ def child(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         run_job(None, str(job_run_id), body, factory=factory)
         job_s = time.perf_counter() - start
-    peak = _max_rss_mb()
+    peak = max_rss_mb()
 
     with factory() as db:
         run = db.get_one(JobRun, job_run_id)
@@ -163,30 +161,12 @@ def child(args: argparse.Namespace) -> None:
     print(RESULT + json.dumps(result), flush=True)
 
 
-def _status_mb(field: str) -> float | None:
-    with contextlib.suppress(OSError), open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024  # kB
-    return None
 
 
-def _rss_mb() -> float:
-    """Resident memory now (Linux), else the peak so far."""
-    return _status_mb("VmRSS") or _max_rss_mb()
 
 
-def _max_rss_mb() -> float:
-    """The peak RSS: VmHWM on Linux. ru_maxrss would do, but it also counts the parent's
-    RSS at fork time (kept across exec), which here is the size of the benchmark itself."""
-    peak = _status_mb("VmHWM")
-    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _reset_peak_rss() -> None:
-    """Linux: restart the process's high-water mark (VmHWM) from now."""
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")
 
 
 def run_child(url: str, fmt: str, rows: int, path: Path, tenant_id: uuid.UUID,
@@ -248,13 +228,9 @@ def main() -> None:
         return
 
     admin = server_url(args.url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    bench_admin = make_url(admin).set(database=BENCH_DB).render_as_string(False)
-    url = sqlalchemy_url(bench_admin)
+    bench_admin = database_url(admin, BENCH_DB)
+    url = fresh_database(admin, BENCH_DB)
     try:
-        migrate(url)
         engine = create_engine(url)
         with Session(engine) as db:
             tenant = core_service.create_tenant(db, name="Bench", slug="bench")
@@ -296,8 +272,7 @@ def main() -> None:
         if args.keep:
             print(f"kept database {BENCH_DB}")
         else:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+            drop_database(admin, BENCH_DB)
 
 
 def _report(r: dict[str, Any]) -> None:

@@ -15,38 +15,24 @@ It creates (and drops at the end) a database named ``racehub_bench``.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 
-import psycopg
+from _common import drop_database, fresh_database, server_url, timed
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
-from racehub.db.bootstrap import migrate
-from racehub.db.session import libpq_url, sqlalchemy_url
 from racehub.events import service
 from racehub.events.schemas import EventCreate
 from racehub.events.service import ParticipantFilter, ParticipantSort
 
 BENCH_DB = "racehub_bench"
-ROOT = Path(__file__).resolve().parents[1]
+REPEAT = 15  # runs per case (median)
 
 
-def server_url(arg: str | None) -> str:
-    url = arg or os.environ.get("RACEHUB_BENCH_DATABASE_URL")
-    if url:
-        return libpq_url(url)
-    from racehub.db import embedded
-
-    return embedded.start(ROOT / "var" / "bench-pg")
 
 
 def seed(db: Session, participants: int) -> tuple[uuid.UUID, uuid.UUID]:
@@ -83,14 +69,6 @@ def seed(db: Session, participants: int) -> tuple[uuid.UUID, uuid.UUID]:
     return tenant_id, event_id
 
 
-def timed(fn: Callable[[], object], repeat: int = 15) -> float:
-    fn()  # warm the cache and the plan
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -100,12 +78,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database to EXPLAIN")
     args = parser.parse_args()
     admin = server_url(args.url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    url = sqlalchemy_url(make_url(admin).set(database=BENCH_DB).render_as_string(False))
+    url = fresh_database(admin, BENCH_DB)
     try:
-        migrate(url)
         engine = create_engine(url)
         with Session(engine) as db:
             tenant_id, event_id = seed(db, args.participants)
@@ -123,8 +97,8 @@ def main() -> None:
                         cursor=cursor, limit=50)
                 return run
 
-            baseline = timed(lambda: db.execute(text(
-                "SELECT * FROM event_participants ORDER BY id LIMIT 51")).all())
+            baseline, _ = timed(lambda: db.execute(text(
+                "SELECT * FROM event_participants ORDER BY id LIMIT 51")).all(), REPEAT)
             cases = {
                 "by last name, first page": page(),
                 "by last name, halfway": page(deep=True),
@@ -137,15 +111,14 @@ def main() -> None:
             print(f"{args.participants} participants; baseline (50 EPs by primary key): "
                   f"{baseline * 1000:.2f} ms")
             for name, fn in cases.items():
-                took = timed(fn)
+                took, _ = timed(fn, REPEAT)
                 print(f"  {name:<28} {took * 1000:8.2f} ms  ratio {took / baseline:6.1f}x")
         engine.dispose()
     finally:
         if args.keep:
             print(f"kept database {BENCH_DB}")
         else:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+            drop_database(admin, BENCH_DB)
 
 
 def _cursor_at(db: Session, ctx: TenantContext, event_id: uuid.UUID, sort: ParticipantSort,

@@ -26,44 +26,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import statistics
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 
 import psycopg
+from _common import ROOT, drop_database, fresh_database, server_url, timed, vm_hwm_kb
 from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
 from racehub.core.models import Role
 from racehub.core.schemas import ApiTokenCreate
-from racehub.db.bootstrap import migrate
-from racehub.db.session import libpq_url, sqlalchemy_url
+from racehub.db.session import libpq_url
 from racehub.events import service as events_service
 from racehub.events.schemas import CategoryCreate, EventCreate
 from racehub.timing import service
 
 BENCH_DB = "racehub_bench_timing"
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def server_url(arg: str | None) -> str:
-    url = arg or os.environ.get("RACEHUB_BENCH_DATABASE_URL")
-    if url:
-        return libpq_url(url)
-    from racehub.db import embedded
-
-    return embedded.start(ROOT / "var" / "bench-pg")
 
 
 def seed_event(db: Session, ctx: TenantContext, name: str, participants: int) -> uuid.UUID:
@@ -105,14 +91,6 @@ def seed_event(db: Session, ctx: TenantContext, name: str, participants: int) ->
     return event.id
 
 
-def timed(fn: Callable[[], int], repeat: int) -> tuple[float, int]:
-    size = fn()  # warm the cache and the plan
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        size = fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples), size
 
 
 def copy_sql(ctx: TenantContext, plan: service.ExportPlan) -> str:
@@ -136,14 +114,6 @@ def export_via_service(factory: sessionmaker[Session], ctx: TenantContext,
     return size
 
 
-def vm_hwm_kb() -> int:
-    """This process's own peak RSS (Linux ``VmHWM``): unlike ``ru_maxrss`` it does not
-    start from the peak of the parent that forked it."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 def rss_child(url: str, tenant_id: str, event_id: str) -> None:
@@ -180,12 +150,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     admin = server_url(args.url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    url = sqlalchemy_url(make_url(admin).set(database=BENCH_DB).render_as_string(False))
+    url = fresh_database(admin, BENCH_DB)
     try:
-        migrate(url)
         engine = create_engine(url)
         factory = sessionmaker(bind=engine, expire_on_commit=False)
         with factory() as db:
@@ -248,8 +214,7 @@ def main() -> None:
         client.close()
         engine.dispose()
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        drop_database(admin, BENCH_DB)
 
 
 if __name__ == "__main__":

@@ -25,11 +25,8 @@ It creates (and drops at the end) a database named ``racehub_bench_results``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -41,21 +38,27 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from _common import (
+    database_url,
+    drop_database,
+    fresh_database,
+    max_rss_mb,
+    reset_peak_rss,
+    rss_mb,
+    server_url,
+)
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
-from racehub.db.bootstrap import migrate
-from racehub.db.session import libpq_url, make_sessionmaker, sqlalchemy_url
+from racehub.db.session import make_sessionmaker
 from racehub.events import service as events_service
 from racehub.events.models import TimingIdentifier
 from racehub.events.schemas import CategoryCreate, EventCreate
 from racehub.settings import Settings
 
 BENCH_DB = "racehub_bench_results"
-ROOT = Path(__file__).resolve().parents[1]
 RESULT = "RESULT "
 DEFAULT_BATCH = Settings.model_fields["job_batch_size"].default
 CLEAN = "TRUNCATE results, import_row_results, imports"
@@ -79,13 +82,6 @@ SELECT md5(%(event)s || 'e' || g)::uuid, %(tenant)s, %(event)s::uuid,
 """
 
 
-def server_url(arg: str | None) -> str:
-    url = arg or os.environ.get("RACEHUB_BENCH_DATABASE_URL")
-    if url:
-        return libpq_url(url)
-    from racehub.db import embedded
-
-    return embedded.start(ROOT / "var" / "bench-pg")
 
 
 def _ep_id(event_id: uuid.UUID, g: int) -> str:
@@ -130,8 +126,8 @@ def child(args: argparse.Namespace) -> None:
         conn.execute(text(CLEAN))
     factory = make_sessionmaker(engine)
     ctx = TenantContext.system(uuid.UUID(args.tenant), label="bench")
-    rss_before = _rss_mb()
-    _reset_peak_rss()
+    rss_before = rss_mb()
+    reset_peak_rss()
 
     with tempfile.TemporaryDirectory(prefix="racehub-bench-") as data_dir:
         settings = Settings(database_url=args.db, data_dir=Path(data_dir), log_level="WARNING")
@@ -151,7 +147,7 @@ def child(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         run_job(None, str(job_run_id), body, factory=factory)
         job_s = time.perf_counter() - start
-    peak = _max_rss_mb()
+    peak = max_rss_mb()
 
     with factory() as db:
         run = db.get_one(JobRun, job_run_id)
@@ -167,26 +163,12 @@ def child(args: argparse.Namespace) -> None:
     print(RESULT + json.dumps(result), flush=True)
 
 
-def _status_mb(field: str) -> float | None:
-    with contextlib.suppress(OSError), open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return None
 
 
-def _rss_mb() -> float:
-    return _status_mb("VmRSS") or _max_rss_mb()
 
 
-def _max_rss_mb() -> float:
-    peak = _status_mb("VmHWM")
-    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _reset_peak_rss() -> None:
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")
 
 
 def run_child(url: str, rows: int, path: Path, tenant_id: uuid.UUID, event_id: uuid.UUID,
@@ -239,13 +221,9 @@ def main() -> None:
         return
 
     admin = server_url(args.url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    bench_admin = make_url(admin).set(database=BENCH_DB).render_as_string(False)
-    url = sqlalchemy_url(bench_admin)
+    bench_admin = database_url(admin, BENCH_DB)
+    url = fresh_database(admin, BENCH_DB)
     try:
-        migrate(url)
         engine = create_engine(url)
         events: dict[int, uuid.UUID] = {}
         with Session(engine) as db:
@@ -291,8 +269,7 @@ def main() -> None:
         if args.keep:
             print(f"kept database {BENCH_DB}")
         else:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+            drop_database(admin, BENCH_DB)
 
 
 def _summary(results: list[dict[str, Any]], batch_size: int) -> None:

@@ -1,0 +1,105 @@
+"""What every benchmark script shares: the server, a scratch database, timing, memory.
+
+The scripts run as ``.venv/bin/python benchmarks/<name>.py``, so this folder is on
+``sys.path`` and they ``from _common import ...``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from racehub.db.session import libpq_url, sqlalchemy_url
+
+ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+def server_url(arg: str | None) -> str:
+    """``--url``, else RACEHUB_BENCH_DATABASE_URL, else the embedded server under var/."""
+    url = arg or os.environ.get("RACEHUB_BENCH_DATABASE_URL")
+    if url:
+        return libpq_url(url)
+    from racehub.db import embedded
+
+    return embedded.start(ROOT / "var" / "bench-pg")
+
+
+def database_url(admin: str, name: str) -> str:
+    """The libpq URL of database ``name`` on the server of ``admin``."""
+    return make_url(admin).set(database=name).render_as_string(False)
+
+
+def fresh_database(admin: str, name: str) -> str:
+    """Database ``name`` dropped, created and migrated; its SQLAlchemy URL."""
+    # Imported here: the memory-measuring child processes never migrate, and Alembic
+    # would add to the baseline they measure from.
+    from racehub.db.bootstrap import migrate
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = sqlalchemy_url(database_url(admin, name))
+    migrate(url)
+    return url
+
+
+def drop_database(admin: str, name: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def timed(fn: Callable[[], T], repeat: int) -> tuple[float, T]:
+    """The median seconds of ``repeat`` runs after a warm-up one (cache and plan), and
+    the last run's result."""
+    result = fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples), result
+
+
+# --- memory (Linux /proc; ru_maxrss elsewhere) -----------------------------------------------
+
+
+def status_mb(field: str) -> float | None:
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    return None
+
+
+def rss_mb() -> float:
+    """Resident memory now (Linux), else the peak so far."""
+    return status_mb("VmRSS") or max_rss_mb()
+
+
+def max_rss_mb() -> float:
+    """The peak RSS: VmHWM on Linux. ru_maxrss would do, but it also counts the parent's
+    RSS at fork time (kept across exec), which here is the size of the benchmark itself."""
+    peak = status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def vm_hwm_kb() -> int:
+    """This process's own peak RSS in kB (Linux ``VmHWM``; 0 where unknown)."""
+    peak = status_mb("VmHWM")
+    return int(peak * 1024) if peak is not None else 0
+
+
+def reset_peak_rss() -> None:
+    """Linux: restart the process's high-water mark (VmHWM) from now."""
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
