@@ -11,7 +11,7 @@ import os
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -54,8 +54,23 @@ def fresh_database(admin: str, name: str) -> str:
 
 
 def drop_database(admin: str, name: str) -> None:
+    """Drop database ``name``, closing its connections."""
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def scratch_database(admin: str, name: str, keep: bool = False) -> Iterator[str]:
+    """A fresh, migrated database ``name`` for the ``with`` block (its SQLAlchemy URL);
+    dropped afterwards, even on error, unless ``keep`` (then its name is printed)."""
+    url = fresh_database(admin, name)
+    try:
+        yield url
+    finally:
+        if keep:
+            print(f"kept database {name}")
+        else:
+            drop_database(admin, name)
 
 
 def timed(fn: Callable[[], T], repeat: int) -> tuple[float, T]:

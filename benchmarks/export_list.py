@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-from _common import ROOT, drop_database, fresh_database, server_url, timed, vm_hwm_kb
+from _common import ROOT, scratch_database, server_url, timed, vm_hwm_kb
 from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
@@ -151,8 +151,7 @@ def main() -> None:
                         help="keyset page sizes to time (RACEHUB_EXPORT_BATCH_SIZE)")
     args = parser.parse_args()
     admin = server_url(args.url)
-    url = fresh_database(admin, BENCH_DB)
-    try:
+    with scratch_database(admin, BENCH_DB) as url:
         engine = create_engine(url)
         factory = sessionmaker(bind=engine, expire_on_commit=False)
         with factory() as db:
@@ -193,8 +192,6 @@ def main() -> None:
                       f"{r['peak_kb'] / 1024:6.1f} MiB (before {r['before_kb'] / 1024:.1f});"
                       f" VmHWM +{(r['hwm_kb'] - r['hwm_before_kb']) / 1024:.1f} MiB")
         engine.dispose()
-    finally:
-        drop_database(admin, BENCH_DB)
 
 
 if __name__ == "__main__":

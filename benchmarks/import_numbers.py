@@ -46,11 +46,10 @@ import psycopg
 import xlsxwriter
 from _common import (
     database_url,
-    drop_database,
-    fresh_database,
     max_rss_mb,
     reset_peak_rss,
     rss_mb,
+    scratch_database,
     server_url,
 )
 from sqlalchemy import create_engine, func, select, text
@@ -229,8 +228,7 @@ def main() -> None:
 
     admin = server_url(args.url)
     bench_admin = database_url(admin, BENCH_DB)
-    url = fresh_database(admin, BENCH_DB)
-    try:
+    with scratch_database(admin, BENCH_DB, keep=args.keep) as url:
         engine = create_engine(url)
         with Session(engine) as db:
             tenant = core_service.create_tenant(db, name="Bench", slug="bench")
@@ -268,11 +266,6 @@ def main() -> None:
                     results.append(result)
                     _report(result)
         _summary(results, args.batch_size)
-    finally:
-        if args.keep:
-            print(f"kept database {BENCH_DB}")
-        else:
-            drop_database(admin, BENCH_DB)
 
 
 def _report(r: dict[str, Any]) -> None:

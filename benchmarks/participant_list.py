@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from _common import drop_database, fresh_database, server_url, timed
+from _common import scratch_database, server_url, timed
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
@@ -78,8 +78,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database to EXPLAIN")
     args = parser.parse_args()
     admin = server_url(args.url)
-    url = fresh_database(admin, BENCH_DB)
-    try:
+    with scratch_database(admin, BENCH_DB, keep=args.keep) as url:
         engine = create_engine(url)
         with Session(engine) as db:
             tenant_id, event_id = seed(db, args.participants)
@@ -114,11 +113,6 @@ def main() -> None:
                 took, _ = timed(fn, REPEAT)
                 print(f"  {name:<28} {took * 1000:8.2f} ms  ratio {took / baseline:6.1f}x")
         engine.dispose()
-    finally:
-        if args.keep:
-            print(f"kept database {BENCH_DB}")
-        else:
-            drop_database(admin, BENCH_DB)
 
 
 def _cursor_at(db: Session, ctx: TenantContext, event_id: uuid.UUID, sort: ParticipantSort,

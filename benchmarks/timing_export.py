@@ -33,7 +33,7 @@ import uuid
 from datetime import datetime
 
 import psycopg
-from _common import ROOT, drop_database, fresh_database, server_url, timed, vm_hwm_kb
+from _common import ROOT, scratch_database, server_url, timed, vm_hwm_kb
 from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
@@ -150,8 +150,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     admin = server_url(args.url)
-    url = fresh_database(admin, BENCH_DB)
-    try:
+    with scratch_database(admin, BENCH_DB) as url:
         engine = create_engine(url)
         factory = sessionmaker(bind=engine, expire_on_commit=False)
         with factory() as db:
@@ -213,8 +212,6 @@ def main() -> None:
                   f" +{(r['hwm_kb'] - r['hwm_before_kb']) / 1024:.1f} MiB)")
         client.close()
         engine.dispose()
-    finally:
-        drop_database(admin, BENCH_DB)
 
 
 if __name__ == "__main__":

@@ -40,11 +40,10 @@ from typing import Any
 import psycopg
 from _common import (
     database_url,
-    drop_database,
-    fresh_database,
     max_rss_mb,
     reset_peak_rss,
     rss_mb,
+    scratch_database,
     server_url,
 )
 from sqlalchemy import create_engine, func, select, text
@@ -222,8 +221,7 @@ def main() -> None:
 
     admin = server_url(args.url)
     bench_admin = database_url(admin, BENCH_DB)
-    url = fresh_database(admin, BENCH_DB)
-    try:
+    with scratch_database(admin, BENCH_DB, keep=args.keep) as url:
         engine = create_engine(url)
         events: dict[int, uuid.UUID] = {}
         with Session(engine) as db:
@@ -265,11 +263,6 @@ def main() -> None:
                       f"job {result['job_s']:.2f} s; {counts}; placed {result['placed']}",
                       flush=True)
         _summary(measured, args.batch_size)
-    finally:
-        if args.keep:
-            print(f"kept database {BENCH_DB}")
-        else:
-            drop_database(admin, BENCH_DB)
 
 
 def _summary(results: list[dict[str, Any]], batch_size: int) -> None:
