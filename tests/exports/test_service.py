@@ -189,6 +189,51 @@ def test_rows_created_during_the_export_are_left_out_and_none_repeats_or_is_skip
     assert total == 48  # the list itself has them all
 
 
+def test_rows_of_a_transaction_open_at_the_cutoff_count_only_if_committed_in_time(
+    committed_db: sessionmaker[Session], settings: Settings
+) -> None:
+    """The documented edge of the snapshot: a row's created_at is its transaction's start.
+    Two transactions begin before the export is asked for and commit after its first
+    page: the row the pages have not reached yet is exported, the one behind them is not
+    (the next export has it). Nothing is doubled either way."""
+    with committed_db() as db:
+        tenant = make_tenant(db)
+        event = make_event(db, tenant)
+        for i in range(20):
+            make_participant(db, event, first_name="P", last_name=f"M{i:02d}")
+        db.commit()
+    behind, ahead = committed_db(), committed_db()
+    try:
+        # Both open (created_at = their start), neither committed yet.
+        make_participant(behind, event, first_name="Open", last_name="A-open")
+        make_participant(ahead, event, first_name="Open", last_name="Z-open")
+        with committed_db() as db:
+            exp = start(db, system_ctx(tenant), settings, view="participants",
+                        filters={"eventId": str(event.id)}, sort="last_name",
+                        columns=["last_name"])
+            db.commit()
+            export_id = exp.id
+
+        def commit_both_after_the_first_page(handle: JobHandle) -> None:
+            if handle.run.done == 7:
+                behind.commit()
+                ahead.commit()
+
+        run_export_job(committed_db, export_id, settings.model_copy(
+            update={"export_batch_size": 7}), hook=commit_both_after_the_first_page)
+    finally:
+        behind.close()
+        ahead.close()
+
+    with committed_db() as db:
+        exp = db.get(Export, export_id)
+        assert exp.job_run.status == JobStatus.COMPLETED, exp.job_run.message
+        rows = [r[0] for r in csv_rows(stored_bytes(settings, exp))[1:]]
+        assert exp.job_run.percent == 100.0  # 21 rows of the 20 counted: never above 100
+    assert rows == [f"M{i:02d}" for i in range(20)] + ["Z-open"]
+    assert exp.row_count == 21
+
+
 def test_cancel_mid_export_stops_at_the_next_page_and_keeps_no_file(
     db: Session, ctx: TenantContext, settings: Settings, event: Event, run_export: RunExport
 ) -> None:
