@@ -7,13 +7,16 @@ The scripts run as ``.venv/bin/python benchmarks/<name>.py``, so this folder is 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -21,6 +24,7 @@ from sqlalchemy.engine import make_url
 from racehub.db.session import libpq_url, sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULT = "RESULT "  # prefix of the line a child process prints its figures on
 T = TypeVar("T")
 
 
@@ -83,6 +87,45 @@ def timed(fn: Callable[[], T], repeat: int) -> tuple[float, T]:
         result = fn()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples), result
+
+
+def copy_from_seconds(admin: str, path: Path, copy_sql: str, repeat: int, *,
+                      table: str = "staging") -> float:
+    """The baseline of an import: median time of ``copy_sql`` (a ``COPY ... FROM STDIN``
+    into ``table``) fed the file in 1 MiB chunks, committed; ``table`` is emptied first."""
+    samples = []
+    with psycopg.connect(admin) as conn:
+        for _ in range(repeat + 1):  # the first run warms the cache
+            conn.execute(f"TRUNCATE {table}")
+            conn.commit()
+            start = time.perf_counter()
+            with conn.cursor() as cur, cur.copy(copy_sql) as copy, path.open("rb") as file:
+                while chunk := file.read(1 << 20):
+                    copy.write(chunk)
+            conn.commit()
+            samples.append(time.perf_counter() - start)
+    return statistics.median(samples[1:])
+
+
+# --- child processes (each measures its own peak memory) --------------------------------------
+
+
+def print_result(figures: dict[str, Any]) -> None:
+    """What a child process reports to its parent (the last such line counts)."""
+    print(RESULT + json.dumps(figures), flush=True)
+
+
+def child_result(script: str, *args: str, what: str) -> dict[str, Any]:
+    """Run ``script`` with ``args`` in a fresh Python; its reported figures. A child that
+    fails or reports nothing stops the benchmark with its output and ``what`` failed."""
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                         check=False, cwd=ROOT)
+    lines = [line for line in out.stdout.splitlines() if line.startswith(RESULT)]
+    if out.returncode != 0 or not lines:
+        sys.stderr.write(out.stdout + out.stderr)
+        raise SystemExit(f"{what} failed")
+    result: dict[str, Any] = json.loads(lines[-1].removeprefix(RESULT))
+    return result
 
 
 # --- memory (Linux /proc; ru_maxrss elsewhere) -----------------------------------------------

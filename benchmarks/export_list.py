@@ -22,17 +22,23 @@ It creates (and drops at the end) a database named ``racehub_bench_export``.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import subprocess
 import sys
 import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
-from _common import ROOT, scratch_database, server_url, timed, vm_hwm_kb
+from _common import (
+    child_result,
+    print_result,
+    scratch_database,
+    server_url,
+    timed,
+    vm_hwm_kb,
+)
 from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
@@ -124,18 +130,15 @@ def rss_child(url: str, tenant_id: str, number_type_id: str, data_dir: str) -> N
         db.execute(text("SELECT 1"))
     before, hwm_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, vm_hwm_kb()
     size = export_once(factory, settings, ctx, uuid.UUID(number_type_id))
-    print(json.dumps({"before_kb": before, "hwm_before_kb": hwm_before, "bytes": size,
-                      "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                      "hwm_kb": vm_hwm_kb()}))
+    print_result({"before_kb": before, "hwm_before_kb": hwm_before, "bytes": size,
+                  "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "hwm_kb": vm_hwm_kb()})
 
 
 def measure_rss(url: str, tenant_id: uuid.UUID, number_type_id: uuid.UUID,
-                data_dir: str) -> dict[str, int]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--rss-child", url, str(tenant_id), str(number_type_id),
-         data_dir], check=True, capture_output=True, text=True, cwd=ROOT)
-    result: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+                data_dir: str) -> dict[str, Any]:
+    return child_result(__file__, "--rss-child", url, str(tenant_id), str(number_type_id),
+                        data_dir, what="the memory measurement")
 
 
 def main() -> None:

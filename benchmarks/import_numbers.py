@@ -32,10 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import json
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -45,8 +41,11 @@ from typing import Any
 import psycopg
 import xlsxwriter
 from _common import (
+    child_result,
+    copy_from_seconds,
     database_url,
     max_rss_mb,
+    print_result,
     reset_peak_rss,
     rss_mb,
     scratch_database,
@@ -64,7 +63,6 @@ from racehub.settings import Settings
 
 BENCH_DB = "racehub_bench_imports"
 FORMATS = ("csv", "xlsx")
-RESULT = "RESULT "  # prefix of the line a child prints its figures on
 DEFAULT_BATCH = Settings.model_fields["job_batch_size"].default
 # What one import writes; emptied before each run so every run starts from the same state.
 # results: they reference imports (empty here, but TRUNCATE needs every referencing table).
@@ -157,7 +155,7 @@ def child(args: argparse.Namespace) -> None:
                   "counts": run.counts, "race_numbers": created,
                   "rss_before_mb": rss_before, "rss_peak_mb": peak}
     engine.dispose()
-    print(RESULT + json.dumps(result), flush=True)
+    print_result(result)
 
 
 
@@ -170,16 +168,10 @@ def child(args: argparse.Namespace) -> None:
 
 def run_child(url: str, fmt: str, rows: int, path: Path, tenant_id: uuid.UUID,
               number_type_id: uuid.UUID, batch_size: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", fmt, str(rows), str(path), "--db", url,
-         "--tenant", str(tenant_id), "--number-type", str(number_type_id),
-         "--batch-size", str(batch_size)],
-        capture_output=True, text=True, check=False)
-    lines = [line for line in out.stdout.splitlines() if line.startswith(RESULT)]
-    if out.returncode != 0 or not lines:
-        sys.stderr.write(out.stdout + out.stderr)
-        raise SystemExit(f"the {fmt} import of {rows} rows failed")
-    result: dict[str, Any] = json.loads(lines[-1].removeprefix(RESULT))
+    result = child_result(
+        __file__, "--child", fmt, str(rows), str(path), "--db", url, "--tenant",
+        str(tenant_id), "--number-type", str(number_type_id), "--batch-size", str(batch_size),
+        what=f"the {fmt} import of {rows} rows")
     if result["status"] != "completed" or result["race_numbers"] != rows:
         raise SystemExit(f"the {fmt} import of {rows} rows did not import every row: {result}")
     return result
@@ -188,20 +180,6 @@ def run_child(url: str, fmt: str, rows: int, path: Path, tenant_id: uuid.UUID,
 # --- the baseline --------------------------------------------------------------------------------
 
 
-def copy_seconds(admin: str, path: Path, repeat: int) -> float:
-    """Median time of COPY of the CSV file (read in 1 MiB chunks) into staging, committed."""
-    samples = []
-    with psycopg.connect(admin) as conn:
-        for _ in range(repeat + 1):  # the first run warms the cache
-            conn.execute("TRUNCATE staging")
-            conn.commit()
-            start = time.perf_counter()
-            with conn.cursor() as cur, cur.copy(COPY) as copy, path.open("rb") as file:
-                while chunk := file.read(1 << 20):
-                    copy.write(chunk)
-            conn.commit()
-            samples.append(time.perf_counter() - start)
-    return statistics.median(samples[1:])
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -257,7 +235,7 @@ def main() -> None:
             print(f"planner statistics: {'stale' if args.stale_stats else 'primed'}")
             for rows in args.rows:
                 paths = files[rows]
-                baseline = copy_seconds(bench_admin, paths["csv"], args.copy_repeat)
+                baseline = copy_from_seconds(bench_admin, paths["csv"], COPY, args.copy_repeat)
                 for fmt in FORMATS:
                     result = run_child(url, fmt, rows, paths[fmt], tenant_id, number_type_id,
                                        args.batch_size)

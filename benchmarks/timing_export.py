@@ -25,15 +25,21 @@ It creates (and drops at the end) a database named ``racehub_bench_timing``.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import subprocess
 import sys
 import uuid
 from datetime import datetime
+from typing import Any
 
 import psycopg
-from _common import ROOT, scratch_database, server_url, timed, vm_hwm_kb
+from _common import (
+    child_result,
+    print_result,
+    scratch_database,
+    server_url,
+    timed,
+    vm_hwm_kb,
+)
 from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
@@ -127,16 +133,13 @@ def rss_child(url: str, tenant_id: str, event_id: str) -> None:
     hwm_before = vm_hwm_kb()
     size = export_via_service(factory, ctx, uuid.UUID(event_id))
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"before_kb": before, "peak_kb": after, "bytes": size,
-                      "hwm_before_kb": hwm_before, "hwm_kb": vm_hwm_kb()}))
+    print_result({"before_kb": before, "peak_kb": after, "bytes": size,
+                  "hwm_before_kb": hwm_before, "hwm_kb": vm_hwm_kb()})
 
 
-def measure_rss(url: str, tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, int]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--rss-child", url, str(tenant_id), str(event_id)],
-        check=True, capture_output=True, text=True, cwd=ROOT)
-    result: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+def measure_rss(url: str, tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any]:
+    return child_result(__file__, "--rss-child", url, str(tenant_id), str(event_id),
+                        what="the memory measurement")
 
 
 def main() -> None:

@@ -26,10 +26,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -39,8 +35,11 @@ from typing import Any
 
 import psycopg
 from _common import (
+    child_result,
+    copy_from_seconds,
     database_url,
     max_rss_mb,
+    print_result,
     reset_peak_rss,
     rss_mb,
     scratch_database,
@@ -58,7 +57,6 @@ from racehub.events.schemas import CategoryCreate, EventCreate
 from racehub.settings import Settings
 
 BENCH_DB = "racehub_bench_results"
-RESULT = "RESULT "
 DEFAULT_BATCH = Settings.model_fields["job_batch_size"].default
 CLEAN = "TRUNCATE results, import_row_results, imports"
 COLUMNS = ["ExternalReferenceID", "Number", "ChipTime", "GunTime", "Status", "Split 5K"]
@@ -159,7 +157,7 @@ def child(args: argparse.Namespace) -> None:
                   "counts": run.counts, "results": stored, "placed": placed,
                   "rss_before_mb": rss_before, "rss_peak_mb": peak}
     engine.dispose()
-    print(RESULT + json.dumps(result), flush=True)
+    print_result(result)
 
 
 
@@ -172,33 +170,14 @@ def child(args: argparse.Namespace) -> None:
 
 def run_child(url: str, rows: int, path: Path, tenant_id: uuid.UUID, event_id: uuid.UUID,
               batch_size: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", str(rows), str(path), str(event_id),
-         "--db", url, "--tenant", str(tenant_id), "--batch-size", str(batch_size)],
-        capture_output=True, text=True, check=False)
-    lines = [line for line in out.stdout.splitlines() if line.startswith(RESULT)]
-    if out.returncode != 0 or not lines:
-        sys.stderr.write(out.stdout + out.stderr)
-        raise SystemExit(f"the import of {rows} rows failed")
-    result: dict[str, Any] = json.loads(lines[-1].removeprefix(RESULT))
+    result = child_result(
+        __file__, "--child", str(rows), str(path), str(event_id), "--db", url, "--tenant",
+        str(tenant_id), "--batch-size", str(batch_size), what=f"the import of {rows} rows")
     if result["status"] != "completed" or result["results"] != rows:
         raise SystemExit(f"the import of {rows} rows did not store every result: {result}")
     return result
 
 
-def copy_seconds(admin: str, path: Path, repeat: int) -> float:
-    samples = []
-    with psycopg.connect(admin) as conn:
-        for _ in range(repeat + 1):  # the first run warms the cache
-            conn.execute("TRUNCATE staging")
-            conn.commit()
-            start = time.perf_counter()
-            with conn.cursor() as cur, cur.copy(COPY) as copy, path.open("rb") as file:
-                while chunk := file.read(1 << 20):
-                    copy.write(chunk)
-            conn.commit()
-            samples.append(time.perf_counter() - start)
-    return statistics.median(samples[1:])
 
 
 # --- main ------------------------------------------------------------------------------------
@@ -253,7 +232,7 @@ def main() -> None:
             for rows in args.rows:
                 path = Path(tmp) / f"results-{rows}.csv"
                 write_csv(path, events[rows], rows)
-                baseline = copy_seconds(bench_admin, path, args.copy_repeat)
+                baseline = copy_from_seconds(bench_admin, path, COPY, args.copy_repeat)
                 result = run_child(url, rows, path, tenant_id, events[rows], args.batch_size)
                 result["copy_s"], result["mb"] = baseline, path.stat().st_size / 1e6
                 measured.append(result)
