@@ -416,8 +416,12 @@ class RunSignUpSimulator:
         return JSONResponse({str(m.ASSUMED["bib_chip_reply_updated_key"]): updated,
                              str(m.ASSUMED["bib_chip_reply_errors_key"]): errors})
 
-    def _event_of(self, request: Request, race: dict[str, Any],
-                  value: str | None) -> int | Response:
+    def _authorized_event(self, request: Request, value: str | None) -> int | Response:
+        """The path's race, then its event ``value``; or the error RunSignUp answers."""
+        race = self._authorized_race(request)
+        return race if isinstance(race, Response) else self._event_of(race, value)
+
+    def _event_of(self, race: dict[str, Any], value: str | None) -> int | Response:
         try:
             event_id = int(value or 0)
         except ValueError:
@@ -427,10 +431,7 @@ class RunSignUpSimulator:
         return event_id
 
     async def result_sets_get(self, request: Request) -> Response:
-        race = self._authorized_race(request)
-        if isinstance(race, Response):
-            return race
-        event_id = self._event_of(request, race, request.query_params.get("event_id"))
+        event_id = self._authorized_event(request, request.query_params.get("event_id"))
         if isinstance(event_id, Response):
             return event_id
         return JSONResponse({"individual_results_sets": [
@@ -438,10 +439,7 @@ class RunSignUpSimulator:
             for s in self.result_sets[event_id]]})
 
     async def results_get(self, request: Request) -> Response:
-        race = self._authorized_race(request)
-        if isinstance(race, Response):
-            return race
-        event_id = self._event_of(request, race, request.query_params.get("event_id"))
+        event_id = self._authorized_event(request, request.query_params.get("event_id"))
         if isinstance(event_id, Response):
             return event_id
         try:
@@ -463,7 +461,7 @@ class RunSignUpSimulator:
         if isinstance(race, Response):
             return race
         form = await request.form()
-        event_id = self._event_of(request, race, str(form.get("event_id") or ""))
+        event_id = self._event_of(race, str(form.get("event_id") or ""))
         if isinstance(event_id, Response):
             return event_id
         with self.lock:
@@ -477,10 +475,7 @@ class RunSignUpSimulator:
         return JSONResponse({str(m.ASSUMED["new_result_set_reply_key"]): set_id})
 
     async def full_results_post(self, request: Request) -> Response:
-        race = self._authorized_race(request)
-        if isinstance(race, Response):
-            return race
-        event_id = self._event_of(request, race, request.query_params.get("event_id"))
+        event_id = self._authorized_event(request, request.query_params.get("event_id"))
         if isinstance(event_id, Response):
             return event_id
         form = await request.form()
