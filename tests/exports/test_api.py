@@ -84,11 +84,14 @@ def test_views_list_only_those_the_caller_may_read(
     client: TestClient, db: Session, tenant: Tenant
 ) -> None:
     officer = client.get("/api/exports/views", headers=auth(db, tenant, Role.RESULTS_OFFICER))
+    manager = client.get("/api/exports/views", headers=auth(db, tenant, Role.EVENT_MANAGER))
     admin = client.get("/api/exports/views", headers=auth(db, tenant, Role.TENANT_ADMIN))
     assert [v["key"] for v in officer.json()] == ["participants", "race_numbers", "imports",
                                                   "results"]
+    assert [v["key"] for v in manager.json()] == ["participants", "race_numbers", "imports",
+                                                  "results", "webhook_deliveries"]
     assert [v["key"] for v in admin.json()] == ["participants", "race_numbers", "imports",
-                                                "audit", "results"]
+                                                "audit", "results", "webhook_deliveries"]
     participants = admin.json()[0]
     assert participants["filters"] == ["eventId", "q", "status", "categoryId"]
     assert participants["sorts"][0] == "last_name"

@@ -1,8 +1,10 @@
 """Copernico webhook deliveries: authenticated by the connection's API key in the payload,
-stored without it, text repaired, tenants kept apart, listed on the connection page."""
+stored without it, text repaired, tenants kept apart, listed on the connection page and
+exported whole."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import uuid
@@ -16,10 +18,12 @@ from sqlalchemy.orm import Session
 
 from racehub.core.crypto import Keyring
 from racehub.core.models import Role, Tenant
+from racehub.settings import Settings
 from racehub.sync import service
 from racehub.sync.models import ProviderConnection, WebhookDelivery
 from racehub.sync.schemas import ConnectionCreate
 from tests.core.conftest import start_browser_session
+from tests.exports.conftest import csv_rows, run_export_job
 from tests.factories import auth, make_tenant, make_user, system_ctx
 
 HOOK_KEY = "cop-hook-key-Lq93Xv0aZ1"
@@ -179,3 +183,48 @@ def test_another_tenant_cannot_read_the_deliveries(
     response = client.get(f"/connections/{copernico.id}/webhook-deliveries", headers=headers)
     assert response.status_code == 404
     assert "Puente Romano" not in response.text
+
+
+def test_the_whole_delivery_history_exports_as_csv(
+        client: TestClient, db: Session, keyring: Keyring, tenant: Tenant, settings: Settings,
+        copernico: ProviderConnection) -> None:
+    other = make_connection(db, keyring, tenant, credentials={"api_key": OTHER_KEY})
+    for n in range(25):  # more than the page lists
+        assert post(client, copernico.id, delivery(participantId=f"ep-{n:03d}")).status_code == 200
+    batch = delivery(type="deletion", participantId=None, participantsIds=["ep-7", "ep-8"],
+                     extraData={}, rawTime=None)
+    assert post(client, copernico.id, batch).status_code == 200
+    assert post(client, other.id, delivery(apiKey=OTHER_KEY)).status_code == 200
+    start_browser_session(db, client, make_user(db, tenant, Role.EVENT_MANAGER))
+    fragment = client.get(f"/connections/{copernico.id}/webhook-deliveries")
+    assert f"/exports/new?view=webhook_deliveries&amp;filter.connectionId={copernico.id}" in (
+        fragment.text)
+    form = client.get("/exports/new", params={"view": "webhook_deliveries",
+                                              "filter.connectionId": str(copernico.id)})
+    assert form.status_code == 200 and f"Webhook deliveries — {copernico.name}" in form.text
+
+    headers = auth(db, tenant, Role.EVENT_MANAGER)
+    created = client.post("/api/exports", headers=headers, json={
+        "view": "webhook_deliveries", "filters": {"connectionId": str(copernico.id)}})
+    assert created.status_code == 201, created.text
+    assert created.json()["title"] == f"Webhook deliveries — {copernico.name}"
+    run_export_job(lambda: contextlib.nullcontext(db), uuid.UUID(created.json()["id"]),
+                   settings)
+    done = client.get(f"/api/exports/{created.json()['id']}", headers=headers).json()
+    rows = csv_rows(client.get(done["downloadUrl"], headers=headers).content)
+    assert rows[0] == ["Received at (UTC)", "Connection", "Type", "Participant", "Point",
+                       "Location", "Raw time"]
+    assert len(rows) == 1 + 26  # every delivery of this connection, none of the other's
+    assert rows[1][1:] == [copernico.name, "deletion", "ep-7, ep-8", "", "", ""]  # newest
+    assert rows[2][1:] == [copernico.name, "detection", "ep-024", "km10", "Puente Romano",
+                           "09:41:07.250"]
+    assert rows[-1][3] == "ep-000"
+
+    # Only who may read the connection may export them.
+    refused = client.post("/api/exports", headers=auth(db, tenant, Role.RESULTS_OFFICER), json={
+        "view": "webhook_deliveries", "filters": {"connectionId": str(copernico.id)}})
+    assert refused.status_code == 403
+    # Another tenant's connection is not found, and its deliveries are not exported.
+    stranger = client.post("/api/exports", headers=auth(db, make_tenant(db)), json={
+        "view": "webhook_deliveries", "filters": {"connectionId": str(copernico.id)}})
+    assert stranger.status_code == 404

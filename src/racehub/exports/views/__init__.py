@@ -116,6 +116,7 @@ _VIEW_MODULES = (
     "racehub.exports.views.imports",
     "racehub.exports.views.audit",
     "racehub.exports.views.results",
+    "racehub.exports.views.webhook_deliveries",
 )
 
 
