@@ -74,7 +74,7 @@ def test_the_default_budget_is_about_500_calls_an_hour() -> None:
 def test_production_gets_its_token_from_the_auth_host() -> None:
     adapter = build_adapter("HAKU", credentials=CREDENTIALS)
     assert isinstance(adapter, HakuAdapter)
-    assert adapter.token_url == "https://prod-auth.hakuapp.com/oauth2/token"
+    assert adapter.token.url == "https://prod-auth.hakuapp.com/oauth2/token"
     assert adapter.base_url == "https://api.hakuapp.com"
 
 
@@ -82,14 +82,14 @@ def test_valid_credentials_get_a_token_sent_raw(haku: Haku) -> None:
     adapter = haku.adapter()
     check = adapter.check_credentials()
     assert check.ok, check.message
-    assert adapter.http.client.headers["Authorization"] == adapter.access_token
-    assert adapter.access_token in haku.sim.tokens
+    assert adapter.http.client.headers["Authorization"] == adapter.token.access_token
+    assert adapter.token.access_token in haku.sim.tokens
 
 
 def test_a_bearer_prefix_is_refused_by_the_api(haku: Haku) -> None:
     adapter = haku.adapter()
     assert adapter.check_credentials().ok
-    adapter.http.client.headers["Authorization"] = f"Bearer {adapter.access_token}"
+    adapter.http.client.headers["Authorization"] = f"Bearer {adapter.token.access_token}"
     response = adapter.http.client.get(f"{haku.base_url}/events")
     assert response.status_code == 401
 
@@ -260,8 +260,8 @@ def test_no_secret_or_token_appears_in_logs(haku: Haku, caplog: pytest.LogCaptur
     out, err = capsys.readouterr()
     captured = caplog.text + out + err + str(info.value)
     assert "provider_retry" in captured and "HTTP Request" in caplog.text
-    for secret in (CREDENTIALS["client_secret"], "other-secret-42", adapter.access_token or "",
-                   adapter._basic):
+    for secret in (CREDENTIALS["client_secret"], "other-secret-42",
+                   adapter.token.access_token or "", adapter._basic):
         assert secret not in captured
 
 

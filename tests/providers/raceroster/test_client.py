@@ -71,8 +71,8 @@ def test_valid_credentials_get_a_token_and_can_read_events(rr: Rr) -> None:
     adapter = rr.adapter()
     check = adapter.check_credentials()
     assert check.ok, check.message
-    assert adapter.access_token in rr.sim.access_tokens
-    assert adapter.http.client.headers["Authorization"] == f"Bearer {adapter.access_token}"
+    assert adapter.token.access_token in rr.sim.access_tokens
+    assert adapter.http.client.headers["Authorization"] == f"Bearer {adapter.token.access_token}"
 
 
 def test_a_wrong_password_is_refused_with_the_reason_and_never_echoed(rr: Rr) -> None:
@@ -103,10 +103,10 @@ def test_a_token_expiring_mid_paging_is_refreshed_once_and_paging_continues(rr: 
     adapter = rr.adapter(page_size=50)
     pages = adapter.list_participants(str(rr.event_id()))
     first = next(pages)
-    old_token = adapter.access_token
+    old_token = adapter.token.access_token
     rr.sim.faults.arm("expire_token", 1)
     rest = list(pages)
-    assert adapter.access_token != old_token and old_token not in rr.sim.access_tokens
+    assert adapter.token.access_token != old_token and old_token not in rr.sim.access_tokens
     assert rr.token_calls() == 2  # the password grant, then one refresh
     refs = [p.ref for page in [first, *rest] for p in page.items]
     assert len(refs) == len(set(refs)) == len(rr.active())
@@ -301,7 +301,7 @@ def test_no_secret_or_token_appears_in_logs(rr: Rr, caplog: pytest.LogCaptureFix
     rr.sim.faults.arm("http_500", 1)
     rr.sim.faults.arm("expire_token", 1)
     list(adapter.list_participants(str(rr.event_id())))
-    tokens = [adapter.access_token or "", adapter.refresh_token or ""]
+    tokens = [adapter.token.access_token or "", adapter.token.refresh_token or ""]
     with pytest.raises(AuthFailed) as info:
         next(rr.adapter(credentials={"password": "other-password-42"}).list_events())
     out, err = capsys.readouterr()

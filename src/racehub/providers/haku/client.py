@@ -34,10 +34,8 @@ from racehub.providers.base import (
 from racehub.providers.errors import AuthFailed, BadData, NotFound
 from racehub.providers.haku import mapping as m
 from racehub.providers.http import Redactor
+from racehub.providers.oauth import OAuthToken
 from racehub.providers.ratelimit import RateLimit
-
-# Fetch a new token this long before the stated expiry, so a call never races it.
-EXPIRY_MARGIN = 60.0
 
 
 class HakuAdapter(ProviderAdapter):
@@ -55,18 +53,17 @@ class HakuAdapter(ProviderAdapter):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if self.settings.get("token_url"):
-            self.token_url = str(self.settings["token_url"])
+            token_url = str(self.settings["token_url"])
         elif self.base_url == m.PRODUCTION_BASE_URL:
-            self.token_url = m.PRODUCTION_TOKEN_URL
+            token_url = m.PRODUCTION_TOKEN_URL
         else:
-            self.token_url = f"{self.base_url}/{m.ASSUMED['token_path']}"
+            token_url = f"{self.base_url}/{m.ASSUMED['token_path']}"
         pair = f"{self.credentials['client_id']}:{self.credentials['client_secret']}"
         self._basic = base64.b64encode(pair.encode()).decode()
         self.http.redact = Redactor([*self.credentials.values(), self._basic])
-        self.access_token: str | None = None
-        self.token_expires_at = 0.0  # self.clock() time
-        self._in_token_call = False
-        self._token_error: str | None = None
+        # Sent raw: Haku wants no "Bearer".
+        self.token = OAuthToken(self, url=token_url, endpoint="POST oauth2/token",
+                                default_lifetime=3600.0, header=str, secrets=[self._basic])
         # Never above the assumed cap: a server that quietly sends fewer rows than asked
         # would look like a last page.
         cap = int(m.ASSUMED["per_page"])
@@ -77,39 +74,19 @@ class HakuAdapter(ProviderAdapter):
     # -- tokens ---------------------------------------------------------------------------
     def refresh_auth(self) -> None:
         """A new client-credentials token. Called by the HTTP layer on a 401."""
-        if self._in_token_call:
-            raise AuthFailed(self._token_error or "the token endpoint refused the credentials",
-                             provider=self.provider, status=401)
-        self._in_token_call = True
-        self._token_error = None
-        try:
-            body = self.http.request_json(
-                "POST", "", url=self.token_url, data={"grant_type": m.GRANT},
-                headers={"Authorization": f"Basic {self._basic}"})
-        finally:
-            self._in_token_call = False
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise BadData("POST oauth2/token: no access_token in the reply",
-                          provider=self.provider)
-        try:
-            lifetime = float(body.get("expires_in") or 3600)
-        except (TypeError, ValueError):
-            lifetime = 3600.0
-        self.access_token = token
-        self.token_expires_at = self.clock() + lifetime - min(EXPIRY_MARGIN, lifetime / 2)
-        self.http.client.headers["Authorization"] = token  # raw: Haku wants no "Bearer"
-        self.http.redact = Redactor([*self.credentials.values(), self._basic, token])
+        self.token.refuse_if_fetching()
+        self.token.fetch({"grant_type": m.GRANT},
+                         headers={"Authorization": f"Basic {self._basic}"})
 
     def inspect_response(self, status: int, body: Any) -> None:
         """The token endpoint's ``{"error": "invalid_client"}`` names what was refused."""
         if status in (400, 401) and isinstance(body, dict) and isinstance(body.get("error"), str):
             detail = body.get("error_description")
-            self._token_error = body["error"] + (f": {detail}" if detail else "")
-            raise AuthFailed(self._token_error)
+            self.token.error = body["error"] + (f": {detail}" if detail else "")
+            raise AuthFailed(self.token.error)
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        if self.access_token is None or self.clock() >= self.token_expires_at:
+        if self.token.due:
             self.refresh_auth()
         return self.http.request_json("GET", path, params=params)
 

@@ -29,7 +29,7 @@ from racehub.providers.base import (
     RowProblem,
 )
 from racehub.providers.errors import AuthFailed, BadData, NotFound
-from racehub.providers.http import Redactor
+from racehub.providers.oauth import OAuthToken
 from racehub.providers.raceroster import mapping as m
 from racehub.providers.ratelimit import RateLimit
 
@@ -38,8 +38,6 @@ T = TypeVar("T")
 # OAuth error codes that mean "these credentials/tokens are not good" (RFC 6749 5.2, 6750).
 AUTH_ERROR_CODES = frozenset({"invalid_client", "invalid_grant", "unauthorized_client",
                               "invalid_token", "access_denied", "invalid_request"})
-# Refresh this long before the token's stated expiry, so a call never races it.
-EXPIRY_MARGIN = 60.0
 
 
 class RaceRosterAdapter(ProviderAdapter):
@@ -56,13 +54,11 @@ class RaceRosterAdapter(ProviderAdapter):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.token_url = str(self.settings.get("token_url")
-                             or urljoin(self.base_url + "/", m.TOKEN_PATH))
-        self.access_token: str | None = None
-        self.refresh_token: str | None = None
-        self.token_expires_at = 0.0  # self.clock() time
-        self._in_token_call = False
-        self._token_error: str | None = None
+        self.token = OAuthToken(
+            self, url=str(self.settings.get("token_url")
+                          or urljoin(self.base_url + "/", m.TOKEN_PATH)),
+            endpoint="POST oauth/authorize",
+            default_lifetime=float(m.ASSUMED["default_token_lifetime"]))
         cap = int(m.ASSUMED["registrations_limit"])
         # At least 2: each page re-reads the previous page's last row (see _registrations).
         self.page_size = max(2, min(int(self.settings.get("page_size", cap)), cap))
@@ -70,29 +66,7 @@ class RaceRosterAdapter(ProviderAdapter):
 
     # -- tokens ---------------------------------------------------------------------------
     def _token_call(self, form: dict[str, str]) -> None:
-        self._in_token_call = True
-        self._token_error = None
-        try:
-            body = self.http.request_json("POST", "", url=self.token_url, data=form)
-        finally:
-            self._in_token_call = False
-        reply = m.unwrap(body)
-        token = reply.get("access_token") if isinstance(reply, dict) else None
-        if not isinstance(token, str) or not token:
-            raise BadData("POST oauth/authorize: no access_token in the reply",
-                          provider=self.provider)
-        refresh = reply.get("refresh_token")
-        self.access_token = token
-        self.refresh_token = refresh if isinstance(refresh, str) and refresh else None
-        try:
-            lifetime = float(reply.get("expires_in") or m.ASSUMED["default_token_lifetime"])
-        except (TypeError, ValueError):
-            lifetime = float(m.ASSUMED["default_token_lifetime"])
-        self.token_expires_at = self.clock() + lifetime - min(EXPIRY_MARGIN, lifetime / 2)
-        self.http.client.headers["Authorization"] = f"Bearer {token}"
-        # Tokens are secrets too: keep them out of every message from now on.
-        self.http.redact = Redactor([*self.credentials.values(), token,
-                                     self.refresh_token or ""])
+        self.token.fetch(form, unwrap=m.unwrap)
 
     def _password_grant(self) -> None:
         self._token_call({"grant_type": m.GRANT_PASSWORD,
@@ -104,23 +78,20 @@ class RaceRosterAdapter(ProviderAdapter):
     def refresh_auth(self) -> None:
         """A new token: by the refresh token when we have one, else (or if that is refused)
         by the password grant. Called by the HTTP layer on a 401."""
-        if self._in_token_call:
-            # The token endpoint itself said 401: nothing left to refresh with.
-            raise AuthFailed(self._token_error or "the token endpoint refused the credentials",
-                             provider=self.provider, status=401)
-        if self.refresh_token:
+        self.token.refuse_if_fetching()
+        if self.token.refresh_token:
             try:
                 self._token_call({"grant_type": m.GRANT_REFRESH,
-                                  "refresh_token": self.refresh_token,
+                                  "refresh_token": self.token.refresh_token,
                                   "client_id": self.credentials["client_id"],
                                   "client_secret": self.credentials["client_secret"]})
                 return
             except (AuthFailed, BadData):
-                self.refresh_token = None  # expired or revoked: log in again
+                self.token.refresh_token = None  # expired or revoked: log in again
         self._password_grant()
 
     def _get(self, path: str, params: dict[str, Any]) -> Any:
-        if self.access_token is None or self.clock() >= self.token_expires_at:
+        if self.token.due:
             self.refresh_auth()
         return self.http.request_json("GET", path, params=params)
 
@@ -134,7 +105,7 @@ class RaceRosterAdapter(ProviderAdapter):
         detail = "; ".join(str(body[k]) for k in ("error_description", "hint") if body.get(k))
         text = f"{error}" + (f": {detail}" if detail else "")
         if error in AUTH_ERROR_CODES or status in (401, 403):
-            self._token_error = text
+            self.token.error = text
             raise AuthFailed(text)
         raise BadData(text)
 
