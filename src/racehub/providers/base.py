@@ -145,6 +145,8 @@ class ProviderResult:
 
 T = TypeVar("T")
 
+DEFAULT_MAX_PAGES = 10_000
+
 
 @dataclass
 class Page(Generic[T]):
@@ -216,6 +218,8 @@ class ProviderAdapter:
         self.credentials = {k: str(v) for k, v in credentials.items() if v is not None}
         self.clock = clock
         self.sleep = sleep
+        # A bound on every paging loop, so a provider that never says "last page" ends.
+        self.max_pages = int(self.settings.get("max_pages", DEFAULT_MAX_PAGES))
         rate = self.settings.get("rate_per_second")
         burst = self.settings.get("rate_burst")
         self.rate_limit = RateLimit(
@@ -242,6 +246,14 @@ class ProviderAdapter:
                              else None),
             transport=transport,
         )
+
+    def page_size_setting(self, name: str, cap: int, *, default: int | None = None,
+                          minimum: int = 1) -> int:
+        """Setting ``name`` (rows per request), kept within ``minimum`` and the provider's
+        ``cap``: a server that quietly sends fewer rows than asked would look like a last
+        page."""
+        return max(minimum, min(int(self.settings.get(name, cap if default is None
+                                                      else default)), cap))
 
     # -- hooks -------------------------------------------------------------------------
     def inspect_response(self, status: int, body: Any) -> None:

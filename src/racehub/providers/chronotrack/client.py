@@ -72,9 +72,9 @@ class ChronoTrackAdapter(ProviderAdapter):
             "user_id": self.credentials["user_id"],
             "user_pass": hashed,
         })
-        size = int(self.settings.get("page_size", m.ASSUMED["default_page_size"]))
-        self.page_size = max(1, min(size, int(m.ASSUMED["max_page_size"])))
-        self.max_pages = int(self.settings.get("max_pages", 10_000))
+        self.page_size = self.page_size_setting(
+            "page_size", int(m.ASSUMED["max_page_size"]),
+            default=int(m.ASSUMED["default_page_size"]))
 
     # -- credentials ----------------------------------------------------------------------
     def check_credentials(self) -> CredentialCheck:

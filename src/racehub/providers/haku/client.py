@@ -64,11 +64,7 @@ class HakuAdapter(ProviderAdapter):
         # Sent raw: Haku wants no "Bearer".
         self.token = OAuthToken(self, url=token_url, endpoint="POST oauth2/token",
                                 default_lifetime=3600.0, header=str, secrets=[self._basic])
-        # Never above the assumed cap: a server that quietly sends fewer rows than asked
-        # would look like a last page.
-        cap = int(m.ASSUMED["per_page"])
-        self.per_page = max(1, min(int(self.settings.get("per_page", cap)), cap))
-        self.max_pages = int(self.settings.get("max_pages", 10_000))
+        self.per_page = self.page_size_setting("per_page", int(m.ASSUMED["per_page"]))
         self.detail_calls = 0  # registration detail requests made (sync statistics)
 
     # -- tokens ---------------------------------------------------------------------------

@@ -59,10 +59,9 @@ class RaceRosterAdapter(ProviderAdapter):
                           or urljoin(self.base_url + "/", m.TOKEN_PATH)),
             endpoint="POST oauth/authorize",
             default_lifetime=float(m.ASSUMED["default_token_lifetime"]))
-        cap = int(m.ASSUMED["registrations_limit"])
         # At least 2: each page re-reads the previous page's last row (see _registrations).
-        self.page_size = max(2, min(int(self.settings.get("page_size", cap)), cap))
-        self.max_pages = int(self.settings.get("max_pages", 10_000))
+        self.page_size = self.page_size_setting(
+            "page_size", int(m.ASSUMED["registrations_limit"]), minimum=2)
 
     # -- tokens ---------------------------------------------------------------------------
     def _token_call(self, form: dict[str, str]) -> None:

@@ -61,9 +61,7 @@ class RunSignUpAdapter(ProviderAdapter):
         super().__init__(**kwargs)
         self.http.default_params["format"] = "json"
         self._authenticate()
-        per_page = int(self.settings.get("results_per_page", m.MAX_PARTICIPANTS_PER_PAGE))
-        self.per_page = max(1, min(per_page, m.MAX_PARTICIPANTS_PER_PAGE))
-        self.max_pages = int(self.settings.get("max_pages", 10_000))
+        self.per_page = self.page_size_setting("results_per_page", m.MAX_PARTICIPANTS_PER_PAGE)
 
     def _authenticate(self) -> None:
         """An OAuth access token when the connection has one; else the API key and secret,
@@ -154,8 +152,7 @@ class RunSignUpAdapter(ProviderAdapter):
                 race = self._get_race(race_id)
                 yield self._events_page([race], since, number, number == len(race_ids), race)
             return
-        per_page = max(1, min(int(self.settings.get("races_per_page", m.MAX_RACES_PER_PAGE)),
-                              m.MAX_RACES_PER_PAGE))
+        per_page = self.page_size_setting("races_per_page", m.MAX_RACES_PER_PAGE)
         for number in range(1, self.max_pages + 1):
             body = self.http.request_json("GET", "races", params={
                 "events": "T", "page": number, "results_per_page": per_page})

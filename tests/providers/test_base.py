@@ -1,0 +1,45 @@
+"""What every adapter takes from ProviderAdapter: the page-size and paging-bound settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from racehub.providers.base import DEFAULT_MAX_PAGES
+from racehub.providers.haku import mapping as haku_mapping
+from racehub.providers.haku.client import HakuAdapter
+from racehub.providers.raceroster import mapping as rr_mapping
+from racehub.providers.raceroster.client import RaceRosterAdapter
+
+HAKU = {"client_id": "c", "client_secret": "s"}
+RACE_ROSTER = {"client_id": "c", "client_secret": "s", "username": "u", "password": "p"}
+
+
+def haku(**settings: Any) -> HakuAdapter:
+    return HakuAdapter(base_url="http://haku.test", credentials=HAKU, settings=settings)
+
+
+@pytest.mark.parametrize(("asked", "used"), [
+    (None, int(haku_mapping.ASSUMED["per_page"])),  # unset: the provider's maximum
+    (5, 5),
+    (10_000, int(haku_mapping.ASSUMED["per_page"])),  # never above it
+    (0, 1),
+    (-3, 1),
+])
+def test_a_page_size_is_kept_within_the_providers_limits(asked: int | None, used: int) -> None:
+    assert haku(**({} if asked is None else {"per_page": asked})).per_page == used
+
+
+def test_a_page_size_keeps_the_adapters_own_minimum() -> None:
+    # Race Roster re-reads each page's last row, so a page holds at least two.
+    adapter = RaceRosterAdapter(base_url="http://rr.test", credentials=RACE_ROSTER,
+                                settings={"page_size": 1})
+    assert adapter.page_size == 2
+    assert RaceRosterAdapter(base_url="http://rr.test", credentials=RACE_ROSTER).page_size == (
+        int(rr_mapping.ASSUMED["registrations_limit"]))
+
+
+def test_every_paging_loop_has_a_bound() -> None:
+    assert haku().max_pages == DEFAULT_MAX_PAGES
+    assert haku(max_pages=3).max_pages == 3
