@@ -149,7 +149,7 @@ def seed_demo_connections(db: Session, keyring: Keyring,
         connection = existing.get(name)
         if connection is None:
             sync_service.create_connection(db, ctx, keyring=keyring, data=ConnectionCreate(
-                provider=sim.provider.value, name=name, base_url=sim.base_url,
+                provider=sim.provider, name=name, base_url=sim.base_url,
                 credentials=credentials, event_ids=event_ids, settings=settings))
         elif (connection.base_url != sim.base_url
               or sync_service.provider_settings(connection) != settings):

@@ -8,25 +8,10 @@ import pytest
 from racehub.providers.base import Capability, ProviderAdapter
 from racehub.providers.errors import AuthFailed, NotSupported
 from racehub.providers.ratelimit import InMemoryRateLimiter
-from racehub.providers.registry import (
-    PROVIDERS,
-    ProviderKey,
-    ProviderKind,
-    ProviderSpec,
-    build_adapter,
-    get_spec,
-)
+from racehub.providers.registry import build_adapter
 from racehub.providers.runsignup import RunSignUpAdapter
 
 RSU_CREDENTIALS = {"api_key": "key-1234", "api_secret": "secret-5678"}
-
-
-def test_every_provider_key_has_a_spec_with_credential_fields_and_a_url() -> None:
-    assert set(PROVIDERS) == set(ProviderKey)
-    for spec in PROVIDERS.values():
-        assert spec.default_base_url.startswith("https://")
-        assert spec.credential_fields
-        assert spec.kind in ProviderKind
 
 
 def test_build_adapter_uses_the_default_base_url_and_the_given_limiter() -> None:
@@ -42,7 +27,7 @@ def test_build_adapter_uses_the_default_base_url_and_the_given_limiter() -> None
 
 
 def test_settings_override_the_rate_limit() -> None:
-    adapter = build_adapter(ProviderKey.RUNSIGNUP, base_url="http://127.0.0.1:1/Rest",
+    adapter = build_adapter("RUNSIGNUP", base_url="http://127.0.0.1:1/Rest",
                             credentials=RSU_CREDENTIALS,
                             settings={"rate_per_second": 0.5, "rate_burst": 2})
     assert (adapter.rate_limit.per_second, adapter.rate_limit.burst) == (0.5, 2)
@@ -58,16 +43,8 @@ def test_a_missing_credential_is_named_without_showing_the_others() -> None:
 
 
 def test_unknown_provider_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(NotSupported, match="RUNSIGNUP"):
-        get_spec("strava")
-
-
-def test_a_provider_whose_adapter_is_not_written_yet_is_reported_not_available() -> None:
-    spec = ProviderSpec(ProviderKey.HAKU, "Nowhere", ProviderKind.REGISTRATION,
-                        "racehub.providers.does_not_exist:Adapter", "https://example.test", ())
-    assert spec.available is False
-    with pytest.raises(NotSupported, match="not available yet"):
-        spec.adapter_class()
+    with pytest.raises(NotSupported, match="'strava'; known: RUNSIGNUP, RACE_ROSTER"):
+        build_adapter("strava", credentials={})
 
 
 def test_operations_an_adapter_does_not_offer_raise_not_supported() -> None:

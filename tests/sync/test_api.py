@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from racehub.core.models import Role, Tenant
+from racehub.providers.catalog import PROVIDERS
 from racehub.providers.runsignup.simulator import make_app
 from racehub.providers.simulator import serve_in_thread
-from racehub.sync.catalog import PROVIDERS
 from tests.core.conftest import start_browser_session
 from tests.factories import auth, make_tenant, make_user
 from tests.sync.conftest import RSU_KEY, RSU_SECRET, audit_entries

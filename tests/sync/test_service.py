@@ -17,8 +17,8 @@ from racehub.core.context import TenantContext
 from racehub.core.crypto import DecryptError, Keyring
 from racehub.core.exceptions import Forbidden, Invalid
 from racehub.core.models import Tenant
+from racehub.providers.catalog import PROVIDERS, Direction
 from racehub.sync import service
-from racehub.sync.catalog import PROVIDERS, Direction
 from racehub.sync.exceptions import (
     BaseUrlForbidden,
     ConnectionNameTaken,

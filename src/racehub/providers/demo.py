@@ -13,21 +13,13 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from racehub.providers.registry import PROVIDERS, ProviderKey
+from racehub.providers.catalog import PROVIDERS
 from racehub.providers.simulator import serve_in_thread
-
-SIMULATOR_MODULES: dict[ProviderKey, str] = {
-    ProviderKey.RUNSIGNUP: "racehub.providers.runsignup.simulator",
-    ProviderKey.RACE_ROSTER: "racehub.providers.raceroster.simulator",
-    ProviderKey.HAKU: "racehub.providers.haku.simulator",
-    ProviderKey.CHRONOTRACK: "racehub.providers.chronotrack.simulator",
-    ProviderKey.COPERNICO: "racehub.providers.copernico.simulator",
-}
 
 
 @dataclass(frozen=True)
 class RunningSimulator:
-    provider: ProviderKey
+    provider: str  # a providers.catalog key
     label: str
     base_url: str  # what the connection's adapter is pointed at
     credentials: dict[str, str]
@@ -36,17 +28,12 @@ class RunningSimulator:
 
 def serve_simulators(stack: ExitStack, *, first_port: int | None = None
                      ) -> list[RunningSimulator]:
-    """Start every simulator that exists (provider order, ports ``first_port`` onwards,
-    a free port when one is taken or ``first_port`` is None); they stop when ``stack``
+    """Start every provider's simulator (catalog order, ports ``first_port`` onwards, a
+    free port when one is taken or ``first_port`` is None); they stop when ``stack``
     closes."""
     running = []
-    for offset, (provider, module_name) in enumerate(SIMULATOR_MODULES.items()):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # this provider has no simulator (yet): its connection is not seeded
-            raise
+    for offset, spec in enumerate(PROVIDERS.values()):
+        module = importlib.import_module(spec.simulator)
         app = module.make_app()
         server = None
         if first_port is not None:
@@ -57,7 +44,7 @@ def serve_simulators(stack: ExitStack, *, first_port: int | None = None
         base_url = server + module.BASE_PATH
         settings_for = getattr(module, "demo_settings", None)
         running.append(RunningSimulator(
-            provider=provider, label=PROVIDERS[provider].label, base_url=base_url,
+            provider=spec.key, label=spec.label, base_url=base_url,
             credentials=dict(module.DEMO_CREDENTIALS),
             settings=settings_for(server) if settings_for else {}))
     return running

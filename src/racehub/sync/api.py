@@ -16,8 +16,8 @@ from racehub.core.csrf import csrf_exempt
 from racehub.core.deps import DB, require
 from racehub.core.rbac import Perm
 from racehub.core.schemas import APIModel
+from racehub.providers.catalog import PROVIDERS, Direction, SettingKind
 from racehub.sync import service, webhooks
-from racehub.sync.catalog import PROVIDERS, Direction, SettingKind
 from racehub.sync.schemas import (
     CheckRead,
     ConnectionCreate,

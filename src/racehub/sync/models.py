@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from racehub.db.base import Base, TenantMixin, TimestampMixin, UUIDPrimaryKey, pg_enum
-from racehub.sync.catalog import PROVIDERS, Direction
+from racehub.providers.catalog import PROVIDERS, Direction
 
 
 class ConnectionStatus(enum.StrEnum):

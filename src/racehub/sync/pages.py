@@ -16,9 +16,9 @@ from racehub.core.crypto import Keyring
 from racehub.core.deps import DB, require
 from racehub.core.exceptions import DomainError, Invalid
 from racehub.core.rbac import Perm
+from racehub.providers.catalog import PROVIDERS, Direction
 from racehub.sync import service, webhooks
 from racehub.sync.api import AppKeyring
-from racehub.sync.catalog import PROVIDERS, Direction
 from racehub.sync.exceptions import ConnectionNotFound, SampleUnavailable
 from racehub.sync.models import ProviderConnection
 from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 
 from racehub.core.schemas import APIModel
-from racehub.sync.catalog import PROVIDERS, Direction
+from racehub.providers.catalog import PROVIDERS, Direction
 from racehub.sync.models import ConnectionStatus
 from racehub.sync.transforms import MappingRule, check_unique_targets
 

@@ -28,7 +28,7 @@ from racehub.core.context import TenantContext
 from racehub.core.crypto import DecryptError, Keyring
 from racehub.core.exceptions import Forbidden, Invalid
 from racehub.core.query import scoped
-from racehub.sync.catalog import PROVIDERS, ProviderSpec, SettingKind, with_article
+from racehub.providers.catalog import PROVIDERS, ProviderSpec, SettingKind, with_article
 from racehub.sync.exceptions import (
     BaseUrlForbidden,
     ConnectionNameTaken,

@@ -1,17 +1,22 @@
-"""What each provider needs from a connection: credential fields, default base URL, role.
+"""The providers racehub speaks to: for each, what a connection needs (credential fields,
+settings, default base URL, role) and where its adapter and simulator live.
 
-The ONE place that lists them (forms, validation, the API and the README read it). The
-adapter registry in ``racehub.providers`` maps the same keys to adapters; the two are
-checked against each other in tests/sync/test_catalog.py once the registry exists.
+The ONE list of them: connection forms, validation, the API, the README, the adapter
+registry (``registry.build_adapter``) and the demo's simulators all read it;
+tests/providers/test_catalog.py checks it against the adapter classes themselves.
 Facts from /work/shared/PROVIDERS.md.
 """
 
 from __future__ import annotations
 
 import enum
+import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from racehub.providers.base import ProviderAdapter
 
 
 class Direction(enum.StrEnum):
@@ -144,11 +149,18 @@ class ProviderSpec:
     direction: Direction
     base_url: str
     credentials: tuple[CredentialField, ...]
+    adapter: str  # "package.module:ClassName", imported when a connection needs it
+    simulator: str  # the module serving a stand-in of the provider's API (tests, demo)
     docs: str = ""
     # Where a provider takes one of several credential sets (each complete by itself):
     # their fields are not required one by one, but one set must be whole.
     credential_sets: tuple[tuple[str, ...], ...] = ()
     settings: tuple[SettingField, ...] = ()
+
+    def adapter_class(self) -> type[ProviderAdapter]:
+        module_name, _, class_name = self.adapter.partition(":")
+        cls: type[ProviderAdapter] = getattr(importlib.import_module(module_name), class_name)
+        return cls
 
     def setting(self, key: str) -> SettingField | None:
         return next((f for f in self.all_settings if f.key == key), None)
@@ -193,6 +205,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
              CredentialField("api_secret", "API secret", required=False),
              CredentialField("access_token", "OAuth access token", required=False,
                              help="Tokens last about a month")),
+            adapter="racehub.providers.runsignup:RunSignUpAdapter",
+            simulator="racehub.providers.runsignup.simulator",
             docs="https://runsignup.com/API",
             credential_sets=(("api_key", "api_secret"), ("access_token",)),
             settings=(
@@ -211,12 +225,16 @@ PROVIDERS: dict[str, ProviderSpec] = {
              CredentialField("client_secret", "Client secret"),
              CredentialField("username", "Username"),
              CredentialField("password", "Password", password=True)),
+            adapter="racehub.providers.raceroster:RaceRosterAdapter",
+            simulator="racehub.providers.raceroster.simulator",
             docs="https://developers.raceroster.com",
             settings=(TOKEN_URL,)),
         ProviderSpec(
             "HAKU", "Haku", Direction.REGISTRATION, "https://api.hakuapp.com",
             (CredentialField("client_id", "Client id"),
              CredentialField("client_secret", "Client secret")),
+            adapter="racehub.providers.haku:HakuAdapter",
+            simulator="racehub.providers.haku.simulator",
             settings=(TOKEN_URL,)),
         ProviderSpec(
             "CHRONOTRACK", "ChronoTrack Live", Direction.SCORING,
@@ -225,12 +243,16 @@ PROVIDERS: dict[str, ProviderSpec] = {
              CredentialField("user_id", "User id", help="The ChronoTrack login (e-mail)"),
              # The wire name: the adapter sends its SHA-1 as ``user_pass``.
              CredentialField("user_pass", "Password", password=True)),
+            adapter="racehub.providers.chronotrack:ChronoTrackAdapter",
+            simulator="racehub.providers.chronotrack.simulator",
             docs="https://api.chronotrack.com/dev/docs"),
         ProviderSpec(
             "COPERNICO", "Copernico (Timingsense)", Direction.SCORING,
             "https://api.copernico.cloud",
             (CredentialField("api_key", "API key", required=False,
                              help="Optional: the registrations push is documented without one"),),
+            adapter="racehub.providers.copernico:CopernicoAdapter",
+            simulator="racehub.providers.copernico.simulator",
             settings=(
                 SettingField("results_base_url", "Results API", SettingKind.URL,
                              help="Default https://public-api.copernico.cloud/api; the key "
