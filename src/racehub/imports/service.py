@@ -29,7 +29,6 @@ from itertools import islice
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, joinedload
 
 from racehub.core import audit
@@ -37,6 +36,7 @@ from racehub.core.context import TenantContext
 from racehub.core.exceptions import Conflict, DomainError, Forbidden, Invalid
 from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
 from racehub.core.query import scoped
+from racehub.db.bulk import copy_rows
 from racehub.imports.exceptions import ImportNotFound, RejectedUpload
 
 __all__ = ["ImportNotFound"]  # raised by pages of the domains whose imports they show
@@ -577,15 +577,11 @@ def run_import(
 
 def _store_outcomes(db: Session, ctx: TenantContext, imp: Import,
                     outcomes: list[RowOutcome]) -> None:
-    if not outcomes:
-        return
-    # A parameter list runs one cached statement (a pipelined executemany); .values([...])
-    # compiled a new one with thousands of binds for every batch. None is sent as NULL.
-    db.execute(insert(ImportRowResult), [{
+    copy_rows(db, ImportRowResult.__table__, [{
         "tenant_id": ctx.tenant_id, "import_id": imp.id, "row_number": o.row_number,
         "bucket": o.bucket, "values": o.values, "reason": o.reason,
         "target_id": o.target_id,
-    } for o in outcomes], execution_options={"render_nulls": True})
+    } for o in outcomes])
 
 
 def _summary_line(import_type: ImportType, counts: dict[str, int]) -> str:

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import or_
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, joinedload
 
 from racehub.core import audit
 from racehub.core.context import TenantContext
 from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
 from racehub.core.query import prefix_pattern, scoped
+from racehub.db.bulk import copy_rows
 from racehub.inventory.exceptions import (
     NumberTypeNameTaken,
     NumberTypeNotFound,
@@ -134,11 +134,6 @@ def _log_entry(
 # --- onboarding manufactured numbers (T06) -----------------------------------------------------
 
 MAX_SEQUENCE = 2**63 - 1
-# Batches are inserted as parameter lists, not .values([...]), which compiled a new statement
-# with thousands of binds for every batch (most of an import's time). A list runs one cached
-# statement: multi-row VALUES when it has RETURNING, else a pipelined executemany. None is
-# sent as NULL, as .values() did, so all rows share that one statement.
-_BULK = {"render_nulls": True}
 _SEQUENCE = re.compile(r"[0-9]+")
 
 
@@ -283,39 +278,27 @@ def onboard_manufactured_numbers(
             result.outcome = Outcome.IMPORTED_WITHOUT_TAG
         to_create.append((row, seq))
 
-    new_codes = sorted({row.barcode for row, _ in to_create if row.barcode} - set(tags))
-    if new_codes:
-        created_tags = db.execute(
-            insert(Tag).returning(Tag.id, Tag.code),
-            [{"id": uuid.uuid4(), "tenant_id": ctx.tenant_id, "code": code}
-             for code in new_codes],
-            execution_options=_BULK,
-        ).all()
-        tag_ids = {code: tag_id for tag_id, code in created_tags}
-    else:
-        tag_ids = {}
-    tag_ids.update({code: tag.id for code, tag in tags.items()})
+    # The ids are made here: COPY has no RETURNING.
+    tag_ids = {code: tag.id for code, tag in tags.items()}
+    new_tags = [{"id": uuid.uuid4(), "tenant_id": ctx.tenant_id, "code": code}
+                for code in sorted({row.barcode for row, _ in to_create if row.barcode}
+                                   - set(tags))]
+    copy_rows(db, Tag.__table__, new_tags)
+    tag_ids.update({t["code"]: t["id"] for t in new_tags})
 
-    if to_create:
-        ids = db.execute(
-            insert(RaceNumber).returning(RaceNumber.id, RaceNumber.sequence),
-            [{
-                "id": uuid.uuid4(), "tenant_id": ctx.tenant_id,
-                "number_type_id": number_type.id, "sequence": seq, "number": row.number,
-                "state": RaceNumberState.MANUFACTURED,
-                "tag_id": tag_ids.get(row.barcode) if row.barcode else None,
-            } for row, seq in to_create],
-            execution_options=_BULK,
-        ).all()
-        id_of = {seq: rn_id for rn_id, seq in ids}
-        for row, seq in to_create:
-            results[row.row_number].race_number_id = id_of[seq]
-            log.append(_log_entry(ctx, id_of[seq], "manufactured", job_run_id=job_run_id,
-                                  to_state=RaceNumberState.MANUFACTURED,
-                                  detail={"row": row.row_number, "number": row.number,
-                                          "barcode": row.barcode or None}))
-    if log:
-        db.execute(insert(RaceNumberLogEntry), log, execution_options=_BULK)
+    new_numbers = []
+    for row, seq in to_create:
+        race_number_id = results[row.row_number].race_number_id = uuid.uuid4()
+        new_numbers.append({
+            "id": race_number_id, "tenant_id": ctx.tenant_id, "number_type_id": number_type.id,
+            "sequence": seq, "number": row.number, "state": RaceNumberState.MANUFACTURED,
+            "tag_id": tag_ids.get(row.barcode) if row.barcode else None})
+        log.append(_log_entry(ctx, race_number_id, "manufactured", job_run_id=job_run_id,
+                              to_state=RaceNumberState.MANUFACTURED,
+                              detail={"row": row.row_number, "number": row.number,
+                                      "barcode": row.barcode or None}))
+    copy_rows(db, RaceNumber.__table__, new_numbers)
+    copy_rows(db, RaceNumberLogEntry.__table__, log)
     return [results[row.row_number] for row in rows]
 
 
