@@ -4,10 +4,12 @@ problem, and the state log written for every row that touched a race number."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from racehub.core.context import TenantContext
 from racehub.core.models import AuditEntry, Tenant
@@ -215,6 +217,42 @@ def test_the_state_log_is_append_only(db: Session, number_type: NumberType) -> N
     with pytest.raises(DBAPIError, match="race_number_log is append-only"), db.begin_nested():
         db.execute(text("DELETE FROM race_number_log"))
 
+
+
+def test_two_imports_at_once_take_turns_instead_of_colliding(
+        committed_db: sessionmaker[Session]) -> None:
+    """The second import's batch waits for the first to commit, then finds its rows on
+    file, where both would otherwise insert the same sequence and one would fail."""
+    with committed_db() as db:
+        number_type = make_number_type(db, make_tenant(db))
+        db.commit()
+    rows = [("1", "0001", "E-1"), ("2", "0002", "")]
+    first, second = committed_db(), committed_db()
+    outcome: dict[str, object] = {}
+
+    def import_again() -> None:
+        try:
+            outcome["second"] = outcomes(onboard(second, second.merge(number_type), *rows))
+            second.commit()
+        except Exception as exc:  # noqa: BLE001 - reported to the assertion below
+            outcome["error"] = exc
+
+    try:
+        assert outcomes(onboard(first, first.merge(number_type), *rows)) == [
+            "imported", "imported_without_tag"]
+        racer = threading.Thread(target=import_again)
+        racer.start()
+        racer.join(timeout=1.0)
+        assert racer.is_alive(), "the second import must wait for the first one's commit"
+        first.commit()
+        racer.join(timeout=10)
+        assert not racer.is_alive()
+    finally:
+        first.close()
+        second.close()
+    assert outcome == {"second": ["already_on_file", "already_on_file"]}
+    with committed_db() as db:
+        assert count(db, RaceNumber, number_type_id=number_type.id) == 2
 
 # --- lists -----------------------------------------------------------------------------------
 

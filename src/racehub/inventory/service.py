@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from racehub.core import audit
@@ -134,6 +134,7 @@ def _log_entry(
 # --- onboarding manufactured numbers (T06) -----------------------------------------------------
 
 MAX_SEQUENCE = 2**63 - 1
+ONBOARDING_LOCK = 60_601  # the advisory lock class of number onboarding (T06), per tenant
 _SEQUENCE = re.compile(r"[0-9]+")
 
 
@@ -227,6 +228,12 @@ def onboard_manufactured_numbers(
             results[row.row_number] = RowResult(row.row_number, Outcome.IMPORTED, values=values)
             candidates.append((row, int(row.sequence)))
 
+    # Two imports into one tenant at once (a double-clicked upload, two operators) would
+    # each find a sequence or a barcode missing and both insert it, and one would fail on
+    # the unique index: batches of one tenant take turns, each holding the lock until it
+    # commits, so the second one finds the first one's rows already on file.
+    db.execute(select(func.pg_advisory_xact_lock(ONBOARDING_LOCK,
+                                                 func.hashtext(str(ctx.tenant_id)))))
     existing = {
         r.sequence: r for r in db.scalars(
             scoped(ctx, RaceNumber).options(joinedload(RaceNumber.tag)).where(
