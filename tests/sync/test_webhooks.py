@@ -174,6 +174,22 @@ def test_the_connection_page_lists_the_last_twenty_deliveries(
     assert HOOK_KEY not in fragment.text
 
 
+
+def test_who_may_only_read_connections_reaches_the_deliveries_from_the_list(
+        client: TestClient, db: Session, tenant: Tenant, copernico: ProviderConnection) -> None:
+    assert post(client, copernico.id, delivery(participantId="ep-777")).status_code == 200
+    start_browser_session(db, client, make_user(db, tenant, Role.EVENT_MANAGER))
+    listing = client.get("/connections")
+    assert f'href="/connections/{copernico.id}"' not in listing.text  # the edit page: admins
+    assert f'href="/connections/{copernico.id}/webhook-deliveries"' in listing.text
+    page = client.get(f"/connections/{copernico.id}/webhook-deliveries")
+    assert page.status_code == 200
+    assert f"<title>Webhook deliveries — {copernico.name}" in page.text  # a whole page
+    assert "ep-777" in page.text and "/exports/new?view=webhook_deliveries" in page.text
+    fragment = client.get(f"/connections/{copernico.id}/webhook-deliveries",
+                          headers={"HX-Request": "true"})
+    assert "ep-777" in fragment.text and "<title>" not in fragment.text
+
 def test_another_tenant_cannot_read_the_deliveries(
         client: TestClient, db: Session, copernico: ProviderConnection) -> None:
     assert post(client, copernico.id, delivery()).status_code == 200

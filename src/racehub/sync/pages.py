@@ -53,7 +53,8 @@ def connections_page(request: Request, db: DB, ctx: ReadConnections, keyring: Ap
     rows = [service.to_read(keyring, c) for c in service.list_connections(db, ctx)]
     return render(request, db, ctx, "sync/list.html", connections=rows,
                   providers=list(PROVIDERS.values()),
-                  can_manage=ctx.can(Perm.SYNC_CONNECTION_MANAGE))
+                  can_manage=ctx.can(Perm.SYNC_CONNECTION_MANAGE),
+                  webhook_providers=webhooks.WEBHOOK_PROVIDERS)
 
 
 # --- create ---------------------------------------------------------------------------------
@@ -135,7 +136,8 @@ def _edit(request: Request, db: DB, ctx: TenantContext, keyring: Keyring,
     return render(request, db, ctx, "sync/form.html", status_code=status_code,
                   spec=service.spec_of(connection), connection=service.to_read(keyring, connection),
                   providers=list(PROVIDERS.values()), directions=list(Direction),
-                  can_edit_base_url=ctx.is_platform_admin, **context)
+                  can_edit_base_url=ctx.is_platform_admin,
+                  webhook_providers=webhooks.WEBHOOK_PROVIDERS, **context)
 
 
 @router.get("/connections/{connection_id}")
@@ -323,9 +325,13 @@ def _parse_sample(text: str) -> list[dict[str, Any]]:
 @router.get("/connections/{connection_id}/webhook-deliveries")
 def webhook_deliveries(connection_id: uuid.UUID, request: Request, db: DB,
                        ctx: ReadConnections) -> Response:
-    """The connection page loads this fragment: the last deliveries, newest first."""
+    """The last deliveries, newest first: a fragment of the connection page (htmx), or a
+    page of its own for those who may read connections but not edit them."""
+    connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
     deliveries = webhooks.list_deliveries(db, ctx, connection_id=connection_id)
-    return render(request, db, ctx, "sync/_webhook_deliveries.html", deliveries=deliveries,
+    template = ("sync/_webhook_deliveries.html" if is_htmx(request)
+                else "sync/webhook_deliveries.html")
+    return render(request, db, ctx, template, deliveries=deliveries, connection=connection,
                   connection_id=connection_id, limit=webhooks.LIST_LIMIT)
 
 

@@ -53,7 +53,9 @@ def _describe(db: Session, ctx: TenantContext, flt: WebhookDeliveryExportFilters
 
 
 def _list_url(flt: WebhookDeliveryExportFilters, sort: str, descending: bool) -> str:
-    return f"/connections/{flt.connection_id}" if flt.connection_id else "/connections"
+    if flt.connection_id is None:
+        return "/connections"
+    return f"/connections/{flt.connection_id}/webhook-deliveries"
 
 
 VIEW = register(ExportView(
