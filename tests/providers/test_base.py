@@ -1,4 +1,5 @@
-"""What every adapter takes from ProviderAdapter: the page-size and paging-bound settings."""
+"""What every adapter takes from providers.base: the page-size and paging-bound settings,
+and row problems."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from typing import Any
 
 import pytest
 
-from racehub.providers.base import DEFAULT_MAX_PAGES
+from racehub.providers.base import DEFAULT_MAX_PAGES, RowProblem
 from racehub.providers.haku import mapping as haku_mapping
 from racehub.providers.haku.client import HakuAdapter
 from racehub.providers.raceroster import mapping as rr_mapping
 from racehub.providers.raceroster.client import RaceRosterAdapter
+from racehub.providers.values import MappingError
 
 HAKU = {"client_id": "c", "client_secret": "s"}
 RACE_ROSTER = {"client_id": "c", "client_secret": "s", "username": "u", "password": "p"}
@@ -43,3 +45,15 @@ def test_a_page_size_keeps_the_adapters_own_minimum() -> None:
 def test_every_paging_loop_has_a_bound() -> None:
     assert haku().max_pages == DEFAULT_MAX_PAGES
     assert haku(max_pages=3).max_pages == 3
+
+
+def test_a_row_that_fails_to_map_is_a_problem_naming_its_field_and_ref() -> None:
+    problem = RowProblem.of(4, MappingError("birth_date", "not a date"),
+                            {"id": 77, "birth_date": "soon"}, "id")
+    assert (problem.row, problem.ref, problem.field, problem.message) == (
+        4, "77", "birth_date", "not a date")
+    assert str(problem) == "row 5 (77): birth_date: not a date"
+    odd = RowProblem.of(0, KeyError("name"), {"id": ""}, "id")
+    assert odd.ref is None and odd.field is None
+    assert odd.message == "unexpected row shape (KeyError: 'name')"
+    assert RowProblem.of(1, TypeError("x"), ["not", "an", "object"], "id").ref is None

@@ -28,6 +28,7 @@ from racehub.providers.errors import (
 )
 from racehub.providers.http import ProviderHttp
 from racehub.providers.ratelimit import InMemoryRateLimiter, RateLimit, RateLimiter
+from racehub.providers.values import MappingError
 
 __all__ = [
     "AuthFailed", "BadData", "Capability", "CredentialCheck", "NotFound", "NotSupported",
@@ -60,6 +61,18 @@ class RowProblem:
     def __str__(self) -> str:
         where = f"row {self.row + 1}" + (f" ({self.ref})" if self.ref else "")
         return f"{where}: {self.field + ': ' if self.field else ''}{self.message}"
+
+    @classmethod
+    def of(cls, index: int, exc: Exception, row: Any, ref_key: str) -> RowProblem:
+        """The problem of row ``index`` that failed to map with ``exc``, named by the
+        row's ``ref_key`` value when it has one: a MappingError names its field; anything
+        else means the row is not the shape the provider documents."""
+        ref = row.get(ref_key) if isinstance(row, dict) else None
+        ref_text = None if ref in (None, "") else str(ref)
+        if isinstance(exc, MappingError):
+            return cls(index, exc.message, ref=ref_text, field=exc.field, raw=row)
+        return cls(index, f"unexpected row shape ({type(exc).__name__}: {exc})", ref=ref_text,
+                   raw=row)
 
 
 @dataclass

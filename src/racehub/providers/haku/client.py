@@ -112,7 +112,7 @@ class HakuAdapter(ProviderAdapter):
                 try:
                     event = m.map_event(row)
                 except m.MappingError as exc:
-                    problems.append(self._problem(i, exc, row, "id"))
+                    problems.append(RowProblem.of(i, exc, row, "id"))
                     continue
                 if since is None or event.modified_at is None or event.modified_at >= since:
                     items.append(event)
@@ -198,7 +198,7 @@ class HakuAdapter(ProviderAdapter):
                                               if isinstance(row, dict) else None,
                                               "registration_number")
                 except m.MappingError as exc:
-                    problems.append(self._problem(i, exc, row, "registration_number"))
+                    problems.append(RowProblem.of(i, exc, row, "registration_number"))
                     continue
                 try:
                     detail = self._detail(event_id, registration)
@@ -210,7 +210,7 @@ class HakuAdapter(ProviderAdapter):
                 try:
                     items.append(m.map_participant(row, detail, event_id))
                 except (m.MappingError, TypeError, ValueError, AttributeError) as exc:
-                    problems.append(self._problem(i, exc, row, "registration_number"))
+                    problems.append(RowProblem.of(i, exc, row, "registration_number"))
             yield Page(items, problems, number=number, is_last=is_last, raw=raw)
 
     def _detail(self, event_id: str, registration: str) -> Any:
@@ -230,17 +230,8 @@ class HakuAdapter(ProviderAdapter):
                 try:
                     items.append(m.map_withdrawal(row, event_id))
                 except m.MappingError as exc:
-                    problems.append(self._problem(i, exc, row, "registration_number"))
+                    problems.append(RowProblem.of(i, exc, row, "registration_number"))
             yield Page(items, problems, number=number, is_last=is_last, raw=raw)
-
-    @staticmethod
-    def _problem(i: int, exc: Exception, row: Any, ref_key: str) -> RowProblem:
-        ref = row.get(ref_key) if isinstance(row, dict) else None
-        if isinstance(exc, m.MappingError):
-            return RowProblem(i, exc.message, ref=None if ref in (None, "") else str(ref),
-                              field=exc.field, raw=row)
-        return RowProblem(i, f"unexpected row shape ({type(exc).__name__}: {exc})",
-                          ref=None if ref in (None, "") else str(ref), raw=row)
 
 
 __all__ = ["HakuAdapter"]

@@ -131,7 +131,7 @@ class RaceRosterAdapter(ProviderAdapter):
                 try:
                     events = m.map_event(row)
                 except m.MappingError as exc:
-                    problems.append(self._problem(i, exc, row, "eventId"))
+                    problems.append(RowProblem.of(i, exc, row, "eventId"))
                     continue
                 items += [e for e in events
                           if since is None or e.modified_at is None or e.modified_at >= since]
@@ -248,14 +248,6 @@ class RaceRosterAdapter(ProviderAdapter):
             raise BadData(f"{where}: expected {{\"data\": [...]}}", provider=self.provider)
         return rows
 
-    @staticmethod
-    def _problem(i: int, exc: Exception, row: Any, ref_key: str) -> RowProblem:
-        ref = row.get(ref_key) if isinstance(row, dict) else None
-        if isinstance(exc, m.MappingError):
-            return RowProblem(i, exc.message, ref=None if ref is None else str(ref),
-                              field=exc.field, raw=row)
-        return RowProblem(i, f"unexpected row shape ({type(exc).__name__}: {exc})",
-                          ref=None if ref is None else str(ref), raw=row)
 
     def _map_rows(self, rows: list[Any], mapper: Callable[[Any], T], number: int,
                   is_last: bool, raw: Any, *, ref_key: str = "registrationId", first: int = 0,
@@ -271,7 +263,7 @@ class RaceRosterAdapter(ProviderAdapter):
                 items.append(mapper(row))
             except (m.MappingError, TypeError, ValueError, AttributeError, KeyError) as exc:
                 # A row of an unexpected shape is that row's problem, not the page's.
-                problems.append(self._problem(i, exc, row, ref_key))
+                problems.append(RowProblem.of(i, exc, row, ref_key))
         return Page(items, problems, number=number, is_last=is_last, raw=raw)
 
 
