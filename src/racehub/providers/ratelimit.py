@@ -56,6 +56,22 @@ def _take(tokens: float, elapsed: float, blocked_for: float,
     return tokens, (1.0 - tokens) / limit.per_second
 
 
+def _acquire(attempt: Callable[[], float], sleep: Callable[[float], None],
+             max_wait: float) -> float:
+    """Call ``attempt`` (one try at a token: the seconds to wait, 0 when taken) until it
+    takes one, sleeping in between; the seconds waited, or Throttled past ``max_wait``."""
+    waited = 0.0
+    while True:
+        wait = attempt()
+        if wait <= 0:
+            return waited
+        if waited + wait > max_wait:
+            raise Throttled(f"request budget exhausted; next request in {wait:.1f}s",
+                            retry_after=wait)
+        sleep(wait)
+        waited += wait
+
+
 class InMemoryRateLimiter:
     """Thread-safe token buckets in this process only."""
 
@@ -68,21 +84,16 @@ class InMemoryRateLimiter:
         self._blocked_until: dict[str, float] = {}
 
     def acquire(self, key: str, limit: RateLimit, *, max_wait: float = 60.0) -> float:
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._clock()
-                tokens, at = self._buckets.get(key, (float(limit.burst), now))
-                blocked_for = self._blocked_until.get(key, now) - now
-                tokens, wait = _take(tokens, now - at, blocked_for, limit)
-                self._buckets[key] = (tokens, now)
-            if wait <= 0:
-                return waited
-            if waited + wait > max_wait:
-                raise Throttled(f"request budget exhausted; next request in {wait:.1f}s",
-                                retry_after=wait)
-            self._sleep(wait)
-            waited += wait
+        return _acquire(lambda: self._attempt(key, limit), self._sleep, max_wait)
+
+    def _attempt(self, key: str, limit: RateLimit) -> float:
+        with self._lock:
+            now = self._clock()
+            tokens, at = self._buckets.get(key, (float(limit.burst), now))
+            blocked_for = self._blocked_until.get(key, now) - now
+            tokens, wait = _take(tokens, now - at, blocked_for, limit)
+            self._buckets[key] = (tokens, now)
+        return wait
 
     def hold_off(self, key: str, seconds: float) -> None:
         with self._lock:
@@ -113,26 +124,21 @@ class PostgresRateLimiter:
         self._sleep = sleep
 
     def acquire(self, key: str, limit: RateLimit, *, max_wait: float = 60.0) -> float:
-        waited = 0.0
-        while True:
-            with self._engine.begin() as conn:
-                conn.execute(text(
-                    "INSERT INTO provider_rate_limits (key, tokens, updated_at) "
-                    "VALUES (:key, :burst, clock_timestamp()) ON CONFLICT (key) DO NOTHING"
-                ), {"key": key, "burst": float(limit.burst)})
-                row = conn.execute(_TAKE_SQL, {"key": key}).one()
-                tokens, wait = _take(row.tokens, row.elapsed, row.blocked, limit)
-                conn.execute(text(
-                    "UPDATE provider_rate_limits SET tokens = :tokens, "
-                    "updated_at = :now WHERE key = :key"
-                ), {"key": key, "tokens": tokens, "now": row.now_ts})
-            if wait <= 0:
-                return waited
-            if waited + wait > max_wait:
-                raise Throttled(f"request budget exhausted; next request in {wait:.1f}s",
-                                retry_after=wait)
-            self._sleep(wait)
-            waited += wait
+        return _acquire(lambda: self._attempt(key, limit), self._sleep, max_wait)
+
+    def _attempt(self, key: str, limit: RateLimit) -> float:
+        with self._engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO provider_rate_limits (key, tokens, updated_at) "
+                "VALUES (:key, :burst, clock_timestamp()) ON CONFLICT (key) DO NOTHING"
+            ), {"key": key, "burst": float(limit.burst)})
+            row = conn.execute(_TAKE_SQL, {"key": key}).one()
+            tokens, wait = _take(row.tokens, row.elapsed, row.blocked, limit)
+            conn.execute(text(
+                "UPDATE provider_rate_limits SET tokens = :tokens, "
+                "updated_at = :now WHERE key = :key"
+            ), {"key": key, "tokens": tokens, "now": row.now_ts})
+        return wait
 
     def hold_off(self, key: str, seconds: float) -> None:
         with self._engine.begin() as conn:
