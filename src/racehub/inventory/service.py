@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, joinedload
 from racehub.core import audit
 from racehub.core.context import TenantContext
 from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
-from racehub.core.query import prefix_pattern, scoped
+from racehub.core.query import any_of, prefix_pattern, scoped
 from racehub.db.bulk import copy_rows
 from racehub.inventory.exceptions import (
     NumberTypeNameTaken,
@@ -238,16 +238,16 @@ def onboard_manufactured_numbers(
         r.sequence: r for r in db.scalars(
             scoped(ctx, RaceNumber).options(joinedload(RaceNumber.tag)).where(
                 RaceNumber.number_type_id == number_type.id,
-                RaceNumber.sequence.in_([seq for _, seq in candidates]),
+                any_of(RaceNumber.sequence, [seq for _, seq in candidates]),
             )
         ).unique()
     }
     barcodes = {row.barcode for row, seq in candidates if row.barcode and seq not in existing}
-    tags = {t.code: t for t in db.scalars(scoped(ctx, Tag).where(Tag.code.in_(barcodes)))}
+    tags = {t.code: t for t in db.scalars(scoped(ctx, Tag).where(any_of(Tag.code, barcodes)))}
     paired = {
         r.tag_id: r for r in db.scalars(
             scoped(ctx, RaceNumber).options(joinedload(RaceNumber.number_type))
-            .where(RaceNumber.tag_id.in_([t.id for t in tags.values()]))
+            .where(any_of(RaceNumber.tag_id, [t.id for t in tags.values()]))
         ).unique()
     }
 
