@@ -4,8 +4,6 @@ problem, and the state log written for every row that touched a race number."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
@@ -24,6 +22,7 @@ from racehub.inventory.models import (
 )
 from racehub.inventory.schemas import NumberTypeCreate
 from racehub.inventory.service import ManufacturedRow, Outcome
+from tests.concurrency import second_waits_for_first
 from tests.factories import make_number_type, make_tenant, onboard, system_ctx
 
 
@@ -227,30 +226,17 @@ def test_two_imports_at_once_take_turns_instead_of_colliding(
         number_type = make_number_type(db, make_tenant(db))
         db.commit()
     rows = [("1", "0001", "E-1"), ("2", "0002", "")]
-    first, second = committed_db(), committed_db()
-    outcome: dict[str, object] = {}
-
-    def import_again() -> None:
-        try:
-            outcome["second"] = outcomes(onboard(second, second.merge(number_type), *rows))
-            second.commit()
-        except Exception as exc:  # noqa: BLE001 - reported to the assertion below
-            outcome["error"] = exc
-
-    try:
+    with committed_db() as first, committed_db() as second:
         assert outcomes(onboard(first, first.merge(number_type), *rows)) == [
             "imported", "imported_without_tag"]
-        racer = threading.Thread(target=import_again)
-        racer.start()
-        racer.join(timeout=1.0)
-        assert racer.is_alive(), "the second import must wait for the first one's commit"
-        first.commit()
-        racer.join(timeout=10)
-        assert not racer.is_alive()
-    finally:
-        first.close()
-        second.close()
-    assert outcome == {"second": ["already_on_file", "already_on_file"]}
+
+        def import_again() -> list[str]:
+            done = outcomes(onboard(second, second.merge(number_type), *rows))
+            second.commit()
+            return done
+
+        assert second_waits_for_first(first, import_again) == [
+            "already_on_file", "already_on_file"]
     with committed_db() as db:
         assert count(db, RaceNumber, number_type_id=number_type.id) == 2
 

@@ -14,7 +14,7 @@ import pytest
 import xlsxwriter
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from racehub.core.models import Role, Tenant
 from racehub.events import service as events_service
@@ -24,6 +24,7 @@ from racehub.imports.models import Import, ImportRowResult
 from racehub.jobs.models import JobStatus
 from racehub.timing import results
 from racehub.timing.models import Result, ResultStatus
+from tests.concurrency import second_waits_for_first
 from tests.factories import auth, make_category, make_event, make_tenant
 from tests.timing.conftest import RunImport, UploadResults, system
 
@@ -423,3 +424,36 @@ def test_the_upload_keeps_the_mode_of_its_moment(
     assert imp is not None and imp.params["identifierMode"] == "EPID"
     assert imp.job_run.status is JobStatus.COMPLETED
     assert counts(db, imp.id) == {"imported": 1}
+
+
+def test_two_imports_into_one_event_at_once_take_turns(
+        committed_db: sessionmaker[Session]) -> None:
+    """A double-clicked upload: the second import's batch waits for the first one's commit
+    and finds the results on file, instead of inserting them again and failing."""
+    with committed_db() as db:
+        event = make_event(db, make_tenant(db), name="Night Run",
+                           preferred_timing_identifier=TimingIdentifier.EPID)
+        runner = add(db, event, "Ada", "Lovelace", bib="1")
+        db.commit()
+    row = results.ParsedRow(row_number=2, external_id=str(runner.id), number="1",
+                            status=ResultStatus.FINISHED, chip_ms=2_400_000,
+                            gun_ms=2_401_000, overall_place=None, gender_place=None,
+                            category_place=None)
+
+    def store(session: Session) -> list[str]:
+        return [r.outcome.value for r in results.store_rows(
+            session, system(event.tenant_id), event_id=event.id, mode=TimingIdentifier.EPID,
+            rows=[row], duplicates=frozenset(), import_id=None)]
+
+    with committed_db() as first, committed_db() as second:
+        assert store(first) == ["imported"]
+
+        def import_again() -> list[str]:
+            done = store(second)
+            second.commit()
+            return done
+
+        assert second_waits_for_first(first, import_again) == ["unchanged"]
+    with committed_db() as db:
+        assert db.scalar(select(func.count()).select_from(Result).where(
+            Result.event_id == event.id)) == 1

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_
 from sqlalchemy.orm import Session, joinedload
 
 from racehub.core import audit
@@ -22,6 +22,7 @@ from racehub.core.context import TenantContext
 from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
 from racehub.core.query import any_of, prefix_pattern, scoped
 from racehub.db.bulk import copy_rows
+from racehub.db.locks import Turn, take_turn
 from racehub.inventory.exceptions import (
     NumberTypeNameTaken,
     NumberTypeNotFound,
@@ -134,7 +135,6 @@ def _log_entry(
 # --- onboarding manufactured numbers (T06) -----------------------------------------------------
 
 MAX_SEQUENCE = 2**63 - 1
-ONBOARDING_LOCK = 60_601  # the advisory lock class of number onboarding (T06), per tenant
 _SEQUENCE = re.compile(r"[0-9]+")
 
 
@@ -228,12 +228,8 @@ def onboard_manufactured_numbers(
             results[row.row_number] = RowResult(row.row_number, Outcome.IMPORTED, values=values)
             candidates.append((row, int(row.sequence)))
 
-    # Two imports into one tenant at once (a double-clicked upload, two operators) would
-    # each find a sequence or a barcode missing and both insert it, and one would fail on
-    # the unique index: batches of one tenant take turns, each holding the lock until it
-    # commits, so the second one finds the first one's rows already on file.
-    db.execute(select(func.pg_advisory_xact_lock(ONBOARDING_LOCK,
-                                                 func.hashtext(str(ctx.tenant_id)))))
+    # Another import into the tenant waits for this batch's commit, then finds its rows.
+    take_turn(db, Turn.NUMBER_ONBOARDING, ctx.tenant_id)
     existing = {
         r.sequence: r for r in db.scalars(
             scoped(ctx, RaceNumber).options(joinedload(RaceNumber.tag)).where(

@@ -42,6 +42,7 @@ from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_pa
 from racehub.core.query import any_of, contains_pattern, scoped
 from racehub.core.spreadsheet import FORMULA_TRIGGERS
 from racehub.db.bulk import copy_rows
+from racehub.db.locks import Turn, take_turn
 from racehub.db.statistics import refresh_while_growing
 from racehub.events import service as events_service
 from racehub.events.models import (
@@ -316,6 +317,8 @@ def store_rows(
     rows: list[ParsedRow], duplicates: frozenset[str], import_id: uuid.UUID | None,
 ) -> list[RowResult]:
     """Resolve and store one batch of parsed rows; one outcome per row, in row order."""
+    # Another import into the event waits for this batch's commit, then finds its results.
+    take_turn(db, Turn.RESULTS_IMPORT, event_id)
     resolved = resolve(db, ctx, event_id=event_id, mode=mode,
                        external_ids={r.external_id for r in rows if r.external_id not in
                                      duplicates})
