@@ -327,8 +327,7 @@ def webhook_deliveries(connection_id: uuid.UUID, request: Request, db: DB,
                        ctx: ReadConnections) -> Response:
     """The last deliveries, newest first: a fragment of the connection page (htmx), or a
     page of its own for those who may read connections but not edit them."""
-    connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
-    deliveries = webhooks.list_deliveries(db, ctx, connection_id=connection_id)
+    connection, deliveries = webhooks.list_deliveries(db, ctx, connection_id=connection_id)
     template = ("sync/_webhook_deliveries.html" if is_htmx(request)
                 else "sync/webhook_deliveries.html")
     return render(request, db, ctx, template, deliveries=deliveries, connection=connection,

@@ -87,11 +87,12 @@ def record_delivery(db: Session, *, keyring: Keyring, connection_id: uuid.UUID,
 
 
 def list_deliveries(db: Session, ctx: TenantContext, *, connection_id: uuid.UUID,
-                    limit: int = LIST_LIMIT) -> list[WebhookDelivery]:
-    """The newest deliveries of one of the tenant's connections (404 for another's)."""
-    service.get_connection_or_raise(db, ctx, connection_id=connection_id)
-    return list(db.scalars(scoped(ctx, WebhookDelivery)
-                           .where(WebhookDelivery.connection_id == connection_id)
-                           .order_by(WebhookDelivery.received_at.desc(),
-                                     WebhookDelivery.id.desc())
-                           .limit(limit)))
+                    limit: int = LIST_LIMIT) -> tuple[ProviderConnection, list[WebhookDelivery]]:
+    """One of the tenant's connections (404 for another's) and its newest deliveries."""
+    connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+    deliveries = db.scalars(scoped(ctx, WebhookDelivery)
+                            .where(WebhookDelivery.connection_id == connection_id)
+                            .order_by(WebhookDelivery.received_at.desc(),
+                                      WebhookDelivery.id.desc())
+                            .limit(limit))
+    return connection, list(deliveries)
