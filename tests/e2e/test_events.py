@@ -6,10 +6,11 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from racehub.core.models import Role
-from racehub.events.models import EventParticipant, ParticipantStatus
+from racehub.events.models import Category, EventParticipant, ParticipantStatus
 from racehub.events.pages import PAGE_SIZE
 from tests.e2e.helpers import ConsoleWatch, Seed, login
 from tests.factories import make_event, make_participant, make_tenant, make_user
@@ -226,3 +227,40 @@ def test_search_keeps_the_sort_chosen_in_the_table_header(
     expect(page).to_have_url(re.compile(r"sort=bib&desc=1"))
     expect(bibs.first).to_have_text(str(COUNT - 26))
     expect(page.locator("#participants thead")).to_contain_text("Bib ▼")
+
+
+def test_refused_category_shows_its_problem_beside_the_form(
+    page: Page, seed: Seed, committed_db: sessionmaker[Session], console: ConsoleWatch
+) -> None:
+    console.expect(r"status of 422 ")
+    console.expect(r"status of 409 ")
+    login(page, seed.admin.email)
+    page.goto(f"/events/{seed.event.id}")
+    form = page.locator("#category-form")
+    form.get_by_label("Name").fill("10K")
+    form.get_by_label("Bibs from").fill("500")
+    form.get_by_label("to", exact=True).fill("100")
+    form.get_by_role("button", name="Add category").click()
+
+    form = page.locator("#category-form")
+    expect(page.get_by_role("alert")).to_contain_text("must not be below bibRangeStart (500)")
+    upper = form.get_by_role("spinbutton", name="to", exact=True)
+    expect(upper).to_have_attribute("aria-invalid", "true")
+    expect(upper).to_have_accessible_description(re.compile("must not be below"))
+    expect(form.get_by_label("Name")).to_have_value("10K")  # what was typed is kept
+    expect(form.get_by_label("Bibs from")).to_have_value("500")
+
+    upper.fill("999")
+    form.get_by_role("button", name="Add category").click()
+    expect(page.get_by_role("status")).to_have_text("Category added")
+
+    # The same name again is a conflict, shown on the name.
+    form = page.locator("#category-form")
+    form.get_by_label("Name").fill("10K")
+    form.get_by_role("button", name="Add category").click()
+    expect(page.get_by_role("alert")).to_contain_text("already has a category named '10K'")
+    expect(page.locator("#category-form").get_by_label("Name")).to_have_attribute(
+        "aria-invalid", "true")
+    with committed_db() as db:
+        names = db.scalars(select(Category.name).where(Category.event_id == seed.event.id))
+        assert list(names) == ["10K"]

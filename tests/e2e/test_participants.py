@@ -95,6 +95,42 @@ def test_duplicate_bib_names_the_other_participant_and_keeps_the_form(
     assert (saved.bib, saved.team) == ("303", "Changed Team")
 
 
+def test_each_invalid_field_shows_its_problem_beside_it(
+    page: Page, seed: Seed, pair: tuple[EventParticipant, ...],
+    committed_db: sessionmaker[Session], console: ConsoleWatch,
+) -> None:
+    ada, _ = pair
+    console.expect(r"status of 422 ")
+    login(page, seed.admin.email)
+    page.goto(f"/participants/{ada.id}/edit")
+    # Both pass the browser's own checks (maxlength only) and fail the schema's minimum.
+    page.get_by_label("Nationality").fill("F")
+    page.get_by_label("Country").fill("X")
+    page.get_by_label("Team").fill("Kept Team")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("alert")).to_contain_text("nationality")
+    expect(page.get_by_role("alert")).to_contain_text("(and 1 more below)")
+    for label in ("Nationality", "Country"):
+        # By its accessible name: the problem beside it is its description, not its name.
+        control = page.get_by_role("textbox", name=label, exact=True)
+        expect(control).to_have_attribute("aria-invalid", "true")
+        expect(control).to_have_accessible_description(re.compile("at least 2 characters"))
+    expect(page.get_by_label("City")).not_to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Team")).to_have_value("Kept Team")
+    assert _row(committed_db, ada.id).team == "Old Team"
+
+    page.get_by_label("Nationality").fill("FRA")
+    page.get_by_label("Country").fill("FR")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Participant saved")
+    with committed_db() as db:
+        saved = db.get(EventParticipant, ada.id)
+        assert saved is not None
+        assert (saved.person.nationality, saved.person.country, saved.team) == (
+            "FRA", "FR", "Kept Team")
+
+
 def test_post_without_csrf_token_is_refused(
     page: Page, seed: Seed, pair: tuple[EventParticipant, ...],
     committed_db: sessionmaker[Session],

@@ -185,12 +185,19 @@ def event_page(event_id: uuid.UUID, request: Request, db: DB, ctx: ReadEvents) -
     if is_htmx(request) and request.headers.get("hx-target") == "participants":
         return render(request, db, ctx, "events/_participants.html", event=event,
                       can_write_participants=ctx.can(Perm.EVENTS_PARTICIPANT_WRITE), **table)
-    categories = service.list_categories(db, ctx, event_id=event_id)
+    return _detail_page(request, db, ctx, event, table)
+
+
+def _detail_page(
+    request: Request, db: Session, ctx: TenantContext, event: Event, table: dict[str, Any],
+    status_code: int = 200, **extra: Any,
+) -> Response:
+    categories = service.list_categories(db, ctx, event_id=event.id)
     return render(
-        request, db, ctx, "events/detail.html", event=event, categories=categories,
-        can_write_event=ctx.can(Perm.EVENTS_EVENT_WRITE),
+        request, db, ctx, "events/detail.html", status_code=status_code, event=event,
+        categories=categories, can_write_event=ctx.can(Perm.EVENTS_EVENT_WRITE),
         can_write_participants=ctx.can(Perm.EVENTS_PARTICIPANT_WRITE), **table,
-        **_timing_export_context(ctx),
+        **_timing_export_context(ctx), **extra,
     )
 
 
@@ -198,9 +205,17 @@ def event_page(event_id: uuid.UUID, request: Request, db: DB, ctx: ReadEvents) -
 async def create_category(
     event_id: uuid.UUID, request: Request, db: DB, ctx: WriteEvents
 ) -> Response:
-    values = dict(await request.form())
-    data = parse_form(CategoryCreate, values)
-    service.create_category(db, ctx, event_id=event_id, data=data)
+    values = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        data = parse_form(CategoryCreate, values)
+        service.create_category(db, ctx, event_id=event_id, data=data)
+    except DomainError as exc:
+        # Back to the event page with the problem beside the category form, values kept.
+        db.rollback()
+        event = service.get_event_or_raise(db, ctx, event_id=event_id)
+        return _detail_page(request, db, ctx, event, _participants_context(db, ctx, event_id, {}),
+                            status_code=exc.status_code, category_values=values,
+                            **form_error(exc))
     db.commit()
     return RedirectResponse(f"/events/{event_id}?flash=Category+added", status_code=303)
 

@@ -64,19 +64,46 @@ def parse_form(schema: type[ModelT], data: dict[str, Any]) -> ModelT:
     return validate_model(schema, {k: v for k, v in data.items() if v is not None and v != ""})
 
 
+class InvalidForm(Invalid):
+    """Every problem a schema found in one form, so the page can show each beside its input.
+
+    ``detail`` and ``field`` name the first, like any other ``Invalid``.
+    """
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        field, message = next(iter(problems.items()))
+        more = len(problems) - 1
+        detail = f"{field}: {message}" + (f" (and {more} more below)" if more else "")
+        super().__init__(detail, field=field)
+        self.problems = problems
+
+
 def validate_model(schema: type[ModelT], data: dict[str, Any]) -> ModelT:
-    """Validate with the API's schema; the first problem becomes an ``Invalid`` naming its
-    field, so pages show it like any other domain error."""
+    """Validate with the API's schema; its problems become an ``InvalidForm`` naming each
+    field, so pages show them like any other domain error."""
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ())) or "form"
-        raise Invalid(f"{field}: {first.get('msg', 'invalid')}", field=field) from exc
+        problems: dict[str, str] = {}
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error.get("loc", ())) or "form"
+            # A validator's own ValueError reads "Value error, <its message>".
+            message = error.get("msg", "invalid").removeprefix("Value error, ")
+            problems.setdefault(field, message)
+        raise InvalidForm(problems) from exc
+
+
+def _input_name(field: str) -> str:
+    # Nested schema fields (``person.email``) are plain inputs (``email``) in the forms.
+    return field.rsplit(".", 1)[-1]
 
 
 def form_error(exc: DomainError) -> dict[str, Any]:
-    return {"error": exc.detail, "error_field": exc.field}
+    """Template context for a refused form: the banner, and each problem by input name."""
+    problems = exc.problems if isinstance(exc, InvalidForm) else (
+        {exc.field: exc.detail} if exc.field else {})
+    return {"error": exc.detail, "error_field": exc.field,
+            "field_errors": {_input_name(f): m for f, m in problems.items()}}
 
 
 def query_uuid(value: str | None, name: str) -> uuid.UUID | None:
