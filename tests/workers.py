@@ -41,6 +41,7 @@ class Workers:
             "RACEHUB_DATABASE_URL": database_url,
             "RACEHUB_JOB_HEARTBEAT_SECONDS": "1",
             "RACEHUB_JOB_STALLED_SECONDS": "3",
+            "RACEHUB_JOB_SHUTDOWN_SECONDS": "1",
             "RACEHUB_JOB_BATCH_SIZE": str(batch_size),
             "RACEHUB_DATA_DIR": str(log_dir / "data"),  # where uploads are kept
             "RACEHUB_WORKER_CONCURRENCY": "2",

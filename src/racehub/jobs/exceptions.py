@@ -18,3 +18,8 @@ class JobCancelled(Exception):  # noqa: N818 - a signal, not an error
 
 class JobPaused(Exception):  # noqa: N818 - a signal, not an error
     """Raised at a batch boundary when pause was requested."""
+
+
+class JobInterrupted(Exception):  # noqa: N818 - a signal, not an error
+    """Raised at a batch boundary when the worker is shutting down: the run goes back to
+    the queue and continues from its checkpoint on the next worker."""

@@ -16,13 +16,15 @@ from functools import lru_cache
 from typing import Any
 
 import structlog
-from procrastinate import Blueprint, JobContext
+from procrastinate import Blueprint, JobContext, RetryStrategy
+from procrastinate.exceptions import JobAborted
+from procrastinate.job_context import AbortReason
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from racehub.core.context import TenantContext
 from racehub.core.rbac import Perm
-from racehub.jobs.exceptions import JobCancelled, JobPaused
+from racehub.jobs.exceptions import JobCancelled, JobInterrupted, JobPaused
 from racehub.jobs.models import JobRun, JobStatus
 from racehub.jobs.registry import JOB_KINDS, JobKind
 from racehub.jobs.service import append_log
@@ -30,6 +32,11 @@ from racehub.jobs.service import append_log
 log = structlog.get_logger(__name__)
 
 JobBody = Callable[..., Any]
+
+# A job stopped at a batch boundary because its worker shuts down is queued again at once,
+# however often that happens. Failures are not retried (only a JobAborted at shutdown is),
+# and a job the user aborted is not either: procrastinate retries only SHUTDOWN aborts.
+RETRY_AT_SHUTDOWN = RetryStrategy(retry_exceptions={JobAborted})
 
 
 @lru_cache(maxsize=1)
@@ -104,8 +111,10 @@ class JobHandle:
         flags = self.db.execute(
             select(JobRun.cancel_requested, JobRun.pause_requested).where(JobRun.id == self.run.id)
         ).one()
-        aborting = self._context is not None and self._context.should_abort()
-        if flags.cancel_requested or aborting:
+        abort = self._context.abort_reason() if self._context is not None else None
+        if abort is AbortReason.SHUTDOWN:
+            raise JobInterrupted
+        if flags.cancel_requested or abort is not None:
             raise JobCancelled
         if flags.pause_requested:
             raise JobPaused
@@ -173,6 +182,16 @@ def run_job(
             run.stage = "Paused"
             handle.log("paused", checkpoint=run.checkpoint)
             db.commit()
+        except JobInterrupted:
+            db.rollback()
+            run.status = JobStatus.QUEUED
+            run.stage = "Waiting for a worker"
+            handle.log("interrupted: the worker is stopping; continues from checkpoint",
+                       checkpoint=run.checkpoint)
+            db.commit()
+            log.info("job.interrupted", checkpoint=run.checkpoint)
+            # procrastinate puts a job aborted at shutdown back in the queue (RETRY_AT_SHUTDOWN).
+            raise JobAborted from None
         except Exception as exc:
             db.rollback()
             run.error = traceback.format_exc()[-8000:]
@@ -206,7 +225,7 @@ def job_task(
     def decorator(body: JobBody) -> Any:
         name = kind.split(".", 1)[-1]
 
-        @blueprint.task(name=name, pass_context=True)
+        @blueprint.task(name=name, pass_context=True, retry=RETRY_AT_SHUTDOWN)
         def task(context: JobContext, job_run_id: str) -> None:
             run_job(context, job_run_id, body)
 

@@ -28,6 +28,9 @@ async def _run(conninfo: str, settings: Settings, concurrency: int, name: str | 
                 name=name,
                 update_heartbeat_interval=settings.job_heartbeat_seconds,
                 stalled_worker_timeout=settings.job_stalled_seconds,
+                # Then jobs still running are asked to stop at their next batch boundary
+                # and go back to the queue (runner.JobInterrupted), not waited on forever.
+                shutdown_graceful_timeout=settings.job_shutdown_seconds,
                 install_signal_handlers=True,
             )
     finally:
