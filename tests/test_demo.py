@@ -1,13 +1,29 @@
-"""The demo seed: what `make demo` shows a new user."""
+"""The demo seed: what `make demo` shows a new user; and the `racehub demo` process group,
+run for real as a subprocess on a scratch database: it serves, and it stops everything it
+started on Ctrl-C, on a taken port and when its worker keeps dying."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import urlopen
 
+import psycopg
+import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from racehub.core import service as core_service
@@ -15,6 +31,7 @@ from racehub.core.context import TenantContext
 from racehub.core.crypto import Keyring
 from racehub.demo import (
     DEMO_TENANT,
+    run_demo,
     seed_demo,
     seed_demo_connections,
     write_demo_manufacturer_file,
@@ -23,6 +40,7 @@ from racehub.events.models import Event, EventParticipant
 from racehub.imports.reader import open_table
 from racehub.inventory.models import NumberType, RaceNumber
 from racehub.providers.demo import serve_simulators
+from racehub.settings import get_settings
 from racehub.sync import service as sync_service
 
 
@@ -75,3 +93,230 @@ def test_the_demo_connections_reach_their_simulators(db: Session) -> None:
         assert connections[names[0]].base_url == moved[0].base_url
         seed_demo_connections(db, keyring, moved)  # unchanged: nothing to do
         assert len(sync_service.list_connections(db, ctx)) == len(simulators)
+
+
+# --- `racehub demo` as a process --------------------------------------------------------
+# Each run gets an empty scratch database on the test server (so no embedded server starts
+# and the demo migrates it itself), its own data dir and a free web port. The simulators
+# take web port + 101.. when free and any free port otherwise, so runs never collide. Every
+# process the demo starts inherits a marker variable: after the demo is gone, no process
+# carrying it may be left.
+
+STARTUP_SECONDS = 30
+STOP_SECONDS = 25  # the worker's grace (15 s) and kill (5 s) windows, plus the simulators
+
+
+@pytest.fixture
+def scratch_database(admin_url: str) -> Iterator[str]:
+    name = f"racehub_demo_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Demo:
+    """A ``racehub demo`` subprocess in its own process group (as a terminal runs it), its
+    output in files."""
+
+    def __init__(self, database_url: str, folder: Path, port: int) -> None:
+        self.port = port
+        self.marker = uuid.uuid4().hex
+        self.out, self.err = folder / "demo.out", folder / "demo.err"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RACEHUB_")}
+        env.update(RACEHUB_DATABASE_URL=database_url, RACEHUB_DATA_DIR=str(folder / "data"),
+                   RACEHUB_HOST="127.0.0.1", RACEHUB_PORT=str(port), RACEHUB_LOG_JSON="true",
+                   RACEHUB_LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
+                   RACEHUB_DEMO_TEST_MARKER=self.marker)
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "racehub.cli", "demo"], env=env, cwd=folder,
+                stdout=out, stderr=err, start_new_session=True)
+
+    def stdout(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def wait_for(self, condition: Callable[[], Any], what: str,
+                 timeout: float = STARTUP_SECONDS) -> Any:
+        """Poll ``condition`` until truthy; fail with the demo's output if it exits first."""
+        deadline = time.monotonic() + timeout
+        while not (result := condition()):
+            if self.process.poll() is not None:
+                pytest.fail(f"demo exited ({self.process.returncode}) before {what}:\n"
+                            + self.stdout() + self.stderr()[-4000:])
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}:\n"
+                            + self.stderr()[-4000:])
+            time.sleep(0.1)
+        return result
+
+    def wait_for_banner(self) -> None:
+        self.wait_for(lambda: "running at" in self.stdout(), "the banner")
+
+    def exit_code(self, timeout: float = STOP_SECONDS) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"demo still running {timeout:.0f}s later:\n" + self.stderr()[-4000:])
+
+    def worker_pids(self) -> list[int]:
+        return [pid for pid in children(self.process.pid) if b"worker" in cmdline(pid)]
+
+    def leftovers(self) -> list[int]:
+        """Processes still alive that the demo started, the demo included."""
+        return [pid for pid in carrying(f"RACEHUB_DEMO_TEST_MARKER={self.marker}")
+                if not zombie(pid)]
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        for pid in self.leftovers():
+            os.kill(pid, signal.SIGKILL)
+
+
+def _proc(pid: int, name: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_bytes()
+    except OSError:  # gone, or not ours to read
+        return b""
+
+
+def cmdline(pid: int) -> bytes:
+    return _proc(pid, "cmdline")
+
+
+def zombie(pid: int) -> bool:
+    stat = _proc(pid, "stat")
+    return not stat or stat.rsplit(b")", 1)[1].split()[0] == b"Z"
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _proc(int(entry.name), "stat")
+            if stat and int(stat.rsplit(b")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def carrying(variable: str) -> list[int]:
+    needle = variable.encode()
+    return [int(e.name) for e in Path("/proc").iterdir()
+            if e.name.isdigit() and needle in _proc(int(e.name), "environ").split(b"\0")]
+
+
+def test_demo_serves_and_ctrl_c_stops_it_and_its_worker(scratch_database: str,
+                                                         tmp_path: Path) -> None:
+    demo = Demo(scratch_database, tmp_path, free_port())
+    try:
+        demo.wait_for_banner()
+        assert f"running at http://127.0.0.1:{demo.port}" in demo.stdout()
+        with urlopen(f"http://127.0.0.1:{demo.port}/login", timeout=10) as response:
+            assert response.status == 200
+        workers = demo.wait_for(demo.worker_pids, "the worker process")
+        assert demo.leftovers()  # the marker finds them while they run
+
+        os.killpg(demo.process.pid, signal.SIGINT)  # what Ctrl-C in its terminal does
+        started = time.monotonic()
+        assert demo.exit_code() == 0, demo.stderr()[-4000:]
+        assert time.monotonic() - started < 10  # no job runs: nobody waits for a grace period
+        assert demo.stdout().rstrip().endswith("racehub demo stopped")
+        assert demo.leftovers() == [] and not any(cmdline(pid) for pid in workers)
+        assert "Traceback" not in demo.stderr()
+    finally:
+        demo.kill()
+
+
+def test_demo_on_a_taken_port_says_so_and_starts_nothing(scratch_database: str,
+                                                         tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        demo = Demo(scratch_database, tmp_path, port)
+        try:
+            assert demo.exit_code(timeout=STARTUP_SECONDS) != 0
+            errors = [line for line in demo.stderr().splitlines() if line.startswith("error:")]
+            assert len(errors) == 1, demo.stderr()
+            assert f"port {port}" in errors[0] and "RACEHUB_PORT" in errors[0]
+            assert "running at" not in demo.stdout()
+            assert "Traceback" not in demo.stderr()
+            assert demo.leftovers() == []
+        finally:
+            demo.kill()
+
+
+def test_demo_restarts_a_dead_worker_once_then_stops(scratch_database: str,
+                                                     tmp_path: Path) -> None:
+    demo = Demo(scratch_database, tmp_path, free_port())
+    try:
+        demo.wait_for_banner()
+        first = demo.wait_for(demo.worker_pids, "the worker process")[0]
+        os.kill(first, signal.SIGKILL)
+        second = demo.wait_for(lambda: [p for p in demo.worker_pids() if p != first],
+                               "a restarted worker", timeout=10)[0]
+        assert "worker exited unexpectedly (exit code -9)" in demo.stderr()
+        assert demo.process.poll() is None  # still serving
+
+        os.kill(second, signal.SIGKILL)
+        assert demo.exit_code() == 1
+        assert "error: the worker exited again (exit code -9)" in demo.stderr()
+        assert demo.leftovers() == []
+    finally:
+        demo.kill()
+
+
+def test_a_failed_seed_still_stops_the_simulators_and_the_database(
+        scratch_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from racehub import demo as demo_module
+    from racehub.db import embedded
+
+    monkeypatch.setenv("RACEHUB_DATABASE_URL", scratch_database)
+    monkeypatch.setenv("RACEHUB_LOG_LEVEL", "WARNING")
+    get_settings.cache_clear()
+    served: list[str] = []
+
+    def recording_simulators(stack: ExitStack, **kwargs: Any) -> list[Any]:
+        simulators = serve_simulators(stack, **kwargs)
+        served.extend(s.base_url for s in simulators)
+        return simulators
+
+    def failing_seed(db: Session) -> bool:
+        raise RuntimeError("seed failed")
+
+    stops: list[bool] = []
+    monkeypatch.setattr("racehub.providers.demo.serve_simulators", recording_simulators)
+    monkeypatch.setattr(demo_module, "seed_demo", failing_seed)
+    monkeypatch.setattr(embedded, "stop", lambda: stops.append(True))
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    port = free_port()
+    try:
+        with pytest.raises(RuntimeError, match="seed failed"):
+            run_demo(host="127.0.0.1", port=port)
+    finally:
+        get_settings.cache_clear()
+
+    assert served and stops == [True]
+    for url in served:  # every simulator stopped listening
+        address = urlsplit(url)
+        with pytest.raises(OSError), socket.create_connection(
+                (address.hostname, address.port), timeout=2):
+            pass
+    with socket.socket() as sock:  # the web port was let go
+        sock.bind(("127.0.0.1", port))
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
+    assert not [pid for pid in children(os.getpid()) if b"racehub.cli" in cmdline(pid)]

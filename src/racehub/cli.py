@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from racehub.core.models import Role
 from racehub.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(help="racehub: registration platforms <-> timing systems.",
                   no_args_is_help=True, add_completion=False)
@@ -45,10 +51,29 @@ def _require_keys() -> None:
         raise typer.Exit(code=2) from None
 
 
-def _session():  # type: ignore[no-untyped-def]
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    """A session for an admin command. What the services refuse (a slug or e-mail taken, a
+    short password...) and an unreachable database end the command with a one-line error
+    and exit code 1, not a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    from racehub.core.exceptions import DomainError
     from racehub.db.session import get_engine, make_sessionmaker
 
-    return make_sessionmaker(get_engine(_database_url()))()
+    try:
+        with make_sessionmaker(get_engine(_database_url()))() as db:
+            yield db
+    except DomainError as exc:
+        _fail(exc.detail)
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        _fail(f"cannot reach the database ({reason}); check RACEHUB_DATABASE_URL")
 
 
 @app.command()
@@ -119,7 +144,8 @@ def tenant_create(name: str, slug: Annotated[str | None, typer.Option()] = None)
 def user_create(
     email: str,
     tenant: Annotated[str | None, typer.Option(help="Tenant slug to join")] = None,
-    role: Annotated[str, typer.Option(help="Role in that tenant")] = "VIEWER",
+    role: Annotated[Role, typer.Option(help="Role in that tenant",
+                                       case_sensitive=False)] = Role.VIEWER,
     name: Annotated[str, typer.Option(help="Full name")] = "",
     platform_admin: Annotated[bool, typer.Option(help="Grant PLATFORM_ADMIN")] = False,
     password: Annotated[str | None, typer.Option(
@@ -127,13 +153,7 @@ def user_create(
 ) -> None:
     """Create a user, optionally a member of a tenant with a role."""
     from racehub.core import service
-    from racehub.core.models import Role
 
-    try:
-        role_value = Role(role.upper())
-    except ValueError:
-        raise typer.BadParameter(f"role must be one of {', '.join(r.value for r in Role)}",
-                                 param_hint="--role") from None
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     with _session() as db:
@@ -145,9 +165,9 @@ def user_create(
         user = service.create_user(db, email=email, password=password, full_name=name,
                                    is_platform_admin=platform_admin)
         if tenant_row is not None:
-            service.set_membership(db, tenant=tenant_row, user=user, role=role_value)
+            service.set_membership(db, tenant=tenant_row, user=user, role=role)
         db.commit()
-        where = f" in {tenant_row.slug} as {role_value.value}" if tenant_row else ""
+        where = f" in {tenant_row.slug} as {role.value}" if tenant_row else ""
         typer.echo(f"user {user.email} created{where}")
 
 
@@ -155,22 +175,26 @@ def user_create(
 def token_create(
     tenant: Annotated[str, typer.Option(help="Tenant slug")],
     name: Annotated[str, typer.Option(help="What the token is for")],
-    role: Annotated[str, typer.Option(help="Role the token acts with")] = "VIEWER",
+    role: Annotated[Role, typer.Option(help="Role the token acts with",
+                                       case_sensitive=False)] = Role.VIEWER,
 ) -> None:
     """Create an API token and print it (it is shown only this once)."""
+    from pydantic import ValidationError
+
     from racehub.core import service
     from racehub.core.context import TenantContext
-    from racehub.core.models import Role
     from racehub.core.schemas import ApiTokenCreate
 
+    try:  # checked before the database is touched
+        data = ApiTokenCreate(name=name, role=role)
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="--name") from None
     with _session() as db:
         tenant_row = service.get_tenant_by_slug(db, tenant)
         if tenant_row is None:
             raise typer.BadParameter(f"no tenant with slug {tenant!r}", param_hint="--tenant")
         ctx = TenantContext.system(tenant_row.id, label="cli")
-        _, secret = service.create_api_token(
-            db, ctx, data=ApiTokenCreate(name=name, role=Role(role.upper()))
-        )
+        _, secret = service.create_api_token(db, ctx, data=data)
         db.commit()
         typer.echo(secret)
 

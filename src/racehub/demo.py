@@ -3,22 +3,30 @@
 Seeds (once) a demo timing company with three events, categories, a few hundred
 participants and one user per role; serves the provider simulators on 127.0.0.1 and
 points one connection per provider at them; then runs the web app and a worker until
-Ctrl-C.
+Ctrl-C, which stops all of it (see "The demo process group" below).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import structlog
 import typer
+import uvicorn
 from faker import Faker
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
@@ -35,8 +43,11 @@ from racehub.inventory import service as inventory_service
 from racehub.inventory.schemas import NumberTypeCreate
 from racehub.inventory.service import ManufacturedRow
 from racehub.providers.demo import RunningSimulator
+from racehub.settings import Settings, get_settings
 from racehub.sync import service as sync_service
 from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate
+
+log = structlog.get_logger(__name__)
 
 DEMO_TENANT = "demo-timing"
 DEMO_PASSWORD = "racehub-demo"
@@ -176,56 +187,241 @@ def write_demo_manufacturer_file(folder: Path) -> Path:
     return path
 
 
+# The demo process group
+# ----------------------
+# Everything run_demo starts goes on one ExitStack the moment it exists, so a failure at any
+# step (port taken, migration, seeding, the sample file) stops what was started, newest
+# first: the worker, the simulators, the engine's connections, the embedded PostgreSQL.
+#
+# Stopping the worker. Ctrl-C makes the terminal send SIGINT to the whole foreground process
+# group, the worker included, and procrastinate stops gracefully at the first SIGINT or
+# SIGTERM but dies at the second. So after a SIGINT (or SIGHUP) the demo does not signal the
+# worker again; when it stops for any other reason (SIGTERM to the demo alone, a failure, the
+# worker dying twice) it sends the worker one SIGINT itself. Either way the worker gets
+# WORKER_GRACE_SECONDS to finish its batch, then SIGTERM, then SIGKILL WORKER_KILL_SECONDS
+# later. (`kill -INT <demo pid>` alone is taken for a Ctrl-C: the worker then only gets the
+# SIGTERM; stop a demo from a script with SIGTERM, or SIGINT to its process group.)
+#
+# A worker that exits while the demo runs is reported loudly and restarted once; a second
+# exit stops the demo with exit code 1, since a demo whose jobs stay queued would mislead.
+
+WORKER_GRACE_SECONDS = 15.0
+WORKER_KILL_SECONDS = 5.0
+WORKER_RESTARTS = 1
+WEB_SHUTDOWN_SECONDS = 5  # open connections (keep-alive, streams) get this long on stop
+
+
+class DemoError(Exception):
+    """Why the demo cannot start or had to stop, told to the user in one line."""
+
+
+def bind_port(host: str, port: int) -> socket.socket:
+    """Claim host:port for the web app before anything else starts, so the banner never
+    announces a port someone else holds. uvicorn serves on this very socket."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                         socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is fine
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)  # until the app is up, browsers wait instead of being refused
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise DemoError(f"port {port} on {host} is already in use: stop what listens there "
+                            "or pick another port with RACEHUB_PORT (or --port)") from None
+        raise DemoError(f"cannot listen on {host}:{port} ({exc.strerror or exc}): "
+                        "check RACEHUB_HOST and RACEHUB_PORT") from None
+    return sock
+
+
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP for the demo's lifetime. While starting they interrupt
+    (KeyboardInterrupt); while serving they stop the web server (uvicorn catches them itself
+    and hands them back once it stopped); while stopping they are only noted, so the
+    clean-up always finishes."""
+
+    HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.server: uvicorn.Server | None = None
+        self.stopping = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.HANDLED}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received.append(signum)
+        if self.stopping:
+            # os.write: print() is not safe inside a signal handler.
+            os.write(2, b"racehub demo: stopping, please wait\n")
+        elif self.server is not None:
+            self.server.should_exit = True
+        else:
+            raise KeyboardInterrupt
+
+    @property
+    def worker_signalled(self) -> bool:
+        """Whether the worker got the stop signal with us: Ctrl-C and a closing terminal
+        signal the whole foreground process group."""
+        return signal.SIGINT in self.received or signal.SIGHUP in self.received
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+class _Worker:
+    """The demo's ``racehub worker`` child: restarted once if it dies while the demo runs,
+    stopped gracefully (then SIGTERM, then SIGKILL) with the demo."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.stopping = False
+        self.restarts_left = WORKER_RESTARTS
+        self.failure: str | None = None  # set when it died once too often
+        self.process = self._spawn()
+
+    @staticmethod
+    def _spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "racehub.cli", "worker"], env=os.environ)
+
+    def watch(self, demo_stopping: Callable[[], bool]) -> bool:
+        """Check on the worker; False when it died again and the demo must stop."""
+        if self.process.poll() is None or self.stopping or demo_stopping():
+            return True
+        time.sleep(1.0)  # a Ctrl-C reaches the worker and us at once: not an unexpected exit
+        with self._lock:
+            if self.stopping or demo_stopping():
+                return True
+            code = self.process.returncode
+            if self.restarts_left > 0:
+                self.restarts_left -= 1
+                log.error("demo.worker_exited", returncode=code, action="restarting it once")
+                typer.echo(f"!! racehub demo: the worker exited unexpectedly (exit code {code}); "
+                           "restarting it once, see the log above", err=True)
+                self.process = self._spawn()
+                return True
+            log.error("demo.worker_exited", returncode=code, action="stopping the demo")
+            self.failure = (f"the worker exited again (exit code {code}); stopped the demo, "
+                            "see the log above")
+            return False
+
+    def stop(self, *, already_signalled: bool) -> None:
+        with self._lock:
+            self.stopping = True
+            process = self.process
+        if process.poll() is not None:
+            return
+        if not already_signalled:
+            process.send_signal(signal.SIGINT)
+        if _wait(process, 2.0):
+            return
+        typer.echo("racehub demo: waiting for the worker to finish its batch "
+                   f"(up to {WORKER_GRACE_SECONDS + WORKER_KILL_SECONDS:.0f} s)", err=True)
+        if _wait(process, WORKER_GRACE_SECONDS - 2.0):
+            return
+        log.warning("demo.worker_slow_to_stop", after_s=WORKER_GRACE_SECONDS, action="SIGTERM")
+        process.terminate()
+        if _wait(process, WORKER_KILL_SECONDS):
+            return
+        log.warning("demo.worker_killed", action="SIGKILL")
+        process.kill()
+        process.wait()
+
+
+def _banner(base: str, *, seeded: bool, sample: Path,
+            simulators: list[RunningSimulator]) -> str:
+    lines = ["", "=" * 64,
+             f"racehub demo {'seeded and ' if seeded else ''}running at {base}",
+             f"log in with any of these (password: {DEMO_PASSWORD}):"]
+    lines += [f"  {email:<32} {role.value}" for email, _, role in DEMO_USERS]
+    lines += [f"  {PLATFORM_ADMIN[0]:<32} PLATFORM_ADMIN",
+              f"try the manufactured-number import ({base}/inventory/numbers/onboard/import)",
+              f"  with {sample}",
+              f"provider simulators, each with a connection ({base}/connections):"]
+    lines += [f"  {sim.label:<24} {sim.base_url}" for sim in simulators]
+    lines += ["API: " + base + "/api/openapi.json   Stop: Ctrl-C", "=" * 64, ""]
+    return "\n".join(lines)
+
 
 def run_demo(*, host: str | None, port: int | None) -> None:
+    """Run the demo until Ctrl-C or SIGTERM, then stop everything it started. Exits 1 with a
+    one-line message when it cannot start (port taken...) or had to stop early."""
+    settings = get_settings()
+    host = host or settings.host
+    port = settings.port if port is None else port
+    try:
+        with _Signals() as signals, ExitStack() as stack:
+            try:
+                _start_and_serve(stack, signals, settings, host=host, port=port)
+            finally:
+                signals.stopping = True  # from here on signals only wait for the clean-up
+    except KeyboardInterrupt:
+        pass
+    except DemoError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo("racehub demo stopped")
+
+
+def _start_and_serve(stack: ExitStack, signals: _Signals, settings: Settings, *,
+                     host: str, port: int) -> None:
     from racehub.cli import _database_url
     from racehub.core.crypto import keyring_from_settings
+    from racehub.db import embedded
     from racehub.db.bootstrap import migrate
     from racehub.db.session import get_engine, make_sessionmaker
     from racehub.providers.demo import serve_simulators
-    from racehub.settings import get_settings
 
-    settings = get_settings()
-    host = host or settings.host
-    port = port or settings.port
+    sock = stack.enter_context(bind_port(host, port))
+    port = sock.getsockname()[1]  # the one bound when port 0 asked for any
+    stack.callback(embedded.stop)  # a no-op unless _database_url starts it
     url = _database_url()  # starts the embedded server unless RACEHUB_DATABASE_URL is set
     migrate(url)
-    simulators_running = ExitStack()
-    simulators = serve_simulators(simulators_running, first_port=port + 101)
-    with make_sessionmaker(get_engine(url))() as db:
+    engine = get_engine(url)
+    stack.callback(engine.dispose)  # before the embedded server stops
+    simulators = serve_simulators(stack, first_port=port + 101 if port else None)
+    with make_sessionmaker(engine)() as db:
         seeded = seed_demo(db)
         seed_demo_connections(db, keyring_from_settings(settings), simulators)
         db.commit()
-    worker = subprocess.Popen([sys.executable, "-m", "racehub.cli", "worker"], env=os.environ)
-    base = f"http://{host}:{port}"
-    typer.echo("\n" + "=" * 64)
-    typer.echo(f"racehub demo {'seeded and ' if seeded else ''}running at {base}")
-    typer.echo(f"log in with any of these (password: {DEMO_PASSWORD}):")
-    for email, _, role in DEMO_USERS:
-        typer.echo(f"  {email:<32} {role.value}")
-    typer.echo(f"  {PLATFORM_ADMIN[0]:<32} PLATFORM_ADMIN")
     sample = write_demo_manufacturer_file(settings.data_dir / "demo")
-    typer.echo(f"try the manufactured-number import ({base}/inventory/numbers/onboard/import)")
-    typer.echo(f"  with {sample}")
-    typer.echo(f"provider simulators, each with a connection ({base}/connections):")
-    for sim in simulators:
-        typer.echo(f"  {sim.label:<24} {sim.base_url}")
-    typer.echo("API: " + base + "/api/openapi.json   Stop: Ctrl-C")
-    typer.echo("=" * 64 + "\n")
-    try:
-        import uvicorn
+    banner = _banner(f"http://{host}:{port}", seeded=seeded, sample=sample,
+                     simulators=simulators)
 
-        uvicorn.run("racehub.app:create_app", factory=True, host=host, port=port,
-                    log_config=None)
-    finally:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGINT)
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-        simulators_running.close()
-        from racehub.db import embedded
+    server = uvicorn.Server(uvicorn.Config(
+        "racehub.app:create_app", factory=True, host=host, port=port, log_config=None,
+        timeout_graceful_shutdown=WEB_SHUTDOWN_SECONDS))
+    worker = _Worker()
+    stack.callback(lambda: worker.stop(already_signalled=signals.worker_signalled))
+    done = threading.Event()
 
-        embedded.stop()
-        typer.echo("racehub demo stopped")
+    def watch() -> None:
+        announced = False
+        while not done.wait(0.2):
+            if not announced and server.started:  # the app answers: now say so
+                typer.echo(banner)
+                announced = True
+            if not worker.watch(lambda: server.should_exit or signals.stopping):
+                server.should_exit = True
+                return
+
+    watcher = threading.Thread(target=watch, name="demo-watch", daemon=True)
+    watcher.start()
+    stack.callback(watcher.join, timeout=5)
+    stack.callback(done.set)
+    signals.server = server
+    server.run(sockets=[sock])
+    if worker.failure:
+        raise DemoError(worker.failure)
