@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -13,9 +15,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from racehub.core import audit
+from racehub.core import service as core_service
 from racehub.core.models import AuditEntry, Role, Tenant
 from racehub.core.pagination import encode_cursor
-from tests.factories import auth, make_tenant, system_ctx
+from racehub.core.schemas import ApiTokenCreate
+from racehub.exports.views import get_view
+from tests.factories import auth, make_tenant, make_user, system_ctx
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -201,3 +206,132 @@ def test_audit_log_refuses_update_and_delete(db: Session, tenant: Tenant, statem
 
     assert db.scalar(text("SELECT action FROM audit_log WHERE id = :id"), {"id": entry.id}) \
         == "event.create"
+
+
+# --- the actor filter: users by e-mail, API tokens by prefix, name or id --------------------
+
+
+def test_actor_filter_finds_users_by_email_and_tokens_by_prefix_name_or_id(
+    client: TestClient, db: Session, tenant: Tenant, headers: dict[str, str]
+) -> None:
+    ada = make_user(db, tenant, Role.EVENT_MANAGER, email="Ada@Example.test")
+    token, _ = core_service.create_api_token(
+        db, system_ctx(tenant), data=ApiTokenCreate(name="Timing Laptop", role=Role.VIEWER))
+    by_ada = audit.record(db, replace(system_ctx(tenant), user_id=ada.id, actor_label=ada.email),
+                          action="event.update")
+    by_token = audit.record(db, replace(system_ctx(tenant), token_id=token.id,
+                                        actor_label=f"token:{token.prefix}"),
+                            action="event.update")
+    add_entry(db, tenant, "event.update")  # by the system
+    db.flush()
+
+    assert listed_ids(client, headers, actor="ada@example.TEST") == ids_of(by_ada)
+    assert listed_ids(client, headers, actor=str(ada.id)) == ids_of(by_ada)
+    for name in (f"token:{token.prefix}", token.prefix, f"{token.prefix}…", "timing laptop",
+                 str(token.id)):
+        assert listed_ids(client, headers, actor=name) == ids_of(by_token), name
+    assert listed_ids(client, headers, actor="nobody@example.test") == []
+
+
+def test_actor_filter_never_reaches_another_tenants_token(
+    client: TestClient, db: Session, tenant: Tenant, headers: dict[str, str]
+) -> None:
+    other = make_tenant(db)
+    theirs, _ = core_service.create_api_token(
+        db, system_ctx(other), data=ApiTokenCreate(name="shared name", role=Role.VIEWER))
+    # An entry of this tenant naming the other tenant's token (it cannot happen, but the
+    # filter must not rely on that): found by id only, never by the other tenant's name.
+    forged = audit.record(db, replace(system_ctx(tenant), token_id=theirs.id), action="x.y")
+    db.flush()
+
+    assert listed_ids(client, headers, actor="shared name") == []
+    assert listed_ids(client, headers, actor=theirs.prefix) == []
+    assert listed_ids(client, headers, actor=str(theirs.id)) == ids_of(forged)
+
+
+# --- the audit page -----------------------------------------------------------------------
+
+
+def page_rows(client: TestClient, headers: dict[str, str], **params: str) -> str:
+    response = client.get("/audit", headers={**headers, "HX-Request": "true"}, params=params)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_audit_page_to_date_includes_the_whole_chosen_day(
+    client: TestClient, db: Session, tenant: Tenant, headers: dict[str, str]
+) -> None:
+    day = date(2026, 3, 1)
+    add_entry(db, tenant, "day.before", at=datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC))
+    add_entry(db, tenant, "day.start", at=datetime(2026, 3, 1, tzinfo=UTC))
+    add_entry(db, tenant, "day.late", at=datetime(2026, 3, 1, 23, 59, 59, 999999, tzinfo=UTC))
+    add_entry(db, tenant, "day.after", at=datetime(2026, 3, 2, tzinfo=UTC))
+
+    rows = page_rows(client, headers, action="day.", since=day.isoformat(),
+                     until=day.isoformat())
+
+    assert re.findall(r"<code>(day\.\w+)</code>", rows) == ["day.late", "day.start"]
+    today = datetime.now(UTC).date().isoformat()
+    add_entry(db, tenant, "day.now")
+    assert "day.now" in page_rows(client, headers, action="day.", since=today, until=today)
+
+
+def test_audit_page_filters_by_actor_and_its_export_button_carries_the_filter(
+    client: TestClient, db: Session, tenant: Tenant, headers: dict[str, str]
+) -> None:
+    ada = make_user(db, tenant, Role.EVENT_MANAGER, email="ada@example.test")
+    audit.record(db, replace(system_ctx(tenant), user_id=ada.id, actor_label=ada.email),
+                 action="by.ada")
+    add_entry(db, tenant, "by.system")
+    db.flush()
+
+    page = client.get("/audit", headers=headers,
+                      params={"actor": "ada@example.test", "until": "2026-05-01"})
+    rows = page_rows(client, headers, actor="ada@example.test")
+
+    assert page.status_code == 200
+    assert 'name="actor" value="ada@example.test"' in page.text
+    assert '<option value="ada@example.test">' in page.text  # a suggestion, from the members
+    assert ("/exports/new?view=audit&amp;filter.actor=ada%40example.test&amp;"
+            "filter.until=2026-05-01") in page.text
+    assert "by.ada" in rows and "by.system" not in rows
+
+
+def test_audit_page_refuses_a_malformed_date_naming_it(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    response = client.get("/audit", headers=headers, params={"until": "01/05/2026"})
+    assert response.status_code == 422
+    assert "until must be a date" in response.text
+
+
+def test_audit_export_applies_the_page_filters_with_the_to_day_included(
+    db: Session, tenant: Tenant
+) -> None:
+    view = get_view("audit")
+    ada = make_user(db, tenant, Role.EVENT_MANAGER, email="ada@example.test")
+    ada_ctx = replace(system_ctx(tenant), user_id=ada.id, actor_label=ada.email)
+    late = audit.record(db, ada_ctx, action="exp.late")
+    late.at = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
+    after = audit.record(db, ada_ctx, action="exp.after")
+    after.at = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
+    other = add_entry(db, tenant, "exp.system", at=datetime(2026, 3, 1, 12, tzinfo=UTC))
+    db.flush()
+
+    def exported(**raw: str) -> list[int]:
+        flt = view.parse_filters({"action": "exp.", **raw})
+        query = view.query(system_ctx(tenant), flt, "id", True, datetime.now(UTC))
+        return [row.id for row in db.scalars(query.stmt)]
+
+    assert set(exported(until="2026-03-01")) == {late.id, other.id}
+    assert set(exported(until="2026-03-01", actor="ada@example.test")) == {late.id}
+    assert set(exported(until="2026-03-02T00:00:00Z")) == {late.id, other.id}  # exclusive
+    assert set(exported(since="2026-03-02")) == {after.id}
+    # Stored and shown again as the page's filters: the same day, not the day after.
+    flt = view.parse_filters({"until": "2026-03-01", "actor": "ada@example.test"})
+    stored = flt.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert stored == {"actor": "ada@example.test", "until": "2026-03-01"}
+    assert view.list_url(view.parse_filters(stored), "id", True) \
+        == "/audit?actor=ada%40example.test&until=2026-03-01"
+    assert view.list_url(view.parse_filters({"until": "2026-03-02T00:00:00Z"}), "id", True) \
+        == "/audit?until=2026-03-01"

@@ -1,4 +1,4 @@
-"""JSON API of the core domain: who am I, API tokens, the audit log."""
+"""JSON API of the core domain: who am I, members, API tokens, the audit log."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from racehub.core import audit
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
 from racehub.core.deps import DB, CurrentPrincipal, require
+from racehub.core.models import Membership
 from racehub.core.pagination import Page
 from racehub.core.rbac import Perm
 from racehub.core.schemas import (
@@ -20,7 +21,11 @@ from racehub.core.schemas import (
     ApiTokenCreated,
     ApiTokenRead,
     AuditEntryRead,
+    MemberAdded,
+    MemberCreate,
+    MemberRead,
     MembershipRead,
+    MemberUpdate,
     MeRead,
     TenantRead,
 )
@@ -50,6 +55,49 @@ def read_me(
     )
 
 
+# --- members -------------------------------------------------------------------------------
+
+ManageMembers = Annotated[TenantContext, Depends(require(Perm.CORE_MEMBER_MANAGE))]
+
+
+def member_read(membership: Membership) -> MemberRead:
+    return MemberRead(user_id=membership.user_id, email=membership.user.email,
+                      full_name=membership.user.full_name, role=membership.role,
+                      created_at=membership.created_at)
+
+
+@router.get("/members", response_model=list[MemberRead])
+def list_members(db: DB, ctx: ManageMembers) -> list[MemberRead]:
+    return [member_read(m) for m in core_service.list_members(db, ctx)]
+
+
+@router.post("/members", response_model=MemberAdded, status_code=201)
+def add_member(data: MemberCreate, db: DB, ctx: ManageMembers) -> MemberAdded:
+    membership, created = core_service.add_member(db, ctx, data=data)
+    db.commit()
+    return MemberAdded(**member_read(membership).model_dump(), user_created=created)
+
+
+@router.patch("/members/{user_id}", response_model=MemberRead)
+def update_member(
+    user_id: uuid.UUID, data: MemberUpdate, db: DB, ctx: ManageMembers
+) -> MemberRead:
+    membership = core_service.update_member_role(db, ctx, user_id=user_id, role=data.role)
+    db.commit()
+    return member_read(membership)
+
+
+@router.delete("/members/{user_id}", status_code=204)
+def remove_member(user_id: uuid.UUID, db: DB, ctx: ManageMembers) -> Response:
+    """Revokes the API tokens the member created in this tenant, too."""
+    core_service.remove_member(db, ctx, user_id=user_id)
+    db.commit()
+    return Response(status_code=204)
+
+
+# --- API tokens ----------------------------------------------------------------------------
+
+
 @router.get("/tokens", response_model=list[ApiTokenRead])
 def list_tokens(
     db: DB, ctx: Annotated[TenantContext, Depends(require(Perm.CORE_TOKEN_MANAGE))]
@@ -60,11 +108,13 @@ def list_tokens(
 @router.post("/tokens", response_model=ApiTokenCreated, status_code=201)
 def create_token(
     data: ApiTokenCreate,
+    response: Response,
     db: DB,
     ctx: Annotated[TenantContext, Depends(require(Perm.CORE_TOKEN_MANAGE))],
 ) -> ApiTokenCreated:
     token, secret = core_service.create_api_token(db, ctx, data=data)
     db.commit()
+    response.headers["Cache-Control"] = "no-store"  # the body holds the secret
     return ApiTokenCreated.model_validate({**ApiTokenRead.model_validate(token).model_dump(),
                                           "token": secret})
 
@@ -86,7 +136,7 @@ def list_audit(
     ctx: Annotated[TenantContext, Depends(require(Perm.AUDIT_LOG_READ))],
     action: Annotated[str | None, Query(description="Exact action, or a prefix ending in '.'")]
     = None,
-    actor: Annotated[uuid.UUID | None, Query(description="Actor user id")] = None,
+    actor: Annotated[str | None, Query(description=audit.ACTOR_FILTER_HELP)] = None,
     target_type: Annotated[str | None, Query(alias="targetType")] = None,
     target_id: Annotated[str | None, Query(alias="targetId")] = None,
     since: Annotated[datetime | None, Query(description="From (inclusive), ISO 8601")] = None,
@@ -95,7 +145,7 @@ def list_audit(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[AuditEntryRead]:
     rows, next_cursor = audit.list_entries(
-        db, ctx, action=action, actor_user_id=actor, target_type=target_type,
+        db, ctx, action=action, actor=actor, target_type=target_type,
         target_id=target_id, since=since, until=until, cursor=cursor, limit=limit,
     )
     return Page[AuditEntryRead](items=[AuditEntryRead.model_validate(r) for r in rows],

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
-from racehub.core.models import AuditEntry
+from racehub.core.models import ApiToken, AuditEntry, User
 from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
 
 
@@ -63,12 +63,46 @@ def _jsonable(data: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+ACTOR_FILTER_HELP = (
+    "Who acted: a user's e-mail, an API token's prefix (rh_…, as in 'token:rh_…') or name, "
+    "or a user or token id"
+)
+
+
+def actor_filter(tenant_id: uuid.UUID, actor: str) -> ColumnElement[bool]:
+    """Entries of one actor, named as ``ACTOR_FILTER_HELP`` says. Users are matched by id
+    (their e-mail at the time is only a label); tokens only among the tenant's own."""
+    actor = actor.strip()
+    try:
+        actor_id = uuid.UUID(actor)
+    except ValueError:
+        pass
+    else:
+        return or_(AuditEntry.actor_user_id == actor_id, AuditEntry.actor_token_id == actor_id)
+    prefix = actor.removeprefix("token:").rstrip("…")
+    users = select(User.id).where(func.lower(User.email) == actor.lower())
+    tokens = select(ApiToken.id).where(
+        ApiToken.tenant_id == tenant_id,
+        or_(ApiToken.prefix == prefix, func.lower(ApiToken.name) == actor.lower()))
+    return or_(AuditEntry.actor_user_id.in_(users), AuditEntry.actor_token_id.in_(tokens))
+
+
+def as_utc(value: datetime) -> datetime:
+    """A time without an offset is UTC, as the audit pages show it (not the server's zone)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def day_end(day: date) -> datetime:
+    """The exclusive bound that makes a "To" day inclusive: the next midnight, UTC."""
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+
+
 def list_entries(
     db: Session,
     ctx: TenantContext,
     *,
     action: str | None = None,
-    actor_user_id: uuid.UUID | None = None,
+    actor: str | None = None,
     target_type: str | None = None,
     target_id: str | None = None,
     since: datetime | None = None,
@@ -81,19 +115,19 @@ def list_entries(
     if action:
         # "event." lists every event action; a full name matches exactly.
         if action.endswith("."):
-            stmt = stmt.where(AuditEntry.action.startswith(action))
+            stmt = stmt.where(AuditEntry.action.startswith(action, autoescape=True))
         else:
             stmt = stmt.where(AuditEntry.action == action)
-    if actor_user_id:
-        stmt = stmt.where(AuditEntry.actor_user_id == actor_user_id)
+    if actor and actor.strip():
+        stmt = stmt.where(actor_filter(ctx.tenant_id, actor))
     if target_type:
         stmt = stmt.where(AuditEntry.target_type == target_type)
     if target_id:
         stmt = stmt.where(AuditEntry.target_id == target_id)
     if since:
-        stmt = stmt.where(AuditEntry.at >= since)
+        stmt = stmt.where(AuditEntry.at >= as_utc(since))
     if until:
-        stmt = stmt.where(AuditEntry.at < until)
+        stmt = stmt.where(AuditEntry.at < as_utc(until))
     key = SortKey(columns=[AuditEntry.id], descending=True)
     rows = db.scalars(apply_keyset(stmt, key, cursor, limit)).all()
     return split_page(rows, limit, lambda e: [e.id])

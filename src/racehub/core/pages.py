@@ -1,10 +1,10 @@
-"""Login/logout, tenant switch, API tokens page and audit log page."""
+"""Login/logout, tenant switch, members page, API tokens page and audit log page."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -22,11 +22,11 @@ from racehub.core.deps import (
     login_policy,
     require,
 )
-from racehub.core.exceptions import Invalid, NotAuthenticated, TooManyRequests
+from racehub.core.exceptions import DomainError, Invalid, NotAuthenticated, TooManyRequests
 from racehub.core.models import Role
 from racehub.core.rbac import Perm
-from racehub.core.schemas import ApiTokenCreate
-from racehub.web.pages import render
+from racehub.core.schemas import ApiTokenCreate, MemberCreate, MemberUpdate
+from racehub.web.pages import form_error, render, validate_model
 from racehub.web.templating import is_htmx
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -116,10 +116,18 @@ def switch_tenant(
 ManageTokens = Annotated[TenantContext, Depends(require(Perm.CORE_TOKEN_MANAGE))]
 
 
+def _tokens_page(request: Request, db: DB, ctx: TenantContext, *, status_code: int = 200,
+                 **context: Any) -> Response:
+    context.setdefault("values", {})
+    context.setdefault("created", None)
+    return render(request, db, ctx, "core/tokens.html", status_code=status_code,
+                  tokens=core_service.list_api_tokens(db, ctx), roles=list(Role),
+                  now=datetime.now(UTC), **context)
+
+
 @router.get("/settings/tokens")
 def tokens_page(request: Request, db: DB, ctx: ManageTokens) -> Response:
-    return render(request, db, ctx, "core/tokens.html",
-                  tokens=core_service.list_api_tokens(db, ctx), roles=list(Role), created=None)
+    return _tokens_page(request, db, ctx)
 
 
 @router.post("/settings/tokens")
@@ -127,19 +135,32 @@ def create_token(
     request: Request,
     db: DB,
     ctx: ManageTokens,
-    name: Annotated[str, Form()],
-    role: Annotated[Role, Form()],
+    name: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "",
+    expires_at: Annotated[str, Form()] = "",
 ) -> Response:
-    if not name.strip():
-        raise Invalid("give the token a name", field="name")
-    token, secret = core_service.create_api_token(
-        db, ctx, data=ApiTokenCreate(name=name.strip(), role=role)
-    )
+    values = {"name": name, "role": role, "expires_at": expires_at}
+    try:
+        if not name.strip():
+            raise Invalid("give the token a name", field="name")
+        data = validate_model(ApiTokenCreate, {"name": name.strip(), "role": role,
+                                               "expires_at": expires_at or None})
+        if data.expires_at is not None:
+            data.expires_at = audit.as_utc(data.expires_at)  # the form says UTC
+            if data.expires_at <= datetime.now(UTC):
+                raise Invalid("the expiry must be in the future", field="expires_at")
+        token, secret = core_service.create_api_token(db, ctx, data=data)
+    except DomainError as exc:
+        db.rollback()
+        return _tokens_page(request, db, ctx, status_code=exc.status_code, values=values,
+                            **form_error(exc))
     db.commit()
     # Rendered, not redirected: the secret is shown this once and never stored.
-    return render(request, db, ctx, "core/tokens.html", status_code=201,
-                  tokens=core_service.list_api_tokens(db, ctx), roles=list(Role),
-                  created={"name": token.name, "secret": secret})
+    response = _tokens_page(request, db, ctx, status_code=201,
+                            created={"name": token.name, "secret": secret,
+                                     "expires_at": token.expires_at})
+    response.headers["Cache-Control"] = "no-store"  # no copy of the secret in any cache
+    return response
 
 
 @router.post("/settings/tokens/{token_id}/revoke")
@@ -153,39 +174,142 @@ def revoke_token(token_id: uuid.UUID, db: DB, ctx: ManageTokens) -> Response:
 # --- audit log -----------------------------------------------------------------------------
 
 
+def _page_time(value: str | None, field: str, *, day_end: bool = False) -> datetime | None:
+    """A filter time of the audit page, UTC when it names no offset. A bare day is its
+    start, or with ``day_end`` the end of it (the exclusive next midnight): "To" includes
+    the day chosen."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return audit.day_end(day) if day_end else datetime(day.year, day.month, day.day,
+                                                               tzinfo=UTC)
+        return audit.as_utc(datetime.fromisoformat(value))
+    except ValueError as exc:
+        raise Invalid(f"{field} must be a date like 2026-05-01", field=field) from exc
+
+
 @router.get("/audit")
 def audit_page(
     request: Request,
     db: DB,
     ctx: Annotated[TenantContext, Depends(require(Perm.AUDIT_LOG_READ))],
     action: str | None = None,
+    actor: str | None = None,
     target_type: Annotated[str | None, Query(alias="targetType")] = None,
     target_id: Annotated[str | None, Query(alias="targetId")] = None,
     since: str | None = None,
     until: str | None = None,
     cursor: str | None = None,
 ) -> Response:
-    def parse(value: str | None, field: str) -> datetime | None:
-        if not value:
-            return None
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise Invalid(f"{field} must be a date like 2026-05-01", field=field) from exc
-
-    filters = {"action": action or "", "targetType": target_type or "",
+    actor = (actor or "").strip()
+    filters = {"action": action or "", "actor": actor, "targetType": target_type or "",
                "targetId": target_id or "", "since": since or "", "until": until or ""}
     rows, next_cursor = audit.list_entries(
-        db, ctx, action=action or None, target_type=target_type or None,
-        target_id=target_id or None, since=parse(since, "since"), until=parse(until, "until"),
-        cursor=cursor, limit=50,
+        db, ctx, action=action or None, actor=actor or None, target_type=target_type or None,
+        target_id=target_id or None, since=_page_time(since, "since"),
+        until=_page_time(until, "until", day_end=True), cursor=cursor, limit=50,
     )
     next_url = None
     if next_cursor:
         next_url = "/audit?" + urlencode({**{k: v for k, v in filters.items() if v},
                                           "cursor": next_cursor})
-    template = "core/_audit_rows.html" if is_htmx(request) else "core/audit.html"
-    return render(request, db, ctx, template, entries=rows, filters=filters,
-                  next_url=next_url)
+    if is_htmx(request):
+        return render(request, db, ctx, "core/_audit_rows.html", entries=rows,
+                      filters=filters, next_url=next_url)
+    # Suggestions for the "Who" input: the members, then the tokens as the log names them.
+    actors = [m.user.email for m in core_service.list_members(db, ctx)]
+    actors += [f"token:{t.prefix}" for t in core_service.list_api_tokens(db, ctx)]
+    return render(request, db, ctx, "core/audit.html", entries=rows, filters=filters,
+                  next_url=next_url, actors=actors)
 
 
+# --- members -------------------------------------------------------------------------------
+
+ManageMembers = Annotated[TenantContext, Depends(require(Perm.CORE_MEMBER_MANAGE))]
+
+
+def _members_page(request: Request, db: DB, ctx: TenantContext, *, status_code: int = 200,
+                  **context: Any) -> Response:
+    context.setdefault("values", {})
+    return render(request, db, ctx, "core/members.html", status_code=status_code,
+                  members=core_service.list_members(db, ctx), roles=list(Role), **context)
+
+
+def _flash(text: str, target: str = "/settings/members") -> Response:
+    return RedirectResponse(f"{target}?" + urlencode({"flash": text}), status_code=303)
+
+
+@router.get("/settings/members")
+def members_page(request: Request, db: DB, ctx: ManageMembers) -> Response:
+    return _members_page(request, db, ctx)
+
+
+@router.post("/settings/members")
+def add_member(
+    request: Request,
+    db: DB,
+    ctx: ManageMembers,
+    email: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "",
+    full_name: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    values = {"email": email, "role": role, "full_name": full_name}  # never the password
+    try:
+        data = validate_model(MemberCreate, {"email": email, "role": role,
+                                             "full_name": full_name.strip(),
+                                             "password": password or None})
+        membership, created = core_service.add_member(db, ctx, data=data)
+    except DomainError as exc:
+        db.rollback()
+        return _members_page(request, db, ctx, status_code=exc.status_code, values=values,
+                             **form_error(exc))
+    db.commit()
+    note = "a new account" if created else "an existing account; its password is unchanged"
+    return _flash(f"{membership.user.email} added as {membership.role.value} ({note})")
+
+
+def _member_refused(request: Request, db: DB, ctx: TenantContext, user_id: uuid.UUID,
+                    exc: DomainError) -> Response:
+    """A refused change of one row: the banner, and the problem beside that row."""
+    db.rollback()
+    if exc.status_code == 404:
+        raise exc
+    return _members_page(request, db, ctx, status_code=exc.status_code, error=exc.detail,
+                         row_error={"user_id": user_id, "message": exc.detail})
+
+
+@router.post("/settings/members/{user_id}/role")
+def change_member_role(
+    user_id: uuid.UUID,
+    request: Request,
+    db: DB,
+    ctx: ManageMembers,
+    role: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        data = validate_model(MemberUpdate, {"role": role})
+        membership = core_service.update_member_role(db, ctx, user_id=user_id, role=data.role)
+    except DomainError as exc:
+        return _member_refused(request, db, ctx, user_id, exc)
+    db.commit()
+    text = f"{membership.user.email} is now {membership.role.value}"
+    if user_id == ctx.user_id and not ctx.is_platform_admin and data.role != Role.TENANT_ADMIN:
+        return _flash(text, "/events")  # this page is no longer theirs to see
+    return _flash(text)
+
+
+@router.post("/settings/members/{user_id}/remove")
+def remove_member(user_id: uuid.UUID, request: Request, db: DB, ctx: ManageMembers) -> Response:
+    try:
+        email = core_service.get_member_or_raise(db, ctx, user_id=user_id).user.email
+        core_service.remove_member(db, ctx, user_id=user_id)
+    except DomainError as exc:
+        return _member_refused(request, db, ctx, user_id, exc)
+    db.commit()
+    text = f"{email} removed from this tenant"
+    if user_id == ctx.user_id:
+        return _flash(text, "/events")  # their session moved to another tenant, or none
+    return _flash(text)

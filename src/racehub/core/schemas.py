@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from racehub.core.models import Role
@@ -42,6 +43,48 @@ class MeRead(APIModel):
     is_platform_admin: bool
     permissions: list[str]
     memberships: list[MembershipRead]
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class MemberCreate(APIModel):
+    """Add a user to the tenant: an existing account by e-mail, or a new one (then
+    ``password`` is required, with the rules of ``racehub user create``)."""
+
+    email: str = Field(max_length=320)
+    role: Role
+    password: str | None = Field(
+        default=None, max_length=1000,
+        description="Only for a new account (at least 10 characters); an existing "
+                    "account keeps its password.")
+    full_name: str = Field(default="", max_length=200)
+
+    @field_validator("email")
+    @classmethod
+    def _email_shaped(cls, value: str) -> str:
+        value = value.strip()
+        if not _EMAIL.match(value):
+            raise ValueError("enter an e-mail address like ada@example.com")
+        return value
+
+
+class MemberUpdate(APIModel):
+    role: Role
+
+
+class MemberRead(APIModel):
+    """A membership of this tenant, named by its user's id (the id in ``/api/members/{id}``)."""
+
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    role: Role
+    created_at: datetime = Field(description="When the user joined this tenant")
+
+
+class MemberAdded(MemberRead):
+    user_created: bool = Field(description="A new account was created with the password given")
 
 
 class ApiTokenCreate(APIModel):

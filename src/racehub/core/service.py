@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from racehub.core import audit
@@ -22,7 +22,8 @@ from racehub.core.models import (
     User,
     UserSession,
 )
-from racehub.core.schemas import ApiTokenCreate
+from racehub.core.rbac import permissions_for
+from racehub.core.schemas import ApiTokenCreate, MemberCreate
 from racehub.core.security import hash_password, new_token, token_digest, verify_password
 
 TOKEN_PREFIX = "rh_"
@@ -296,3 +297,136 @@ def get_tenant(db: Session, *, tenant_id: uuid.UUID) -> Tenant:
     if tenant is None:
         raise NotFound("tenant not found")
     return tenant
+
+
+# --- tenant members ----------------------------------------------------------------------
+
+
+def _members(ctx: TenantContext) -> Select[tuple[Membership]]:
+    return select(Membership).where(Membership.tenant_id == ctx.tenant_id)
+
+
+def list_members(db: Session, ctx: TenantContext) -> list[Membership]:
+    return list(db.scalars(
+        _members(ctx).join(User, User.id == Membership.user_id)
+        .options(selectinload(Membership.user))
+        .order_by(func.lower(User.email))
+    ))
+
+
+def get_member_or_raise(db: Session, ctx: TenantContext, *, user_id: uuid.UUID) -> Membership:
+    membership = db.scalar(_members(ctx).where(Membership.user_id == user_id)
+                           .options(selectinload(Membership.user)))
+    if membership is None:
+        raise NotFound("member not found")
+    return membership
+
+
+def _lock_tenant_members(db: Session, ctx: TenantContext) -> None:
+    # One member change per tenant at a time, so two admins demoting each other cannot
+    # both see the other as the remaining admin. FOR NO KEY UPDATE leaves inserts of rows
+    # referencing the tenant (their FK checks) unblocked.
+    db.execute(select(Tenant.id).where(Tenant.id == ctx.tenant_id)
+               .with_for_update(key_share=True))
+
+
+def _refuse_losing_last_admin(db: Session, ctx: TenantContext, membership: Membership,
+                              *, removing: bool) -> None:
+    if membership.role != Role.TENANT_ADMIN:
+        return
+    admins = db.scalar(select(func.count()).select_from(Membership).where(
+        Membership.tenant_id == ctx.tenant_id, Membership.role == Role.TENANT_ADMIN)) or 0
+    if admins > 1:
+        return
+    who = "you are" if membership.user_id == ctx.user_id else f"{membership.user.email} is"
+    verb = "removed" if removing else "given another role"
+    raise Conflict(
+        f"{who} the only TENANT_ADMIN of this tenant and cannot be {verb}: make another "
+        "member TENANT_ADMIN first, so someone can still manage members and API tokens.",
+        field=None if removing else "role",
+    )
+
+
+def _revoke_member_tokens(db: Session, ctx: TenantContext, *, user_id: uuid.UUID,
+                          keep_role: Role | None, reason: str) -> list[str]:
+    """Revoke the tokens ``user_id`` created in this tenant (all of them, or those acting
+    with more rights than ``keep_role``). Tokens carry their own role, so they would
+    otherwise outlive the membership that let their creator make them."""
+    tokens = db.scalars(select(ApiToken).where(
+        ApiToken.tenant_id == ctx.tenant_id, ApiToken.created_by_user_id == user_id,
+        ApiToken.revoked_at.is_(None)).order_by(ApiToken.created_at, ApiToken.id)).all()
+    allowed = permissions_for(keep_role) if keep_role is not None else frozenset()
+    revoked = []
+    for token in tokens:
+        if keep_role is not None and permissions_for(token.role) <= allowed:
+            continue
+        token.revoked_at = _now()
+        audit.record(db, ctx, action="token.revoke", target_type="api_token",
+                     target_id=token.id, before={"name": token.name, "prefix": token.prefix},
+                     after={"reason": reason})
+        revoked.append(token.prefix)
+    return revoked
+
+
+def add_member(db: Session, ctx: TenantContext, *, data: MemberCreate) -> tuple[Membership, bool]:
+    """Returns the membership and whether a new account was created for it."""
+    _lock_tenant_members(db, ctx)
+    user = get_user_by_email(db, data.email)
+    created = user is None
+    if user is None:
+        if not data.password:
+            raise Invalid(
+                f"{data.email} has no racehub account yet: give a password (at least "
+                f"{MIN_PASSWORD_LENGTH} characters) to create one", field="password")
+        user = create_user(db, email=data.email, password=data.password,
+                           full_name=data.full_name)
+    elif get_membership(db, user_id=user.id, tenant_id=ctx.tenant_id) is not None:
+        raise Conflict(f"{user.email} is already a member of this tenant", field="email")
+    membership = Membership(tenant_id=ctx.tenant_id, user_id=user.id, role=data.role)
+    db.add(membership)
+    db.flush()  # created_at for the answer
+    audit.record(db, ctx, action="member.add", target_type="user", target_id=user.id,
+                 before=None, after={"email": user.email, "role": data.role.value,
+                                     "account_created": created})
+    return membership, created
+
+
+def update_member_role(db: Session, ctx: TenantContext, *, user_id: uuid.UUID,
+                       role: Role) -> Membership:
+    _lock_tenant_members(db, ctx)
+    membership = get_member_or_raise(db, ctx, user_id=user_id)
+    if membership.role == role:
+        return membership
+    if role != Role.TENANT_ADMIN:
+        _refuse_losing_last_admin(db, ctx, membership, removing=False)
+    before = membership.role
+    membership.role = role
+    revoked = _revoke_member_tokens(db, ctx, user_id=user_id, keep_role=role,
+                                    reason="member.role_change")
+    audit.record(db, ctx, action="member.role_change", target_type="user", target_id=user_id,
+                 before={"email": membership.user.email, "role": before.value},
+                 after={"role": role.value, "revoked_tokens": revoked})
+    return membership
+
+
+def remove_member(db: Session, ctx: TenantContext, *, user_id: uuid.UUID) -> None:
+    """Remove a member; their tokens in this tenant are revoked, and their browser sessions
+    open on this tenant move to another of their tenants (or to none)."""
+    _lock_tenant_members(db, ctx)
+    membership = get_member_or_raise(db, ctx, user_id=user_id)
+    _refuse_losing_last_admin(db, ctx, membership, removing=True)
+    revoked = _revoke_member_tokens(db, ctx, user_id=user_id, keep_role=None,
+                                    reason="member.remove")
+    elsewhere = db.scalar(
+        select(Membership.tenant_id).join(Tenant)
+        .where(Membership.user_id == user_id, Membership.tenant_id != ctx.tenant_id)
+        .order_by(Tenant.name).limit(1))
+    db.execute(update(UserSession)
+               .where(UserSession.user_id == user_id,
+                      UserSession.active_tenant_id == ctx.tenant_id)
+               .values(active_tenant_id=elsewhere))
+    audit.record(db, ctx, action="member.remove", target_type="user", target_id=user_id,
+                 before={"email": membership.user.email, "role": membership.role.value},
+                 after={"revoked_tokens": revoked})
+    db.delete(membership)
+    db.flush()  # gone before the caller lists the members again

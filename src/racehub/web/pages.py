@@ -39,6 +39,7 @@ def top_bar(request: Request, db: Session, ctx: TenantContext) -> dict[str, Any]
         "is_platform_admin": bool(user and user.is_platform_admin),
         "can_read_audit": ctx.can(Perm.AUDIT_LOG_READ),
         "can_manage_tokens": ctx.can(Perm.CORE_TOKEN_MANAGE),
+        "can_manage_members": ctx.can(Perm.CORE_MEMBER_MANAGE),
         "can_read_inventory": ctx.can(Perm.INVENTORY_NUMBER_READ),
     }
 

@@ -2,25 +2,47 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
+from pydantic import field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from racehub.core.audit import actor_filter, as_utc, day_end
 from racehub.core.context import TenantContext
 from racehub.core.models import AuditEntry
 from racehub.core.pagination import SortKey
 from racehub.core.rbac import Perm
 from racehub.exports.views import ExportColumn, ExportFilters, ExportView, ViewQuery, register
 
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
 
 class AuditExportFilters(ExportFilters):
+    """The audit page's filters. Times without an offset are UTC. ``until`` is exclusive,
+    except a bare day (``2026-05-01``, the page's "To"), which includes that whole day."""
+
     action: str | None = None  # "event." = every event action
+    actor: str | None = None  # e-mail, token prefix or name, user or token id
     target_type: str | None = None
     target_id: str | None = None
     since: datetime | None = None
-    until: datetime | None = None
+    until: datetime | date | None = None
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _bare_day(cls, value: Any) -> Any:
+        # Kept a date (not midnight) so that it stays inclusive when stored and read back.
+        if isinstance(value, str) and _DAY.match(value.strip()):
+            return date.fromisoformat(value.strip())
+        return value
+
+
+def _until_bound(until: datetime | date) -> datetime:
+    return as_utc(until) if isinstance(until, datetime) else day_end(until)
 
 
 def _query(ctx: TenantContext, flt: AuditExportFilters, sort: str, descending: bool,
@@ -31,25 +53,34 @@ def _query(ctx: TenantContext, flt: AuditExportFilters, sort: str, descending: b
     if flt.action:
         stmt = stmt.where(AuditEntry.action.startswith(flt.action, autoescape=True)
                           if flt.action.endswith(".") else AuditEntry.action == flt.action)
+    if flt.actor:
+        stmt = stmt.where(actor_filter(ctx.tenant_id, flt.actor))
     if flt.target_type:
         stmt = stmt.where(AuditEntry.target_type == flt.target_type)
     if flt.target_id:
         stmt = stmt.where(AuditEntry.target_id == flt.target_id)
     if flt.since:
-        stmt = stmt.where(AuditEntry.at >= flt.since)
+        stmt = stmt.where(AuditEntry.at >= as_utc(flt.since))
     if flt.until:
-        stmt = stmt.where(AuditEntry.at < flt.until)
+        stmt = stmt.where(AuditEntry.at < _until_bound(flt.until))
     return ViewQuery(stmt, SortKey(columns=[AuditEntry.id], descending=descending))
 
 
 def _describe(db: Session, ctx: TenantContext, flt: AuditExportFilters) -> str:
-    return "Audit log" + (f" — {flt.action}" if flt.action else "")
+    return "Audit log" + "".join(f" — {part}" for part in (flt.action, flt.actor) if part)
 
 
 def _list_url(flt: AuditExportFilters, sort: str, descending: bool) -> str:
-    params = {"action": flt.action, "targetType": flt.target_type, "targetId": flt.target_id,
-              "since": flt.since.date().isoformat() if flt.since else None,
-              "until": flt.until.date().isoformat() if flt.until else None}
+    until = None
+    if flt.until is not None:
+        # The page's "To" is an inclusive day: the last day before the exclusive bound.
+        last = (as_utc(flt.until).astimezone(UTC) - timedelta(microseconds=1)).date() \
+            if isinstance(flt.until, datetime) else flt.until
+        until = last.isoformat()
+    params = {"action": flt.action, "actor": flt.actor, "targetType": flt.target_type,
+              "targetId": flt.target_id,
+              "since": as_utc(flt.since).astimezone(UTC).date().isoformat() if flt.since else None,
+              "until": until}
     return "/audit?" + urlencode({k: v for k, v in params.items() if v})
 
 
