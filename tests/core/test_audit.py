@@ -208,6 +208,21 @@ def test_audit_log_refuses_update_and_delete(db: Session, tenant: Tenant, statem
         == "event.create"
 
 
+@pytest.mark.parametrize("statement", [
+    "TRUNCATE audit_log",
+    "TRUNCATE race_number_log",
+    "TRUNCATE tenants CASCADE",  # reaches both logs through their tenant_id
+])
+def test_append_only_logs_refuse_truncate(db: Session, tenant: Tenant, statement: str) -> None:
+    entry = add_entry(db, tenant, "event.create")
+
+    with pytest.raises(DBAPIError, match="append-only .TRUNCATE refused"), db.begin_nested():
+        db.execute(text(statement))
+
+    assert db.scalar(text("SELECT action FROM audit_log WHERE id = :id"), {"id": entry.id}) \
+        == "event.create"
+
+
 # --- the actor filter: users by e-mail, API tokens by prefix, name or id --------------------
 
 
