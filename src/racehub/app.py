@@ -58,6 +58,7 @@ def create_app(
         RequestContextMiddleware,
         max_body_bytes=settings.max_upload_bytes,
         secure_cookies=settings.secure_cookies,
+        session_seconds=settings.session_hours * 3600,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

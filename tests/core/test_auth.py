@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from racehub.core.deps import CSRF_COOKIE, SESSION_COOKIE
@@ -180,6 +181,27 @@ def test_many_failures_from_one_address_lock_every_email_from_it(
 
 
 # --- logout and sessions ------------------------------------------------------------------
+
+
+def test_an_active_session_slides_and_its_cookie_follows(client: TestClient, db: Session) -> None:
+    user = make_user(db, make_tenant(db))
+    assert post_login(client, user.email, PASSWORD).status_code == 303
+    cookie = client.cookies[SESSION_COOKIE]
+    # Idle for 11 of its 12 hours: the next request pushes both expiries out again.
+    now = datetime.now(UTC)
+    db.execute(update(UserSession).where(UserSession.user_id == user.id)
+               .values(last_seen_at=now - timedelta(hours=11), expires_at=now + timedelta(hours=1)))
+
+    response = client.get("/api/me")
+
+    assert response.status_code == 200
+    header = set_cookie(response, SESSION_COOKIE)
+    assert header is not None and header.startswith(f"{SESSION_COOKIE}={cookie};")
+    assert {"httponly", "samesite=lax", f"max-age={12 * 3600}"} <= cookie_flags(header)
+    expires_at = db.scalar(select(UserSession.expires_at).where(UserSession.user_id == user.id))
+    assert expires_at is not None and expires_at > now + timedelta(hours=11, minutes=59)
+    # Slid a moment ago: the next request writes nothing and sends no cookie.
+    assert set_cookie(client.get("/api/me"), SESSION_COOKIE) is None
 
 
 def test_logout_deletes_the_session_so_the_old_cookie_stops_working(
@@ -395,6 +417,25 @@ def test_platform_admin_switches_tenant_and_every_request_there_is_audited(
             (tenant.id, admin.id, "/api/me", "GET")]
     (create,) = audit_entries(db, "event.create")[-1:]
     assert create.after["_platform_admin_cross_tenant"] is True
+
+
+def test_a_refused_cross_tenant_write_still_leaves_its_trace(
+    client: TestClient, db: Session
+) -> None:
+    tenant = make_tenant(db)
+    admin = make_user(db, None, None, platform_admin=True)
+    csrf = start_browser_session(db, client, admin)
+    client.post("/tenant", data={"tenant_id": str(tenant.id), "csrf_token": csrf},
+                follow_redirects=False)
+
+    refused = client.post("/api/events", json={**NEW_EVENT, "timezone": "Mars/Olympus"},
+                          headers={"X-CSRF-Token": csrf})
+    db.rollback()  # what the request's own session does with anything it did not commit
+
+    assert refused.status_code == 422
+    requests = audit_entries(db, "platform.cross_tenant_request")
+    assert [(e.tenant_id, e.target_id, e.after["method"]) for e in requests] == [
+        (tenant.id, "/api/events", "POST")]
 
 
 def test_member_cannot_switch_to_a_tenant_they_do_not_belong_to(

@@ -89,9 +89,14 @@ def get_principal(request: Request, db: DB, settings: AppSettings) -> Principal 
             raise NotAuthenticated("API token is unknown, expired or revoked")
         principal = Principal(token=token)
     elif cookie := request.cookies.get(SESSION_COOKIE):
-        session = core_service.resolve_session(db, token=cookie, policy=login_policy(settings))
+        session = core_service.resolve_session(db, token=cookie)
         if session is not None:
             principal = Principal(user=session.user, session=session)
+            if core_service.slide_session(session, policy=login_policy(settings)):
+                # The first write of the request, so this commits the slide alone: a page
+                # view commits nothing else, and the slide must outlive it.
+                db.commit()
+                request.state.session_cookie_refresh = cookie
     request.state.principal = principal
     return principal
 
@@ -168,8 +173,9 @@ class PermissionDependency:
             audit.record(db, ctx, action="platform.cross_tenant_request",
                          target_type="route", target_id=request.url.path[:100],
                          after={"method": request.method, "permission": self.permission.value})
-            if request.method in ("GET", "HEAD"):
-                db.commit()  # reads commit nothing else, so make the trace durable now
+            # Committed now, alone (nothing else is written yet): the trace must outlive
+            # a request that fails or is refused after this point.
+            db.commit()
         return ctx
 
 

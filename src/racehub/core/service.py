@@ -196,20 +196,31 @@ def start_session(
     return token
 
 
-def resolve_session(db: Session, *, token: str, policy: LoginPolicy) -> UserSession | None:
+# Sliding expiry is written at most this often, to keep page views read-only otherwise.
+SESSION_SLIDE_EVERY = timedelta(minutes=1)
+
+
+def resolve_session(db: Session, *, token: str) -> UserSession | None:
     session = db.scalar(
         select(UserSession)
         .where(UserSession.token_hash == token_digest(token))
         .options(selectinload(UserSession.user))
     )
-    now = _now()
-    if session is None or session.expires_at <= now or not session.user.is_active:
+    if session is None or session.expires_at <= _now() or not session.user.is_active:
         return None
-    # Sliding expiry, written at most once a minute to keep reads cheap.
-    if now - session.last_seen_at > timedelta(minutes=1):
-        session.last_seen_at = now
-        session.expires_at = now + policy.session_lifetime
     return session
+
+
+def slide_session(session: UserSession, *, policy: LoginPolicy) -> bool:
+    """Push the idle expiry ``session_lifetime`` past now, if it was last pushed more than
+    ``SESSION_SLIDE_EVERY`` ago. Returns whether it moved (the caller commits it and sends
+    the browser a cookie with the new lifetime, or the browser would drop it first)."""
+    now = _now()
+    if now - session.last_seen_at <= SESSION_SLIDE_EVERY:
+        return False
+    session.last_seen_at = now
+    session.expires_at = now + policy.session_lifetime
+    return True
 
 
 def end_session(db: Session, *, token: str) -> None:

@@ -15,7 +15,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from racehub.core.deps import CSRF_COOKIE
+from racehub.core.deps import CSRF_COOKIE, SESSION_COOKIE
 
 log = structlog.get_logger("racehub.request")
 
@@ -48,10 +48,12 @@ def _too_large_detail(max_body_bytes: int) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, secure_cookies: bool) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, secure_cookies: bool,
+                 session_seconds: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.secure_cookies = secure_cookies
+        self.session_seconds = session_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,6 +104,13 @@ class RequestContextMiddleware:
                     out.setdefault(name, value)
                 if new_csrf:
                     out.append("set-cookie", _cookie(CSRF_COOKIE, new_csrf, secure=https))
+                # The session's expiry slid (core.deps.get_principal): the cookie's lifetime
+                # follows, unless the response sets the session cookie itself (logout).
+                refresh = state.get("session_cookie_refresh")
+                if refresh and not any(v.startswith(f"{SESSION_COOKIE}=")
+                                       for v in out.getlist("set-cookie")):
+                    out.append("set-cookie", _cookie(SESSION_COOKIE, refresh, secure=https,
+                                                     max_age=self.session_seconds))
             await send(message)
 
         try:
@@ -149,5 +158,3 @@ def _cookie(name: str, value: str, *, secure: bool, max_age: int | None = None) 
     return "; ".join(parts)
 
 
-def session_cookie_header(name: str, value: str, *, secure: bool, max_age: int) -> str:
-    return _cookie(name, value, secure=secure, max_age=max_age)
