@@ -13,11 +13,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from racehub.core.deps import CSRF_COOKIE
+from racehub.app import create_app
+from racehub.core.deps import CSRF_COOKIE, get_db
 from racehub.core.models import Role
 from racehub.events.models import Event
+from racehub.settings import Settings
 from tests.core.conftest import ClientFactory
 from tests.factories import auth, make_tenant
 
@@ -193,3 +195,26 @@ def test_cap_counts_every_chunk_of_a_streamed_body(capped: TestClient, db: Sessi
     assert sent[0]["status"] == 413
     assert len(messages) > 100  # stopped reading early, not after swallowing everything
     assert event_count(db) == 0
+
+
+def test_every_log_line_of_a_request_carries_its_request_id(
+    settings: Settings, db: Session, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(settings.model_copy(update={"log_level": "INFO", "log_json": True}),
+                     session_factory=sessionmaker())
+    app.dependency_overrides[get_db] = lambda: db
+    app.router.add_api_route("/api/test-explode", _explode)
+    capsys.readouterr()  # start-up lines belong to no request
+    with TestClient(app, raise_server_exceptions=False) as client:
+        ok = client.get("/login", headers={"X-Request-ID": "req-ok-0001"})
+        failed = client.get("/api/test-explode", headers={"X-Request-ID": "req-boom-0002"})
+
+    assert (ok.status_code, failed.status_code) == (200, 500)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()
+             if line.startswith("{")]
+    by_event = {(line["event"], line.get("path")): line for line in lines}
+    assert by_event[("request", "/login")]["request_id"] == "req-ok-0001"
+    assert by_event[("request", "/api/test-explode")]["request_id"] == "req-boom-0002"
+    # A line logged inside the request (the unhandled error, with its traceback) too.
+    (error,) = [line for line in lines if line["event"] == "request.unhandled_error"]
+    assert error["request_id"] == "req-boom-0002" and "RuntimeError: boom" in error["exception"]

@@ -359,13 +359,15 @@ def test_same_bib_in_another_event_is_fine(
 def test_patch_bib_checks_others_but_not_the_participant_itself(
     client: TestClient, db: Session, headers: H, event: Event
 ) -> None:
-    make_participant(db, event, bib="1")
+    holder = make_participant(db, event, first_name="Ada", last_name="Lovelace", bib="1")
     ep = make_participant(db, event, bib="2")
     url = f"/api/participants/{ep.id}"
     assert client.patch(url, headers=headers, json={"bib": "2", "team": "Harriers"}) \
         .status_code == 200
-    assert error_fields(problem(client.patch(url, headers=headers, json={"bib": "1"}), 409)) \
-        == ["bib"]
+    refused = problem(client.patch(url, headers=headers, json={"bib": "1"}), 409)
+    assert error_fields(refused) == ["bib"]
+    for part in ("bib 1", "Ada Lovelace", str(holder.id)):
+        assert part in refused["detail"]
     assert client.patch(url, headers=headers, json={"bib": None}).json()["bib"] is None
 
 

@@ -104,7 +104,9 @@ def install_error_handlers(app: FastAPI) -> None:
     def unexpected(request: Request, exc: Exception) -> Response:
         from racehub.web.middleware import SECURITY_HEADERS
 
-        log.exception("request.unhandled_error")
+        # exc_info given, not taken from sys.exc_info(): this sync handler runs in a thread
+        # of its own, outside the except block, where the traceback would be lost.
+        log.error("request.unhandled_error", exc_info=exc)
         detail = "Something went wrong on our side. Quote the request id when reporting it."
         if wants_html(request):
             response = _html_error(request, 500, "Server error", detail)
