@@ -223,7 +223,8 @@ def test_logout_deletes_the_session_so_the_old_cookie_stops_working(
     assert client.get("/api/me").status_code == 401
     page = client.get("/events", follow_redirects=False)
     assert (page.status_code, page.headers["location"]) == (303, "/login?next=/events")
-    assert [e.actor_user_id for e in audit_entries(db, "auth.logout")] == [user.id]
+    assert [(e.actor_user_id, e.actor_label) for e in audit_entries(db, "auth.logout")] \
+        == [(user.id, user.email)]
 
 
 def test_logout_without_csrf_token_keeps_the_session(client: TestClient, db: Session) -> None:

@@ -273,6 +273,24 @@ def test_fragment_of_a_finished_job_stops_polling_and_offers_no_control(
     assert "hx-get" not in fragment and 'name="action"' not in fragment
 
 
+def test_a_job_ending_on_its_own_page_reloads_it_for_the_log(
+    client: TestClient, db: Session, headers: H, tenant: Tenant, running: JobRun
+) -> None:
+    done = make_run(db, tenant, status=JobStatus.COMPLETED, stage="Done", percent=100.0)
+    polled = {**headers, "HX-Request": "true"}
+
+    on_its_page = client.get(f"/jobs/{done.id}", headers={
+        **polled, "HX-Current-URL": f"http://testserver/jobs/{done.id}"})
+    elsewhere = client.get(f"/jobs/{done.id}", headers={
+        **polled, "HX-Current-URL": "http://testserver/exports"})
+    still_running = client.get(f"/jobs/{running.id}", headers={
+        **polled, "HX-Current-URL": f"http://testserver/jobs/{running.id}"})
+
+    assert on_its_page.headers.get("hx-refresh") == "true"
+    assert "hx-refresh" not in elsewhere.headers  # another page embeds only the fragment
+    assert "hx-refresh" not in still_running.headers
+
+
 def test_viewer_sees_the_page_without_controls(
     client: TestClient, db: Session, tenant: Tenant, running: JobRun
 ) -> None:

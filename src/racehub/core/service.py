@@ -224,12 +224,15 @@ def slide_session(session: UserSession, *, policy: LoginPolicy) -> bool:
 
 
 def end_session(db: Session, *, token: str) -> None:
-    session = db.scalar(select(UserSession).where(UserSession.token_hash == token_digest(token)))
+    session = db.scalar(select(UserSession).where(UserSession.token_hash == token_digest(token))
+                        .options(selectinload(UserSession.user)))
     if session is None:
         return
+    # Labelled by e-mail like every other entry of a user, so the actor filter and the
+    # page read the same for login and logout.
     audit.record(db, None, action="auth.logout", target_type="user", target_id=session.user_id,
                  tenant_id=session.active_tenant_id, actor_user_id=session.user_id,
-                 actor_label=str(session.user_id))
+                 actor_label=session.user.email)
     db.execute(delete(UserSession).where(UserSession.id == session.id))
 
 

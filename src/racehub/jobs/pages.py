@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -26,8 +27,17 @@ def job_page(job_id: uuid.UUID, request: Request, db: DB, ctx: ReadJobs) -> Resp
     run = service.get_job_or_raise(db, ctx, job_id=job_id)
     template = "jobs/_progress.html" if is_htmx(request) else "jobs/detail.html"
     kind = get_kind(run.kind)
-    return render(request, db, ctx, template, run=run, label=kind.label,
-                  can_control=ctx.can(kind.permission))
+    response = render(request, db, ctx, template, run=run, label=kind.label,
+                      can_control=ctx.can(kind.permission))
+    if is_htmx(request) and run.status.is_terminal and _polled_from(request, f"/jobs/{job_id}"):
+        # The job ended while its own page watched: reload it once, so its log and any
+        # error details (outside the polled fragment) show the end too.
+        response.headers["HX-Refresh"] = "true"
+    return response
+
+
+def _polled_from(request: Request, path: str) -> bool:
+    return urlsplit(request.headers.get("hx-current-url", "")).path == path
 
 
 @router.post("/jobs/{job_id}/control")
