@@ -615,6 +615,26 @@ def test_walking_all_pages_gives_every_participant_once_in_order(
     assert pages == 5
 
 
+def test_names_sort_and_match_without_regard_to_accents(
+    client: TestClient, db: Session, headers: H, event: Event
+) -> None:
+    for last in ("Zed", "Émile", "Burton", "Bärer", "Eaton", "Barnes", "Straße"):
+        make_participant(db, event, first_name="Al", last_name=last)
+    url = f"/api/events/{event.id}/participants"
+
+    def last_names(**params: str) -> list[str]:
+        response = client.get(url, headers=headers, params=params)
+        assert response.status_code == 200, response.text
+        return [p["person"]["lastName"] for p in response.json()["items"]]
+
+    # Byte order put "Bärer" after "Burton" and "Émile" after "Zed".
+    assert last_names(sort="last_name") == [
+        "Bärer", "Barnes", "Burton", "Eaton", "Émile", "Straße", "Zed"]
+    assert last_names(q="barer") == last_names(q="BÄRER") == ["Bärer"]
+    assert last_names(q="emile") == ["Émile"]
+    assert last_names(q="strasse") == ["Straße"]
+
+
 def test_cursor_of_one_sort_is_refused_by_another(
     client: TestClient, headers: H, event: Event, crowd: list[dict[str, Any]]
 ) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Computed,
     Date,
     DateTime,
@@ -111,10 +113,11 @@ class Person(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     city: Mapped[str | None] = mapped_column(String(120))
     region: Mapped[str | None] = mapped_column(String(120))
     country: Mapped[str | None] = mapped_column(String(3))
-    # Kept by Postgres, never written by us: what the participant search matches words in.
+    # Kept by Postgres, never written by us: what the participant search matches words in,
+    # folded (see ``fold`` below).
     search_text: Mapped[str] = mapped_column(
         Text,
-        Computed("lower(first_name::text || ' ' || last_name::text || ' ' "
+        Computed("racehub_fold(first_name::text || ' ' || last_name::text || ' ' "
                  "|| coalesce(email, '')::text)", persisted=True),
     )
 
@@ -181,8 +184,17 @@ class EventParticipant(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
 # that a prepared statement's text still matches the index expression.
 
 _EMPTY = literal_column("''")
-PERSON_LAST_NAME_KEY = func.lower(Person.last_name, type_=String)
-PERSON_FIRST_NAME_KEY = func.lower(Person.first_name, type_=String)
+
+
+def fold(value: Any) -> ColumnElement[str]:
+    """Lower case without accents ("Émile" -> "emile"), in SQL: racehub_fold(), migration
+    0013. What names sort by, and what search words and persons.search_text are compared
+    in."""
+    return func.racehub_fold(value, type_=String)
+
+
+PERSON_LAST_NAME_KEY = fold(Person.last_name)
+PERSON_FIRST_NAME_KEY = fold(Person.first_name)
 # Missing bibs last (false sorts before true); then numeric-looking bibs in numeric order
 # ("9" before "10").
 BIB_MISSING_KEY = EventParticipant.bib.is_(None)

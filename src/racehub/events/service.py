@@ -20,6 +20,7 @@ from sqlalchemy import (
     Select,
     case,
     func,
+    literal,
     or_,
     select,
     union,
@@ -54,6 +55,7 @@ from racehub.events.models import (
     EventStatus,
     ParticipantStatus,
     Person,
+    fold,
 )
 from racehub.events.schemas import (
     CategoryCreate,
@@ -274,7 +276,7 @@ def _search_condition(ctx: TenantContext, event_id: uuid.UUID, q: str) -> Column
     """
     ep = EventParticipant
     term = q.strip()
-    words = [_like(word.lower()) for word in term.split()]
+    words = [fold(literal(_like(word))) for word in term.split()]
     in_event = _scoped(ctx, EventParticipant).with_only_columns(ep.id).where(
         ep.event_id == event_id)
     matches = union(
@@ -539,8 +541,7 @@ def assign_bibs(
     while True:
         batch = list(db.scalars(
             _unnumbered(ctx, event_uuid, category_uuid)
-            .order_by(func.lower(Person.last_name), func.lower(Person.first_name),
-                      EventParticipant.id)
+            .order_by(PERSON_LAST_NAME_KEY, PERSON_FIRST_NAME_KEY, EventParticipant.id)
             .limit(batch_size)
             .with_for_update(of=EventParticipant)
         ))

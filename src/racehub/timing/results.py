@@ -29,6 +29,7 @@ from sqlalchemy import (
     and_,
     case,
     func,
+    literal,
     or_,
     select,
     text,
@@ -56,6 +57,7 @@ from racehub.events.models import (
     ParticipantStatus,
     Person,
     TimingIdentifier,
+    fold,
 )
 from racehub.imports.models import Import
 from racehub.timing.models import Result, ResultStatus
@@ -539,7 +541,7 @@ def results_query(ctx: TenantContext, *, event_id: uuid.UUID, category_id: uuid.
     if q and q.strip():
         term = q.strip()
         stmt = stmt.where(or_(ep.bib == term, Person.search_text.like(
-            contains_pattern(term.lower()))))
+            fold(literal(contains_pattern(term))))))
     return stmt
 
 
