@@ -237,6 +237,9 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
         Case(Perm.EVENTS_EVENT_WRITE, 303, form={"name": "Half"}),
     ("POST", "/events/{event_id}/categories/{category_id}/assign-bibs"):
         Case(Perm.EVENTS_PARTICIPANT_WRITE, 303, form={}),
+    ("GET", "/events/{event_id}/participants/new"): Case(Perm.EVENTS_PARTICIPANT_WRITE, 200),
+    ("POST", "/events/{event_id}/participants/new"): Case(
+        Perm.EVENTS_PARTICIPANT_WRITE, 303, form={"first_name": "Grace", "last_name": "Hopper"}),
     ("GET", "/participants/{participant_id}/edit"): Case(Perm.EVENTS_PARTICIPANT_WRITE, 200),
     ("POST", "/participants/{participant_id}/edit"): Case(
         Perm.EVENTS_PARTICIPANT_WRITE, 303,
@@ -730,6 +733,9 @@ FOREIGN_ID_CASES = [
               {"json": {**NEW_PERSON, "categoryId": Ref("category_id")}}),
     ForeignId(("PATCH", "/api/participants/{participant_id}"), "category_id",
               {"json": {"categoryId": Ref("category_id")}}),
+    ForeignId(("POST", "/events/{event_id}/participants/new"), "category_id",
+              {"form": {**PAGE_CASES["POST", "/events/{event_id}/participants/new"].form,
+                        "category_id": Ref("category_id")}}),
     ForeignId(("POST", "/participants/{participant_id}/edit"), "category_id",
               {"form": {**PAGE_CASES["POST", "/participants/{participant_id}/edit"].form,
                         "category_id": Ref("category_id")}}),

@@ -1,4 +1,4 @@
-"""Editing a participant through the form, and the CSRF check on that form."""
+"""Adding and editing a participant through the form, and the CSRF check on that form."""
 
 from __future__ import annotations
 
@@ -129,6 +129,44 @@ def test_each_invalid_field_shows_its_problem_beside_it(
         assert saved is not None
         assert (saved.person.nationality, saved.person.country, saved.team) == (
             "FRA", "FR", "Kept Team")
+
+
+def test_walk_up_entry_is_added_from_the_event_page(
+    page: Page, seed: Seed, pair: tuple[EventParticipant, ...],
+    committed_db: sessionmaker[Session], console: ConsoleWatch,
+) -> None:
+    _, bea = pair
+    console.expect(r"status of 409 ")
+    login(page, seed.admin.email)
+    page.goto(f"/events/{seed.event.id}")
+    page.get_by_role("link", name="Add participant").click()
+
+    expect(page).to_have_url(re.compile(rf"/events/{seed.event.id}/participants/new$"))
+    page.get_by_label("First name").fill("Émile")
+    page.get_by_label("Last name").fill("Zátopek")
+    page.get_by_label("Team").fill("Walk-ups")
+    page.get_by_label("Bib").fill("202")  # Bea's
+    page.get_by_role("button", name="Add participant").click()
+
+    expect(page.get_by_role("alert")).to_contain_text("bib 202 is already used in this event "
+                                                      "by Bea Other")
+    expect(page.get_by_role("textbox", name="Bib", exact=True)).to_have_attribute(
+        "aria-invalid", "true")
+    expect(page.get_by_label("Last name")).to_have_value("Zátopek")
+    page.get_by_label("Bib").fill("404")
+    page.get_by_role("button", name="Add participant").click()
+
+    expect(page.get_by_role("status")).to_have_text("Émile Zátopek added")
+    expect(page.locator("tr[data-participant-id]")).to_have_count(1)
+    row = page.locator("tr[data-participant-id]")
+    expect(row.locator("td.bib")).to_have_text("404")
+    expect(row).to_contain_text("Zátopek, Émile")
+    with committed_db() as db:
+        added = db.get(EventParticipant, uuid.UUID(row.get_attribute("data-participant-id")))
+        assert added is not None
+        assert (added.bib, added.team, added.status.value, added.source_provider) == (
+            "404", "Walk-ups", "active", None)
+        assert added.id != bea.id
 
 
 def test_post_without_csrf_token_is_refused(

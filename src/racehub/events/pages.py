@@ -26,6 +26,7 @@ from racehub.events.schemas import (
     CategoryCreate,
     EventCreate,
     EventUpdate,
+    ParticipantCreate,
     ParticipantUpdate,
 )
 from racehub.events.service import ParticipantFilter, ParticipantSort
@@ -234,6 +235,39 @@ def assign_bibs(
     return RedirectResponse(f"/jobs/{run.id}", status_code=303)
 
 
+@router.get("/events/{event_id}/participants/new")
+def new_participant_page(
+    event_id: uuid.UUID, request: Request, db: DB, ctx: WriteParticipants
+) -> Response:
+    event = service.get_event_or_raise(db, ctx, event_id=event_id)
+    return render(request, db, ctx, "events/participant_form.html", ep=None, event=event,
+                  categories=service.list_categories(db, ctx, event_id=event_id),
+                  values={"status": "active"}, **_choices())
+
+
+@router.post("/events/{event_id}/participants/new")
+async def create_participant(
+    event_id: uuid.UUID, request: Request, db: DB, ctx: WriteParticipants
+) -> Response:
+    """A walk-up entry: a new person in this event (synced entries come from providers)."""
+    values = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    person, ep_fields = _participant_form(values)
+    try:
+        data = validate_model(ParticipantCreate, {**ep_fields, "person": person})
+        ep = service.create_participant(db, ctx, event_id=event_id, data=data)
+    except DomainError as exc:
+        db.rollback()
+        event = service.get_event_or_raise(db, ctx, event_id=event_id)
+        return render(request, db, ctx, "events/participant_form.html",
+                      status_code=exc.status_code, ep=None, event=event,
+                      categories=service.list_categories(db, ctx, event_id=event_id),
+                      values=values, **form_error(exc), **_choices())
+    db.commit()
+    name = f"{ep.person.first_name} {ep.person.last_name}"
+    return RedirectResponse(f"/events/{event_id}?" + urlencode(
+        {"flash": f"{name} added", "q": ep.bib or ep.registration_id or name}), status_code=303)
+
+
 @router.get("/participants/{participant_id}/edit")
 def edit_participant_page(
     participant_id: uuid.UUID, request: Request, db: DB, ctx: WriteParticipants
@@ -260,6 +294,17 @@ def _participant_values(ep: Any) -> dict[str, Any]:
 
 PERSON_FORM_FIELDS = ("first_name", "last_name", "birth_date", "gender", "email", "nationality",
                       "city", "region", "country")
+ENTRY_FORM_FIELDS = ("bib", "registration_id", "team", "category_id", "status")
+
+
+def _participant_form(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The person and the entry fields of the participant form. An emptied input clears
+    its field (every field of the form is sent); an absent status keeps the default."""
+    person = {k: values.get(k, "").strip() or None for k in PERSON_FORM_FIELDS}
+    entry = {k: values.get(k, "").strip() or None for k in ENTRY_FORM_FIELDS}
+    if entry["status"] is None:
+        del entry["status"]
+    return person, entry
 
 
 @router.post("/participants/{participant_id}/edit")
@@ -267,10 +312,7 @@ async def update_participant(
     participant_id: uuid.UUID, request: Request, db: DB, ctx: WriteParticipants
 ) -> Response:
     values = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    # An emptied input clears the field: every field of the form is sent.
-    person = {k: values.get(k, "").strip() or None for k in PERSON_FORM_FIELDS}
-    ep_fields = {k: values.get(k, "").strip() or None
-                 for k in ("bib", "registration_id", "team", "category_id", "status")}
+    person, ep_fields = _participant_form(values)
     try:
         data = validate_model(ParticipantUpdate, {**ep_fields, "person": person})
         ep = service.update_participant(db, ctx, participant_id=participant_id, data=data)
