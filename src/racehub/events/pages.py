@@ -17,6 +17,7 @@ from racehub.core.rbac import Perm
 from racehub.events import service
 from racehub.events.models import (
     Event,
+    EventParticipant,
     EventStatus,
     Gender,
     ParticipantStatus,
@@ -240,9 +241,7 @@ def new_participant_page(
     event_id: uuid.UUID, request: Request, db: DB, ctx: WriteParticipants
 ) -> Response:
     event = service.get_event_or_raise(db, ctx, event_id=event_id)
-    return render(request, db, ctx, "events/participant_form.html", ep=None, event=event,
-                  categories=service.list_categories(db, ctx, event_id=event_id),
-                  values={"status": "active"}, **_choices())
+    return _participant_form_page(request, db, ctx, event, None, {"status": "active"})
 
 
 @router.post("/events/{event_id}/participants/new")
@@ -258,10 +257,8 @@ async def create_participant(
     except DomainError as exc:
         db.rollback()
         event = service.get_event_or_raise(db, ctx, event_id=event_id)
-        return render(request, db, ctx, "events/participant_form.html",
-                      status_code=exc.status_code, ep=None, event=event,
-                      categories=service.list_categories(db, ctx, event_id=event_id),
-                      values=values, **form_error(exc), **_choices())
+        return _participant_form_page(request, db, ctx, event, None, values,
+                                      status_code=exc.status_code, **form_error(exc))
     db.commit()
     name = f"{ep.person.first_name} {ep.person.last_name}"
     return RedirectResponse(f"/events/{event_id}?" + urlencode(
@@ -273,9 +270,18 @@ def edit_participant_page(
     participant_id: uuid.UUID, request: Request, db: DB, ctx: WriteParticipants
 ) -> Response:
     ep = service.get_participant_or_raise(db, ctx, participant_id=participant_id)
-    return render(request, db, ctx, "events/participant_form.html", ep=ep,
-                  categories=service.list_categories(db, ctx, event_id=ep.event_id),
-                  values=_participant_values(ep), **_choices())
+    return _participant_form_page(request, db, ctx, ep.event, ep, _participant_values(ep))
+
+
+def _participant_form_page(
+    request: Request, db: Session, ctx: TenantContext, event: Event,
+    ep: EventParticipant | None, values: dict[str, Any], status_code: int = 200, **extra: Any,
+) -> Response:
+    """The participant form: editing ``ep``, or adding one to ``event`` when ``ep`` is None."""
+    return render(request, db, ctx, "events/participant_form.html", status_code=status_code,
+                  ep=ep, event=event, values=values,
+                  categories=service.list_categories(db, ctx, event_id=event.id),
+                  **extra, **_choices())
 
 
 def _participant_values(ep: Any) -> dict[str, Any]:
@@ -319,10 +325,8 @@ async def update_participant(
     except DomainError as exc:
         db.rollback()
         ep = service.get_participant_or_raise(db, ctx, participant_id=participant_id)
-        return render(request, db, ctx, "events/participant_form.html",
-                      status_code=exc.status_code, ep=ep,
-                      categories=service.list_categories(db, ctx, event_id=ep.event_id),
-                      values=values, **form_error(exc), **_choices())
+        return _participant_form_page(request, db, ctx, ep.event, ep, values,
+                                      status_code=exc.status_code, **form_error(exc))
     db.commit()
     return RedirectResponse(f"/events/{ep.event_id}?"
                             + urlencode({"flash": "Participant saved", "q": ep.bib or ""}),
