@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
@@ -97,8 +97,7 @@ def day_end(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
-def list_entries(
-    db: Session,
+def entries_query(
     ctx: TenantContext,
     *,
     action: str | None = None,
@@ -107,10 +106,9 @@ def list_entries(
     target_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    cursor: str | None = None,
-    limit: int = 50,
-) -> tuple[list[AuditEntry], str | None]:
-    check_limit(limit)
+) -> Select[tuple[AuditEntry]]:
+    """The tenant's entries matching the audit filters (the API, the page, the export).
+    ``until`` is exclusive; times without an offset are UTC."""
     stmt = select(AuditEntry).where(AuditEntry.tenant_id == ctx.tenant_id)
     if action:
         # "event." lists every event action; a full name matches exactly.
@@ -128,6 +126,20 @@ def list_entries(
         stmt = stmt.where(AuditEntry.at >= as_utc(since))
     if until:
         stmt = stmt.where(AuditEntry.at < as_utc(until))
+    return stmt
+
+
+def list_entries(
+    db: Session,
+    ctx: TenantContext,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+    **filters: Any,
+) -> tuple[list[AuditEntry], str | None]:
+    """One keyset page of ``entries_query(ctx, **filters)``, newest first."""
+    check_limit(limit)
+    stmt = entries_query(ctx, **filters)
     key = SortKey(columns=[AuditEntry.id], descending=True)
     rows = db.scalars(apply_keyset(stmt, key, cursor, limit)).all()
     return split_page(rows, limit, lambda e: [e.id])

@@ -8,10 +8,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from pydantic import field_validator
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from racehub.core.audit import actor_filter, as_utc, day_end
+from racehub.core.audit import as_utc, day_end, entries_query
 from racehub.core.context import TenantContext
 from racehub.core.models import AuditEntry
 from racehub.core.pagination import SortKey
@@ -47,22 +46,11 @@ def _until_bound(until: datetime | date) -> datetime:
 
 def _query(ctx: TenantContext, flt: AuditExportFilters, sort: str, descending: bool,
            cutoff: datetime) -> ViewQuery:
-    # Audit rows have no TenantMixin (tenant_id may be NULL for platform rows).
-    stmt = select(AuditEntry).where(AuditEntry.tenant_id == ctx.tenant_id,
-                                    AuditEntry.at <= cutoff)
-    if flt.action:
-        stmt = stmt.where(AuditEntry.action.startswith(flt.action, autoescape=True)
-                          if flt.action.endswith(".") else AuditEntry.action == flt.action)
-    if flt.actor:
-        stmt = stmt.where(actor_filter(ctx.tenant_id, flt.actor))
-    if flt.target_type:
-        stmt = stmt.where(AuditEntry.target_type == flt.target_type)
-    if flt.target_id:
-        stmt = stmt.where(AuditEntry.target_id == flt.target_id)
-    if flt.since:
-        stmt = stmt.where(AuditEntry.at >= as_utc(flt.since))
-    if flt.until:
-        stmt = stmt.where(AuditEntry.at < _until_bound(flt.until))
+    stmt = entries_query(
+        ctx, action=flt.action, actor=flt.actor, target_type=flt.target_type,
+        target_id=flt.target_id, since=flt.since,
+        until=_until_bound(flt.until) if flt.until else None,
+    ).where(AuditEntry.at <= cutoff)
     return ViewQuery(stmt, SortKey(columns=[AuditEntry.id], descending=descending))
 
 
