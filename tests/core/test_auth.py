@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -371,9 +372,20 @@ def test_revoked_api_token_is_refused(client: TestClient, db: Session) -> None:
 def test_expired_api_token_is_refused(client: TestClient, db: Session) -> None:
     admin = auth(db, make_tenant(db), Role.TENANT_ADMIN)
     created = client.post("/api/tokens", headers=admin, json={
-        "name": "old", "role": "VIEWER", "expiresAt": "2020-01-01T00:00:00Z"}).json()
+        "name": "old", "role": "VIEWER", "expiresAt": "2030-01-01T00:00:00Z"}).json()
+    db.execute(update(ApiToken).where(ApiToken.id == uuid.UUID(created["id"]))
+               .values(expires_at=datetime(2020, 1, 1, tzinfo=UTC)))  # its day has come
     response = client.get("/api/me", headers={"Authorization": f"Bearer {created['token']}"})
     assert response.status_code == 401
+
+
+def test_a_token_cannot_be_created_already_expired(client: TestClient, db: Session) -> None:
+    tenant = make_tenant(db)
+    response = client.post("/api/tokens", headers=auth(db, tenant, Role.TENANT_ADMIN), json={
+        "name": "old", "role": "VIEWER", "expiresAt": "2020-01-01T00:00:00Z"})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "expiresAt", "message": "the expiry must be in the future"}]
 
 
 # --- platform admins ----------------------------------------------------------------------

@@ -253,7 +253,11 @@ def switch_tenant(db: Session, *, session: UserSession, tenant_id: uuid.UUID) ->
 def create_api_token(
     db: Session, ctx: TenantContext, *, data: ApiTokenCreate
 ) -> tuple[ApiToken, str]:
-    """Returns the row and the secret; the secret is never stored or shown again."""
+    """Returns the row and the secret; the secret is never stored or shown again. An
+    expiry without an offset is UTC."""
+    expires_at = audit.as_utc(data.expires_at) if data.expires_at is not None else None
+    if expires_at is not None and expires_at <= _now():
+        raise Invalid("the expiry must be in the future", field="expiresAt")
     secret = new_token(TOKEN_PREFIX)
     token = ApiToken(
         tenant_id=ctx.tenant_id,
@@ -262,7 +266,7 @@ def create_api_token(
         token_hash=token_digest(secret),
         role=data.role,
         created_by_user_id=ctx.user_id,
-        expires_at=data.expires_at,
+        expires_at=expires_at,
     )
     db.add(token)
     db.flush()

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_snake
 from sqlalchemy.orm import Session
 
 from racehub.core import service as core_service
@@ -95,8 +96,9 @@ def validate_model(schema: type[ModelT], data: dict[str, Any]) -> ModelT:
 
 
 def _input_name(field: str) -> str:
-    # Nested schema fields (``person.email``) are plain inputs (``email``) in the forms.
-    return field.rsplit(".", 1)[-1]
+    # Nested schema fields (``person.email``) are plain inputs (``email``) in the forms, and
+    # services name fields as the API does (``categoryId``) where inputs say ``category_id``.
+    return to_snake(field.rsplit(".", 1)[-1])
 
 
 def form_error(exc: DomainError) -> dict[str, Any]:
