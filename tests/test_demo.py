@@ -231,9 +231,13 @@ def test_demo_serves_and_ctrl_c_stops_it_and_its_worker(scratch_database: str,
         assert demo.leftovers()  # the marker finds them while they run
 
         os.killpg(demo.process.pid, signal.SIGINT)  # what Ctrl-C in its terminal does
-        started = time.monotonic()
         assert demo.exit_code() == 0, demo.stderr()[-4000:]
-        assert time.monotonic() - started < 10  # no job runs: nobody waits for a grace period
+        # No job runs, so the worker stops on that Ctrl-C alone: the demo never has to
+        # escalate to SIGTERM or SIGKILL. (Checked by what the demo did, not by a clock:
+        # a loaded CI machine stretches every step.)
+        escalations = [e for e in ("demo.worker_slow_to_stop", "demo.worker_killed")
+                       if e in demo.stderr()]
+        assert escalations == [], demo.stderr()[-4000:]
         assert demo.stdout().rstrip().endswith("racehub demo stopped")
         assert demo.leftovers() == [] and not any(cmdline(pid) for pid in workers)
         assert "Traceback" not in demo.stderr()
