@@ -60,6 +60,11 @@ def create_app(
         secure_cookies=settings.secure_cookies,
         session_seconds=settings.session_hours * 3600,
     )
+    if settings.metrics_token is not None:
+        # Imported only when on: prometheus_client reads PROMETHEUS_MULTIPROC_DIR at import.
+        from racehub.ops.metrics import MetricsMiddleware
+
+        app.add_middleware(MetricsMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     from racehub.core import api as core_api
@@ -74,6 +79,7 @@ def create_app(
     from racehub.inventory import pages as inventory_pages
     from racehub.jobs import api as jobs_api
     from racehub.jobs import pages as jobs_pages
+    from racehub.ops import api as ops_api
     from racehub.sync import api as sync_api
     from racehub.sync import pages as sync_pages
     from racehub.timing import api as timing_api
@@ -83,6 +89,6 @@ def create_app(
     for module in (core_api, events_api, imports_api, inventory_api, jobs_api, timing_api,
                    core_pages, events_pages, imports_pages, inventory_pages, jobs_pages,
                    exports_api, exports_pages, sync_api, sync_pages, timing_results_api,
-                   timing_pages):
+                   timing_pages, ops_api):
         app.include_router(module.router)
     return app

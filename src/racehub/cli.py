@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -97,9 +98,33 @@ def serve(
     settings = get_settings()
     _database_url()
     _require_keys()
+    if settings.metrics_token is not None:
+        _prepare_multiprocess_metrics(settings.data_dir / "metrics")
     uvicorn.run("racehub.app:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers or settings.web_concurrency,
+                port=port or settings.port,
+                workers=workers or settings.web_concurrency or default_web_processes(),
                 proxy_headers=True, log_config=None)
+
+
+def default_web_processes() -> int:
+    """One process per CPU core this process may use (containers limit it), at most 8:
+    request handling is mostly waiting on Postgres, and each process holds its own pool."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def _prepare_multiprocess_metrics(folder: Path) -> None:
+    """Every web process writes its samples under PROMETHEUS_MULTIPROC_DIR and a scrape adds
+    them up; the files of an earlier run would be added too, so ours start empty."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return  # the operator chose (and manages) the folder
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
 
 @app.command()

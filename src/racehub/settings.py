@@ -20,7 +20,18 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), description="Embedded database, uploads, exports.")
     host: str = "127.0.0.1"
     port: int = 8000
-    web_concurrency: int = Field(default=1, description="uvicorn worker processes for serve.")
+    web_concurrency: int | None = Field(
+        default=None, ge=1,
+        description="uvicorn worker processes for serve; default: one per CPU core, at most 8.",
+    )
+
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for GET /metrics (Prometheus); unset: /metrics is off (404).",
+    )
+    ready_worker_seconds: float = Field(
+        default=120, gt=0, description="GET /readyz fails when no worker heartbeat is this recent."
+    )
 
     log_level: str = "INFO"
     log_json: bool | None = Field(

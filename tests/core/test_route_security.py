@@ -58,13 +58,16 @@ PUBLIC_API_PATHS = {
     # the payload (404 unknown connection, 401 wrong key: tests/sync/test_webhooks.py).
     "/api/connections/{connection_id}/webhook",
 }
+# Probes and metrics for machines: no tenant data (tests/ops/test_api.py); /metrics answers
+# only RACEHUB_METRICS_TOKEN.
+PUBLIC_OPS_PATHS = {"/healthz", "/readyz", "/metrics"}
 PUBLIC_PAGE_PATHS = {
     "/",  # redirects to /events, which then asks for a login
     "/login",
     "/logout",
     "/tenant",  # checks the session and the membership itself (see test_auth)
     "/static",
-}
+} | PUBLIC_OPS_PATHS
 
 # Controlling a job also needs the permission of the job's kind (assign bibs here).
 JOB_CONTROL = frozenset({Perm.EVENTS_PARTICIPANT_WRITE})
