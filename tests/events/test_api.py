@@ -284,7 +284,7 @@ def test_participant_refuses_another_tenants_person_and_category(
 
     assert error_fields(by_person) == ["personId"]
     assert error_fields(by_category) == ["categoryId"]
-    assert client.get(url, headers=headers).json()["total"] == 0
+    assert client.get(url, headers=headers, params={"count": True}).json()["total"] == 0
 
 
 def test_participant_refuses_a_category_of_another_event(
@@ -531,12 +531,12 @@ def test_participant_filters(
     names = {str(ep.id): key for key, ep in small_field["eps"].items()}
 
     page = client.get(f"/api/events/{event.id}/participants", headers=headers,
-                      params={**params, "limit": 2, "sort": "last_name"}).json()
+                      params={**params, "limit": 2, "sort": "last_name", "count": True}).json()
     every = page["items"]
     while page["nextCursor"]:
         page = client.get(f"/api/events/{event.id}/participants", headers=headers,
                           params={**params, "limit": 2, "sort": "last_name",
-                                  "cursor": page["nextCursor"]}).json()
+                                  "cursor": page["nextCursor"], "count": True}).json()
         every += page["items"]
 
     assert [names[p["id"]] for p in every] == expected
@@ -597,7 +597,7 @@ def test_walking_all_pages_gives_every_participant_once_in_order(
 ) -> None:
     expected = [str(p["id"]) for p in sorted(crowd, key=_sort_key(sort), reverse=desc)]
     seen: list[str] = []
-    params: dict[str, Any] = {"sort": sort, "desc": desc, "limit": 7}
+    params: dict[str, Any] = {"sort": sort, "desc": desc, "limit": 7, "count": True}
     pages = 0
     while True:
         page = client.get(f"/api/events/{event.id}/participants", headers=headers,
@@ -701,3 +701,12 @@ def test_crowd_fixture_has_ties_in_every_sort_column(crowd: list[dict[str, Any]]
     lowered = [(p["last"].lower(), p["first"].lower()) for p in crowd]
     assert len(set(lowered)) < len(lowered)
     assert any(p["bib"] is None for p in crowd)
+
+
+def test_participant_list_counts_only_when_asked(
+    client: TestClient, headers: H, event: Event, crowd: list[dict[str, Any]]
+) -> None:
+    url = f"/api/events/{event.id}/participants"
+    assert client.get(url, headers=headers, params={"limit": 5}).json()["total"] is None
+    assert client.get(url, headers=headers, params={"limit": 5, "count": True}).json()[
+        "total"] == len(crowd)

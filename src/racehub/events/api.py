@@ -111,11 +111,14 @@ def list_participants(
     desc: bool = False,
     cursor: str | None = None,
     limit: Limit = 50,
+    count: Annotated[bool, Query(
+        description="Also count every matching participant into `total` (null otherwise): "
+        "a scan of the event's matches, so ask once, not on every poll")] = False,
 ) -> Page[ParticipantRead]:
     rows, next_cursor, total = service.list_participants(
         db, ctx, event_id=event_id,
         flt=ParticipantFilter(q=q, status=status, category_id=category_id),
-        sort=sort, descending=desc, cursor=cursor, limit=limit,
+        sort=sort, descending=desc, cursor=cursor, limit=limit, with_total=count,
     )
     return Page[ParticipantRead](items=[ParticipantRead.model_validate(p) for p in rows],
                                  next_cursor=next_cursor, total=total)

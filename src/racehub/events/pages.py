@@ -31,7 +31,7 @@ from racehub.events.schemas import (
     ParticipantUpdate,
 )
 from racehub.events.service import ParticipantFilter, ParticipantSort
-from racehub.web.pages import form_error, parse_form, render, validate_model
+from racehub.web.pages import PostedForm, form_error, parse_form, render, validate_model
 from racehub.web.templating import is_htmx
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -78,8 +78,8 @@ def new_event_page(request: Request, db: DB, ctx: WriteEvents) -> Response:
 
 
 @router.post("/events/new")
-async def create_event(request: Request, db: DB, ctx: WriteEvents) -> Response:
-    values = dict(await request.form())
+def create_event(request: Request, db: DB, ctx: WriteEvents, form: PostedForm) -> Response:
+    values = dict(form)
     try:
         data = parse_form(EventCreate, values)
         event = service.create_event(db, ctx, data=data)
@@ -109,11 +109,11 @@ def _event_values(event: Event) -> dict[str, Any]:
 
 
 @router.post("/events/{event_id}/edit")
-async def update_event(
-    event_id: uuid.UUID, request: Request, db: DB, ctx: WriteEvents
+def update_event(
+    event_id: uuid.UUID, request: Request, db: DB, ctx: WriteEvents, form: PostedForm
 ) -> Response:
     event = service.get_event_or_raise(db, ctx, event_id=event_id)
-    values = dict(await request.form())
+    values = dict(form)
     values["acknowledge_override"] = values.get("acknowledge_override") == "on"
     try:
         data = parse_form(EventUpdate, values)
@@ -204,10 +204,10 @@ def _detail_page(
 
 
 @router.post("/events/{event_id}/categories")
-async def create_category(
-    event_id: uuid.UUID, request: Request, db: DB, ctx: WriteEvents
+def create_category(
+    event_id: uuid.UUID, request: Request, db: DB, ctx: WriteEvents, form: PostedForm
 ) -> Response:
-    values = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
     try:
         data = parse_form(CategoryCreate, values)
         service.create_category(db, ctx, event_id=event_id, data=data)
@@ -245,11 +245,11 @@ def new_participant_page(
 
 
 @router.post("/events/{event_id}/participants/new")
-async def create_participant(
-    event_id: uuid.UUID, request: Request, db: DB, ctx: WriteParticipants
+def create_participant(
+    event_id: uuid.UUID, request: Request, db: DB, ctx: WriteParticipants, form: PostedForm
 ) -> Response:
     """A walk-up entry: a new person in this event (synced entries come from providers)."""
-    values = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
     person, ep_fields = _participant_form(values)
     try:
         data = validate_model(ParticipantCreate, {**ep_fields, "person": person})
@@ -314,10 +314,10 @@ def _participant_form(values: dict[str, str]) -> tuple[dict[str, Any], dict[str,
 
 
 @router.post("/participants/{participant_id}/edit")
-async def update_participant(
-    participant_id: uuid.UUID, request: Request, db: DB, ctx: WriteParticipants
+def update_participant(
+    participant_id: uuid.UUID, request: Request, db: DB, ctx: WriteParticipants, form: PostedForm
 ) -> Response:
-    values = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
     person, ep_fields = _participant_form(values)
     try:
         data = validate_model(ParticipantUpdate, {**ep_fields, "person": person})

@@ -314,13 +314,17 @@ def list_participants(
     descending: bool = False,
     cursor: str | None = None,
     limit: int = 50,
-) -> tuple[list[EventParticipant], str | None, int]:
-    """One page of an event's participants, the cursor of the next, and the filtered total."""
+    with_total: bool = True,
+) -> tuple[list[EventParticipant], str | None, int | None]:
+    """One page of an event's participants, the cursor of the next, and the filtered total
+    (None unless ``with_total``: counting visits every matching row, which at 50k EPs costs
+    more than the page itself, and a display polling the list has no use for it)."""
     check_limit(limit)
     get_event_or_raise(db, ctx, event_id=event_id)
     flt = flt or ParticipantFilter()
     base = participants_query(ctx, event_id, flt)
-    total = db.scalar(base.with_only_columns(func.count()).order_by(None)) or 0
+    total = (db.scalar(base.with_only_columns(func.count()).order_by(None)) or 0
+             if with_total else None)
     columns = participant_sort_columns(sort)
     with_person = base.join(Person, Person.id == EventParticipant.person_id).where(
         Person.tenant_id == ctx.tenant_id  # lets the name sorts walk the persons index

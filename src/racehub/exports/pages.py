@@ -16,7 +16,7 @@ from racehub.exports import service
 from racehub.exports.models import Export
 from racehub.exports.schemas import ExportCreate
 from racehub.exports.views import ExportView, get_view
-from racehub.web.pages import render
+from racehub.web.pages import PostedForm, render
 from racehub.web.templating import is_htmx, templates
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -75,11 +75,11 @@ def new_export_page(request: Request, db: DB, ctx: Exporter) -> Response:
 
 
 @router.post("/exports")
-async def start_export(request: Request, db: DB, ctx: Exporter,
-                       settings: AppSettings) -> Response:
+def start_export(
+    request: Request, db: DB, ctx: Exporter, settings: AppSettings, form: PostedForm
+) -> Response:
     """From a list page's Export form: ``view``, ``filter.<name>``, ``sort``, ``desc``,
     ``columns`` (repeated) and ``format``."""
-    form = await request.form()
     view = get_view(str(form.get("view") or ""))
     filters = {key.removeprefix("filter."): value for key, value in form.multi_items()
                if key.startswith("filter.") and isinstance(value, str) and value}

@@ -19,7 +19,14 @@ from racehub.inventory import service
 from racehub.inventory.importers import NUMBER_ONBOARDING
 from racehub.inventory.models import RaceNumberState
 from racehub.inventory.schemas import NumberTypeCreate
-from racehub.web.pages import form_error, parse_form, query_enum, query_uuid, render
+from racehub.web.pages import (
+    PostedForm,
+    form_error,
+    parse_form,
+    query_enum,
+    query_uuid,
+    render,
+)
 from racehub.web.templating import is_htmx
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -44,8 +51,10 @@ def _number_types(request: Request, db: DB, ctx: TenantContext, status_code: int
 
 
 @router.post("/inventory/number-types")
-async def create_number_type(request: Request, db: DB, ctx: ManageInventory) -> Response:
-    values = dict(await request.form())
+def create_number_type(
+    request: Request, db: DB, ctx: ManageInventory, form: PostedForm
+) -> Response:
+    values = dict(form)
     try:
         service.create_number_type(db, ctx, data=parse_form(NumberTypeCreate, values))
     except DomainError as exc:

@@ -30,7 +30,7 @@ from racehub.sync.transforms import (
     format_transforms,
     parse_transforms,
 )
-from racehub.web.pages import form_error, render, validate_model
+from racehub.web.pages import PostedForm, form_error, render, validate_model
 from racehub.web.templating import is_htmx
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -99,9 +99,9 @@ def _safe_values(form: FormData) -> dict[str, Any]:
 
 
 @router.post("/connections/new")
-async def create_connection(request: Request, db: DB, ctx: ManageConnections,
-                            keyring: AppKeyring) -> Response:
-    form = await request.form()
+def create_connection(
+    request: Request, db: DB, ctx: ManageConnections, keyring: AppKeyring, form: PostedForm
+) -> Response:
     provider = str(form.get("provider", "")).upper()
     spec = PROVIDERS.get(provider)
     try:
@@ -148,10 +148,11 @@ def edit_connection_page(connection_id: uuid.UUID, request: Request, db: DB,
 
 
 @router.post("/connections/{connection_id}")
-async def update_connection(connection_id: uuid.UUID, request: Request, db: DB,
-                            ctx: ManageConnections, keyring: AppKeyring) -> Response:
+def update_connection(
+    connection_id: uuid.UUID, request: Request, db: DB, ctx: ManageConnections,
+    keyring: AppKeyring, form: PostedForm
+) -> Response:
     connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
-    form = await request.form()
     data: dict[str, Any] = {"name": form.get("name") or None,
                             "direction": form.get("direction") or None,
                             "event_ids": _event_ids(form),
@@ -266,10 +267,11 @@ def mapping_page(connection_id: uuid.UUID, request: Request, db: DB,
 
 
 @router.post("/connections/{connection_id}/mapping")
-async def save_mapping(connection_id: uuid.UUID, request: Request, db: DB,
-                       ctx: ManageConnections, keyring: AppKeyring) -> Response:
+def save_mapping(
+    connection_id: uuid.UUID, request: Request, db: DB, ctx: ManageConnections,
+    keyring: AppKeyring, form: PostedForm
+) -> Response:
     connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
-    form = await request.form()
     try:
         rules = _rules_from_form(form)
         service.update_connection(db, ctx, keyring=keyring, connection_id=connection_id,
@@ -284,10 +286,11 @@ async def save_mapping(connection_id: uuid.UUID, request: Request, db: DB,
 
 
 @router.post("/connections/{connection_id}/mapping/preview")
-async def preview_mapping(connection_id: uuid.UUID, request: Request, db: DB,
-                          ctx: ManageConnections, keyring: AppKeyring) -> Response:
+def preview_mapping(
+    connection_id: uuid.UUID, request: Request, db: DB, ctx: ManageConnections,
+    keyring: AppKeyring, form: PostedForm
+) -> Response:
     """The mapping as typed (not saved) on a pasted sample or a live one; a partial."""
-    form = await request.form()
     try:
         service.get_connection_or_raise(db, ctx, connection_id=connection_id)
         rules = _rules_from_form(form)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import enum
 import uuid
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_snake
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
@@ -20,6 +21,16 @@ from racehub.web.templating import templates
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 EnumT = TypeVar("EnumT", bound=enum.Enum)
+
+
+async def _posted_form(request: Request) -> FormData:
+    return await request.form()  # cached by Starlette: the CSRF check read it already
+
+
+# The submitted form, read on the event loop, so that the route itself can be a plain
+# ``def``: FastAPI runs those in its thread pool, and their database work never blocks the
+# loop (an ``async def`` route doing sync queries stalls every other request meanwhile).
+PostedForm = Annotated[FormData, Depends(_posted_form)]
 
 
 def top_bar(request: Request, db: Session, ctx: TenantContext) -> dict[str, Any]:
