@@ -119,6 +119,18 @@ class ProviderParticipant:
     person_ref: str | None = None  # the provider's id of the person, when it has one
     extra: dict[str, Any] = field(default_factory=dict)  # answers to custom questions etc.
     raw: Any = None
+    # A row without the provider's registration id is keyed by a fallback (RunSignUp: the
+    # person's user id within the event): ``ref`` is then that key and ``ref_is_fallback``
+    # says so. A row WITH its registration id still names its fallback in ``fallback_ref``,
+    # so a record stored under the fallback is recognised as this registration (see
+    # ``match_refs``) instead of becoming a second one.
+    ref_is_fallback: bool = False
+    fallback_ref: str | None = None
+
+    def match_refs(self) -> tuple[str, ...]:
+        """Every key a stored record of this registration may be under, the best first:
+        look a row up by each in turn, and re-key a record found by the fallback."""
+        return tuple(dict.fromkeys(r for r in (self.ref, self.fallback_ref) if r))
 
 
 @dataclass
@@ -167,6 +179,9 @@ class Page(Generic[T]):
 
     items: list[T]
     problems: list[RowProblem] = field(default_factory=list)
+    # Rows that ARE among ``items`` but read with a caveat (an unknown code left empty, a
+    # time zone not given): each names its row and field like a problem.
+    warnings: list[RowProblem] = field(default_factory=list)
     number: int = 1
     is_last: bool = True
     total: int | None = None  # rows on all pages, when the provider says
