@@ -121,10 +121,13 @@ class RaceRosterAdapter(ProviderAdapter):
     # -- events ---------------------------------------------------------------------------
     def list_events(self, since: datetime | None = None) -> Iterator[Page[ProviderEvent]]:
         limit = int(m.ASSUMED["events_limit"])
-        for number in range(1, self.max_pages + 1):
-            body = self._get("events", {"offset": (number - 1) * limit, "limit": limit,
+        guard = self.page_guard("GET events")
+        offset = 0
+        for number in guard:
+            body = self._get("events", {"offset": offset, "limit": limit,
                                         "sort": m.EVENTS_SORT, "order": "asc"})
             rows = self._data_list(body, "GET events")
+            offset += len(rows)
             items: list[ProviderEvent] = []
             problems: list[RowProblem] = []
             for i, row in enumerate(rows):
@@ -135,11 +138,12 @@ class RaceRosterAdapter(ProviderAdapter):
                     continue
                 items += [e for e in events
                           if since is None or e.modified_at is None or e.modified_at >= since]
-            is_last = len(rows) < limit
+            # An empty page ends the list: a server capping pages below `limit` would
+            # make a short page look like the last one.
+            is_last = guard.done(rows)
             yield Page(items, problems, number=number, is_last=is_last, raw=body)
             if is_last:
                 return
-        raise BadData(f"events: more than {self.max_pages} pages", provider=self.provider)
 
     # -- registrations --------------------------------------------------------------------
     def list_participants(
@@ -188,7 +192,8 @@ class RaceRosterAdapter(ProviderAdapter):
         """
         path = str(m.ASSUMED["registrations_path"]).format(event_id=event_id)
         offset, last_id, number = 0, -1, 0
-        for _ in range(self.max_pages):
+        guard = self.page_guard(f"GET {path}")
+        for _ in guard:
             params: dict[str, Any] = {"offset": offset, "limit": self.page_size,
                                       **m.ASSUMED["registrations_sort"]}
             if since is not None:
@@ -206,14 +211,14 @@ class RaceRosterAdapter(ProviderAdapter):
                 continue
             fresh = rows[seen_up_to + 1:]
             last_id = max([last_id, *(rid for rid in ids if rid is not None)])
-            is_last = len(rows) < self.page_size
+            # The end: a page with nothing past the row we started on (or an empty one).
+            # Never "shorter than page_size": the server's real cap may be smaller.
+            is_last = guard.done(rows, new=len(fresh))
             number += 1
             yield number, fresh, seen_up_to + 1, is_last, body
             if is_last:
                 return
             offset += len(rows) - 1
-        raise BadData(f"registrations of event {event_id}: more than {self.max_pages} "
-                      "requests", provider=self.provider)
 
     @staticmethod
     def _row_id(row: Any) -> int | None:
@@ -229,17 +234,16 @@ class RaceRosterAdapter(ProviderAdapter):
         path = str(m.ASSUMED["results_path"]).format(event_id=event_id)
         per_page = max(1, int(self.settings.get("results_per_page",
                                                 m.ASSUMED["results_per_page"])))
-        for number in range(1, self.max_pages + 1):
+        guard = self.page_guard(f"GET {path}")
+        for number in guard:
             body = self._get(path, {"resultsRaceId": sub_event_id, "page": number,
                                     "perPage": per_page})
             rows = self._data_list(body, f"GET {path}")
-            is_last = len(rows) < per_page
+            is_last = guard.done(rows)
             yield self._map_rows(rows, lambda r: m.map_result(r, event_ref), number, is_last,
                                  body, ref_key=m.ASSUMED["result_fields"]["ref"])
             if is_last:
                 return
-        raise BadData(f"results of {event_ref}: more than {self.max_pages} pages",
-                      provider=self.provider)
 
     # -- helpers --------------------------------------------------------------------------
     def _data_list(self, body: Any, where: str) -> list[Any]:
