@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from racehub.providers.base import ProviderParticipant
+from racehub.providers.base import ProviderParticipant, ProviderResult
+from racehub.providers.errors import PageLimitReached, RepeatedPage
 from racehub.providers.registry import build_adapter
 from racehub.providers.runsignup import RunSignUpAdapter
 from racehub.providers.runsignup import mapping as m
@@ -213,3 +215,72 @@ def test_test_connection_checks_the_configured_event(real: Real) -> None:
         real.event_ref(0, 1).split(":")[1])
     check = real.adapter(eventIds=[f"{race_id}:999999"]).check_credentials()
     assert not check.ok and "Event not found" in check.message
+
+
+# -- paging ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("per_page", [4, 10])
+def test_a_repeated_participants_page_ends_the_read_with_an_error(real: Real,
+                                                                   per_page: int) -> None:
+    pages = real.adapter(results_per_page=per_page).list_participants(real.event_ref())
+    next(pages)
+    real.sim.faults.arm("repeat_page", 1)
+    with pytest.raises(RepeatedPage, match="repeated the previous one"):
+        list(pages)
+
+
+def test_a_repeated_races_page_ends_the_read_with_an_error(real: Real) -> None:
+    pages = real.adapter(races_per_page=1).list_events()
+    next(pages)
+    real.sim.faults.arm("repeat_page", 1)
+    with pytest.raises(RepeatedPage, match="GET races"):
+        list(pages)
+
+
+def test_participants_never_page_past_max_pages_silently(real: Real) -> None:
+    with pytest.raises(PageLimitReached, match="max_pages"):
+        list(real.adapter(results_per_page=4, max_pages=3).list_participants(real.event_ref()))
+
+
+# -- results --------------------------------------------------------------------------------
+def test_result_columns_named_in_results_headers_are_kept_by_their_label(real: Real) -> None:
+    ref = real.event_ref(0, 1)
+    [result_set] = real.sim.result_sets[int(ref.split(":")[1])]
+    headers = result_set["results_headers"]
+    team_col = next(k for k in headers if k.startswith("custom-field-"))
+    division_col = next(k for k in headers if k.startswith("division-"))
+    results = [r for page in real.adapter().get_results(ref) for r in page.items]
+    assert len(results) == len(result_set["results"])
+    by_result = {r.ref: r for r in results}
+    for row in result_set["results"]:
+        got = by_result[str(row["result_id"])]
+        assert got.extra["Age Group Place"] == str(row[division_col])
+        assert got.extra.get("Team") == (row[team_col] or None)
+        assert team_col not in got.extra and division_col not in got.extra
+        assert got.chip_time is not None or row["chip_time"] == ""
+    # Rows of participants without a registration id still carry their bib.
+    assert all(r.bib for r in results)
+
+
+def test_a_repeated_results_page_ends_the_read_with_an_error(real: Real) -> None:
+    ref = real.event_ref(0, 1)
+    m.ASSUMED["results_per_page"], saved = 20, m.ASSUMED["results_per_page"]
+    try:
+        pages = real.adapter().get_results(ref)
+        next(pages)
+        real.sim.faults.arm("repeat_page", 1)
+        with pytest.raises(RepeatedPage):
+            list(pages)
+    finally:
+        m.ASSUMED["results_per_page"] = saved
+
+
+def test_results_posted_by_bib_with_leading_zeros_match_their_participant(real: Real) -> None:
+    ref = real.event_ref()
+    row = real.rows(ref)[1]
+    assert row["bib_num"] == "0042"
+    report = real.adapter(result_set_name="racehub").post_results(ref, [ProviderResult(
+        event_ref=ref, bib="0042", place=1, clock_time=timedelta(minutes=30))])
+    assert report.accepted == 1 and not report.problems
+    fetched = [r for page in real.adapter().get_results(ref) for r in page.items]
+    assert [r.bib for r in fetched if r.clock_time == timedelta(minutes=30)] == ["0042"]
+    assert real.sim.result_sets[int(ref.split(":")[1])][-1]["results"][0]["bib"] == "0042"

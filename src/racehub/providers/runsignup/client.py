@@ -174,15 +174,17 @@ class RunSignUpAdapter(ProviderAdapter):
                 yield self._events_page([race], since, number, number == len(race_ids), race)
             return
         per_page = self.page_size_setting("races_per_page", m.MAX_RACES_PER_PAGE)
-        for number in range(1, self.max_pages + 1):
+        guard = self.page_guard("GET races")
+        for number in guard:
             body = self.http.request_json("GET", "races", params={
                 "events": "T", "page": number, "results_per_page": per_page})
             blocks = body.get("races") if isinstance(body, dict) else None
             if not isinstance(blocks, list):
                 raise BadData("GET races: no 'races' list in the reply", provider=self.provider)
+            # RunSignUp states no total: a short (or empty) page is the last (documented).
+            is_last = guard.done(blocks) or len(blocks) < per_page
             races = [self._with_events(b.get("race") if isinstance(b, dict) else b)
                      for b in blocks]
-            is_last = len(blocks) < per_page
             yield self._events_page(races, since, number, is_last, body)
             if is_last:
                 return
@@ -237,7 +239,8 @@ class RunSignUpAdapter(ProviderAdapter):
         after: str | None = None
         page_no = 1
         keyed = True
-        for number in range(1, self.max_pages + 1):
+        guard = self.page_guard(f"GET race/{race_id}/participants of event {event_id}")
+        for number in guard:
             params: dict[str, Any] = {
                 "event_id": event_id, "page": page_no, "results_per_page": self.per_page,
                 "sort": m.SORT_BY_REGISTRATION,
@@ -250,9 +253,11 @@ class RunSignUpAdapter(ProviderAdapter):
                 params["modified_after_timestamp"] = int(since.timestamp())
             body = self.http.request_json("GET", f"race/{race_id}/participants", params=params)
             rows = self._event_rows(body, event_id, f"GET race/{race_id}/participants")
-            # RunSignUp states no total: a short page is the last (documented).
+            # RunSignUp states no total: a short (or empty) page is the last (documented);
+            # a page repeating the one before is an error (RepeatedPage), not more rows.
+            is_last = guard.done(rows) or len(rows) < self.per_page
             page = self._map_rows(rows, lambda row, warn: m.map_participant(row, race_id, warn),
-                                  number, len(rows) < self.per_page, body)
+                                  number, is_last, body)
             yield page
             if page.is_last:
                 return
@@ -262,9 +267,6 @@ class RunSignUpAdapter(ProviderAdapter):
                 after, page_no = str(rows[-1]["registration_id"]), 1
             else:
                 page_no += 1
-        raise BadData(f"participants of {event_ref}: more than {self.max_pages} pages "
-                      "without an end (max_pages); stopped rather than return part of the list",
-                      provider=self.provider)
 
     def _include_questions(self) -> bool:
         """Question responses come only with ``include_questions=T``: asked when the
@@ -327,7 +329,8 @@ class RunSignUpAdapter(ProviderAdapter):
         race_id, event_id = m.split_event_ref(event_ref)
         path = str(m.ASSUMED["removed_path"]).format(race_id=race_id)
         key = str(m.ASSUMED["removed_list_key"])
-        for number in range(1, self.max_pages + 1):
+        guard = self.page_guard(f"GET {path}")
+        for number in guard:
             params: dict[str, Any] = {"event_id": event_id, "page": number,
                                       "results_per_page": self.per_page}
             if since is not None:
@@ -337,7 +340,7 @@ class RunSignUpAdapter(ProviderAdapter):
             if not isinstance(rows, list):
                 raise BadData(f"GET {path}: no '{key}' list in the reply", provider=self.provider)
             page = self._map_rows(rows, lambda row, warn: m.map_removed(row, race_id), number,
-                                  len(rows) < self.per_page, body)
+                                  guard.done(rows) or len(rows) < self.per_page, body)
             yield page
             if page.is_last:
                 return
@@ -398,7 +401,8 @@ class RunSignUpAdapter(ProviderAdapter):
         number = 0
         for set_index, result_set in enumerate(sets):
             set_id = result_set.get("individual_result_set_id")
-            for page_no in range(1, self.max_pages + 1):
+            guard = self.page_guard(f"GET results/get-results of result set {set_id}")
+            for page_no in guard:
                 body = self.http.request_json("GET", f"race/{race_id}/results/get-results",
                                               params={"event_id": event_id,
                                                       "individual_result_set_id": set_id,
@@ -409,10 +413,18 @@ class RunSignUpAdapter(ProviderAdapter):
                     raise BadData("GET results/get-results: no 'individual_results_sets' list",
                                   provider=self.provider)
                 rows = [r for b in blocks if isinstance(b, dict) for r in (b.get("results") or [])]
+                # Columns such as custom-field-<id> change ids per result set: the reply's
+                # results_headers name them.
+                headers = {str(k): str(v) for b in blocks if isinstance(b, dict)
+                           and isinstance(b.get("results_headers"), dict)
+                           for k, v in b["results_headers"].items()}
                 number += 1
-                short = len(rows) < per_page
-                page = self._map_rows(rows, lambda row, warn: m.map_result(row, event_ref), number,
-                                      short and set_index == len(sets) - 1, body)
+                # No total or has-more field: a short (or empty) page is the last.
+                short = guard.done(rows) or len(rows) < per_page
+                page = self._map_rows(
+                    rows, lambda row, warn, headers=headers: m.map_result(
+                        row, event_ref, headers=headers, warn=warn),
+                    number, short and set_index == len(sets) - 1, body)
                 for problem_index, problem in enumerate(page.problems):
                     row = problem.raw if isinstance(problem.raw, dict) else {}
                     page.problems[problem_index] = RowProblem(

@@ -394,9 +394,21 @@ def map_removed(row: dict[str, Any], race_id: str) -> ProviderWithdrawal:
     )
 
 
-def map_result(row: dict[str, Any], ref_of_event: str) -> ProviderResult:
+def map_result(row: dict[str, Any], ref_of_event: str, *,
+               headers: dict[str, str] | None = None,
+               warn: Warn = _no_warnings) -> ProviderResult:
+    """One result row. Columns beyond RESULT_COLUMNS and splits go to ``extra`` under their
+    label in ``headers`` (the reply's ``results_headers``), else under their own name."""
     if not isinstance(row, dict):
         raise MappingError("row", f"expected an object, got {type(row).__name__}")
+    labels = headers or {}
+    extra: dict[str, str] = {}
+    for key, value in row.items():
+        if key in RESULT_COLUMNS or key.startswith("split-"):
+            continue
+        text = text_or_none(value)
+        if text is not None:
+            extra[labels.get(key) or key] = text
     status = ResultStatus.FINISHED
     clock_raw = row.get("clock_time")
     if isinstance(clock_raw, str) and clock_raw.strip().upper() in STATUS_WORDS:
@@ -408,21 +420,21 @@ def map_result(row: dict[str, Any], ref_of_event: str) -> ProviderResult:
             duration = parse_duration(value, key)
             if duration is not None:
                 splits[key.removeprefix("split-")] = duration
-    bib = row.get("bib")
     return ProviderResult(
         event_ref=ref_of_event,
         ref=text_or_none(row.get("result_id")),
         participant_ref=text_or_none(row.get("registration_id")),
-        bib=None if bib in (None, "") else str(bib),
+        bib=parse_bib(row.get("bib"), "bib"),
         first_name=text_or_none(row.get("first_name")),
         last_name=text_or_none(row.get("last_name")),
-        gender=parse_gender(row.get("gender"), "gender"),
+        gender=read_gender(row.get("gender"), "gender", warn),
         age=parse_int(row.get("age"), "age"),
         place=parse_int(row.get("place"), "place"),
         clock_time=parse_duration(clock_raw, "clock_time"),
         chip_time=parse_duration(row.get("chip_time"), "chip_time"),
         status=status,
         splits=splits,
+        extra=extra,
         raw=row,
     )
 
