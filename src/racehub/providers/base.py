@@ -152,6 +152,7 @@ class ResultStatus(enum.StrEnum):
     DNF = "DNF"
     DNS = "DNS"
     DQ = "DQ"
+    RUNNING = "RUN"  # started, not finished yet: no place, no time (a later read has them)
 
 
 @dataclass
