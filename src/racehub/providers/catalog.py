@@ -218,6 +218,9 @@ PROVIDERS: dict[str, ProviderSpec] = {
                              help="Empty: each publish creates a new result set"),
                 SettingField("result_set_name", "Name of new result sets",
                              help="Default: Results"),
+                SettingField("time_zone", "Time zone of races that give none",
+                             help="An IANA name such as America/Chicago. Without it, such "
+                                  "races' event times stay unset (zone unknown)"),
             )),
         ProviderSpec(
             "RACE_ROSTER", "Race Roster", Direction.REGISTRATION, "https://raceroster.com/api/v1",

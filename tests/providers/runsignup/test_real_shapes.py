@@ -15,9 +15,11 @@ import pytest
 
 from racehub.providers.base import ProviderParticipant, ProviderResult
 from racehub.providers.errors import PageLimitReached, RepeatedPage
+from racehub.providers.demo import simulator_options
 from racehub.providers.registry import build_adapter
 from racehub.providers.runsignup import RunSignUpAdapter
 from racehub.providers.runsignup import mapping as m
+from racehub.providers.runsignup import simulator as rsu_sim
 from racehub.providers.runsignup.simulator import RunSignUpSimulator, make_app
 
 KEY, SECRET = "rsu-key-0a1b2c", "rsu-secret-9z8y7x"
@@ -51,6 +53,11 @@ def real(serve_app: Callable[[Any], str]) -> Real:
     sim = RunSignUpSimulator(api_key=KEY, api_secret=SECRET, seed=7, races=2,
                              events_per_race=2, participants_per_event=43, real_shapes=True)
     return Real(sim, serve_app(make_app(simulator=sim)) + "/Rest")
+
+
+def test_the_demo_serves_runsignup_in_real_shapes() -> None:
+    assert simulator_options(rsu_sim) == {"real_shapes": True}
+    assert make_app(**simulator_options(rsu_sim)).state.simulator.real_shapes
 
 
 def participants(adapter: RunSignUpAdapter, ref: str) -> list[ProviderParticipant]:

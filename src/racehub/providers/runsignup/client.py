@@ -9,7 +9,10 @@ races of the connection's ``eventIds``; without either ``list_events`` pages thr
 ``GET /races``, ``races_per_page`` at a time, <= 1000),
 ``results_per_page`` (participants, <= 2500),
 ``max_pages`` (a bound on any paging loop), ``individual_result_set_id`` (post results into
-this set instead of creating one), ``result_set_name``.
+this set instead of creating one), ``result_set_name``, ``time_zone`` (IANA name: the zone
+of races that give none; without it their event times stay unset), ``mapping_sources``
+(the paths the connection's mapping reads, set by ``sync.adapters``: question responses
+are asked for with ``include_questions=T`` when one is read).
 """
 
 from __future__ import annotations

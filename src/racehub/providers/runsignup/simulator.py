@@ -647,6 +647,9 @@ def _corrupt(row: dict[str, Any], index: int) -> None:
         row["user"] = None
 
 
+REAL_SHAPES = True  # make_app() takes real_shapes=True (see providers.demo)
+
+
 def make_app(*, simulator: RunSignUpSimulator | None = None, **kwargs: Any) -> Starlette:
     """The simulator as an ASGI app; its base URL for the adapter is ``<server>/Rest``."""
     sim = simulator or RunSignUpSimulator(**kwargs)
@@ -667,9 +670,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--participants", type=int, default=300, help="per event")
     parser.add_argument("--api-key", default=DEMO_CREDENTIALS["api_key"])
     parser.add_argument("--api-secret", default=DEMO_CREDENTIALS["api_secret"])
+    parser.add_argument("--real-shapes", action=argparse.BooleanOptionalAction, default=True,
+                        help="serve the shapes seen in real replies (default on)")
     args = parser.parse_args(argv)
     app = make_app(seed=args.seed, races=args.races, participants_per_event=args.participants,
-                   api_key=args.api_key, api_secret=args.api_secret)
+                   api_key=args.api_key, api_secret=args.api_secret,
+                   real_shapes=args.real_shapes)
     print(f"RunSignUp simulator on http://127.0.0.1:{args.port}/Rest "
           f"(api_key={args.api_key}; races {sorted(app.state.simulator.races)})")
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
