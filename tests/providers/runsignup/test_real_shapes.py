@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from racehub.providers.base import ProviderParticipant, ProviderResult
-from racehub.providers.errors import PageLimitReached, RepeatedPage
 from racehub.providers.demo import simulator_options
+from racehub.providers.errors import PageLimitReached, RepeatedPage
 from racehub.providers.registry import build_adapter
 from racehub.providers.runsignup import RunSignUpAdapter
 from racehub.providers.runsignup import mapping as m
