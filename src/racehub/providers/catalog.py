@@ -14,6 +14,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
     from racehub.providers.base import ProviderAdapter
@@ -45,6 +46,7 @@ class SettingKind(enum.StrEnum):
     MAPPING = "mapping"  # a JSON object, or "key = value" lines
     CHOICE = "choice"
     NUMBER = "number"  # a positive number
+    TIME_ZONE = "time_zone"  # an IANA zone name such as America/Chicago
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,11 @@ class SettingField:
             if not 0 < number <= 1000:
                 raise ValueError("must be a number above 0 and at most 1000")
             return int(number) if number.is_integer() else number
+        if self.kind == SettingKind.TIME_ZONE and text:
+            try:
+                ZoneInfo(text)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError("must be a time zone name such as America/Chicago") from None
         if self.kind == SettingKind.CHOICE and text and text not in self.choices:
             raise ValueError(f"must be one of {', '.join(self.choices)}")
         if self.kind == SettingKind.URL and text:
@@ -219,6 +226,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
                 SettingField("result_set_name", "Name of new result sets",
                              help="Default: Results"),
                 SettingField("time_zone", "Time zone of races that give none",
+                             SettingKind.TIME_ZONE,
                              help="An IANA name such as America/Chicago. Without it, such "
                                   "races' event times stay unset (zone unknown)"),
             )),

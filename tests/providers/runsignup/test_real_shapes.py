@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from racehub.providers.base import ProviderParticipant, ProviderResult
+from racehub.providers.catalog import get_spec
 from racehub.providers.demo import simulator_options
 from racehub.providers.errors import PageLimitReached, RepeatedPage
 from racehub.providers.registry import build_adapter
@@ -195,6 +196,15 @@ def test_a_race_without_a_time_zone_takes_the_connection_setting(real: Real) -> 
     local = m.format_local(event.start_at, ZoneInfo("America/Chicago"))
     assert local == race["events"][0]["start_time"]
     assert "America/Chicago" in pages[0].warnings[0].message
+
+
+def test_the_time_zone_setting_must_name_a_zone() -> None:
+    spec = get_spec("RUNSIGNUP")
+    assert spec is not None
+    field = spec.setting("time_zone")
+    assert field is not None and field.clean(" America/Chicago ") == "America/Chicago"
+    with pytest.raises(ValueError, match="time zone name"):
+        field.clean("Eastern")
 
 
 def test_races_listed_without_events_are_read_from_the_race(real: Real) -> None:
