@@ -14,13 +14,16 @@ from racehub.providers.base import ProviderParticipant, ResultStatus
 from racehub.providers.copernico import CopernicoAdapter
 from racehub.providers.copernico import simulator as cop_sim
 from racehub.providers.demo import simulator_options
+from racehub.providers.errors import RepeatedPage
+from racehub.providers.raceroster import RaceRosterAdapter
+from racehub.providers.raceroster import simulator as rr_sim
 from racehub.providers.registry import build_adapter
 
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05}
 
 
 def test_every_simulator_of_this_set_offers_real_shapes() -> None:
-    for module in (cop_sim,):
+    for module in (cop_sim, rr_sim):
         assert simulator_options(module) == {"real_shapes": True}
 
 
@@ -90,3 +93,109 @@ def test_copernico_push_reads_the_code_1_reply(cop: Any) -> None:
         ref="rh-new-1", event_ref=ref, first_name="Ane", last_name="Etxeberria", bib="0007")])
     assert (report.accepted, report.problems) == (1, [])
     assert sim.registrations[ref.split(":")[0]]["rh-new-1"]["dorsal"] == "0007"
+
+
+# -- Race Roster ----------------------------------------------------------------------------
+
+class RrReal:
+    def __init__(self, serve_app: Callable[[Any], str], **kwargs: Any) -> None:
+        self.app = rr_sim.make_app(real_shapes=True, **kwargs)
+        self.sim: rr_sim.RaceRosterSimulator = self.app.state.simulator
+        self.server = serve_app(self.app)
+
+    def adapter(self, **settings: Any) -> RaceRosterAdapter:
+        adapter = build_adapter("RACE_ROSTER", base_url=self.server + rr_sim.BASE_PATH,
+                                credentials=rr_sim.DEMO_CREDENTIALS,
+                                settings={**FAST, **rr_sim.demo_settings(self.server),
+                                          **settings})
+        assert isinstance(adapter, RaceRosterAdapter)
+        return adapter
+
+    def sub_ref(self, event: int = 0, sub: int = 0) -> str:
+        event_id = sorted(self.sim.events)[event]
+        sub_id = self.sim.events[event_id]["subEvents"]["data"][sub]["subEventId"]
+        return f"{event_id}:{sub_id}"
+
+
+@pytest.fixture
+def rr(serve_app: Callable[[Any], str]) -> RrReal:
+    return RrReal(serve_app, seed=4, events=2, participants_per_event=400)
+
+
+def test_race_roster_token_reply_in_a_one_item_list_is_accepted(rr: RrReal) -> None:
+    check = rr.adapter().check_credentials()
+    assert check.ok, check.message
+
+
+def test_race_roster_events_past_a_smaller_real_page_cap(serve_app: Callable[[Any], str]
+                                                         ) -> None:
+    many = RrReal(serve_app, seed=5, events=90, sub_events_per_event=1,
+                  participants_per_event=1, with_results=False)
+    pages = list(many.adapter().list_events())
+    assert len({e.ref for page in pages for e in page.items}) == 90
+    assert [len(p.items) for p in pages] == [40, 40, 10, 0] and pages[-1].is_last
+
+
+def test_race_roster_registrations_past_a_smaller_real_page_cap(rr: RrReal) -> None:
+    event_id = sorted(rr.sim.events)[0]
+    rows = rr.sim.registrations[event_id]
+    adapter = rr.adapter()
+    people = [p.ref for page in adapter.list_participants(str(event_id)) for p in page.items]
+    gone = [w.ref for page in adapter.list_withdrawn(str(event_id)) for w in page.items]
+    assert sorted(people) == sorted(str(r["registrationId"]) for r in rows
+                                    if r["status"] == "active")
+    assert sorted(gone) == sorted(str(r["registrationId"]) for r in rows
+                                  if r["status"] != "active")
+
+
+def test_race_roster_v2_results_map_ids_names_gender_and_keep_other_columns(
+        serve_app: Callable[[Any], str]) -> None:
+    big = RrReal(serve_app, seed=6, events=1, participants_per_event=1200)
+    ref = big.sub_ref()
+    expected = big.sim.results_v2[int(ref.split(":")[1])]
+    assert len(expected) > 250  # more than the real cap of one page
+    pages = list(big.adapter().get_results(ref))
+    results = [r for page in pages for r in page.items]
+    assert not any(page.problems for page in pages)
+    assert [r.ref for r in results] == [row["id"] for row in expected]
+    assert pages[0].total == len(expected) and pages[-1].is_last
+    first = results[0]
+    assert first.first_name and first.last_name
+    assert f"{first.first_name} {first.last_name}" == expected[0]["name"].strip()
+    assert first.bib is None and first.place == 1
+    assert first.chip_time is not None and first.clock_time is not None
+    assert first.clock_time - first.chip_time == timedelta(seconds=4.2)
+    labels = {row["genderSexId"] for row in expected}
+    genders = {r.gender for r in results}
+    assert {"Male", "Female"} <= labels and {"M", "F"} <= genders
+    assert first.extra["divisionPlace"].startswith("1 / ")
+    assert first.extra["overallPace"] == "4:41" and first.extra["fromCity"] == "Toronto"
+    for row, result in zip(expected, results, strict=True):
+        if row["genderSexId"] == "Non-binary":
+            assert result.gender == "X"
+        if row["genderSexId"] in ("", "Co-ed"):
+            assert result.gender is None
+        if row["genderSexId"] == "Co-ed":
+            assert result.extra["genderSexId"] == "Co-ed"
+
+
+def test_race_roster_v2_results_send_no_login(rr: RrReal) -> None:
+    adapter = rr.adapter()
+    list(adapter.list_events())  # logged in for the API
+    list(adapter.get_results(rr.sub_ref()))
+    assert adapter.http.client.headers["Authorization"].startswith("Bearer ")
+    assert rr.sim.faults.seen("/results")
+
+
+@pytest.mark.parametrize("read", ["events", "registrations", "results"])
+def test_race_roster_a_repeated_page_ends_the_read_with_an_error(
+        serve_app: Callable[[Any], str], read: str) -> None:
+    many = RrReal(serve_app, seed=7, events=90, sub_events_per_event=1,
+                  participants_per_event=1200)
+    many.sim.faults.arm("repeat_page", -1)
+    adapter = many.adapter()
+    calls = {"events": lambda: adapter.list_events(),
+             "registrations": lambda: adapter.list_participants(str(sorted(many.sim.events)[0])),
+             "results": lambda: adapter.get_results(many.sub_ref())}
+    with pytest.raises(RepeatedPage, match="repeated the previous one"):
+        list(calls[read]())

@@ -239,7 +239,18 @@ PROVIDERS: dict[str, ProviderSpec] = {
             adapter="racehub.providers.raceroster:RaceRosterAdapter",
             simulator="racehub.providers.raceroster.simulator",
             docs="https://developers.raceroster.com",
-            settings=(TOKEN_URL,)),
+            settings=(
+                TOKEN_URL,
+                SettingField("results_api", "Results API", SettingKind.CHOICE,
+                             choices=("v2", "v1"),
+                             help="v2 (the default): the public results API, no login; v1: "
+                                  "the partner endpoint (assumed, never seen)"),
+                SettingField("results_base_url", "Public results API", SettingKind.URL,
+                             help="Default https://results.raceroster.com/v2/api"),
+                SettingField("result_event_ids", "Result event ids", SettingKind.MAPPING,
+                             help="One per line: eventId = result event id (default: the "
+                                  "event id)"),
+            )),
         ProviderSpec(
             "HAKU", "Haku", Direction.REGISTRATION, "https://api.hakuapp.com",
             (CredentialField("client_id", "Client id"),

@@ -266,7 +266,7 @@ def test_registrations_deleted_between_pages_do_not_make_later_rows_skip(rr: Rr)
 
 def test_results_are_paged_with_status_and_times(rr: Rr) -> None:
     ref = rr.sub_ref(1, 0)
-    pages = list(rr.adapter(results_per_page=25).get_results(ref))
+    pages = list(rr.adapter(results_api="v1", results_per_page=25).get_results(ref))
     assert [(len(p.items), p.is_last) for p in pages] == [(25, False), (25, False), (12, False),
                                                           (0, True)]
     results = [r for page in pages for r in page.items]
