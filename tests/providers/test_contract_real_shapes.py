@@ -10,11 +10,15 @@ from typing import Any
 
 import pytest
 
-from racehub.providers.base import ProviderParticipant, ResultStatus
+from racehub.providers.base import ProviderAdapter, ProviderParticipant, ResultStatus
+from racehub.providers.chronotrack import ChronoTrackAdapter
+from racehub.providers.chronotrack import simulator as ct_sim
 from racehub.providers.copernico import CopernicoAdapter
 from racehub.providers.copernico import simulator as cop_sim
 from racehub.providers.demo import simulator_options
-from racehub.providers.errors import RepeatedPage
+from racehub.providers.errors import NotSupported, RepeatedPage
+from racehub.providers.haku import HakuAdapter
+from racehub.providers.haku import simulator as haku_sim
 from racehub.providers.raceroster import RaceRosterAdapter
 from racehub.providers.raceroster import simulator as rr_sim
 from racehub.providers.registry import build_adapter
@@ -23,7 +27,7 @@ FAST = {"backoff_base": 0.01, "backoff_max": 0.05}
 
 
 def test_every_simulator_of_this_set_offers_real_shapes() -> None:
-    for module in (cop_sim, rr_sim):
+    for module in (cop_sim, rr_sim, haku_sim, ct_sim):
         assert simulator_options(module) == {"real_shapes": True}
 
 
@@ -84,6 +88,12 @@ def test_copernico_results_with_runners_on_course_and_negative_offsets(cop: Any)
     assert running[0].splits["start"] == timedelta(milliseconds=-120)
     finished = [r for r in page.items if r.status is ResultStatus.FINISHED]
     assert len(finished) == 50 and finished[0].splits["start"] == timedelta(milliseconds=-250)
+
+
+def test_copernico_has_no_registration_list(cop: Any) -> None:
+    _, adapter = cop
+    with pytest.raises(NotSupported):
+        next(adapter.list_participants(cop[0].race_ref()))
 
 
 def test_copernico_push_reads_the_code_1_reply(cop: Any) -> None:
@@ -199,3 +209,131 @@ def test_race_roster_a_repeated_page_ends_the_read_with_an_error(
              "results": lambda: adapter.get_results(many.sub_ref())}
     with pytest.raises(RepeatedPage, match="repeated the previous one"):
         list(calls[read]())
+
+
+# -- Haku -----------------------------------------------------------------------------------
+
+class HakuReal:
+    def __init__(self, serve_app: Callable[[Any], str], **kwargs: Any) -> None:
+        self.app = haku_sim.make_app(real_shapes=True, **kwargs)
+        self.sim: haku_sim.HakuSimulator = self.app.state.simulator
+        self.server = serve_app(self.app)
+
+    def adapter(self, **settings: Any) -> HakuAdapter:
+        adapter = build_adapter("HAKU", base_url=self.server + haku_sim.BASE_PATH,
+                                credentials=haku_sim.DEMO_CREDENTIALS,
+                                settings={**FAST, **haku_sim.demo_settings(self.server),
+                                          "rate_per_second": 500, "rate_burst": 100,
+                                          **settings})
+        assert isinstance(adapter, HakuAdapter)
+        return adapter
+
+
+def test_haku_events_past_the_spec_page_cap(serve_app: Callable[[Any], str]) -> None:
+    haku = HakuReal(serve_app, seed=2, events=60, participants_per_event=1)
+    adapter = haku.adapter()
+    assert adapter.check_credentials().ok
+    pages = list(adapter.list_events())
+    assert len({e.ref for page in pages for e in page.items}) == 60
+    assert [len(p.raw) for p in pages] == [25, 25, 10, 0] and pages[-1].is_last
+
+
+def test_haku_participants_and_withdrawals_past_the_spec_page_cap(
+        serve_app: Callable[[Any], str]) -> None:
+    haku = HakuReal(serve_app, seed=3, events=1, participants_per_event=120)
+    event_id = sorted(haku.sim.events)[0]
+    records = haku.sim.registrations[event_id]
+    adapter = haku.adapter()
+    people = [p.ref for page in adapter.list_participants(str(event_id)) for p in page.items]
+    gone = [w.ref for page in adapter.list_withdrawn(str(event_id)) for w in page.items]
+    assert sorted(people) == sorted(r["registration_number"] for r in records
+                                    if not r["is_cancelled"])
+    assert sorted(gone) == sorted(r["registration_number"] for r in records
+                                  if r["is_cancelled"])
+
+
+@pytest.mark.parametrize("read", ["events", "participants"])
+def test_haku_a_repeated_page_ends_the_read_with_an_error(serve_app: Callable[[Any], str],
+                                                          read: str) -> None:
+    haku = HakuReal(serve_app, seed=4, events=60, participants_per_event=60)
+    haku.sim.faults.arm("repeat_page", -1)
+    adapter = haku.adapter()
+    event_id = str(sorted(haku.sim.events)[0])
+    reads = {"events": lambda: adapter.list_events(),
+             "participants": lambda: adapter.list_participants(event_id)}
+    with pytest.raises(RepeatedPage, match="repeated the previous one"):
+        list(reads[read]())
+
+
+# -- ChronoTrack ----------------------------------------------------------------------------
+
+class CtReal:
+    def __init__(self, serve_app: Callable[[Any], str], **kwargs: Any) -> None:
+        self.app = ct_sim.make_app(real_shapes=True, **kwargs)
+        self.sim: ct_sim.ChronoTrackSimulator = self.app.state.simulator
+        self.server = serve_app(self.app)
+
+    def adapter(self, **settings: Any) -> ChronoTrackAdapter:
+        adapter = build_adapter("CHRONOTRACK", base_url=self.server + ct_sim.BASE_PATH,
+                                credentials=ct_sim.DEMO_CREDENTIALS,
+                                settings={**FAST, "rate_per_second": 500, "rate_burst": 100,
+                                          **settings})
+        assert isinstance(adapter, ChronoTrackAdapter)
+        return adapter
+
+    def race_ref(self, index: int = 0) -> str:
+        race_id = sorted(self.sim.races)[index]
+        return f"{self.sim.event_of_race[race_id]}:{race_id}"
+
+
+@pytest.fixture
+def ct(serve_app: Callable[[Any], str]) -> CtReal:
+    return CtReal(serve_app, seed=2, events=1, races_per_event=2, entries_per_race=120)
+
+
+def test_chronotrack_sex_u_is_unknown_not_non_binary(ct: CtReal) -> None:
+    adapter = ct.adapter(page_size=50)
+    assert adapter.check_credentials().ok
+    assert len([e for page in adapter.list_events() for e in page.items]) == 2
+    ref = ct.race_ref()
+    rows = {r["entry_id"]: r for r in ct.sim.entries[int(ref.split(":")[1])]}
+    pages = list(adapter.list_participants(ref))
+    people = [p for page in pages for p in page.items]
+    assert not any(page.problems for page in pages) and len(people) == len(rows)
+    unknown = [p for p in people if rows[p.ref]["athlete_sex"] == "U"]
+    assert unknown and all(p.gender is None for p in unknown)
+    results = [r for page in adapter.get_results(ref) for r in page.items]
+    assert {r.gender for r in results if r.participant_ref in {p.ref for p in unknown}} == {None}
+    report = adapter.push_participants(ref, [ProviderParticipant(
+        ref=f"rh-{n}", event_ref=ref, first_name="Sam", last_name=f"Doe {n}", bib=f"9{n:03d}",
+        gender=None) for n in range(3)])
+    assert report.accepted == 3 and not report.problems
+
+
+@pytest.mark.parametrize("read", ["events", "entries", "results"])
+def test_chronotrack_a_repeated_page_ends_the_read_with_an_error(
+        serve_app: Callable[[Any], str], read: str) -> None:
+    ct = CtReal(serve_app, seed=3, events=15, races_per_event=1, entries_per_race=60)
+    ct.sim.faults.arm("repeat_page", -1)
+    adapter = ct.adapter(page_size=10)
+    reads = {"events": lambda: adapter.list_events(),
+             "entries": lambda: adapter.list_participants(ct.race_ref()),
+             "results": lambda: adapter.get_results(ct.race_ref())}
+    with pytest.raises(RepeatedPage, match="repeated the previous one"):
+        list(reads[read]())
+
+
+def test_every_adapter_method_of_this_set_is_covered_here() -> None:
+    """A new adapter method must get a real-shapes case above (this lists them)."""
+    offered = {cls.provider: sorted(c.value for c in cls.capabilities)
+               for cls in (CopernicoAdapter, RaceRosterAdapter, HakuAdapter,
+                           ChronoTrackAdapter)}
+    assert offered == {
+        "COPERNICO": ["check_credentials", "get_results", "push_participants"],
+        "RACE_ROSTER": ["check_credentials", "get_results", "list_events",
+                        "list_participants", "list_withdrawn"],
+        "HAKU": ["check_credentials", "list_events", "list_participants", "list_withdrawn"],
+        "CHRONOTRACK": ["check_credentials", "get_results", "list_events",
+                        "list_participants", "push_participants"],
+    }
+    assert issubclass(HakuAdapter, ProviderAdapter)
