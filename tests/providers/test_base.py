@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from racehub.providers.base import DEFAULT_MAX_PAGES, RowProblem
+from racehub.providers.base import (
+    DEFAULT_MAX_PAGES,
+    BadData,
+    PageGuard,
+    PageLimitReached,
+    RepeatedPage,
+    RowProblem,
+)
 from racehub.providers.haku import mapping as haku_mapping
 from racehub.providers.haku.client import HakuAdapter
 from racehub.providers.raceroster import mapping as rr_mapping
@@ -57,3 +64,55 @@ def test_a_row_that_fails_to_map_is_a_problem_naming_its_field_and_ref() -> None
     assert odd.ref is None and odd.field is None
     assert odd.message == "unexpected row shape (KeyError: 'name')"
     assert RowProblem.of(1, TypeError("x"), ["not", "an", "object"], "id").ref is None
+
+
+# -- the shared paging guard -------------------------------------------------------------
+
+def test_a_page_guard_ends_on_an_empty_page_not_on_a_short_one() -> None:
+    guard = PageGuard("GET things", provider="X", max_pages=10)
+    pages = iter([[{"id": 1}, {"id": 2}], [{"id": 3}], [{"id": 4}], []])
+    read, numbers = [], []
+    for number in guard:
+        numbers.append(number)
+        rows = next(pages)
+        read += rows
+        if guard.done(rows):
+            break
+    assert numbers == [1, 2, 3, 4] and [r["id"] for r in read] == [1, 2, 3, 4]
+    assert guard.rows_read == 4
+
+
+def test_a_page_guard_ends_at_the_stated_total() -> None:
+    guard = PageGuard("GET things", max_pages=10)
+    assert guard.done([{"id": 1}, {"id": 2}], total=3) is False
+    assert guard.done([{"id": 3}]) is True  # the total stated once holds for the read
+
+
+def test_a_page_with_nothing_new_ends_the_read() -> None:
+    guard = PageGuard("GET things", max_pages=10)
+    assert guard.done([{"id": 1}, {"id": 2}]) is False
+    assert guard.done([{"id": 2}], new=0) is True
+
+
+def test_a_repeated_page_is_an_error_naming_the_read() -> None:
+    guard = PageGuard("GET things", provider="X", max_pages=10)
+    guard.done([{"id": 1, "n": "a"}])
+    with pytest.raises(RepeatedPage, match="GET things: a page repeated the previous one "
+                                           "after 1 row"):
+        guard.done([{"n": "a", "id": 1}])
+    assert issubclass(RepeatedPage, BadData)
+
+
+def test_reaching_max_pages_is_an_error_never_a_silent_stop() -> None:
+    guard = PageGuard("GET things", provider="X", max_pages=3)
+    numbers = []
+    with pytest.raises(PageLimitReached, match=r"GET things: more than 3 pages .* after 3 row"):
+        for number in guard:
+            numbers.append(number)
+            guard.done([{"id": number}])
+    assert numbers == [1, 2, 3]
+
+
+def test_an_adapters_page_guard_carries_its_provider_and_bound() -> None:
+    guard = haku(max_pages=7).page_guard("GET events")
+    assert (guard.where, guard.provider, guard.max_pages) == ("GET events", "HAKU", 7)

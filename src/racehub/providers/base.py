@@ -10,6 +10,8 @@ iterators of :class:`Page` objects; a row that cannot be mapped becomes a
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +24,10 @@ from racehub.providers.errors import (
     BadData,
     NotFound,
     NotSupported,
+    PageLimitReached,
     ProviderDown,
     ProviderError,
+    RepeatedPage,
     Throttled,
 )
 from racehub.providers.http import ProviderHttp
@@ -32,9 +36,10 @@ from racehub.providers.values import MappingError
 
 __all__ = [
     "AuthFailed", "BadData", "Capability", "CredentialCheck", "NotFound", "NotSupported",
-    "Page", "ProviderAdapter", "ProviderDown", "ProviderError", "ProviderEvent", "ResultStatus",
-    "ProviderParticipant", "ProviderResult", "ProviderWithdrawal", "PushReport", "RowProblem",
-    "Throttled",
+    "Page", "PageGuard", "PageLimitReached", "ProviderAdapter", "ProviderDown", "ProviderError",
+    "ProviderEvent", "ResultStatus",
+    "ProviderParticipant", "ProviderResult", "ProviderWithdrawal", "PushReport", "RepeatedPage",
+    "RowProblem", "Throttled",
 ]
 
 
@@ -119,6 +124,18 @@ class ProviderParticipant:
     person_ref: str | None = None  # the provider's id of the person, when it has one
     extra: dict[str, Any] = field(default_factory=dict)  # answers to custom questions etc.
     raw: Any = None
+    # A row without the provider's registration id is keyed by a fallback (RunSignUp: the
+    # person's user id within the event): ``ref`` is then that key and ``ref_is_fallback``
+    # says so. A row WITH its registration id still names its fallback in ``fallback_ref``,
+    # so a record stored under the fallback is recognised as this registration (see
+    # ``match_refs``) instead of becoming a second one.
+    ref_is_fallback: bool = False
+    fallback_ref: str | None = None
+
+    def match_refs(self) -> tuple[str, ...]:
+        """Every key a stored record of this registration may be under, the best first:
+        look a row up by each in turn, and re-key a record found by the fallback."""
+        return tuple(dict.fromkeys(r for r in (self.ref, self.fallback_ref) if r))
 
 
 @dataclass
@@ -135,6 +152,7 @@ class ResultStatus(enum.StrEnum):
     DNF = "DNF"
     DNS = "DNS"
     DQ = "DQ"
+    RUNNING = "RUN"  # started, not finished yet: no place, no time (a later read has them)
 
 
 @dataclass
@@ -153,6 +171,9 @@ class ProviderResult:
     status: ResultStatus = ResultStatus.FINISHED
     splits: dict[str, timedelta] = field(default_factory=dict)
     division: str | None = None
+    # Columns the provider sends beyond the ones above, by their label (e.g. a division's
+    # place, a team name): kept as text so nothing the provider reads out is lost.
+    extra: dict[str, str] = field(default_factory=dict)
     raw: Any = None
 
 
@@ -167,6 +188,9 @@ class Page(Generic[T]):
 
     items: list[T]
     problems: list[RowProblem] = field(default_factory=list)
+    # Rows that ARE among ``items`` but read with a caveat (an unknown code left empty, a
+    # time zone not given): each names its row and field like a problem.
+    warnings: list[RowProblem] = field(default_factory=list)
     number: int = 1
     is_last: bool = True
     total: int | None = None  # rows on all pages, when the provider says
@@ -175,6 +199,64 @@ class Page(Generic[T]):
     @property
     def row_count(self) -> int:
         return len(self.items) + len(self.problems)
+
+
+class PageGuard:
+    """The bound and the end checks of one paging loop, the same in every adapter.
+
+    ::
+
+        guard = self.page_guard("GET events")
+        for number in guard:          # 1, 2, ...; past max_pages: PageLimitReached
+            rows = ...                # fetch page ``number``
+            last = guard.done(rows, total=stated_total)   # RepeatedPage if it repeats
+            yield Page(..., number=number, is_last=last)
+            if last:
+                return
+
+    A read ends normally on an empty page, on a page with nothing new (``new=0``: e.g. a
+    reader that re-reads one row of overlap), or once the rows read reach the total the
+    provider stated. A page shorter than some assumed page size is NOT an end: providers
+    cap pages below what we ask without saying so. ``max_pages`` bounds the loop; reaching
+    it raises :class:`PageLimitReached`. A non-empty page equal to the page before it
+    raises :class:`RepeatedPage`.
+    """
+
+    def __init__(self, where: str, *, provider: str = "",
+                 max_pages: int = DEFAULT_MAX_PAGES) -> None:
+        self.where = where
+        self.provider = provider
+        self.max_pages = max_pages
+        self.rows_read = 0  # rows counted so far (``new`` of each page)
+        self.total: int | None = None  # the provider's last stated total
+        self._previous: str | None = None
+
+    def __iter__(self) -> Iterator[int]:
+        yield from range(1, self.max_pages + 1)
+        raise PageLimitReached(
+            f"{self.where}: more than {self.max_pages} pages without an end (max_pages); "
+            f"stopped after {self.rows_read} row(s) rather than return part of the list",
+            provider=self.provider)
+
+    def done(self, rows: Sequence[Any], *, total: int | None = None,
+             new: int | None = None) -> bool:
+        """Check page ``rows`` and say whether it is the last. ``total``: the number of rows
+        the provider says the whole list has (when it says); ``new``: how many of ``rows``
+        are new to this read (default all of them)."""
+        if rows:
+            digest = hashlib.sha256(json.dumps(list(rows), sort_keys=True, default=str)
+                                    .encode()).hexdigest()
+            if digest == self._previous:
+                raise RepeatedPage(
+                    f"{self.where}: a page repeated the previous one after {self.rows_read} "
+                    "row(s); the provider is not paging, so the read stops here",
+                    provider=self.provider)
+            self._previous = digest
+        count = len(rows) if new is None else new
+        self.rows_read += count
+        if total is not None:
+            self.total = total
+        return count == 0 or (self.total is not None and self.rows_read >= self.total)
 
 
 @dataclass
@@ -267,6 +349,11 @@ class ProviderAdapter:
         page."""
         return max(minimum, min(int(self.settings.get(name, cap if default is None
                                                       else default)), cap))
+
+    def page_guard(self, where: str) -> PageGuard:
+        """A :class:`PageGuard` for one paging loop, bounded by this connection's
+        ``max_pages``; its errors name ``where`` (e.g. ``"GET events"``)."""
+        return PageGuard(where, provider=self.provider, max_pages=self.max_pages)
 
     # -- hooks -------------------------------------------------------------------------
     def inspect_response(self, status: int, body: Any) -> None:

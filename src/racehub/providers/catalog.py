@@ -14,6 +14,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
     from racehub.providers.base import ProviderAdapter
@@ -45,6 +46,7 @@ class SettingKind(enum.StrEnum):
     MAPPING = "mapping"  # a JSON object, or "key = value" lines
     CHOICE = "choice"
     NUMBER = "number"  # a positive number
+    TIME_ZONE = "time_zone"  # an IANA zone name such as America/Chicago
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,11 @@ class SettingField:
             if not 0 < number <= 1000:
                 raise ValueError("must be a number above 0 and at most 1000")
             return int(number) if number.is_integer() else number
+        if self.kind == SettingKind.TIME_ZONE and text:
+            try:
+                ZoneInfo(text)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError("must be a time zone name such as America/Chicago") from None
         if self.kind == SettingKind.CHOICE and text and text not in self.choices:
             raise ValueError(f"must be one of {', '.join(self.choices)}")
         if self.kind == SettingKind.URL and text:
@@ -218,6 +225,10 @@ PROVIDERS: dict[str, ProviderSpec] = {
                              help="Empty: each publish creates a new result set"),
                 SettingField("result_set_name", "Name of new result sets",
                              help="Default: Results"),
+                SettingField("time_zone", "Time zone of races that give none",
+                             SettingKind.TIME_ZONE,
+                             help="An IANA name such as America/Chicago. Without it, such "
+                                  "races' event times stay unset (zone unknown)"),
             )),
         ProviderSpec(
             "RACE_ROSTER", "Race Roster", Direction.REGISTRATION, "https://raceroster.com/api/v1",
@@ -228,7 +239,18 @@ PROVIDERS: dict[str, ProviderSpec] = {
             adapter="racehub.providers.raceroster:RaceRosterAdapter",
             simulator="racehub.providers.raceroster.simulator",
             docs="https://developers.raceroster.com",
-            settings=(TOKEN_URL,)),
+            settings=(
+                TOKEN_URL,
+                SettingField("results_api", "Results API", SettingKind.CHOICE,
+                             choices=("v2", "v1"),
+                             help="v2 (the default): the public results API, no login; v1: "
+                                  "the partner endpoint (assumed, never seen)"),
+                SettingField("results_base_url", "Public results API", SettingKind.URL,
+                             help="Default https://results.raceroster.com/v2/api"),
+                SettingField("result_event_ids", "Result event ids", SettingKind.MAPPING,
+                             help="One per line: eventId = result event id (default: the "
+                                  "event id)"),
+            )),
         ProviderSpec(
             "HAKU", "Haku", Direction.REGISTRATION, "https://api.hakuapp.com",
             (CredentialField("client_id", "Client id"),

@@ -4,6 +4,12 @@ Each simulator module offers ``make_app()``, ``BASE_PATH`` (what the adapter's b
 needs after the server's address) and ``DEMO_CREDENTIALS`` (what it accepts, by the
 connection's credential field names). They run in threads of the demo process on
 127.0.0.1, on fixed ports when free so the URLs stay the same from one demo to the next.
+
+The demo serves the providers as they really answer: a simulator module that sets
+``REAL_SHAPES = True`` takes ``make_app(real_shapes=True)`` and is started so (the shapes
+seen in real responses, see ``../shared/PROVIDERS.md``; tests start plain simulators unless
+they ask for it). A new simulator option is added the same way: a module flag and a
+``make_app`` keyword, passed here.
 """
 
 from __future__ import annotations
@@ -26,15 +32,20 @@ class RunningSimulator:
     settings: dict[str, Any] = field(default_factory=dict)  # extra adapter settings
 
 
-def serve_simulators(stack: ExitStack, *, first_port: int | None = None
-                     ) -> list[RunningSimulator]:
+def simulator_options(module: Any, *, real_shapes: bool = True) -> dict[str, Any]:
+    """The ``make_app`` keywords a simulator module takes (see the module docstring)."""
+    return {"real_shapes": real_shapes} if getattr(module, "REAL_SHAPES", False) else {}
+
+
+def serve_simulators(stack: ExitStack, *, first_port: int | None = None,
+                     real_shapes: bool = True) -> list[RunningSimulator]:
     """Start every provider's simulator (catalog order, ports ``first_port`` onwards, a
-    free port when one is taken or ``first_port`` is None); they stop when ``stack``
-    closes."""
+    free port when one is taken or ``first_port`` is None), in real-shapes mode unless
+    ``real_shapes`` is False; they stop when ``stack`` closes."""
     running = []
     for offset, spec in enumerate(PROVIDERS.values()):
         module = importlib.import_module(spec.simulator)
-        app = module.make_app()
+        app = module.make_app(**simulator_options(module, real_shapes=real_shapes))
         server = None
         if first_port is not None:
             with suppress(OSError):  # taken: any free port will do, the connection follows

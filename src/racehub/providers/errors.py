@@ -60,3 +60,14 @@ class BadData(ProviderError):
 
 class NotSupported(ProviderError):
     """The adapter does not offer this operation (see its ``capabilities``)."""
+
+
+class RepeatedPage(BadData):
+    """A page came back the same as the page before it: the provider ignored our paging
+    parameter (or we sent the wrong one). Reading on would return the same rows until the
+    page limit, so the read ends here, with this error, not with a partial result."""
+
+
+class PageLimitReached(BadData):
+    """A read went past the adapter's ``max_pages`` without an end: an error, never a
+    silent stop (the rows read so far are not all the rows)."""

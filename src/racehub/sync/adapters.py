@@ -39,6 +39,11 @@ def build_adapter(
     db = Session.object_session(connection)
     if db is None:
         raise RuntimeError("build_adapter needs a connection loaded in a session")
+    # The paths the connection's mapping reads: a provider may send some fields only when
+    # asked (RunSignUp's question responses).
+    sources = [str(path) for rule in connection.field_mapping or [] if isinstance(rule, dict)
+               for path in rule.get("sources") or []]
+    settings = {**(connection.settings or {}), "mapping_sources": sources}
     return registry.build_adapter(connection.provider, base_url=connection.base_url,
-                                  credentials=credentials, settings=connection.settings or {},
+                                  credentials=credentials, settings=settings,
                                   limiter=rate_limiter_for(db), rate_key=str(connection.id))

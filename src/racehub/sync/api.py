@@ -153,7 +153,8 @@ def preview_mapping(
         sample, origin = data.sample, "pasted"
     else:
         sample = service.fetch_sample(db, ctx, keyring=keyring, connection_id=connection_id,
-                                      event_id=data.event_id)
+                                      event_id=data.event_id, mapping_sources=[
+                                          p for rule in data.field_mapping for p in rule.sources])
         origin = "provider"
     return service.preview_mapping(data.field_mapping, sample, origin=origin)
 

@@ -300,7 +300,9 @@ def preview_mapping(
         else:
             sample = service.fetch_sample(db, ctx, keyring=keyring,
                                           connection_id=connection_id,
-                                          event_id=str(form.get("event_id", "")) or None)
+                                          event_id=str(form.get("event_id", "")) or None,
+                                          mapping_sources=[p for rule in rules
+                                                           for p in rule.sources])
             origin = "provider"
         preview = service.preview_mapping(rules, sample, origin=origin)
     except ConnectionNotFound:

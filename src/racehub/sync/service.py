@@ -53,6 +53,7 @@ log = structlog.get_logger(__name__)
 MASK = "***"
 HINT_MIN_LENGTH = 8  # shorter values would be half revealed by their last 4 characters
 SAMPLE_SIZE = 5
+SAMPLE_PROBLEMS = 3  # row problems named when a sample met nothing else
 EVENT_CHOICES = 200  # events offered in a picker
 MESSAGE_MAX = 500
 
@@ -413,8 +414,12 @@ def check_connection(
 def fetch_sample(
     db: Session, ctx: TenantContext, *, keyring: Keyring, connection_id: uuid.UUID,
     event_id: str | None, limit: int = SAMPLE_SIZE, adapter_factory: AdapterFactory | None = None,
+    mapping_sources: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
-    """A few raw participant records of one of the provider's events, for the preview."""
+    """A few raw participant records of one of the provider's events, for the preview.
+    ``mapping_sources``: the paths the previewed mapping reads (a provider may send some
+    fields only when asked, e.g. RunSignUp's question responses)."""
+    sources = list(mapping_sources)
     connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
     event_ref = (event_id or "").strip() or next(
         iter((connection.settings or {}).get("eventIds", [])), "")
@@ -422,12 +427,26 @@ def fetch_sample(
         raise SampleUnavailable("eventId: name the provider event to fetch a sample from",
                                 field="eventId")
 
+    problems: list[Any] = []
+
     def first_rows(adapter: Any) -> list[dict[str, Any]]:
+        settings = getattr(adapter, "settings", None)
+        if sources and isinstance(settings, dict):
+            settings["mapping_sources"] = [*settings.get("mapping_sources", []), *sources]
         return [item.raw if isinstance(item.raw, dict) else _as_dict(item)
-                for item in _first_items(adapter.list_participants(event_ref), limit)]
+                for item in _first_items(adapter.list_participants(event_ref), limit,
+                                         problems=problems)]
 
     rows = _ask_provider(connection, keyring, adapter_factory, first_rows,
                          failing="no sample from the provider")
+    if not rows and problems:
+        # Rows came but none could be read: what went wrong is the answer, not "no rows".
+        shown = "; ".join(str(p) for p in problems[:SAMPLE_PROBLEMS])
+        more = len(problems) - SAMPLE_PROBLEMS
+        message = (f"event {event_ref!r}: no participant could be read ({len(problems)} row "
+                   f"problem(s)): {shown}" + (f"; and {more} more" if more > 0 else ""))
+        secrets = secret_variants(read_credentials(keyring, connection))
+        raise SampleUnavailable(redact(message, secrets)[:MESSAGE_MAX], field="eventId")
     if not rows:
         raise SampleUnavailable(f"event {event_ref!r} has no participants to preview on",
                                 field="eventId")
@@ -467,11 +486,15 @@ def list_provider_events(
 T = TypeVar("T")
 
 
-def _first_items(pages: Iterable[Any], limit: int) -> list[Any]:
-    """The items of a provider's page iterator, up to ``limit`` (no page more is asked)."""
+def _first_items(pages: Iterable[Any], limit: int,
+                 problems: list[Any] | None = None) -> list[Any]:
+    """The items of a provider's page iterator, up to ``limit`` (no page more is asked);
+    the pages' row problems are added to ``problems`` when given."""
     items: list[Any] = []
     for page in pages:
         items.extend(page.items[:limit - len(items)])
+        if problems is not None:
+            problems.extend(getattr(page, "problems", ()))
         if len(items) >= limit or page.is_last:
             break
     return items

@@ -109,3 +109,15 @@ def test_bad_entries_name_the_field(row: dict[str, str], field: str) -> None:
 def test_malformed_event_refs_are_refused(ref: str) -> None:
     with pytest.raises(ValueError, match="event_id"):
         m.split_event_ref(ref)
+
+
+@pytest.mark.parametrize(("code", "gender"), [("U", None), ("u", None), ("Unknown", None),
+                                              ("X", "X"), ("NB", "X"), ("M", "M"), ("F", "F")])
+def test_sex_u_is_unknown_not_non_binary(code: str, gender: str | None) -> None:
+    assert m.parse_sex(code, "athlete_sex") == gender
+
+
+def test_an_unreadable_sex_names_the_field() -> None:
+    with pytest.raises(m.MappingError) as info:
+        m.parse_sex("Q", "athlete_sex")
+    assert info.value.field == "athlete_sex"

@@ -169,3 +169,32 @@ def test_a_repair_never_goes_as_far_as_control_characters() -> None:
     # control character, so the text is left as it is.
     assert m.repair_text("ÂŽ") == "ÂŽ"
     assert m.repair_text(mojibake("ÂŽ")) == "ÂŽ"
+
+
+def test_offsets_may_be_negative_milliseconds_durations_may_not() -> None:
+    assert m.parse_ms(-250, "times.official_:::start:::", negative=True) == timedelta(
+        milliseconds=-250)
+    with pytest.raises(m.MappingError):
+        m.parse_ms(-250, "times.official_:::finish:::")
+
+
+@pytest.mark.parametrize("word", ["running", "Running", "started"])
+def test_an_athlete_on_the_course_has_no_result_yet_and_no_problem(word: str) -> None:
+    result = m.map_result({"id": "a1", "dorsal": "12", "status": word, "position": None,
+                           "times.official_:::finish:::": None,
+                           "times.official_:::start:::": -250}, "r:e")
+    assert (result.status, result.place, result.clock_time) == (ResultStatus.RUNNING, None,
+                                                                 None)
+    assert result.splits == {"start": timedelta(milliseconds=-250)}
+
+
+@pytest.mark.parametrize("chip", [[123, 456], ["123", "456"], "123"])
+def test_athlete_detail_nested_or_flat_with_either_chip_form(chip: object) -> None:
+    event = {"eventId": "e2", "dorsal": "0042", "category": "M-Senior", "status": "ok",
+             "chip": chip}
+    person = {"id": "a1", "name": "Ane", "surname": "Etxeberria", "gender": "female"}
+    nested = {**person, "events": [{**event, "eventId": "e1", "dorsal": "9"}, event]}
+    for data in (nested, {**person, **event}):
+        athlete = m.map_registration(data, "r:e2")
+        assert (athlete.ref, athlete.bib, athlete.chip) == ("a1", "0042", "123")
+        assert athlete.extra["category"] == "M-Senior" and athlete.raw is data

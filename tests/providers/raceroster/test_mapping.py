@@ -156,3 +156,35 @@ def test_event_refs_name_an_event_and_maybe_a_sub_event() -> None:
     assert m.split_event_ref("151") == ("151", None)
     with pytest.raises(ValueError, match="eventId:subEventId"):
         m.split_event_ref("151:x")
+
+
+@pytest.mark.parametrize("body", [
+    {"access_token": "t"}, {"data": {"access_token": "t"}}, {"data": [{"access_token": "t"}]}])
+def test_a_token_reply_bare_wrapped_or_in_a_one_item_list(body: dict[str, Any]) -> None:
+    assert m.unwrap_token(body) == {"access_token": "t"}
+
+
+def test_a_v2_result_row_as_seen_in_real_responses() -> None:
+    row = {"id": "k779gnpstcnydzxd", "overallPlace": 1, "name": "Anne Marie Tremblay ",
+           "gunTime": "1:08:58.1", "chipTime": "16:21.6", "division": "F35-39",
+           "divisionPlace": "1 / 3", "genderSexId": "Female", "genderPlace": "1 / 20",
+           "overallPace": "4:41 ", "fromCity": "Halifax ", "custom123": ""}
+    result = m.map_result_v2(row, "1:2")
+    assert (result.ref, result.first_name, result.last_name, result.gender) == (
+        "k779gnpstcnydzxd", "Anne", "Marie Tremblay", "F")
+    assert result.chip_time == timedelta(minutes=16, seconds=21.6)
+    assert result.clock_time == timedelta(hours=1, minutes=8, seconds=58.1)
+    assert (result.bib, result.place, result.division) == (None, 1, "F35-39")
+    assert result.extra == {"divisionPlace": "1 / 3", "genderPlace": "1 / 20",
+                            "overallPace": "4:41", "fromCity": "Halifax"}
+
+
+def test_a_v2_row_with_an_unknown_gender_label_keeps_it_and_one_without_time_is_dnf() -> None:
+    result = m.map_result_v2({"id": "x", "name": "Sam", "genderSexId": "Co-ed",
+                              "overallPlace": "", "chipTime": "", "gunTime": ""}, "1:2")
+    assert (result.gender, result.extra["genderSexId"]) == (None, "Co-ed")
+    assert (result.status, result.place, result.first_name, result.last_name) == (
+        ResultStatus.DNF, None, "Sam", None)
+    with pytest.raises(m.MappingError) as info:
+        m.map_result_v2({"id": "y", "name": " "}, "1:2")
+    assert info.value.field == "name"

@@ -161,3 +161,11 @@ def test_event_refs_must_name_race_and_event() -> None:
     assert m.split_event_ref("85675:661702") == ("85675", "661702")
     with pytest.raises(ValueError, match="race_id:event_id"):
         m.split_event_ref("661702")
+
+
+@RELAXED
+@given(bib=st.from_regex(r"\A[0-9]{1,8}\Z"))
+def test_bibs_survive_the_round_trip_with_their_leading_zeros(bib: str) -> None:
+    wire = m.bib_to_wire(bib)
+    assert m.parse_bib(wire, "bib_num") == bib
+    assert isinstance(wire, int) == (bib == "0" or not bib.startswith("0"))

@@ -8,7 +8,8 @@ Event refs are ``"event_id:race_id"`` (one race: what participants register for)
 ``list_events`` reads; without it, ``GET /event`` is paged), ``page_size``, ``max_pages``.
 
 Paging is by ``page``/``size``; the ``X-Ctlive-Page-Count`` and ``X-Ctlive-Current-Page``
-headers say which page is the last (a short page ends the loop when they are missing).
+headers say which page is the last; without them an empty page (or the stated row count)
+ends the loop, never a short page; a page repeating the previous one is an error.
 Page numbers shift when rows are added or removed while we read, so when
 ``X-Ctlive-Row-Count`` changes mid-way the pages are read once more and only rows not seen
 yet are returned: nothing is skipped or returned twice.
@@ -119,7 +120,8 @@ class ChronoTrackAdapter(ProviderAdapter):
         counts: set[int] = set()
         number = 0
         for sweep in (1, 2):
-            for page_no in range(1, self.max_pages + 1):
+            guard = self.page_guard(f"GET {path}")
+            for page_no in guard:
                 response = self.http.request("GET", path, params={
                     **(params or {}), "page": page_no, "size": self.page_size})
                 rows = self._rows(response.body, wrapper, f"GET {path}")
@@ -127,8 +129,10 @@ class ChronoTrackAdapter(ProviderAdapter):
                 current = _header_int(response, m.HEADER_CURRENT_PAGE) or page_no
                 if (total := _header_int(response, m.HEADER_ROW_COUNT)) is not None:
                     counts.add(total)
-                last_here = (current >= page_count if page_count is not None
-                             else len(rows) < self.page_size)
+                # The last page: the headers say so, or an empty page, or the stated row
+                # count reached; never merely a short page (the real cap may be smaller).
+                last_here = (guard.done(rows, total=total)
+                             or (page_count is not None and current >= page_count))
                 items, problems = self._map_rows(rows, mapper, ref_key)
                 fresh = [i for i in items if key(i) not in seen and keep(i)]
                 seen.update(key(i) for i in items)
@@ -139,9 +143,6 @@ class ChronoTrackAdapter(ProviderAdapter):
                            total=total, raw=response.body)
                 if last_here:
                     break
-            else:
-                raise BadData(f"GET {path}: more than {self.max_pages} pages",
-                              provider=self.provider)
             if len(counts) <= 1:
                 return
             counts = set()  # the second sweep is the last, whatever it sees

@@ -47,6 +47,13 @@ BRACKET_TYPES = ("OPEN", "SEX", "AGE", "ELITE", "OTHER")  # H
 
 # -- ASSUMED (L or not in any public source; one place to correct) -------------------------
 ASSUMED: dict[str, Any] = {
+    # No real entry list has been seen (PROVIDERS.md: M, from open-source clients): the
+    # entry row fields read here and served by the simulator are unverified, like the
+    # entry upload below.
+    "real_shapes_unverified": ("entry rows", "entry upload", "event and race fields"),
+    # Sex codes: "U" is unknown (seen in real data); these are read as non-binary.
+    "unknown_sex_codes": frozenset({"U", "UNKNOWN"}),
+    "non_binary_sex_codes": frozenset({"X", "NB", "O", "NON-BINARY"}),
     # Rate limit unknown: stay polite.
     "rate_per_second": 3.0,
     "rate_burst": 6,
@@ -126,9 +133,11 @@ def parse_sex(value: Any, field: str) -> str | None:
         return "M"
     if code in ("F", "FEMALE"):
         return "F"
-    if code in ("X", "NB", "O", "U", "NON-BINARY"):
+    if code in ASSUMED["unknown_sex_codes"]:
+        return None  # "U" is unknown, not non-binary
+    if code in ASSUMED["non_binary_sex_codes"]:
         return "X"
-    raise MappingError(field, f"expected \"M\" or \"F\", got {value!r}")
+    raise MappingError(field, f"expected \"M\", \"F\" or \"U\", got {value!r}")
 
 
 STATUS_WORDS = {s.value: s for s in ResultStatus if s is not ResultStatus.FINISHED}

@@ -11,11 +11,17 @@ Assumed (see ``mapping.ASSUMED``; served exactly as the adapter assumes): the la
 size, the ``modified_after`` filter and ``entry_modified_time``, event time zone and
 location fields, race fields, the entry upload ``POST /race/{id}/entry`` and its reply.
 
+``real_shapes=True`` (the demo's default) adds what has been seen in real data: an
+athlete's sex may be ``"U"`` (unknown), in entries and results. No real entry list has
+been seen: beyond PROVIDERS.md the entry rows stay assumed in both modes.
+
 Faults (``Faults.arm(name, times, **options)``), besides the generic HTTP ones:
 - ``malformed_rows``: ``rows=[i, ...]`` corrupts those rows of the next entry page.
 - ``change_between_pages``: after the next entry page is served, the first entry served
   is removed (every later row moves up one page slot) and the first row of the following
   page is renamed.
+- ``repeat_page``: the next list requests ignore ``page`` and serve the first page again
+  (headers included).
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ class ChronoTrackSimulator:
         faults: Faults | None = None,
         results_per_race: int = 50,
         paging_headers: bool = True,
+        real_shapes: bool = False,
     ) -> None:
         self.client_id = client_id
         self.user_id = user_id
@@ -80,6 +87,7 @@ class ChronoTrackSimulator:
         # Off: answer like a proxy that strips the X-Ctlive-* headers (clients then stop on
         # a short page).
         self.paging_headers = paging_headers
+        self.real_shapes = real_shapes
         self.lock = threading.RLock()
         self.rng = random.Random(seed)
         self.events: dict[int, dict[str, str]] = {}
@@ -133,13 +141,16 @@ class ChronoTrackSimulator:
         birth = (EPOCH - timedelta(days=365 * age + rng.randint(0, 364))).date()
         city, region, _, _ = rng.choice(PLACES)
         modified = EPOCH - timedelta(minutes=rng.randint(60, 60 * 24 * 120))
+        status = rng.choice(["CONF", "CONF", "CONF", "UNCONF"])
+        sex = rng.choice("MF")  # drawn in both modes: the same seed, the same people
         return {
             "entry_id": _s(entry_id), "entry_bib": _s(1000 + entry_id % 50_000),
-            "entry_status": rng.choice(["CONF", "CONF", "CONF", "UNCONF"]),
+            "entry_status": status,
             "entry_race_age": _s(age), "race_id": _s(race_id),
             "race_name": self.races[race_id]["race_name"],
             "athlete_first_name": first, "athlete_last_name": last,
-            "athlete_sex": rng.choice("MF"), "athlete_birthdate": birth.isoformat(),
+            "athlete_sex": "U" if self.real_shapes and entry_id % 7 == 0 else sex,
+            "athlete_birthdate": birth.isoformat(),
             "athlete_email": f"{first.lower()}.{entry_id}@example.org",
             "location_city": city, "location_region": region,
             "entry_external_id": "", "entry_modified_time": _s(int(modified.timestamp())),
@@ -229,6 +240,8 @@ class ChronoTrackSimulator:
         except ValueError:
             return Response("page and size must be whole numbers", status_code=400)
         size = max(1, min(size, int(m.ASSUMED["max_page_size"])))
+        if self.faults.take("repeat_page") is not None:
+            page = 1
         modified_after = request.query_params.get(str(m.ASSUMED["since_param"]))
         if modified_after:
             field = str(m.ASSUMED["entry_modified_field"])
@@ -394,6 +407,9 @@ def _corrupt(chunk: list[Any], index: int) -> None:
         chunk[index]["entry_race_age"] = "forty"
     else:
         chunk[index] = json.dumps(chunk[index])  # a row sent as a string, not an object
+
+
+REAL_SHAPES = True  # make_app() takes real_shapes=True (see providers.demo)
 
 
 def make_app(*, simulator: ChronoTrackSimulator | None = None, **kwargs: Any) -> Starlette:

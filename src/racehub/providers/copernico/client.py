@@ -63,7 +63,7 @@ class CopernicoAdapter(ProviderAdapter):
         if not isinstance(result, dict) or "code" not in result:
             return
         code = result.get("code")
-        if code in m.ASSUMED["ok_codes"] or (code is None and 200 <= status < 300):
+        if code in m.OK_CODES or (code is None and 200 <= status < 300):
             return
         text = f"Copernico result code {code}: {result.get('message') or 'no message'}"
         if code in (401, 403):

@@ -3,9 +3,12 @@
 Facts from PROVIDERS.md (H unless marked): registrations are pushed as a JSON list to
 ``POST /race-registrations/{raceId}`` (documented without auth; we send ``x-api-key`` when
 the connection has one); a changed registration is removed and re-added (M); preset
-results come from a different, public host, times in MILLISECONDS, as a list or
-``{"data": [...], "gunTime": ...}``; athlete detail answers
-``{"result": {"code": ...}, "data": {...}}`` (M); the webhook (M) posts
+results come from a different, public host, times in MILLISECONDS (offsets may be
+negative), as a list or ``{"data": [...], "gunTime": ...}``; athlete detail answers
+``{"result": {"code": 1, "message": "OK"}, "data": {...}}`` (seen in real responses: success
+is code 1), its ``data`` either with the events nested in ``data.events[]`` (the ``/full``
+form) or one event flattened into ``data``, ``chip`` a list of numbers or of strings and
+``dorsal`` a string; the webhook (M) posts
 ``{competitionId, copernicoId, type, participantId, participantsIds, extraData{point,
 location}, rawTime, apiKey}`` and its text is often double-encoded UTF-8.
 Everything marked L or unknown there lives in ASSUMED below: one edit to correct each.
@@ -34,6 +37,8 @@ RESULTS_BASE_URL = "https://public-api.copernico.cloud/api"
 RESULTS_PATH = "races/{race}/preset/{owner}:::{preset}/{event}"
 ATHLETE_PATH = "races/{race_id}/athlete/{athlete_id}/full"
 GENDERS = {"M": "male", "F": "female"}  # and "mixed" (teams), which has no person gender
+# ``result.code`` of a successful reply (seen in real responses: 1, not 0).
+OK_CODES = frozenset({1})
 WEBHOOK_TYPES = frozenset({"detection", "modification", "creation", "deletion"})
 
 # -- ASSUMED (L or not in any public source; one place to correct) -------------------------
@@ -49,8 +54,10 @@ ASSUMED: dict[str, Any] = {
     "duplicate_code": "DUPLICATED",
     # How a registration is removed (needed for remove-and-re-add).
     "remove_path": "race-registrations/{race_id}/{registration_id}",
-    # ``result.code`` values that mean success inside the envelope.
-    "ok_codes": frozenset({0, 200}),
+    # Athlete detail in the /full form: which key of a ``data.events[]`` item names its
+    # event (the real key is not in any reply we have seen; each is tried in turn). With
+    # one event, or none matching, the first item is read.
+    "athlete_event_keys": ("eventId", "event_id", "event", "id"),
     # The preset column holding the finish time, flat ("times.x") or nested (times: {x}).
     "finish_time_key": "times.official_:::finish:::",
     "place_key": "position",
@@ -58,6 +65,12 @@ ASSUMED: dict[str, Any] = {
     "statuses": {"finished": ResultStatus.FINISHED, "dnf": ResultStatus.DNF,
                  "dns": ResultStatus.DNS, "dsq": ResultStatus.DQ,
                  "dq": ResultStatus.DQ},
+    # Preset ``status`` words of an athlete on the course: no result yet, not a row problem
+    # ("running" seen in real responses; the others assumed).
+    "in_progress_statuses": frozenset({"running", "started", "in_progress", "in progress",
+                                       "on course"}),
+    # Preset columns "times.<name>" other than the finish: splits and offsets, by name.
+    "times_prefix": "times.",
     # The athlete id ``check_credentials`` asks for: a 404 means the key was accepted.
     "probe_athlete_id": "racehub-credential-check",
     "default_preset": "results",
@@ -94,8 +107,9 @@ def results_path(*, race: str, owner: str, preset: str, event: str) -> str:
 
 
 # -- scalars ---------------------------------------------------------------------------------
-def parse_ms(value: Any, field: str) -> timedelta | None:
-    """Milliseconds (int, float or digits) -> timedelta."""
+def parse_ms(value: Any, field: str, *, negative: bool = False) -> timedelta | None:
+    """Milliseconds (int, float or digits) -> timedelta. ``negative``: the value is an
+    offset (e.g. a start offset ``-250``), which may be below zero; a duration may not."""
     if value in (None, ""):
         return None
     if isinstance(value, bool):
@@ -104,7 +118,7 @@ def parse_ms(value: Any, field: str) -> timedelta | None:
         ms = float(str(value).strip())
     except ValueError:
         raise MappingError(field, f"expected milliseconds, got {value!r}") from None
-    if ms < 0 or ms != ms or ms == float("inf"):
+    if (ms < 0 and not negative) or ms != ms or ms in (float("inf"), float("-inf")):
         raise MappingError(field, f"expected milliseconds, got {value!r}")
     return timedelta(milliseconds=ms)
 
@@ -156,24 +170,67 @@ def participant_to_registration(participant: ProviderParticipant, race_id: str,
     return row
 
 
+def chip_text(value: Any, field: str = "chip") -> list[str]:
+    """``chip``: a list of numbers or of strings (both seen), or one value -> texts."""
+    if value in (None, ""):
+        return []
+    values = value if isinstance(value, list) else [value]
+    chips = []
+    for i, item in enumerate(values):
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise MappingError(f"{field}[{i}]", f"expected a chip code, got {item!r}")
+        if text := str(item).strip():
+            chips.append(text)
+    return chips
+
+
+def athlete_data(data: Any, event_id: str | None) -> dict[str, Any]:
+    """The ``data`` of an athlete detail as one flat row. The ``/full`` form nests the
+    athlete's events in ``data.events[]``: the one for ``event_id`` (or the only/first one)
+    is laid over the athlete's own keys, so bib, category, status and chip are read from it;
+    the flattened form is returned as it is."""
+    if not isinstance(data, dict):
+        raise MappingError("data", f"expected an object, got {type(data).__name__}")
+    events = data.get("events")
+    if events is None:
+        return data
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise MappingError("data.events", "expected a list of objects")
+    if not events:
+        raise MappingError("data.events", "the athlete is in no event")
+    keys: tuple[str, ...] = ASSUMED["athlete_event_keys"]
+    chosen = next((e for e in events if event_id is not None
+                   and any(str(e.get(k)) == event_id for k in keys if e.get(k) is not None)),
+                  events[0])
+    return {**{k: v for k, v in data.items() if k != "events"}, **chosen,
+            "id": data.get("id", chosen.get("id"))}
+
+
 def map_registration(row: Any, ref_of_event: str) -> ProviderParticipant:
-    """A registration as pushed, or the ``data`` of an athlete detail."""
+    """A registration as pushed, or the ``data`` of an athlete detail (either shape: see
+    :func:`athlete_data`)."""
     if not isinstance(row, dict):
         raise MappingError("row", f"expected an object, got {type(row).__name__}")
+    _, _, event_id = str(ref_of_event).partition(":")
+    raw = row
+    row = athlete_data(row, event_id or None)
     ref = text_or_none(row.get("id"))
     if ref is None:
         raise MappingError("id", "missing")
     first, last = text_or_none(row.get("name")), text_or_none(row.get("surname"))
     if not first and not last:
         raise MappingError("name", "neither name nor surname given")
-    extra = {k: row[k] for k in ("document", "category", "status") if row.get(k) not in
-             (None, "")}
+    extra: dict[str, Any] = {k: row[k] for k in ("document", "category", "status")
+                             if row.get(k) not in (None, "")}
+    chips = chip_text(row.get("chip"))
+    if len(chips) > 1:
+        extra["chips"] = chips
     return ProviderParticipant(
         ref=ref, event_ref=ref_of_event, first_name=first or "", last_name=last or "",
         birth_date=parse_date(row.get("birthdate"), "birthdate"),
         gender=parse_gender(row.get("gender"), "gender"),
         bib=text_or_none(row.get("dorsal")), team=text_or_none(row.get("club")),
-        extra=extra, raw=row,
+        chip=chips[0] if chips else None, extra=extra, raw=raw,
     )
 
 
@@ -191,10 +248,12 @@ def map_result(row: Any, ref_of_event: str) -> ProviderResult:
         raise MappingError("row", f"expected an object, got {type(row).__name__}")
     word = (text_or_none(row.get("status")) or "").lower()
     statuses: dict[str, ResultStatus] = ASSUMED["statuses"]
-    if word and word not in statuses:
+    running = word in ASSUMED["in_progress_statuses"]
+    if word and word not in statuses and not running:
         raise MappingError("status", f"unknown status {row.get('status')!r}; known: "
-                                     + ", ".join(statuses))
-    status = statuses.get(word, ResultStatus.FINISHED)
+                                     + ", ".join([*statuses, *sorted(
+                                         ASSUMED["in_progress_statuses"])]))
+    status = ResultStatus.RUNNING if running else statuses.get(word, ResultStatus.FINISHED)
     finish = parse_ms(_finish_ms(row), str(ASSUMED["finish_time_key"]))
     if status is ResultStatus.FINISHED and finish is None and word:
         raise MappingError(str(ASSUMED["finish_time_key"]), "a finisher needs a finish time")
@@ -205,12 +264,31 @@ def map_result(row: Any, ref_of_event: str) -> ProviderResult:
         first_name=text_or_none(row.get("name")),
         last_name=text_or_none(row.get("surname")),
         gender=parse_gender(row.get("gender"), "gender"),
-        place=parse_int(row.get(ASSUMED["place_key"]), str(ASSUMED["place_key"])),
+        place=(parse_int(row.get(ASSUMED["place_key"]), str(ASSUMED["place_key"]))
+               if status is not ResultStatus.RUNNING else None),
         clock_time=finish if status is ResultStatus.FINISHED else None,
         status=status,
+        splits=_splits(row),
         division=text_or_none(row.get("category")),
         raw=row,
     )
+
+
+def _splits(row: dict[str, Any]) -> dict[str, timedelta]:
+    """Every "times.<name>" column but the finish, by name (``official_:::start:::`` ->
+    ``start``); offsets may be negative milliseconds."""
+    prefix, finish = str(ASSUMED["times_prefix"]), str(ASSUMED["finish_time_key"])
+    columns = {k: v for k, v in row.items() if k.startswith(prefix) and k != finish}
+    nested = row.get(prefix.rstrip("."))
+    if isinstance(nested, dict):
+        columns.update({prefix + k: v for k, v in nested.items() if prefix + k != finish})
+    splits = {}
+    for key, value in columns.items():
+        duration = parse_ms(value, key, negative=True)
+        if duration is not None:
+            name = key[len(prefix):].replace(":::", " ").replace("official_", "").strip()
+            splits[name or key] = duration
+    return splits
 
 
 # -- webhook ---------------------------------------------------------------------------------

@@ -14,8 +14,15 @@ a wrong ``x-api-key`` is refused, assumed); preset results at
 ``{"data": [...], "gunTime": ...}`` (``results_shape``); athlete detail
 ``/api/races/{raceId}/athlete/{id}/full`` with ``x-api-key`` ->
 ``{"result": {"code"}, "data": {...}}``.
+Success is ``{"result": {"code": 1, "message": "OK"}}`` in every reply (seen in real
+responses). With ``real_shapes=True`` (the demo's default) the replies take the forms seen
+in real responses: athlete detail alternates between the ``/full`` form (the athlete's
+events nested in ``data.events[]``) and one event flattened into ``data``, ``chip`` is a
+list of numbers for some athletes and of strings for others, and ``dorsal`` is a string;
+preset results hold athletes still on the course (``status: running``, no time) and
+negative start offsets (``times.official_:::start:::``, milliseconds).
 Assumed (see ``mapping.ASSUMED``; served exactly as the adapter assumes): the push reply
-``{"result": {"code": 0}, "data": {"created", "errors": [{"id", "code", "message"}]}}``
+``{"result": {"code": 1}, "data": {"created", "errors": [{"id", "code", "message"}]}}``
 refusing known ids with code ``DUPLICATED``; ``DELETE /race-registrations/{raceId}/{id}``;
 the ``position`` column and status words; error bodies in the ``result`` envelope.
 
@@ -76,6 +83,7 @@ class CopernicoSimulator:
         presets: tuple[str, ...] = (DEMO_PRESET,),
         results_shape: str = "data",
         finishers_per_event: int = 50,
+        real_shapes: bool = False,
         faults: Faults | None = None,
     ) -> None:
         if results_shape not in ("list", "data"):
@@ -84,6 +92,7 @@ class CopernicoSimulator:
         self.preset_owner = preset_owner
         self.presets = presets
         self.results_shape = results_shape
+        self.real_shapes = real_shapes
         self.faults = faults or Faults()
         self.lock = threading.RLock()
         self.rng = random.Random(seed)
@@ -120,6 +129,20 @@ class CopernicoSimulator:
                 self.results[(race_id, event_id)] = [
                     self._result_row(row, place, 1_500_000 + place * 12_345 + rng.randint(0, 999))
                     for place, row in enumerate(rows[:finishers], start=1)]
+                if self.real_shapes:
+                    self._real_results(rows, finishers, self.results[(race_id, event_id)])
+
+    def _real_results(self, rows: list[dict[str, Any]], finishers: int,
+                      results: list[dict[str, Any]]) -> None:
+        """What real presets hold besides finishers: start offsets below zero (a runner
+        who crossed the start before the gun) and athletes still running."""
+        start = "times.official_:::start:::"
+        for n, row in enumerate(results):
+            row[start] = -250 if n % 5 == 0 else 1_000 + 37 * n
+        for row in rows[finishers:finishers + 3]:
+            on_course = self._result_row(row, None, None, status="running")
+            on_course[start] = -120
+            results.append(on_course)
 
     def _new_registration(self, race_id: str, event_id: str, n: int) -> dict[str, Any]:
         rng = self.rng
@@ -134,6 +157,8 @@ class CopernicoSimulator:
         }
         if club := rng.choice(CLUBS):
             row["club"] = club
+        if self.real_shapes:
+            row["chip"] = [str(100_000 + n), str(900_000 + n)]  # number-safe: no 0 lead
         return row
 
     @staticmethod
@@ -188,7 +213,7 @@ class CopernicoSimulator:
                 else:
                     known[ref] = dict(row)
                     created += 1
-        return JSONResponse({"result": {"code": 0}, "data": {
+        return JSONResponse({"result": {"code": 1, "message": "OK"}, "data": {
             str(m.ASSUMED["push_reply_created"]): created,
             str(m.ASSUMED["push_reply_errors"]): errors}})
 
@@ -218,7 +243,7 @@ class CopernicoSimulator:
             if self.registrations.get(race_id, {}).pop(ref, None) is None:
                 return _envelope(404, f"Registration {ref} not found", 404)
             self.removals.append((race_id, ref))
-        return JSONResponse({"result": {"code": 0}})
+        return JSONResponse({"result": {"code": 1, "message": "OK"}})
 
     async def preset_results(self, request: Request) -> Response:
         race_key = unquote(request.path_params["race"])
@@ -249,7 +274,30 @@ class CopernicoSimulator:
         row = self.registrations.get(race_id, {}).get(ref)
         if row is None:
             return _envelope(404, f"Athlete {ref} not found", 404)
-        return JSONResponse({"result": {"code": 0}, "data": row})
+        return JSONResponse({"result": {"code": 1, "message": "OK"},
+                             "data": self.athlete_data(race_id, row)})
+
+    def athlete_data(self, race_id: str, row: dict[str, Any]) -> dict[str, Any]:
+        """The ``data`` of an athlete detail. Plain: the registration as pushed. Real
+        shapes: by athlete, nested (``/full``) or flattened, chips as numbers or strings."""
+        if not self.real_shapes:
+            return row
+        kind = sum(row["id"].encode()) % 4
+        event_keys = ("dorsal", "category", "status", "chip", "eventId")
+        chips = row.get("chip") or []
+        chip: list[Any] = ([int(c) for c in chips] if kind % 2 else list(chips))
+        event = {"eventId": row["eventId"], "dorsal": str(row["dorsal"]),
+                 "category": f"{'M' if row['gender'] == 'male' else 'F'}-Senior",
+                 "status": "registered", "chip": chip,
+                 "event": self.races[race_id]["events"][row["eventId"]],
+                 "times": {"startNetTime": -250}, "distance": 0}
+        person = {k: v for k, v in row.items() if k not in event_keys}
+        person["Talla de camiseta"] = "M"  # registration answers: root keys, spaces, accents
+        if kind < 2:  # the /full form: every event of the athlete under data.events[]
+            other = {**event, "eventId": "00000000-0000-4000-8000-000000000000",
+                     "dorsal": "9999", "event": "Otra prueba"}
+            return {**person, "events": [other, event] if kind == 0 else [event]}
+        return {**person, **event}
 
     def routes(self) -> list[Route]:
         results = RESULTS_PATH
@@ -271,6 +319,9 @@ def _corrupt(rows: list[Any], index: int) -> None:
         rows[index]["status"] = "lost"
     else:
         rows[index]["gender"] = "unknown"
+
+
+REAL_SHAPES = True  # make_app() takes real_shapes=True (see providers.demo)
 
 
 def make_app(*, simulator: CopernicoSimulator | None = None, **kwargs: Any) -> Starlette:

@@ -103,7 +103,8 @@ class HakuAdapter(ProviderAdapter):
 
     # -- events ---------------------------------------------------------------------------
     def list_events(self, since: datetime | None = None) -> Iterator[Page[ProviderEvent]]:
-        for number in range(1, self.max_pages + 1):
+        guard = self.page_guard("GET events")
+        for number in guard:
             rows = self._list("events", {"page": number, "per_page": self.per_page,
                                          **m.EVENTS_ORDER})
             items: list[ProviderEvent] = []
@@ -116,11 +117,12 @@ class HakuAdapter(ProviderAdapter):
                     continue
                 if since is None or event.modified_at is None or event.modified_at >= since:
                     items.append(event)
-            is_last = len(rows) < self.per_page
+            # An empty page ends the list, never a short one: the real per-page cap is
+            # unknown (25 in the spec, 100-500 in use).
+            is_last = guard.done(rows)
             yield Page(items, problems, number=number, is_last=is_last, raw=rows)
             if is_last:
                 return
-        raise BadData(f"events: more than {self.max_pages} pages", provider=self.provider)
 
     # -- participants ---------------------------------------------------------------------
     def _changed_rows(self, event_id: str, since: datetime | None
@@ -156,18 +158,18 @@ class HakuAdapter(ProviderAdapter):
 
         def pages(older: Callable[[datetime], bool], first_number: int, final: bool
                   ) -> Iterator[tuple[int, list[tuple[int, Any]], bool, Any]]:
-            for number in range(1, self.max_pages + 1):
+            guard = self.page_guard(f"GET {path}")
+            for number in guard:
                 rows = self._list(path, {"page": number, "per_page": self.per_page,
                                          **m.PARTICIPANTS_ORDER})
                 out, met_older = fresh(rows, older)
-                done = met_older or len(rows) < self.per_page
+                # An empty page ends the list, never a short one (the cap is unknown).
+                done = guard.done(rows) or met_older
                 # The first page alone is a consistent view: no second pass after it.
                 last = done and (final or number == 1)
                 yield first_number + number - 1, out, last, rows
                 if done:
                     return
-            raise BadData(f"participants of event {event_id}: more than {self.max_pages} "
-                          "pages", provider=self.provider)
 
         read = 0
         watermark: datetime | None = None

@@ -3,7 +3,8 @@
 Facts from PROVIDERS.md (M unless marked): client-credentials token at
 ``https://prod-auth.hakuapp.com/oauth2/token`` (Basic ``client_id:client_secret``), sent back
 RAW in ``Authorization`` (no "Bearer"); base ``https://api.hakuapp.com``; JSON arrays paged
-with ``page``/``per_page`` until a short page; the participants list has no bib, chip or
+with ``page``/``per_page`` (read until an empty page: the per-page cap is unclear, so a
+short page is not the end); the participants list has no bib, chip or
 birth date, so each needs ``GET /events/{id}/registrations/{registration_number}``; about
 500 calls an hour (L-M). What is L or not documented lives in ASSUMED below, one edit to
 correct each.
@@ -35,7 +36,12 @@ CALLS_PER_HOUR = 500  # (L-M) the budget the scheduler has to spend wisely
 
 # -- ASSUMED (not in any public source we could read; one place to correct) -----------------
 ASSUMED: dict[str, Any] = {
-    "per_page": 100,  # "25 in the spec, 100-500 used in practice"
+    # No reply from the real Haku API has been seen (nothing "seen in real responses" in
+    # PROVIDERS.md): every row shape here and in the simulator is from the spec and
+    # open-source clients (M), including the list and detail fields read below.
+    "real_shapes_unverified": ("events list", "participants list", "registration detail",
+                               "token reply", "error bodies"),
+    "per_page": 100,  # "25 in the spec, 100-500 used in practice": asked, never relied on
     "rate_burst": 20,  # back-to-back calls after a quiet spell, within the hourly budget
     # Any base URL other than production (staging, a gateway) serves its own token here.
     "token_path": "oauth2/token",

@@ -12,6 +12,11 @@ token endpoint on the API's own host (production has a separate auth host), the
 words, the 100-row page cap, the 401/400 bodies, and, when ``calls_per_hour`` is set, a
 429 with Retry-After once the hour's budget is spent.
 
+``real_shapes=True`` (the demo's default) serves only what PROVIDERS.md states: pages of
+at most 25 rows (the spec's figure), whatever ``per_page`` asks, without saying so, so a
+short page is not the last one. No reply from the real API has been seen: the shapes
+beyond PROVIDERS.md stay assumed in both modes (see ``mapping.ASSUMED``).
+
 Faults (``Faults.arm(name, times, **options)``), besides the generic HTTP ones:
 - ``expire_token``: the next API request with a valid token gets 401 and that token dies.
 - ``malformed_rows``: ``rows=[i, ...]`` corrupts those rows of the next participants page.
@@ -19,6 +24,7 @@ Faults (``Faults.arm(name, times, **options)``), besides the generic HTTP ones:
 - ``detail_gone``: the next registration detail requests get 404 (deleted meanwhile).
 - ``change_between_pages``: after the next participants page is served, the first row of
   the following page changes (and so moves to the top of the list).
+- ``repeat_page``: the next list requests ignore ``page`` and serve the first page again.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ GENDERS = ["male", "female", "male", "female", "non-binary", ""]
 TEAMS = [None, None, None, "Music City Milers", "Peachtree Pacers"]
 EPOCH = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 PER_PAGE_CAP = int(m.ASSUMED["per_page"])
+REAL_PER_PAGE_CAP = 25  # "25 in the spec": real-shapes mode serves no more, unannounced
 
 
 class HakuSimulator:
@@ -71,11 +78,13 @@ class HakuSimulator:
         client_secret: str = DEMO_CREDENTIALS["client_secret"],
         token_lifetime: int = 3600,
         calls_per_hour: int | None = None,
+        real_shapes: bool = False,
         faults: Faults | None = None,
     ) -> None:
         self.client_id, self.client_secret = client_id, client_secret
         self.token_lifetime = token_lifetime
         self.calls_per_hour = calls_per_hour
+        self.real_shapes = real_shapes
         self.faults = faults or Faults()
         self.lock = threading.RLock()
         self.rng = random.Random(seed)
@@ -237,8 +246,7 @@ class HakuSimulator:
                 self._calls.append(now)
         return None
 
-    @staticmethod
-    def _paging(request: Request) -> tuple[int, int] | Response:
+    def _paging(self, request: Request) -> tuple[int, int] | Response:
         try:
             page = int(request.query_params.get("page") or 1)
             per_page = int(request.query_params.get("per_page") or 25)
@@ -248,6 +256,10 @@ class HakuSimulator:
         if page < 1 or not 1 <= per_page <= PER_PAGE_CAP:
             return JSONResponse({"message": f"per_page must be between 1 and {PER_PAGE_CAP}"},
                                 status_code=400)
+        if self.real_shapes:
+            per_page = min(per_page, REAL_PER_PAGE_CAP)
+        if self.faults.take("repeat_page") is not None:
+            page = 1
         return page, per_page
 
     async def events_list(self, request: Request) -> Response:
@@ -331,6 +343,9 @@ def _corrupt(row: dict[str, Any], index: int) -> None:
         row["age"] = "unknown"
     else:
         row["registration_number"] = None
+
+
+REAL_SHAPES = True  # make_app() takes real_shapes=True (see providers.demo)
 
 
 def make_app(*, simulator: HakuSimulator | None = None, **kwargs: Any) -> Starlette:

@@ -6,13 +6,25 @@ token on its first call and keeps it, with the refresh token, on the instance. A
 call refreshes once (refresh grant, falling back to the password grant) and the call is
 sent again, so paging continues where it was.
 
+Results come from the public v2 results API (no login) unless the ``results_api`` setting
+says ``v1`` (the partner endpoint, assumed). v2 pages by ``start``/``limit`` up to
+``meta.totalResults``; its rows carry no bib, so they are returned with what they carry
+(ids, names, gender, times, places; other columns in ``ProviderResult.extra``) and
+matching them to participants is left to the results pull.
+
+Every list ends on an empty page, a page with nothing new or the stated total (see
+``base.PageGuard``), never on a page merely shorter than asked: the real caps are unknown.
+
 Settings (all optional): ``token_url``, ``page_size`` (registrations per request, capped
-at the assumed maximum), ``results_per_page``, ``max_pages`` (a bound on any paging loop).
+at the assumed maximum), ``results_api`` (``v2``/``v1``), ``results_base_url`` (the v2
+host), ``result_event_ids`` (``eventId = resultEventId``), ``results_per_page`` (v1),
+``max_pages`` (a bound on any paging loop).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urljoin
@@ -65,7 +77,7 @@ class RaceRosterAdapter(ProviderAdapter):
 
     # -- tokens ---------------------------------------------------------------------------
     def _token_call(self, form: dict[str, str]) -> None:
-        self.token.fetch(form, unwrap=m.unwrap)
+        self.token.fetch(form, unwrap=m.unwrap_token)
 
     def _password_grant(self) -> None:
         self._token_call({"grant_type": m.GRANT_PASSWORD,
@@ -121,10 +133,13 @@ class RaceRosterAdapter(ProviderAdapter):
     # -- events ---------------------------------------------------------------------------
     def list_events(self, since: datetime | None = None) -> Iterator[Page[ProviderEvent]]:
         limit = int(m.ASSUMED["events_limit"])
-        for number in range(1, self.max_pages + 1):
-            body = self._get("events", {"offset": (number - 1) * limit, "limit": limit,
+        guard = self.page_guard("GET events")
+        offset = 0
+        for number in guard:
+            body = self._get("events", {"offset": offset, "limit": limit,
                                         "sort": m.EVENTS_SORT, "order": "asc"})
             rows = self._data_list(body, "GET events")
+            offset += len(rows)
             items: list[ProviderEvent] = []
             problems: list[RowProblem] = []
             for i, row in enumerate(rows):
@@ -135,11 +150,12 @@ class RaceRosterAdapter(ProviderAdapter):
                     continue
                 items += [e for e in events
                           if since is None or e.modified_at is None or e.modified_at >= since]
-            is_last = len(rows) < limit
+            # An empty page ends the list: a server capping pages below `limit` would
+            # make a short page look like the last one.
+            is_last = guard.done(rows)
             yield Page(items, problems, number=number, is_last=is_last, raw=body)
             if is_last:
                 return
-        raise BadData(f"events: more than {self.max_pages} pages", provider=self.provider)
 
     # -- registrations --------------------------------------------------------------------
     def list_participants(
@@ -188,7 +204,8 @@ class RaceRosterAdapter(ProviderAdapter):
         """
         path = str(m.ASSUMED["registrations_path"]).format(event_id=event_id)
         offset, last_id, number = 0, -1, 0
-        for _ in range(self.max_pages):
+        guard = self.page_guard(f"GET {path}")
+        for _ in guard:
             params: dict[str, Any] = {"offset": offset, "limit": self.page_size,
                                       **m.ASSUMED["registrations_sort"]}
             if since is not None:
@@ -206,14 +223,14 @@ class RaceRosterAdapter(ProviderAdapter):
                 continue
             fresh = rows[seen_up_to + 1:]
             last_id = max([last_id, *(rid for rid in ids if rid is not None)])
-            is_last = len(rows) < self.page_size
+            # The end: a page with nothing past the row we started on (or an empty one).
+            # Never "shorter than page_size": the server's real cap may be smaller.
+            is_last = guard.done(rows, new=len(fresh))
             number += 1
             yield number, fresh, seen_up_to + 1, is_last, body
             if is_last:
                 return
             offset += len(rows) - 1
-        raise BadData(f"registrations of event {event_id}: more than {self.max_pages} "
-                      "requests", provider=self.provider)
 
     @staticmethod
     def _row_id(row: Any) -> int | None:
@@ -226,20 +243,66 @@ class RaceRosterAdapter(ProviderAdapter):
         if sub_event_id is None:
             raise BadData(f"results need a sub-event: 'eventId:subEventId', got {event_ref!r}",
                           provider=self.provider)
+        api = str(self.settings.get("results_api") or m.RESULTS_APIS[0])
+        if api not in m.RESULTS_APIS:
+            raise BadData(f"settings.results_api: expected one of {', '.join(m.RESULTS_APIS)}, "
+                          f"got {api!r}", provider=self.provider)
+        if api == "v2":
+            yield from self._results_v2(event_ref, event_id, sub_event_id)
+            return
         path = str(m.ASSUMED["results_path"]).format(event_id=event_id)
         per_page = max(1, int(self.settings.get("results_per_page",
                                                 m.ASSUMED["results_per_page"])))
-        for number in range(1, self.max_pages + 1):
+        guard = self.page_guard(f"GET {path}")
+        for number in guard:
             body = self._get(path, {"resultsRaceId": sub_event_id, "page": number,
                                     "perPage": per_page})
             rows = self._data_list(body, f"GET {path}")
-            is_last = len(rows) < per_page
+            is_last = guard.done(rows)
             yield self._map_rows(rows, lambda r: m.map_result(r, event_ref), number, is_last,
                                  body, ref_key=m.ASSUMED["result_fields"]["ref"])
             if is_last:
                 return
-        raise BadData(f"results of {event_ref}: more than {self.max_pages} pages",
-                      provider=self.provider)
+
+    def _results_v2(self, event_ref: str, event_id: str, sub_event_id: str
+                    ) -> Iterator[Page[ProviderResult]]:
+        """The public results API: ``start``/``limit`` pages up to ``meta.totalResults``."""
+        base = str(self.settings.get("results_base_url") or m.RESULTS_V2_BASE_URL).rstrip("/")
+        ids = self.settings.get("result_event_ids") or {}
+        result_event_id = str(ids.get(event_id) or event_id) if isinstance(ids, dict) else (
+            event_id)
+        path = m.RESULTS_V2_PATH.format(result_event_id=result_event_id,
+                                        sub_event_id=sub_event_id)
+        limit = self.page_size_setting("results_limit", m.RESULTS_V2_MAX_LIMIT)
+        guard = self.page_guard(f"GET {path}")
+        start = 0
+        for number in guard:
+            with self._without_login():
+                body = self.http.request_json("GET", path, url=f"{base}/{path}",
+                                              params={"start": start, "limit": limit})
+            rows = self._data_list(body, f"GET {path}")
+            meta = body.get("meta") if isinstance(body, dict) else None
+            total = meta.get("totalResults") if isinstance(meta, dict) else None
+            total = total if isinstance(total, int) and not isinstance(total, bool) else None
+            start += len(rows)
+            is_last = guard.done(rows, total=total)
+            page = self._map_rows(rows, lambda r: m.map_result_v2(r, event_ref), number,
+                                  is_last, body, ref_key=m.ASSUMED["results_v2_fields"]["ref"])
+            page.total = total
+            yield page
+            if is_last:
+                return
+
+    @contextmanager
+    def _without_login(self) -> Iterator[None]:
+        """The public results host needs no login: our token is not sent there."""
+        headers = self.http.client.headers
+        token = headers.pop("Authorization", None)
+        try:
+            yield
+        finally:
+            if token is not None and "Authorization" not in headers:
+                headers["Authorization"] = token
 
     # -- helpers --------------------------------------------------------------------------
     def _data_list(self, body: Any, where: str) -> list[Any]:

@@ -4,9 +4,14 @@ Facts from PROVIDERS.md (M unless marked): base ``https://raceroster.com/api/v1`
 only; token at ``<api>/oauth/authorize`` (form ``grant_type=access_token`` with client id,
 secret, username and password; ``grant_type=refresh_token`` to refresh), bearer tokens (H);
 ``GET /events`` pages with ``offset``/``limit`` and wraps lists in ``{"data": [...]}``;
-sub-events in ``subEvents.data``; integer gender codes (H). The participants endpoint and
-the results rows are not in any public source: every such name lives in ASSUMED below, one
-edit to correct each.
+sub-events in ``subEvents.data``; integer gender codes (H); token replies sometimes wrapped
+in ``{"data": {...}}`` or ``{"data": [{...}]}`` (seen in real responses). Results: the
+public v2 API (seen in real responses, H) at
+``results.raceroster.com/v2/api/result-events/{id}/sub-events/{id}/results``, no login,
+``start``/``limit`` paging (max 1000), ``{"data": [...], "meta": {"totalResults": N}}``,
+gender as a text label, times of varying precision, trailing spaces, no bib. The
+participants endpoint, the v1 partner results endpoint and the v2 column names are not in
+any official source: every such name lives in ASSUMED below, one edit to correct each.
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ EVENTS_SORT = "startDate"
 # gender, as Copernico's "mixed"), 9 non-binary.
 GENDER_CODES: dict[int, str | None] = {0: None, 1: "M", 2: "F", 8: None, 9: "X"}
 GENDER_TO_CODE = {"M": 1, "F": 2, "X": 9}
+# Public results API v2 (H): no login, start/limit paging, meta.totalResults.
+RESULTS_V2_BASE_URL = "https://results.raceroster.com/v2/api"
+RESULTS_V2_PATH = "result-events/{result_event_id}/sub-events/{sub_event_id}/results"
+RESULTS_V2_MAX_LIMIT = 1000
+RESULTS_APIS = ("v2", "v1")  # the connection's `results_api` setting; v2 by default
 
 # -- ASSUMED (not in any public source we could read; one place to correct) -----------------
 ASSUMED: dict[str, Any] = {
@@ -55,6 +65,22 @@ ASSUMED: dict[str, Any] = {
     "modified_since_param": "lastModifiedDateFrom",
     # Registration `status` values that mean the person is no longer in.
     "withdrawn_statuses": frozenset({"cancelled", "refunded", "transferred"}),
+    # v2 results columns, from open-source clients of the public API (M): the row id, one
+    # full name, the gender label, places as text ("1 / 3" for division and gender).
+    "results_v2_fields": {
+        "ref": "id", "name": "name", "first_name": "firstName", "last_name": "lastName",
+        "gender": "genderSexId", "age": "age", "place": "overallPlace",
+        "clock_time": "gunTime", "chip_time": "chipTime", "division": "division",
+        "bib": "bib",
+    },
+    # v2 gender labels -> M/F/X; any other label is kept as text, gender unknown.
+    "results_v2_genders": {"male": "M", "man": "M", "m": "M", "female": "F", "woman": "F",
+                           "f": "F", "non-binary": "X", "nonbinary": "X", "x": "X"},
+    # A v2 row with neither chip nor gun time is read as not finished (DNF): no status
+    # column has been seen.
+    # The v2 result event of a Race Roster event: the `result_event_ids` setting
+    # (eventId = resultEventId); without it the event id itself, and the sub-event id is
+    # taken to be the same in both APIs.
     # GET /events/{eventId}/results?resultsRaceId=&page=&perPage= (L): the race id is taken
     # to be the sub-event id; rows are assumed to look like this.
     "results_path": "events/{event_id}/results",
@@ -132,6 +158,15 @@ def unwrap(body: Any) -> Any:
     if isinstance(body, dict) and "data" in body:
         return body["data"]
     return body
+
+
+def unwrap_token(body: Any) -> Any:
+    """A token reply: bare, ``{"data": {...}}`` or ``{"data": [{...}]}`` (a one-item list,
+    seen in real responses)."""
+    reply = unwrap(body)
+    if isinstance(reply, list) and len(reply) == 1 and isinstance(reply[0], dict):
+        return reply[0]
+    return reply
 
 
 # -- refs -----------------------------------------------------------------------------------
@@ -255,6 +290,62 @@ def map_result(row: Any, ref_of_event: str) -> ProviderResult:
         chip_time=parse_duration(row.get(f["chip_time"]), f["chip_time"]) if finished else None,
         status=status,
         division=text_or_none(row.get(f["division"])),
+        raw=row,
+    )
+
+
+def parse_gender_label(value: Any) -> str | None:
+    """A v2 gender label ("Male", "Female", ...) -> M/F/X; None when blank or unknown (the
+    label stays in the result's ``extra``)."""
+    text = text_or_none(value)
+    return None if text is None else ASSUMED["results_v2_genders"].get(text.lower())
+
+
+def split_name(full: str | None) -> tuple[str | None, str | None]:
+    """One full name -> (first word, the rest): v2 rows carry a single ``name``."""
+    if not full:
+        return None, None
+    first, _, rest = " ".join(full.split()).partition(" ")
+    return first, rest or None
+
+
+def map_result_v2(row: Any, ref_of_event: str) -> ProviderResult:
+    """One row of the public v2 results API. No bib (matching to participants is the
+    results-pull's job); every column not read into a field is kept, as stripped text, in
+    ``extra`` under its own name (division and gender places, pace, city, custom fields)."""
+    row = _row(row)
+    f: dict[str, str] = ASSUMED["results_v2_fields"]
+    first, last = text_or_none(row.get(f["first_name"])), text_or_none(row.get(f["last_name"]))
+    full = text_or_none(row.get(f["name"]))
+    if not (first or last):
+        first, last = split_name(full)
+    if not (first or last):
+        raise MappingError(f["name"], "no name")
+    chip = parse_duration(row.get(f["chip_time"]), f["chip_time"])
+    clock = parse_duration(row.get(f["clock_time"]), f["clock_time"])
+    finished = chip is not None or clock is not None
+    gender_label = text_or_none(row.get(f["gender"]))
+    gender = parse_gender_label(gender_label)
+    # Read into fields; an unknown gender label stays in extra, so it is not lost.
+    read = {f[k] for k in ("ref", "name", "first_name", "last_name", "chip_time",
+                           "clock_time", "place", "age", "bib", "division")}
+    if gender is not None:
+        read.add(f["gender"])
+    extra = {str(k): text for k, v in row.items()
+             if k not in read and not isinstance(v, dict | list)
+             and (text := text_or_none(v)) is not None}
+    return ProviderResult(
+        event_ref=ref_of_event,
+        ref=text_or_none(row.get(f["ref"])),
+        bib=text_or_none(row.get(f["bib"])),
+        first_name=first, last_name=last,
+        gender=gender,
+        age=parse_int(row.get(f["age"]), f["age"]),
+        place=parse_int(row.get(f["place"]), f["place"]) if finished else None,
+        clock_time=clock, chip_time=chip,
+        status=ResultStatus.FINISHED if finished else ResultStatus.DNF,
+        division=text_or_none(row.get(f["division"])),
+        extra=extra,
         raw=row,
     )
 

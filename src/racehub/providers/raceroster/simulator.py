@@ -10,7 +10,19 @@ Assumed here exactly as ``mapping.ASSUMED`` assumes it (no public source shows i
 registrations endpoint and its rows, statuses, sort and ``lastModifiedDateFrom`` filter,
 the 100-row page cap, the results rows, and refresh replies wrapped in ``{"data": ...}``.
 
+The public results API v2 is served at ``/v2/api/result-events/{id}/sub-events/{id}/results``
+(no login; ``start``/``limit``; ``{"data", "meta": {"totalResults"}}``; the result event id
+is the event id here) in the shapes seen in real responses: a gender label, times of
+varying precision, trailing spaces, ``divisionPlace`` like ``"1 / 3"``, no bib.
+
+``real_shapes=True`` (the demo's default) also serves the rest as seen in real responses:
+every token reply wrapped as ``{"data": [{...}]}``, and pages capped below what is asked
+without saying so (events at 40, registrations at 50, v2 results at 250), so only an
+empty page or the stated total shows the end.
+
 Faults (``Faults.arm(name, times, **options)``), besides the generic HTTP ones:
+- ``repeat_page``: the next list requests ignore their paging parameter and serve the
+  first page again (a provider that does not page).
 - ``expire_token``: the next API request with a valid token gets 401 and that token is
   dead (its refresh token still works).
 - ``malformed_rows``: ``rows=[i, ...]`` corrupts those rows of the next registrations page.
@@ -79,11 +91,13 @@ class RaceRosterSimulator:
         password: str = DEMO_CREDENTIALS["password"],
         token_lifetime: int = 86_400,
         with_results: bool = True,
+        real_shapes: bool = False,
         faults: Faults | None = None,
     ) -> None:
         self.client_id, self.client_secret = client_id, client_secret
         self.username, self.password = username, password
         self.token_lifetime = token_lifetime
+        self.real_shapes = real_shapes
         self.faults = faults or Faults()
         self.lock = threading.RLock()
         self.rng = random.Random(seed)
@@ -91,6 +105,7 @@ class RaceRosterSimulator:
         self.events: dict[int, dict[str, Any]] = {}
         self.registrations: dict[int, list[dict[str, Any]]] = {}  # by registrationId
         self.results: dict[int, list[dict[str, Any]]] = {}  # subEventId -> rows
+        self.results_v2: dict[int, list[dict[str, Any]]] = {}  # subEventId -> v2 rows
         self.access_tokens: set[str] = set()
         self.refresh_tokens: set[str] = set()
         self.tokens_issued = 0
@@ -168,12 +183,38 @@ class RaceRosterSimulator:
                 f["chip_time"]: format_duration(clock - timedelta(seconds=3.25)),
                 f["status"]: "FIN", f["division"]: None,
             })
+        self.results_v2[sub_id] = self._v2_rows(runners)
         for row in runners[60:62]:
             rows.append({f["ref"]: 8_000_000 + row["registrationId"],
                          f["participant_ref"]: row["registrationId"], f["bib"]: row["bibNumber"],
                          f["first_name"]: row["firstName"], f["last_name"]: row["lastName"],
                          f["gender"]: row["gender"], f["status"]: "DNF"})
         self.results[sub_id] = rows
+
+    @staticmethod
+    def _v2_rows(runners: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Public v2 result rows as seen in real responses (no bib, a gender label, text
+        places, times of varying precision, trailing spaces)."""
+        labels = {1: "Male", 2: "Female", 9: "Non-binary", 0: "", 8: "Co-ed"}
+        rows = []
+        divisions: dict[str, int] = {}
+        for place, row in enumerate(runners, start=1):
+            chip = timedelta(seconds=960 + place * 13.7)
+            gun = chip + timedelta(seconds=4.2)
+            division = f"{'F' if row['gender'] == 2 else 'M'}{20 + place % 4 * 10}-"
+            divisions[division] = divisions.get(division, 0) + 1
+            rows.append({
+                "id": hashlib.sha256(str(row["registrationId"]).encode()).hexdigest()[:16],
+                "overallPlace": place, "name": f"{row['firstName']} {row['lastName']} ",
+                "gunTime": _v2_time(gun), "chipTime": _v2_time(chip),
+                "division": division, "divisionPlace": f"{divisions[division]} / ?",
+                "genderSexId": labels[row["gender"]], "genderPlace": f"{place} / {len(runners)}",
+                "overallPace": "4:41 ", "fromCity": "Toronto ",
+            })
+        for row in rows:  # the "of N" is known once all are placed
+            count = divisions[row["division"]]
+            row["divisionPlace"] = row["divisionPlace"].replace("?", str(count))
+        return rows
 
     # -- changes (tests and the demo use these) ----------------------------------------------
     def find(self, registration_id: int) -> dict[str, Any] | None:
@@ -224,6 +265,8 @@ class RaceRosterSimulator:
             self.refresh_tokens.add(refresh)
         reply = {"token_type": "Bearer", "expires_in": self.token_lifetime,
                  "access_token": access, "refresh_token": refresh}
+        if self.real_shapes:  # seen in real responses: a one-item list
+            return JSONResponse({"data": [reply]})
         return JSONResponse({"data": reply} if wrapped else reply)
 
     async def authorize(self, request: Request) -> Response:
@@ -263,13 +306,27 @@ class RaceRosterSimulator:
         return None
 
     # -- API --------------------------------------------------------------------------------
+    def _window(self, request: Request, cap: int, real_cap: int | None = None,
+                *, start: str = "offset") -> tuple[int, int] | Response:
+        """(offset, limit) of a list request. Real shapes: a limit above ``real_cap`` is
+        served as ``real_cap`` without a word. ``repeat_page``: the offset is ignored."""
+        window = self._asked(request, cap, start)
+        if isinstance(window, Response):
+            return window
+        offset, limit = window
+        if self.real_shapes and real_cap is not None:
+            limit = min(limit, real_cap)
+        if self.faults.take("repeat_page") is not None:
+            offset = 0
+        return offset, limit
+
     @staticmethod
-    def _window(request: Request, cap: int) -> tuple[int, int] | Response:
+    def _asked(request: Request, cap: int, start: str) -> tuple[int, int] | Response:
         try:
-            offset = int(request.query_params.get("offset") or 0)
+            offset = int(request.query_params.get(start) or 0)
             limit = int(request.query_params.get("limit") or 20)
         except ValueError:
-            return JSONResponse({"message": "offset and limit must be integers"},
+            return JSONResponse({"message": f"{start} and limit must be integers"},
                                 status_code=422)
         if offset < 0 or not 1 <= limit <= cap:
             return JSONResponse({"message": f"limit must be between 1 and {cap}"},
@@ -279,7 +336,7 @@ class RaceRosterSimulator:
     async def events_list(self, request: Request) -> Response:
         if (denied := self._denied(request)) is not None:
             return denied
-        window = self._window(request, int(m.ASSUMED["events_limit"]))
+        window = self._window(request, int(m.ASSUMED["events_limit"]), REAL_CAPS["events"])
         if isinstance(window, Response):
             return window
         offset, limit = window
@@ -293,7 +350,8 @@ class RaceRosterSimulator:
         event_id = int(request.path_params["event_id"])
         if event_id not in self.events:
             return JSONResponse({"message": "Event not found."}, status_code=404)
-        window = self._window(request, int(m.ASSUMED["registrations_limit"]))
+        window = self._window(request, int(m.ASSUMED["registrations_limit"]),
+                              REAL_CAPS["registrations"])
         if isinstance(window, Response):
             return window
         offset, limit = window
@@ -336,6 +394,21 @@ class RaceRosterSimulator:
         rows = self.results.get(race_id, [])
         return JSONResponse({"data": rows[(page - 1) * per_page:page * per_page]})
 
+    async def results_v2_list(self, request: Request) -> Response:
+        """The public results API: no login, start/limit, meta.totalResults."""
+        event = self.events.get(int(request.path_params["event_id"]))
+        sub_id = int(request.path_params["sub_event_id"])
+        if event is None or sub_id not in {s["subEventId"] for s in event["subEvents"]["data"]}:
+            return JSONResponse({"message": "Result event not found."}, status_code=404)
+        window = self._window(request, m.RESULTS_V2_MAX_LIMIT, REAL_CAPS["results_v2"],
+                              start="start")
+        if isinstance(window, Response):
+            return window
+        start, limit = window
+        rows = self.results_v2.get(sub_id, [])
+        return JSONResponse({"data": rows[start:start + limit],
+                             "meta": {"totalResults": len(rows), "filteredResults": len(rows)}})
+
     def routes(self) -> list[Route]:
         return [
             Route("/events", self.events_list),
@@ -345,6 +418,21 @@ class RaceRosterSimulator:
             Route("/" + str(m.ASSUMED["results_path"]).replace("{event_id}", "{event_id:int}"),
                   self.results_list),
         ]
+
+
+# Page caps of real-shapes mode: below what the adapter asks, unannounced.
+REAL_CAPS = {"events": 40, "registrations": 50, "results_v2": 250}
+V2_PATH = "/v2/api/result-events/{event_id:int}/sub-events/{sub_event_id:int}/results"
+
+
+def _v2_time(value: timedelta) -> str:
+    """``16:21.6`` or ``1:08:58.1``: tenths, hours only when there are some."""
+    tenths = round(value.total_seconds() * 10)
+    hours, rest = divmod(tenths, 36_000)
+    minutes, rest = divmod(rest, 600)
+    seconds = rest / 10
+    return (f"{hours}:{minutes:02d}:{seconds:04.1f}" if hours
+            else f"{minutes}:{seconds:04.1f}")
 
 
 def _corrupt(row: dict[str, Any], index: int) -> None:
@@ -360,12 +448,21 @@ def _corrupt(row: dict[str, Any], index: int) -> None:
         row["firstName"] = row["lastName"] = None
 
 
+REAL_SHAPES = True  # make_app() takes real_shapes=True (see providers.demo)
+
+
 def make_app(*, simulator: RaceRosterSimulator | None = None, **kwargs: Any) -> Starlette:
     """The simulator as an ASGI app; the adapter's base URL is ``<server>/api/v1`` (the
     token endpoint, ``<server>/api/oauth/authorize``, follows from it)."""
     sim = simulator or RaceRosterSimulator(**kwargs)
     return simulator_app(sim, [Route("/api/oauth/authorize", sim.authorize, methods=["POST"]),
+                               Route(V2_PATH, sim.results_v2_list),
                                Mount(BASE_PATH, routes=sim.routes())])
+
+
+def demo_settings(server: str) -> dict[str, Any]:
+    """Results from this server's public v2 results API."""
+    return {"results_base_url": server + "/v2/api"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,10 @@ races of the connection's ``eventIds``; without either ``list_events`` pages thr
 ``GET /races``, ``races_per_page`` at a time, <= 1000),
 ``results_per_page`` (participants, <= 2500),
 ``max_pages`` (a bound on any paging loop), ``individual_result_set_id`` (post results into
-this set instead of creating one), ``result_set_name``.
+this set instead of creating one), ``result_set_name``, ``time_zone`` (IANA name: the zone
+of races that give none; without it their event times stay unset), ``mapping_sources``
+(the paths the connection's mapping reads, set by ``sync.adapters``: question responses
+are asked for with ``include_questions=T`` when one is read).
 """
 
 from __future__ import annotations
@@ -62,6 +65,11 @@ class RunSignUpAdapter(ProviderAdapter):
         self.http.default_params["format"] = "json"
         self._authenticate()
         self.per_page = self.page_size_setting("results_per_page", m.MAX_PARTICIPANTS_PER_PAGE)
+        try:
+            # For races that give no time zone (see mapping.ASSUMED["race_time_zone"]).
+            self.fallback_zone = m.setting_zone(self.settings.get("time_zone"))
+        except ValueError as exc:
+            raise BadData(str(exc), provider=self.provider) from None
 
     def _authenticate(self) -> None:
         """An OAuth access token when the connection has one; else the API key and secret,
@@ -106,19 +114,35 @@ class RunSignUpAdapter(ProviderAdapter):
 
     # -- credentials ----------------------------------------------------------------------
     def check_credentials(self) -> CredentialCheck:
-        race_ids = self._race_ids()
+        """Reads one participant of each event the connection names (its ``eventIds``), so
+        an event that does not exist, or a race the key has no rights on, fails the test;
+        without events, of the first event of its first ``race_ids`` race; else the key
+        alone (``/races``)."""
         try:
-            if race_ids:
+            targets = self._configured_events()
+            if not targets and (race_ids := self._race_ids()):
+                targets = [(race_ids[0], self._first_event_id(race_ids[0]))]
+            for race_id, event_id in targets:
                 # Reading participants needs the key's rights on the race, not just a valid key.
-                body = self.http.request_json("GET", f"race/{race_ids[0]}/participants", params={
-                    "event_id": self._first_event_id(race_ids[0]), "page": 1,
-                    "results_per_page": 1})
-                del body
-                return CredentialCheck(True, f"key accepted; race {race_ids[0]} readable")
+                self.http.request_json("GET", f"race/{race_id}/participants", params={
+                    "event_id": event_id, "page": 1, "results_per_page": 1})
+            if targets:
+                return CredentialCheck(True, "key accepted; " + ", ".join(
+                    f"event {m.event_ref(r, e)}" for r, e in targets) + " readable")
             self.http.request_json("GET", "races", params={"page": 1, "results_per_page": 1})
             return CredentialCheck(True, "key accepted")
         except (AuthFailed, NotFound) as exc:
             return CredentialCheck(False, exc.message)
+        except ValueError as exc:  # a configured event ref that is not race_id:event_id
+            return CredentialCheck(False, str(exc))
+
+    def _configured_events(self) -> list[tuple[str, str]]:
+        """The connection's ``eventIds`` that name an event (``race_id:event_id``)."""
+        refs = self.settings.get("eventIds") or []
+        if isinstance(refs, str | int):
+            refs = [refs]
+        return list(dict.fromkeys(m.split_event_ref(str(ref).strip()) for ref in refs
+                                  if ":" in str(ref)))
 
     def _first_event_id(self, race_id: str) -> str:
         race = self._get_race(race_id)
@@ -153,63 +177,109 @@ class RunSignUpAdapter(ProviderAdapter):
                 yield self._events_page([race], since, number, number == len(race_ids), race)
             return
         per_page = self.page_size_setting("races_per_page", m.MAX_RACES_PER_PAGE)
-        for number in range(1, self.max_pages + 1):
+        guard = self.page_guard("GET races")
+        for number in guard:
             body = self.http.request_json("GET", "races", params={
                 "events": "T", "page": number, "results_per_page": per_page})
             blocks = body.get("races") if isinstance(body, dict) else None
             if not isinstance(blocks, list):
                 raise BadData("GET races: no 'races' list in the reply", provider=self.provider)
-            races = [b.get("race") if isinstance(b, dict) else b for b in blocks]
-            is_last = len(blocks) < per_page
+            # RunSignUp states no total: a short (or empty) page is the last (documented).
+            is_last = guard.done(blocks) or len(blocks) < per_page
+            races = [self._with_events(b.get("race") if isinstance(b, dict) else b)
+                     for b in blocks]
             yield self._events_page(races, since, number, is_last, body)
             if is_last:
                 return
+
+    def _with_events(self, race: Any) -> Any:
+        """A ``/races`` row without its ``events`` list (seen in real replies, even with
+        ``events=T``) gets them from ``GET /race/{id}``; if that has none either, the
+        race stays without and becomes a problem naming it."""
+        if not isinstance(race, dict) or isinstance(race.get("events"), list):
+            return race
+        race_id = str(race.get("race_id") or "")
+        if not race_id.isdigit():
+            return race
+        try:
+            full = self._get_race(race_id)
+        except (NotFound, BadData):
+            return race
+        events = full.get("events")
+        return {**race, "events": events} if isinstance(events, list) else race
 
     def _events_page(self, races: list[Any], since: datetime | None, number: int,
                      is_last: bool, raw: Any) -> Page[ProviderEvent]:
         items: list[ProviderEvent] = []
         problems: list[RowProblem] = []
+        warnings: list[RowProblem] = []
         for i, race in enumerate(races):
+            ref = str(race.get("race_id")) if isinstance(race, dict) else None
             try:
                 if not isinstance(race, dict):
                     raise m.MappingError("race", "expected an object")
-                events = m.map_race_events(race)
+                noted: list[tuple[str, str]] = []
+                events = m.map_race_events(race, fallback_zone=self.fallback_zone,
+                                           warn=lambda f, msg, noted=noted: noted.append((f, msg)))
             except m.MappingError as exc:
-                ref = str(race.get("race_id")) if isinstance(race, dict) else None
                 problems.append(RowProblem(i, exc.message, ref=ref, field=exc.field, raw=race))
                 continue
+            warnings += [RowProblem(i, msg, ref=ref, field=field) for field, msg in noted]
             items.extend(e for e in events
                          if since is None or e.modified_at is None or e.modified_at >= since)
-        return Page(items, problems, number=number, is_last=is_last, raw=raw)
+        return Page(items, problems, warnings, number=number, is_last=is_last, raw=raw)
 
     # -- participants ---------------------------------------------------------------------
     def list_participants(
         self, event_ref: str, since: datetime | None = None
     ) -> Iterator[Page[ProviderParticipant]]:
         race_id, event_id = m.split_event_ref(event_ref)
-        # Keyset paging on registration_id: rows added, changed or removed while we page
-        # neither shift later pages nor get read twice (page numbers would).
+        # Keyset paging on registration_id while every row has one: rows added, changed or
+        # removed while we page neither shift later pages nor get read twice (page numbers
+        # would). Rows without a registration id (seen in real replies) give no key to page
+        # on: from the first page with one, the read keeps its last key and pages by
+        # number, so such a row never ends the read early.
         after: str | None = None
-        for number in range(1, self.max_pages + 1):
+        page_no = 1
+        keyed = True
+        guard = self.page_guard(f"GET race/{race_id}/participants of event {event_id}")
+        for number in guard:
             params: dict[str, Any] = {
-                "event_id": event_id, "page": 1, "results_per_page": self.per_page,
+                "event_id": event_id, "page": page_no, "results_per_page": self.per_page,
                 "sort": m.SORT_BY_REGISTRATION,
             }
+            if self._include_questions():
+                params["include_questions"] = "T"
             if after is not None:
                 params["after_registration_id"] = after
             if since is not None:
                 params["modified_after_timestamp"] = int(since.timestamp())
             body = self.http.request_json("GET", f"race/{race_id}/participants", params=params)
             rows = self._event_rows(body, event_id, f"GET race/{race_id}/participants")
-            page = self._map_rows(rows, lambda row: m.map_participant(row, race_id), number,
-                                  len(rows) < self.per_page, body)
-            last_id = self._last_registration_id(rows)
+            # RunSignUp states no total: a short (or empty) page is the last (documented);
+            # a page repeating the one before is an error (RepeatedPage), not more rows.
+            is_last = guard.done(rows) or len(rows) < self.per_page
+            page = self._map_rows(rows, lambda row, warn: m.map_participant(row, race_id, warn),
+                                  number, is_last, body)
             yield page
-            if page.is_last or last_id is None:
+            if page.is_last:
                 return
-            after = last_id
-        raise BadData(f"participants of {event_ref}: more than {self.max_pages} pages",
-                      provider=self.provider)
+            keyed = keyed and all(isinstance(r, dict) and str(r.get("registration_id", ""))
+                                  .isdigit() for r in rows)
+            if keyed:
+                after, page_no = str(rows[-1]["registration_id"]), 1
+            else:
+                page_no += 1
+
+    def _include_questions(self) -> bool:
+        """Question responses come only with ``include_questions=T``: asked when the
+        connection's mapping reads them (``mapping_sources``, set from its field mapping)
+        or its ``include_questions`` setting says so."""
+        if str(self.settings.get("include_questions", "")).strip().upper() in ("T", "TRUE",
+                                                                                "1", "YES"):
+            return True
+        sources = self.settings.get("mapping_sources") or []
+        return any(str(s).split(".")[0] == m.QUESTIONS_PATH for s in sources)
 
     def _event_rows(self, body: Any, event_id: str, where: str) -> list[Any]:
         if not isinstance(body, list):
@@ -227,29 +297,33 @@ class RunSignUpAdapter(ProviderAdapter):
                 return rows
         return []
 
-    @staticmethod
-    def _last_registration_id(rows: list[Any]) -> str | None:
-        for row in reversed(rows):
-            if isinstance(row, dict) and str(row.get("registration_id", "")).isdigit():
-                return str(row["registration_id"])
-        return None
-
-    def _map_rows(self, rows: list[Any], mapper: Callable[[Any], T], number: int,
+    def _map_rows(self, rows: list[Any], mapper: Callable[[Any, m.Warn], T], number: int,
                   is_last: bool, raw: Any) -> Page[T]:
         items: list[T] = []
         problems: list[RowProblem] = []
+        warnings: list[RowProblem] = []
         for i, row in enumerate(rows):
+            ref = row.get("registration_id") if isinstance(row, dict) else None
+            if ref in (None, "") and isinstance(row, dict) and isinstance(row.get("user"), dict):
+                ref = row["user"].get("user_id") and f"user {row['user']['user_id']}"
+            noted: list[RowProblem] = []
+
+            def warn(field: str, message: str, i: int = i, ref: Any = ref,
+                     noted: list[RowProblem] = noted) -> None:
+                noted.append(RowProblem(i, message, ref=None if ref in (None, "") else str(ref),
+                                        field=field))
+
             try:
-                items.append(mapper(row))
+                items.append(mapper(row, warn))
+                warnings += noted
             except (m.MappingError, TypeError, ValueError, AttributeError, KeyError) as exc:
                 # A row of an unexpected shape is that row's problem, not the page's.
-                ref = row.get("registration_id") if isinstance(row, dict) else None
                 field = exc.field if isinstance(exc, m.MappingError) else None
                 message = (exc.message if isinstance(exc, m.MappingError)
                            else f"unexpected row shape ({type(exc).__name__}: {exc})")
-                problems.append(RowProblem(i, message, ref=None if ref is None else str(ref),
-                                           field=field, raw=row))
-        return Page(items, problems, number=number, is_last=is_last, raw=raw)
+                problems.append(RowProblem(i, message, ref=None if ref in (None, "")
+                                           else str(ref), field=field, raw=row))
+        return Page(items, problems, warnings, number=number, is_last=is_last, raw=raw)
 
     # -- withdrawals ----------------------------------------------------------------------
     def list_withdrawn(
@@ -258,7 +332,8 @@ class RunSignUpAdapter(ProviderAdapter):
         race_id, event_id = m.split_event_ref(event_ref)
         path = str(m.ASSUMED["removed_path"]).format(race_id=race_id)
         key = str(m.ASSUMED["removed_list_key"])
-        for number in range(1, self.max_pages + 1):
+        guard = self.page_guard(f"GET {path}")
+        for number in guard:
             params: dict[str, Any] = {"event_id": event_id, "page": number,
                                       "results_per_page": self.per_page}
             if since is not None:
@@ -267,8 +342,8 @@ class RunSignUpAdapter(ProviderAdapter):
             rows = body.get(key) if isinstance(body, dict) else None
             if not isinstance(rows, list):
                 raise BadData(f"GET {path}: no '{key}' list in the reply", provider=self.provider)
-            page = self._map_rows(rows, lambda row: m.map_removed(row, race_id), number,
-                                  len(rows) < self.per_page, body)
+            page = self._map_rows(rows, lambda row, warn: m.map_removed(row, race_id), number,
+                                  guard.done(rows) or len(rows) < self.per_page, body)
             yield page
             if page.is_last:
                 return
@@ -329,7 +404,8 @@ class RunSignUpAdapter(ProviderAdapter):
         number = 0
         for set_index, result_set in enumerate(sets):
             set_id = result_set.get("individual_result_set_id")
-            for page_no in range(1, self.max_pages + 1):
+            guard = self.page_guard(f"GET results/get-results of result set {set_id}")
+            for page_no in guard:
                 body = self.http.request_json("GET", f"race/{race_id}/results/get-results",
                                               params={"event_id": event_id,
                                                       "individual_result_set_id": set_id,
@@ -340,10 +416,18 @@ class RunSignUpAdapter(ProviderAdapter):
                     raise BadData("GET results/get-results: no 'individual_results_sets' list",
                                   provider=self.provider)
                 rows = [r for b in blocks if isinstance(b, dict) for r in (b.get("results") or [])]
+                # Columns such as custom-field-<id> change ids per result set: the reply's
+                # results_headers name them.
+                headers = {str(k): str(v) for b in blocks if isinstance(b, dict)
+                           and isinstance(b.get("results_headers"), dict)
+                           for k, v in b["results_headers"].items()}
                 number += 1
-                short = len(rows) < per_page
-                page = self._map_rows(rows, lambda row: m.map_result(row, event_ref), number,
-                                      short and set_index == len(sets) - 1, body)
+                # No total or has-more field: a short (or empty) page is the last.
+                short = guard.done(rows) or len(rows) < per_page
+                page = self._map_rows(
+                    rows, lambda row, warn, headers=headers: m.map_result(
+                        row, event_ref, headers=headers, warn=warn),
+                    number, short and set_index == len(sets) - 1, body)
                 for problem_index, problem in enumerate(page.problems):
                     row = problem.raw if isinstance(problem.raw, dict) else {}
                     page.problems[problem_index] = RowProblem(

@@ -7,6 +7,7 @@ documented at all) lives in the ASSUMED block below: one edit to correct each.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -68,7 +69,26 @@ ASSUMED = {
     "results_per_page": 1000,  # get-results page size
     # What a rejected OAuth bearer token gets: the key-auth error, in a 200 body like the rest.
     "bad_token_error_code": ERROR_KEY_AUTH_FAILED,
+    # A race without `timezone` (seen in real replies): its event times are in an unknown
+    # zone. They stay unset (the event says "zone unknown") unless the connection's
+    # `time_zone` setting names one; never a guessed Eastern.
+    "race_time_zone": None,
+    # A participant row without `registration_id` (seen in real replies) is keyed by its
+    # `user.user_id` within the event: "user:<user_id>@<event_id>", marked as a fallback.
+    "fallback_ref_format": "user:{user_id}@{event_id}",
+    # Bibs with leading zeros ("0042") are sent back as text; other digit bibs as numbers.
+    "bib_leading_zeros_as_text": True,
 }
+
+# Result columns with a fixed meaning; every other column (e.g. `custom-field-<id>`,
+# `division-<id>-placement`, whose ids change per result set) is kept in the result's
+# `extra`, named by its label in the reply's `results_headers`.
+RESULT_COLUMNS = frozenset({
+    "result_id", "place", "bib", "registration_id", "user_id", "first_name", "last_name",
+    "gender", "age", "clock_time", "chip_time", "pace",
+})
+# Question responses are only sent with include_questions=T.
+QUESTIONS_PATH = "question_responses"
 
 DEFAULT_FIELD_MAPPING: dict[str, str] = {
     "ref": "registration_id",
@@ -176,17 +196,68 @@ def parse_gender(value: Any, field: str) -> str | None:
     raise MappingError(field, f"expected \"M\" or \"F\", got {value!r}")
 
 
+Warn = Callable[[str, str], None]
+
+
+def _no_warnings(field: str, message: str) -> None:
+    del field, message
+
+
+def read_gender(value: Any, field: str, warn: Warn) -> str | None:
+    """The gender, or None with a warning for a code we do not know: an unknown code never
+    costs the row."""
+    try:
+        return parse_gender(value, field)
+    except MappingError as exc:
+        warn(field, f"{exc.message}; gender left unknown")
+        return None
+
+
+def parse_bib(value: Any, field: str) -> str | None:
+    """A bib as the provider wrote it: a number's digits, or text as sent ("0042" stays
+    "0042": leading zeros are part of the bib)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise MappingError(field, f"expected a bib number, got {value!r}")
+    if isinstance(value, int | float):
+        return str(int(value))
+    return text_or_none(value)
+
+
+def bib_to_wire(bib: str, field: str = "bib_num") -> int | str:
+    """A bib for RunSignUp: digits as a number, except with leading zeros (kept as text)."""
+    text = bib.strip()
+    if not text.isdigit():
+        raise MappingError(field, f"RunSignUp bibs are whole numbers, got {bib!r}")
+    if text != "0" and text.startswith("0") and ASSUMED["bib_leading_zeros_as_text"]:
+        return text
+    return int(text)
+
+
 STATUS_WORDS = {s.value: s for s in ResultStatus if s is not ResultStatus.FINISHED}
 
 
-def race_zone(race: dict[str, Any]) -> ZoneInfo:
+def race_zone(race: dict[str, Any], fallback: ZoneInfo | None = None) -> ZoneInfo | None:
+    """The race's zone; without one, ``fallback`` (the connection's setting) or None:
+    unknown, never guessed."""
     name = race.get("timezone")
     if not name:
-        return EASTERN
+        return fallback
     try:
         return ZoneInfo(str(name))
     except (ZoneInfoNotFoundError, ValueError):
         raise MappingError("race.timezone", f"unknown time zone {name!r}") from None
+
+
+def setting_zone(value: Any) -> ZoneInfo | None:
+    """The connection's ``time_zone`` setting (an IANA name), or None."""
+    if value in (None, ""):
+        return None
+    try:
+        return ZoneInfo(str(value).strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"time_zone: unknown time zone {value!r}") from None
 
 
 # -- refs -----------------------------------------------------------------------------------
@@ -202,9 +273,24 @@ def split_event_ref(ref: str) -> tuple[str, str]:
 
 
 # -- records --------------------------------------------------------------------------------
-def map_race_events(race: dict[str, Any]) -> list[ProviderEvent]:
+def fallback_ref(user_id: str, event_id: str) -> str:
+    return str(ASSUMED["fallback_ref_format"]).format(user_id=user_id, event_id=event_id)
+
+
+def map_race_events(race: dict[str, Any], *, fallback_zone: ZoneInfo | None = None,
+                    warn: Warn = _no_warnings) -> list[ProviderEvent]:
+    """The race's events. Without ``events`` the race is a problem (the caller may read
+    them from GET /race/{id} first); without ``timezone`` the events' times are read in
+    ``fallback_zone``, or left unset, and a warning says so."""
     race_id = id_text(race.get("race_id"), "race.race_id")
-    tz = race_zone(race)
+    if not isinstance(race.get("events"), list):
+        raise MappingError("race.events", f"no events list for race {race_id} "
+                           f"({text_or_none(race.get('name')) or 'no name'})")
+    tz = race_zone(race, fallback_zone)
+    if not race.get("timezone"):
+        warn("race.timezone", f"race {race_id} gives no time zone: " + (
+            f"event times read in the connection's time zone {tz.key}" if tz else
+            "event times left unset (set the connection's time_zone to read them)"))
     address = race.get("address") or {}
     modified = parse_local(race.get("last_modified"), EASTERN, "race.last_modified")
     events = []
@@ -213,9 +299,11 @@ def map_race_events(race: dict[str, Any]) -> list[ProviderEvent]:
         events.append(ProviderEvent(
             ref=event_ref(race_id, event_id),
             name=text_or_none(event.get("name")) or f"Event {event_id}",
-            start_at=parse_local(event.get("start_time"), tz, f"events[{i}].start_time"),
-            end_at=parse_local(event.get("end_time"), tz, f"events[{i}].end_time"),
-            time_zone=tz.key,
+            start_at=(parse_local(event.get("start_time"), tz, f"events[{i}].start_time")
+                      if tz else None),
+            end_at=(parse_local(event.get("end_time"), tz, f"events[{i}].end_time")
+                    if tz else None),
+            time_zone=tz.key if tz else None,
             parent_ref=race_id,
             parent_name=text_or_none(race.get("name")),
             distance=text_or_none(event.get("distance")),
@@ -228,12 +316,28 @@ def map_race_events(race: dict[str, Any]) -> list[ProviderEvent]:
     return events
 
 
-def map_participant(row: dict[str, Any], race_id: str) -> ProviderParticipant:
+def participant_key(row: dict[str, Any], user: dict[str, Any]) -> tuple[str, bool, str | None]:
+    """(ref, ref_is_fallback, fallback_ref): the registration id when the row has one,
+    else ``user.user_id`` within the event (see ASSUMED)."""
+    event_id = id_text(row.get("event_id"), "event_id")
+    user_id = user.get("user_id")
+    fallback = (None if user_id in (None, "")
+                else fallback_ref(id_text(user_id, "user.user_id"), event_id))
+    if row.get("registration_id") not in (None, ""):
+        return id_text(row.get("registration_id"), "registration_id"), False, fallback
+    if fallback is None:
+        raise MappingError("registration_id", "missing, and no user.user_id to key the row by")
+    return fallback, True, fallback
+
+
+def map_participant(row: dict[str, Any], race_id: str,
+                    warn: Warn = _no_warnings) -> ProviderParticipant:
     if not isinstance(row, dict):
         raise MappingError("row", f"expected an object, got {type(row).__name__}")
     user = row.get("user")
     if not isinstance(user, dict):
         raise MappingError("user", "missing")
+    ref, ref_is_fallback, fallback = participant_key(row, user)
     address = user.get("address") or {}
     if not isinstance(address, dict):
         raise MappingError("user.address", "expected an object")
@@ -247,18 +351,19 @@ def map_participant(row: dict[str, Any], race_id: str) -> ProviderParticipant:
     last_name = text_or_none(user.get("last_name"))
     if not first_name and not last_name:
         raise MappingError("user.first_name", "neither first nor last name given")
-    bib = row.get("bib_num")
     return ProviderParticipant(
-        ref=id_text(row.get("registration_id"), "registration_id"),
+        ref=ref,
+        ref_is_fallback=ref_is_fallback,
+        fallback_ref=fallback,
         event_ref=event_ref(race_id, id_text(row.get("event_id"), "event_id")),
         first_name=first_name or "",
         middle_name=text_or_none(user.get("middle_name")),
         last_name=last_name or "",
         email=text_or_none(user.get("email")),
         birth_date=parse_iso_date(user.get("dob"), "user.dob"),
-        gender=parse_gender(user.get("gender"), "user.gender"),
+        gender=read_gender(user.get("gender"), "user.gender", warn),
         age=parse_int(row.get("age"), "age"),
-        bib=None if bib in (None, "") else str(parse_int(bib, "bib_num")),
+        bib=parse_bib(row.get("bib_num"), "bib_num"),
         chip=text_or_none(row.get("chip_num")),
         phone=text_or_none(user.get("phone")),
         team=text_or_none(row.get("team_name")),
@@ -278,8 +383,10 @@ def map_participant(row: dict[str, Any], race_id: str) -> ProviderParticipant:
 def map_removed(row: dict[str, Any], race_id: str) -> ProviderWithdrawal:
     if not isinstance(row, dict):
         raise MappingError("row", f"expected an object, got {type(row).__name__}")
+    user = row.get("user")
+    ref, _, _ = participant_key(row, user if isinstance(user, dict) else {})
     return ProviderWithdrawal(
-        ref=id_text(row.get("registration_id"), "registration_id"),
+        ref=ref,
         event_ref=event_ref(race_id, id_text(row.get("event_id"), "event_id")),
         reason=text_or_none(row.get("removed_reason")),
         withdrawn_at=parse_unix(row.get("last_modified_ts"), "last_modified_ts"),
@@ -287,9 +394,21 @@ def map_removed(row: dict[str, Any], race_id: str) -> ProviderWithdrawal:
     )
 
 
-def map_result(row: dict[str, Any], ref_of_event: str) -> ProviderResult:
+def map_result(row: dict[str, Any], ref_of_event: str, *,
+               headers: dict[str, str] | None = None,
+               warn: Warn = _no_warnings) -> ProviderResult:
+    """One result row. Columns beyond RESULT_COLUMNS and splits go to ``extra`` under their
+    label in ``headers`` (the reply's ``results_headers``), else under their own name."""
     if not isinstance(row, dict):
         raise MappingError("row", f"expected an object, got {type(row).__name__}")
+    labels = headers or {}
+    extra: dict[str, str] = {}
+    for key, value in row.items():
+        if key in RESULT_COLUMNS or key.startswith("split-"):
+            continue
+        text = text_or_none(value)
+        if text is not None:
+            extra[labels.get(key) or key] = text
     status = ResultStatus.FINISHED
     clock_raw = row.get("clock_time")
     if isinstance(clock_raw, str) and clock_raw.strip().upper() in STATUS_WORDS:
@@ -301,21 +420,21 @@ def map_result(row: dict[str, Any], ref_of_event: str) -> ProviderResult:
             duration = parse_duration(value, key)
             if duration is not None:
                 splits[key.removeprefix("split-")] = duration
-    bib = row.get("bib")
     return ProviderResult(
         event_ref=ref_of_event,
         ref=text_or_none(row.get("result_id")),
         participant_ref=text_or_none(row.get("registration_id")),
-        bib=None if bib in (None, "") else str(bib),
+        bib=parse_bib(row.get("bib"), "bib"),
         first_name=text_or_none(row.get("first_name")),
         last_name=text_or_none(row.get("last_name")),
-        gender=parse_gender(row.get("gender"), "gender"),
+        gender=read_gender(row.get("gender"), "gender", warn),
         age=parse_int(row.get("age"), "age"),
         place=parse_int(row.get("place"), "place"),
         clock_time=parse_duration(clock_raw, "clock_time"),
         chip_time=parse_duration(row.get("chip_time"), "chip_time"),
         status=status,
         splits=splits,
+        extra=extra,
         raw=row,
     )
 
@@ -328,7 +447,7 @@ def result_to_wire(result: ProviderResult) -> dict[str, Any]:
     if result.participant_ref:
         row["registration_id"] = int(result.participant_ref)
     if result.bib:
-        row["bib"] = int(result.bib) if result.bib.isdigit() else result.bib
+        row["bib"] = bib_to_wire(result.bib, "bib") if result.bib.strip().isdigit() else result.bib
     if result.place is not None:
         row["place"] = result.place
     if result.status is not ResultStatus.FINISHED:
@@ -346,14 +465,14 @@ def result_to_wire(result: ProviderResult) -> dict[str, Any]:
 
 def participant_to_bib_chip(participant: ProviderParticipant) -> dict[str, Any]:
     """Bib/chip assignment row (assumed shape, see ASSUMED)."""
+    if participant.ref_is_fallback:
+        raise MappingError("registration_id", "RunSignUp sent no registration id for this "
+                           f"row ({participant.ref}): bibs are assigned by registration id")
     if not participant.ref.isdigit():
         raise MappingError("registration_id", f"expected a numeric id, got {participant.ref!r}")
     row: dict[str, Any] = {"registration_id": int(participant.ref)}
     if participant.bib is not None:
-        bib = participant.bib.strip()
-        if not bib.isdigit():
-            raise MappingError("bib_num", f"RunSignUp bibs are whole numbers, got {bib!r}")
-        row["bib_num"] = int(bib)
+        row["bib_num"] = bib_to_wire(participant.bib)
     if participant.chip is not None:
         row["chip_num"] = participant.chip
     return row

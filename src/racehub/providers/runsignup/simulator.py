@@ -11,7 +11,17 @@ Faults (``Faults.arm(name, times, **options)``), besides the generic HTTP ones:
 - ``malformed_rows``: ``rows=[i, ...]`` corrupts those rows of the next participants page.
 - ``change_between_pages``: after the next participants page is served, the first row of
   the following page is changed and the first row already served is removed.
+- ``repeat_page``: the next participants, races or results page is the page served before
+  it again (a provider ignoring the paging parameter).
 Shapes marked assumed in ``mapping.ASSUMED`` are served exactly as the adapter assumes.
+
+``real_shapes=True`` (the demo's default) serves what real RunSignUp replies were seen to
+carry (PROVIDERS.md): every fourth participant row without ``registration_id`` (keyed only
+by its ``user``), a bib with leading zeros sent as text and a gender code outside M/F; the
+first race without ``events`` in ``/races`` (``GET /race/{id}`` has them), the last without
+``timezone``; result sets with ``results_headers`` and ``custom-field-<id>`` /
+``division-<id>-placement`` columns whose ids differ per set; question responses only with
+``include_questions=T``. Off, every row has every documented field.
 """
 
 from __future__ import annotations
@@ -68,7 +78,10 @@ class RunSignUpSimulator:
         access_token: str = "sim-oauth-token",
         faults: Faults | None = None,
         with_results: bool = True,
+        real_shapes: bool = False,
     ) -> None:
+        self.real_shapes = real_shapes
+        self._last_served: dict[str, Any] = {}  # path -> the last page body (repeat_page)
         self.api_key = api_key
         self.api_secret = api_secret
         self.access_token = access_token
@@ -117,6 +130,8 @@ class RunSignUpSimulator:
                 self.result_sets[event_id] = []
             self.races[race_id] = {
                 "race_id": race_id, "name": f"{city} City Run {2026 + r // len(PLACES)}",
+                # real shapes: the first race's /races row lacks "events" (see races_list)
+                "_events_missing_in_list": self.real_shapes and r == 0,
                 "next_date": day.strftime("%m/%d/%Y"), "next_end_date": day.strftime("%m/%d/%Y"),
                 "is_draft_race": "F", "is_private_race": "F", "is_registration_open": "T",
                 "timezone": tz_name,
@@ -126,12 +141,36 @@ class RunSignUpSimulator:
                             "zipcode": f"{10000 + r * 1111}", "country_code": "US"},
                 "events": events,
             }
+        if self.real_shapes and races > 1:
+            del self.races[max(self.races)]["timezone"]  # seen: races without timezone
+        if self.real_shapes:
+            self._real_participant_shapes()
         # A few withdrawals and a result set, so every read has something to show.
         for event_id, rows in self.participants.items():
             for row in rows[3:6] if len(rows) > 10 else []:
                 self.remove(row["registration_id"], reason="Transferred to another event")
             if with_results and rows:
                 self._seed_results(event_id)
+
+    def _real_participant_shapes(self) -> None:
+        for rows in self.participants.values():
+            for i, row in enumerate(rows):
+                if i % 4 == 3:
+                    row["_keyless"] = True  # served without registration_id
+            if len(rows) > 8:
+                rows[1]["bib_num"] = "0042"  # a bib with leading zeros, as text
+                rows[2]["user"]["gender"] = "U"  # a code outside M/F
+
+    def give_registration_id(self, registration_id: int) -> dict[str, Any]:
+        """A row served without its registration id starts to carry it (the sync must see
+        the same registration, not a new one)."""
+        with self.lock:
+            row = self.find(registration_id)
+            if row is None:
+                raise KeyError(registration_id)
+            row.pop("_keyless", None)
+            row["last_modified"] = self._tick()
+            return row
 
     def _new_row(self, event_id: int, rng: random.Random) -> dict[str, Any]:
         registration_id = self._next_registration
@@ -171,20 +210,38 @@ class RunSignUpSimulator:
     def _seed_results(self, event_id: int) -> None:
         rows = [r for r in self.participants[event_id] if r["bib_num"]][:50]
         results = []
+        set_id = self._next_result_set
+        # real shapes: columns whose ids change per result set, named in results_headers
+        team_col, division_col = f"custom-field-{set_id % 997 + 3}", \
+            f"division-{set_id % 991 + 11}-placement"
+        division_places: dict[str, int] = {}
         for place, row in enumerate(sorted(rows, key=lambda r: r["registration_id"]), start=1):
             seconds = 1200 + place * 17.25
-            results.append(self._result_row(row, place, timedelta(seconds=seconds),
-                                            timedelta(seconds=seconds - 4.5)))
-        self.result_sets[event_id].append({
-            "individual_result_set_id": self._next_result_set,
-            "individual_result_set_name": "Overall Results", "results": results})
+            result = self._result_row(row, place, timedelta(seconds=seconds),
+                                      timedelta(seconds=seconds - 4.5))
+            if self.real_shapes:
+                gender = row["user"]["gender"]
+                division_places[gender] = division_places.get(gender, 0) + 1
+                result[team_col] = row["team_name"] or ""
+                result[division_col] = division_places[gender]
+            results.append(result)
+        result_set: dict[str, Any] = {
+            "individual_result_set_id": set_id,
+            "individual_result_set_name": "Overall Results", "results": results}
+        if self.real_shapes:
+            result_set["results_headers"] = {
+                "place": "Place", "bib": "Bib", "first_name": "First Name",
+                "last_name": "Last Name", "gender": "Gender", "age": "Age",
+                "clock_time": "Clock Time", "chip_time": "Chip Time", "pace": "Pace",
+                team_col: "Team", division_col: "Age Group Place"}
+        self.result_sets[event_id].append(result_set)
         self._next_result_set += 1
 
     def _result_row(self, row: dict[str, Any], place: int | None, clock: timedelta | None,
                     chip: timedelta | None, status: str | None = None) -> dict[str, Any]:
         result_id = self._next_result
         self._next_result += 1
-        return {
+        result = {
             "result_id": result_id, "place": place, "bib": row["bib_num"],
             "registration_id": row["registration_id"],
             "first_name": row["user"]["first_name"], "last_name": row["user"]["last_name"],
@@ -193,6 +250,11 @@ class RunSignUpSimulator:
             "chip_time": m.format_duration(chip) if chip and not status else None,
             "pace": None,
         }
+        if self.real_shapes:
+            result["chip_time"] = result["chip_time"] or ""  # seen: a missing chip time is ""
+            if row.get("_keyless"):
+                del result["registration_id"]
+        return result
 
     # -- changes (tests and the demo use these) ----------------------------------------------
     def find(self, registration_id: int) -> dict[str, Any] | None:
@@ -231,10 +293,13 @@ class RunSignUpSimulator:
             for i, row in enumerate(rows):
                 if row["registration_id"] == registration_id:
                     del rows[i]
-                    self.removed[event_id].append({
+                    removed = {
                         "registration_id": registration_id, "event_id": event_id,
                         "removed_reason": reason, "last_modified_ts": self._tick(),
-                        "user": row["user"]})
+                        "user": row["user"]}
+                    if row.get("_keyless"):
+                        del removed["registration_id"]
+                    self.removed[event_id].append(removed)
                     return
         raise KeyError(registration_id)
 
@@ -301,13 +366,30 @@ class RunSignUpSimulator:
         with_events = request.query_params.get("events") == "T"
         races = sorted(self.races.values(), key=lambda r: r["race_id"])
         chunk = races[(page - 1) * per_page: page * per_page]
-        return JSONResponse({"races": [
-            {"race": r if with_events else {k: v for k, v in r.items() if k != "events"}}
+        return self._page("races", {"races": [
+            {"race": _public(r) if with_events and not r["_events_missing_in_list"]
+             else {k: v for k, v in _public(r).items() if k != "events"}}
             for r in chunk]})
+
+    def _page(self, path: str, body: Any) -> JSONResponse:
+        """A page body, or with ``repeat_page`` armed the page served before on ``path``."""
+        if self.faults.take("repeat_page") is not None and path in self._last_served:
+            body = self._last_served[path]
+        self._last_served[path] = body
+        return JSONResponse(body)
+
+    def _served_row(self, row: dict[str, Any], include_questions: bool) -> dict[str, Any]:
+        """A participant row as RunSignUp serves it (see ``real_shapes``)."""
+        out = _public(row)
+        if row.get("_keyless"):
+            del out["registration_id"]
+        if self.real_shapes and not include_questions:
+            out.pop("question_responses", None)
+        return out
 
     async def race_get(self, request: Request) -> Response:
         race = self._authorized_race(request, required=False)
-        return race if isinstance(race, Response) else JSONResponse({"race": race})
+        return race if isinstance(race, Response) else JSONResponse({"race": _public(race)})
 
     async def participants_get(self, request: Request) -> Response:
         race = self._authorized_race(request)
@@ -330,6 +412,7 @@ class RunSignUpSimulator:
         if any(e not in own for e in event_ids):
             return _error(m.ERROR_EVENT_NOT_FOUND, "Event not found.")
         descending = q.get("sort", "registration_id ASC").strip().upper().endswith("DESC")
+        questions = q.get("include_questions") == "T"
         malformed = self.faults.take("malformed_rows")
         blocks = []
         served: list[dict[str, Any]] = []
@@ -346,21 +429,22 @@ class RunSignUpSimulator:
                 if modified_after is not None:
                     rows = [r for r in rows if int(r["last_modified"]) >= modified_after]
                 chunk = rows[(page - 1) * per_page: page * per_page]
+                served_chunk = [self._served_row(r, questions) for r in chunk]
                 if malformed is not None:
-                    chunk = [json.loads(json.dumps(r)) for r in chunk]  # corrupt copies only
+                    served_chunk = [json.loads(json.dumps(r)) for r in served_chunk]
                     for index in malformed.get("rows", [0]):
-                        if 0 <= index < len(chunk):
-                            _corrupt(chunk[index], index)
+                        if 0 <= index < len(served_chunk):
+                            _corrupt(served_chunk[index], index)
                 served.extend(chunk)
                 blocks.append({"event": {"event_id": event_id, "participants": []},
-                               "participants": chunk})
+                               "participants": served_chunk})
                 next_rows = rows[page * per_page:]
                 if served and next_rows and self.faults.take("change_between_pages") is not None:
                     following = next_rows[0]
                     following["user"]["last_name"] = following["user"]["last_name"] + "-Changed"
                     following["last_modified"] = self._tick()
                     self.remove(served[0]["registration_id"], reason="Removed while paging")
-        return JSONResponse(blocks)
+        return self._page(f"participants:{race['race_id']}", blocks)
 
     async def removed_get(self, request: Request) -> Response:
         race = self._authorized_race(request)
@@ -450,9 +534,10 @@ class RunSignUpSimulator:
             return _error(m.ERROR_INVALID_PARAMETERS, "Invalid parameters.")
         sets = [s for s in self.result_sets[event_id]
                 if set_id is None or s["individual_result_set_id"] == set_id]
-        return JSONResponse({"individual_results_sets": [
+        return self._page(f"results:{event_id}", {"individual_results_sets": [
             {"individual_result_set_id": s["individual_result_set_id"],
              "individual_result_set_name": s["individual_result_set_name"],
+             **({"results_headers": s["results_headers"]} if "results_headers" in s else {}),
              "results": s["results"][(page - 1) * per_page: page * per_page]}
             for s in sets]})
 
@@ -544,6 +629,11 @@ class RunSignUpSimulator:
         ]
 
 
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored record without the simulator's own ``_`` marks."""
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
 def _corrupt(row: dict[str, Any], index: int) -> None:
     """Realistic bad values, a different one per row so each surfaces its own problem."""
     kind = index % 4
@@ -555,6 +645,9 @@ def _corrupt(row: dict[str, Any], index: int) -> None:
         row["amount_paid"] = "fifty dollars"
     else:
         row["user"] = None
+
+
+REAL_SHAPES = True  # make_app() takes real_shapes=True (see providers.demo)
 
 
 def make_app(*, simulator: RunSignUpSimulator | None = None, **kwargs: Any) -> Starlette:
@@ -577,9 +670,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--participants", type=int, default=300, help="per event")
     parser.add_argument("--api-key", default=DEMO_CREDENTIALS["api_key"])
     parser.add_argument("--api-secret", default=DEMO_CREDENTIALS["api_secret"])
+    parser.add_argument("--real-shapes", action=argparse.BooleanOptionalAction, default=True,
+                        help="serve the shapes seen in real replies (default on)")
     args = parser.parse_args(argv)
     app = make_app(seed=args.seed, races=args.races, participants_per_event=args.participants,
-                   api_key=args.api_key, api_secret=args.api_secret)
+                   api_key=args.api_key, api_secret=args.api_secret,
+                   real_shapes=args.real_shapes)
     print(f"RunSignUp simulator on http://127.0.0.1:{args.port}/Rest "
           f"(api_key={args.api_key}; races {sorted(app.state.simulator.races)})")
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
