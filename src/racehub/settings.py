@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     login_lockout_minutes: int = 15
     max_upload_mb: int = Field(default=50, description="Largest request body accepted.")
     import_max_cells: int = Field(
-        default=10_000_000, ge=1, description="An import file's largest used range (rows x "
+        default=10_000_000, ge=1, description="An XLSX import's largest used range (rows x "
         "columns) and most cells present; larger files are refused (400) or fail their job.",
     )
     import_max_columns: int = Field(

@@ -111,6 +111,8 @@ class Table:
     """CSV only: "utf-8", "cp1252" or "utf-16"."""
     delimiter: str | None = None
     """CSV only: ",", ";" or a tab."""
+    unpacked_bytes: int = 0
+    """What :meth:`check` reads: the CSV file, or the XLSX sheet XML and shared strings."""
 
     def rows(self) -> Iterator[Row]:
         """The data rows, blank ones skipped; each call reads the file again from the start."""
@@ -195,14 +197,16 @@ def open_table(path: Path, *, max_bytes: int | None = None,
         check_size(path.stat().st_size, max_bytes=max_bytes)
     if detect_format(path) == "xlsx":
         table = Table("xlsx", [], [], xlsx.records(path, limits),
-                      lambda: xlsx.check(path, limits))
+                      lambda: xlsx.check(path, limits),
+                      unpacked_bytes=xlsx.unpacked_size(path, limits))
     else:
         encoding = _csv_encoding(path)
         codec = _OPEN_CODEC[encoding]
         delimiter = _csv_delimiter(path, codec)
         csv_records = _csv_records(path, codec, delimiter, limits)
         table = Table("csv", [], [], csv_records, lambda: _consume(csv_records()),
-                      encoding=encoding, delimiter=delimiter)
+                      encoding=encoding, delimiter=delimiter,
+                      unpacked_bytes=path.stat().st_size)
 
     records = table._records()
     try:

@@ -65,6 +65,10 @@ AUTO_DETECTED = "auto_detected"  # every required field found by header name
 NEEDS_MAPPING = "needs_mapping"  # waiting, paused in Columns, for the operator's mapping
 MAPPED = "mapped"  # by the operator
 SAMPLE_ROWS = 5
+# The upload reads the whole of a file this small (a few ms) instead of its first rows
+# only: a tiny hostile workbook (a stray cell at XFD1048576) is refused at once, not by
+# its job. Larger files are checked whole by the job, in the worker.
+CHECK_AT_UPLOAD_BYTES = 4 * 1024 * 1024
 _SAMPLE_CELL_CHARS = 200
 
 
@@ -196,6 +200,8 @@ def create_import(
             # Reads the header and the first rows only; the job checks the whole file.
             table = open_table(path, max_bytes=settings.max_upload_bytes,
                                limits=import_limits(settings))
+            if table.unpacked_bytes <= CHECK_AT_UPLOAD_BYTES:
+                table.check()
             sample = [] if import_type.fixed_schema else _sample(table)
         except UnreadableFile as exc:
             raise RejectedUpload(f"{filename}: {exc.detail}", field="file") from exc

@@ -594,6 +594,13 @@ def records(path: Path, limits: Limits) -> Callable[[], Records]:
     return rows
 
 
+def unpacked_size(path: Path, limits: Limits) -> int:
+    """What the sheet XML and the shared strings declare they unpack to, in bytes."""
+    with Workbook(path, limits) as book:
+        return sum(book.archive.getinfo(member).file_size
+                   for member in (book.sheet_path, book.strings_path) if member)
+
+
 def check(path: Path, limits: Limits) -> None:
     """Read the whole sheet and its shared strings once, keeping nothing: UnreadableFile
     if any bound is exceeded anywhere in the file."""
