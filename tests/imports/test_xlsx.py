@@ -4,6 +4,7 @@ kept, and honest ones read exactly as calamine reads them."""
 from __future__ import annotations
 
 import datetime as dt
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,21 @@ def test_an_unpacked_size_over_the_declaration_is_never_inflated(tmp_path: Path)
 
     with pytest.raises(UnreadableFile, match=r"damaged \(xl/sharedStrings.xml: .*CRC"):
         read_all(path, Limits(max_xml_bytes=MB))
+
+
+def test_a_zip_listing_thousands_of_parts_is_refused_before_its_directory_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_workbook(tmp_path / "a.xlsx", sheet_xml({"A1": "name", "A2": "Ann"}))
+    with zipfile.ZipFile(path, "a") as archive:
+        for number in range(10_000):
+            archive.writestr(f"x/{number}", b"")
+    monkeypatch.setattr(zipfile, "ZipFile", None)  # never reached
+
+    with pytest.raises(UnreadableFile, match=(
+            r"^the workbook lists 10,005 parts in its zip; an XLSX has a few dozen "
+            r"\(the limit is 10,000\)$")):
+        open_table(path)
 
 
 def test_a_cell_over_131072_characters_is_refused(tmp_path: Path) -> None:

@@ -368,6 +368,7 @@ def _consume(records: Records) -> None:
 
 
 def _check_workbook(path: Path) -> None:
+    xlsx.check_directory(path)
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())

@@ -42,6 +42,7 @@ SHEET_ROWS = 1_048_576
 SHEET_COLUMNS = 16_384
 CELL_CHARS = 131_072  # Excel keeps 32,767 characters in a cell; CSV's field limit
 _PART_BYTES = 16 << 20  # workbook.xml, its relationships, styles.xml
+_PARTS = 10_000  # entries in the zip: a workbook has a few dozen
 _STYLES = 100_000  # Excel allows 64,000 cell formats
 _CHUNK = 1 << 16
 _NS = " "  # expat's namespace separator: names arrive as "uri local"
@@ -103,11 +104,34 @@ def _mb(size: int) -> str:
 # --- the workbook: which sheet, its styles, its shared strings --------------------------
 
 
+def check_directory(path: Path) -> None:
+    """Refuse a zip listing more than ``_PARTS`` entries before ``zipfile`` reads its
+    directory: a 50 MB upload can list a million empty entries, about 500 MB of ZipInfo."""
+    with path.open("rb") as file:
+        size = file.seek(0, 2)
+        file.seek(max(0, size - (1 << 16) - 22))
+        tail = file.read()
+        end = tail.rfind(b"PK\x05\x06")
+        if end < 0 or len(tail) < end + 22:
+            return  # not a zip zipfile can open: it says so itself
+        entries = int.from_bytes(tail[end + 10:end + 12], "little")
+        locator = end - 20
+        if entries == 0xFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
+            file.seek(int.from_bytes(tail[locator + 8:locator + 16], "little"))
+            record = file.read(56)
+            if record[:4] == b"PK\x06\x06" and len(record) == 56:
+                entries = int.from_bytes(record[32:40], "little")
+    if entries > _PARTS:
+        raise UnreadableFile(f"the workbook lists {_count(entries)} parts in its zip; an XLSX "
+                             f"has a few dozen (the limit is {_count(_PARTS)})")
+
+
 class Workbook:
     """An open workbook: its first visible worksheet, date system and number formats."""
 
     def __init__(self, path: Path, limits: Limits) -> None:
         self.limits = limits
+        check_directory(path)
         try:
             self.archive = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError):
