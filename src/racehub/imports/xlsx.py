@@ -384,7 +384,10 @@ def _unescape(text: str) -> str:
 
 
 class _Sheet:
-    """expat handlers turning the sheet XML into (row number, values) one row at a time."""
+    """expat handlers turning the sheet XML into (row number, values) one row at a time.
+
+    The hot path (every cell) avoids regexes and string building: a cell's reference is
+    checked by its suffix against the row and its letters looked up in ``_COLUMNS``."""
 
     def __init__(self, book: Workbook, *, values: bool) -> None:
         self.book, self.limits, self.values = book, book.limits, values
@@ -392,11 +395,13 @@ class _Sheet:
         self.ready: list[tuple[int, list[object]]] = []
         self.in_data = False
         self.row = 0
+        self.row_text = "0"
         self.column = 0
         self.cells: dict[int, object] = {}
         self.present = 0
-        self.box: tuple[int, int, int, int] | None = None  # rows and columns with values
-        self.ref = ""
+        # The rows and columns holding values (the used range), empty until the first.
+        self.top = self.left = SHEET_ROWS + SHEET_COLUMNS
+        self.bottom = self.right = 0
         self.type = "n"
         self.style = 0
         self.parts: list[str] | None = None  # text of <v>, or of <is><t>
@@ -414,6 +419,10 @@ class _Sheet:
         parser.StartDoctypeDeclHandler = _no_doctype
         parser.buffer_text = True
         return parser
+
+    @property
+    def ref(self) -> str:
+        return f"{column_name(self.column)}{self.row}"
 
     # -- bounds
 
@@ -441,29 +450,29 @@ class _Sheet:
         self._refuse_extent(min(first_row, last_row), min(first_col, last_col),
                             max(first_row, last_row), max(first_col, last_col), declared=True)
 
-    def _valued(self, row: int, column: int) -> None:
-        if self.box is None:
-            self.box = (row, column, row, column)
-        else:
-            top, left, bottom, right = self.box
-            self.box = (min(top, row), min(left, column), max(bottom, row), max(right, column))
-        top, left, bottom, right = self.box
-        if right > self.limits.max_columns or (
-                (bottom - top + 1) * (right - left + 1) > self.limits.max_cells):
-            self._refuse_extent(top, left, bottom, right, declared=False)
+    def _grow(self) -> None:
+        """The used range takes in the current cell: refused past the limits."""
+        row, column = self.row, self.column
+        self.top, self.bottom = min(self.top, row), max(self.bottom, row)
+        self.left, self.right = min(self.left, column), max(self.right, column)
+        if self.right > self.limits.max_columns or (
+                (self.bottom - self.top + 1) * (self.right - self.left + 1)
+                > self.limits.max_cells):
+            self._refuse_extent(self.top, self.left, self.bottom, self.right, declared=False)
 
     # -- handlers
 
     def _start(self, name: str, attrs: dict[str, str]) -> None:
-        local = name.rpartition(_NS)[2]
-        if not self.in_data:
+        local = _LOCAL.get(name) or _local_name(name)
+        if local == "c" and self.in_data:
+            self._start_cell(attrs)
+        elif local == "v" and self.in_data:
+            self.parts, self.in_text = [], True
+        elif not self.in_data:
             if local == "dimension":
                 self._dimension(attrs.get("ref", ""))
             elif local == "sheetData":
                 self.in_data = True
-            return
-        if local == "c":
-            self._start_cell(attrs)
         elif local == "row":
             number = attrs.get("r")
             row = int(number) if number and number.isdigit() else self.row + 1
@@ -471,9 +480,7 @@ class _Sheet:
                 raise UnreadableFile(_DAMAGED.format(
                     f"row {row} comes after row {self.row}" if row <= self.row
                     else f"row {row} is beyond the sheet's {_count(SHEET_ROWS)} rows"))
-            self.row, self.column, self.cells = row, 0, {}
-        elif local == "v":
-            self.parts, self.in_text = [], True
+            self.row, self.row_text, self.column, self.cells = row, str(row), 0, {}
         elif local == "is":
             self.inline, self.parts = True, []
         elif local == "t" and self.inline and not self.phonetic:
@@ -490,20 +497,20 @@ class _Sheet:
                 f"{_count(self.limits.max_cells)} cells")
         ref = attrs.get("r")
         if ref:
-            parsed = _parse_ref(ref)
-            if parsed is None or parsed[1] > SHEET_COLUMNS or parsed[0] != self.row:
+            column = (_COLUMNS.get(ref[:-len(self.row_text)])
+                      if ref.endswith(self.row_text) else None)
+            if column is None:
                 raise UnreadableFile(_DAMAGED.format(
                     f'cell reference "{ref[:20]}" in row {self.row} is not valid'))
-            self.column = parsed[1]
+            self.column = column
         else:
             self.column += 1
             if self.column > SHEET_COLUMNS:
                 raise UnreadableFile(_DAMAGED.format(f"row {self.row} has over "
                                                      f"{_count(SHEET_COLUMNS)} cells"))
-        self.ref = f"{column_name(self.column)}{self.row}"
         self.type = attrs.get("t", "n")
-        style = attrs.get("s", "0")
-        self.style = int(style) if style.isdigit() else 0
+        style = attrs.get("s")
+        self.style = int(style) if style and style.isdigit() else 0
         self.parts, self.chars, self.text = None, 0, ""
 
     def _data(self, text: str) -> None:
@@ -518,24 +525,28 @@ class _Sheet:
     def _end(self, name: str) -> None:
         if not self.in_data:
             return
-        local = name.rpartition(_NS)[2]
-        if local == "t" or local == "v":
+        local = _LOCAL.get(name) or _local_name(name)
+        if local == "v":
             self.in_text = False
-            if local == "v":
-                self.text, self.parts = "".join(self.parts or ()), None
-        elif local == "is":
-            self.text, self.parts, self.inline = "".join(self.parts or ()), None, False
-        elif local == "rPh":
-            self.phonetic -= 1
+            parts = self.parts or ()
+            self.text, self.parts = parts[0] if len(parts) == 1 else "".join(parts), None
         elif local == "c":
             if self.text:
-                self._valued(self.row, self.column)
-                self.cells[self.column] = self._value() if self.values else True
+                column = self.column
+                if column > self.right or column < self.left or self.row > self.bottom:
+                    self._grow()
+                self.cells[column] = self._value() if self.values else True
         elif local == "row":
             if self.cells:
                 width = max(self.cells)
                 self.ready.append((self.row, [self.cells.get(c) for c in range(1, width + 1)]))
             self.cells = {}
+        elif local == "t":
+            self.in_text = False
+        elif local == "is":
+            self.text, self.parts, self.inline = "".join(self.parts or ()), None, False
+        elif local == "rPh":
+            self.phonetic -= 1
         elif local == "sheetData":
             self.in_data = False
 
@@ -547,6 +558,18 @@ class _Sheet:
                                                      "index"))
             assert self.strings is not None
             return self.strings.get(int(text), self.ref)
+        if kind == "n":
+            try:
+                number = float(text)
+            except ValueError:
+                raise UnreadableFile(_DAMAGED.format(
+                    f'cell {self.ref} holds "{text[:20]}" where a number belongs')) from None
+            formats = self.book.formats
+            shown = formats[self.style] if self.style < len(formats) else None
+            if shown is None or not math.isfinite(number):
+                return number
+            return (_duration(number) if shown == "duration"
+                    else _date(number, self.book.date1904))
         if kind in ("inlineStr", "str"):
             return _unescape(text)
         if kind == "b":
@@ -555,16 +578,18 @@ class _Sheet:
             return None  # #DIV/0!, #N/A...: no value, as calamine reads them
         if kind == "d":
             return _iso(text)
-        try:
-            number = float(text)
-        except ValueError:
-            raise UnreadableFile(_DAMAGED.format(
-                f'cell {self.ref} holds "{text[:20]}" where a number belongs')) from None
-        formats = self.book.formats
-        kind = formats[self.style] if self.style < len(formats) else None
-        if kind is None or not math.isfinite(number):
-            return number
-        return _duration(number) if kind == "duration" else _date(number, self.book.date1904)
+        raise UnreadableFile(_DAMAGED.format(f'cell {self.ref} has an unknown type "{kind[:10]}"'))
+
+
+_COLUMNS = {column_name(number): number for number in range(1, SHEET_COLUMNS + 1)}
+_LOCAL: dict[str, str] = {}
+
+
+def _local_name(name: str) -> str:
+    local = name.rpartition(_NS)[2]
+    if len(_LOCAL) < 1000:  # a hostile file must not grow the cache
+        _LOCAL[name] = local
+    return local
 
 
 def _round(value: float) -> int:
