@@ -175,6 +175,13 @@ def test_a_cell_over_131072_characters_is_refused(tmp_path: Path) -> None:
         read_all(path)
 
 
+def test_a_shared_string_over_131072_characters_is_refused(tmp_path: Path) -> None:
+    path = shared_strings_bomb(tmp_path / "a.xlsx", 200_000)
+
+    with pytest.raises(UnreadableFile, match="shared string 0 holds over 131,072 characters"):
+        open_table(path)
+
+
 def test_a_dtd_is_refused(tmp_path: Path) -> None:
     laughs = ('<?xml version="1.0"?><!DOCTYPE worksheet [<!ENTITY a "aaaaaaaaaa">]>'
               + sheet_xml({"A1": "&a;"}).split("?>", 1)[1])
@@ -218,6 +225,22 @@ def test_a_100k_row_20_column_sheet_fits_the_default_limits(tmp_path: Path) -> N
     rows = read_all(path)
 
     assert rows[0][0] == "1" and rows[-1][19] == "x" and len(rows[-1]) == 20
+
+
+def test_honest_thousands_of_shared_strings_read_back_in_order(tmp_path: Path) -> None:
+    """Shared strings are kept in joined blocks of 1,024: across block boundaries."""
+    path = tmp_path / "honest.xlsx"
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet()
+    sheet.write_string(0, 0, "code")
+    texts = [f"{n:05d}-" + "é" * (n % 7) + "漢" * (n % 3 == 0) for n in range(3000)]
+    for row, text in enumerate(texts, start=1):
+        sheet.write_string(row, 0, text)
+    for row, text in enumerate(reversed(texts), start=len(texts) + 1):
+        sheet.write_string(row, 0, text)  # the same strings again, from the end
+    workbook.close()
+
+    assert [cells[0] for cells in read_all(path)] == texts + texts[::-1]
 
 
 def test_rows_start_at_column_a_as_the_sheet_shows_them(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ import posixpath
 import re
 import zipfile
 import zlib
+from array import array
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -43,6 +44,7 @@ SHEET_COLUMNS = 16_384
 CELL_CHARS = 131_072  # Excel keeps 32,767 characters in a cell; CSV's field limit
 _PART_BYTES = 16 << 20  # workbook.xml, its relationships, styles.xml
 _PARTS = 10_000  # entries in the zip: a workbook has a few dozen
+_BLOCK = 1024  # shared strings kept per joined block
 _STYLES = 100_000  # Excel allows 64,000 cell formats
 _CHUNK = 1 << 16
 _NS = " "  # expat's namespace separator: names arrive as "uri local"
@@ -323,11 +325,17 @@ def _custom_kind(code: str) -> str | None:
 
 
 class _SharedStrings:
-    """``xl/sharedStrings.xml``, parsed only as far as the cells read so far need."""
+    """``xl/sharedStrings.xml``, parsed only as far as the cells read so far need.
+
+    Kept compact, a block of ``_BLOCK`` strings joined into one ``str`` with their offsets:
+    millions of short strings as separate objects would take several times the XML's size
+    (a 256 MB part of two-letter strings, about a gigabyte)."""
 
     def __init__(self, book: Workbook) -> None:
-        self.strings: list[str] = []
+        self._blocks: list[tuple[str, array[int]]] = []
+        self._pending: list[str] = []
         self._parts: list[str] | None = None
+        self._chars = 0
         self._phonetic = 0
         self._text = False
         parser = expat.ParserCreate(namespace_separator=_NS)
@@ -338,23 +346,30 @@ class _SharedStrings:
         parser.buffer_text = True
         self._feed = book.stream(book.strings_path, parser) if book.strings_path else iter(())
 
+    def __len__(self) -> int:
+        return len(self._blocks) * _BLOCK + len(self._pending)
+
     def get(self, index: int, ref: str) -> str:
-        while index >= len(self.strings) and next(self._feed, False) is not False:
+        while index >= len(self) and next(self._feed, False) is not False:
             pass
-        if index >= len(self.strings):
+        if index >= len(self):
             raise UnreadableFile(_DAMAGED.format(
                 f"cell {ref} refers to shared string {index}, which does not exist"))
-        return self.strings[index]
+        block, at = divmod(index, _BLOCK)
+        if block == len(self._blocks):
+            return self._pending[at]
+        text, offsets = self._blocks[block]
+        return text[offsets[at]:offsets[at + 1]]
 
     def drain(self) -> None:
         """Read to the end (checks the whole part's size) without keeping the strings."""
         for _ in self._feed:
-            self.strings.clear()
+            self._blocks.clear()
 
     def _start(self, name: str, attrs: dict[str, str]) -> None:
         local = name.rpartition(_NS)[2]
         if local == "si":
-            self._parts = []
+            self._parts, self._chars = [], 0
         elif local == "rPh":
             self._phonetic += 1
         elif local == "t" and self._parts is not None and not self._phonetic:
@@ -363,8 +378,14 @@ class _SharedStrings:
     def _end(self, name: str) -> None:
         local = name.rpartition(_NS)[2]
         if local == "si" and self._parts is not None:
-            self.strings.append(_unescape("".join(self._parts)))
+            self._pending.append(_unescape("".join(self._parts)))
             self._parts = None
+            if len(self._pending) == _BLOCK:
+                offsets = array("Q", [0])
+                for text in self._pending:
+                    offsets.append(offsets[-1] + len(text))
+                self._blocks.append(("".join(self._pending), offsets))
+                self._pending = []
         elif local == "rPh":
             self._phonetic -= 1
         elif local == "t":
@@ -372,6 +393,11 @@ class _SharedStrings:
 
     def _data(self, text: str) -> None:
         if self._text and self._parts is not None:
+            self._chars += len(text)
+            if self._chars > CELL_CHARS:
+                raise UnreadableFile(f"shared string {len(self)} holds over "
+                                     f"{_count(CELL_CHARS)} characters; a spreadsheet cell "
+                                     "holds at most 32,767")
             self._parts.append(text)
 
 
