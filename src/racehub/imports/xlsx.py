@@ -501,7 +501,9 @@ class _Sheet:
                 self.in_data = True
         elif local == "row":
             number = attrs.get("r")
-            row = int(number) if number and number.isdigit() else self.row + 1
+            # Digits only, and few: int() refuses a 5,000-digit string with a ValueError.
+            row = (int(number) if number and number.isdigit() and len(number) < 10
+                   else SHEET_ROWS + 1 if number else self.row + 1)
             if row <= self.row or row > SHEET_ROWS:
                 raise UnreadableFile(_DAMAGED.format(
                     f"row {row} comes after row {self.row}" if row <= self.row
@@ -536,7 +538,7 @@ class _Sheet:
                                                      f"{_count(SHEET_COLUMNS)} cells"))
         self.type = attrs.get("t", "n")
         style = attrs.get("s")
-        self.style = int(style) if style and style.isdigit() else 0
+        self.style = int(style) if style and style.isdigit() and len(style) < 10 else 0
         self.parts, self.chars, self.text = None, 0, ""
 
     def _data(self, text: str) -> None:
@@ -579,7 +581,8 @@ class _Sheet:
     def _value(self) -> object:
         text, kind = self.text, self.type
         if kind == "s":
-            if not text.strip().isdigit():
+            text = text.strip()
+            if not text.isdigit() or len(text) > 10:
                 raise UnreadableFile(_DAMAGED.format(f"cell {self.ref} has no shared string "
                                                      "index"))
             assert self.strings is not None
