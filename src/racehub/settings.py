@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, description="Failed logins before a lock-out.")
     login_lockout_minutes: int = 15
     max_upload_mb: int = Field(default=50, description="Largest request body accepted.")
+    import_max_cells: int = Field(
+        default=10_000_000, ge=1, description="An XLSX import's largest used range (rows x "
+        "columns) and most cells present; larger files are refused (400) or fail their job.",
+    )
+    import_max_columns: int = Field(
+        default=1000, ge=1, description="Most columns in an import file (a CSV row's cells, "
+        "an XLSX sheet's columns counted from A).",
+    )
+    import_max_xml_mb: int = Field(
+        default=256, ge=1, description="Largest uncompressed size of an XLSX import's sheet "
+        "XML and of its sharedStrings.xml (a zip bomb is refused before it is unpacked).",
+    )
 
     worker_concurrency: int = 4
     job_heartbeat_seconds: float = Field(default=10, description="Worker heartbeat period.")

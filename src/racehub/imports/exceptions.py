@@ -1,6 +1,6 @@
 """Errors of the import pipeline."""
 
-from racehub.core.exceptions import DomainError, NotFound
+from racehub.core.exceptions import DomainError, Invalid, NotFound
 
 
 class ImportNotFound(NotFound):
@@ -14,3 +14,7 @@ class RejectedUpload(DomainError):
 
     status_code = 400
     title = "Upload rejected"
+
+
+class UnreadableFile(Invalid):
+    """The uploaded file cannot be imported at all; ``detail`` says why, for the operator."""

@@ -20,8 +20,12 @@ Decisions:
 - **CSV encoding**: UTF-8 (with or without BOM), else Windows-1252; UTF-16 with a BOM
   (Excel's "Unicode text") is read too. The choice is made by validating the whole file
   in chunks. The delimiter (``,`` ``;`` or tab) is detected from the first records.
-  The CSV is streamed record by record; an XLSX sheet is loaded whole (calamine has no
-  streaming API).
+  The CSV is streamed record by record, and so is an XLSX sheet (``xlsx.py``).
+- **Bounded.** Nothing is read whole: a CSV record is refused past
+  ``Limits.max_row_chars`` characters or ``max_columns`` cells, an XLSX sheet past the
+  caps of ``xlsx.Limits`` (used range, cells present, uncompressed XML). The upload reads
+  only the header and the first rows; :meth:`Table.check` reads the whole file once,
+  keeping nothing, for the job to refuse a file before it writes anything.
 """
 
 from __future__ import annotations
@@ -32,19 +36,21 @@ import io
 import math
 import re
 import zipfile
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-import python_calamine
+from racehub.imports import xlsx
+from racehub.imports.exceptions import UnreadableFile
+from racehub.imports.xlsx import Limits, Records
 
-from racehub.core.exceptions import Invalid
+__all__ = ["Limits", "Row", "Table", "UnreadableFile", "check_size", "detect_format",
+           "open_table"]
 
 Format = Literal["csv", "xlsx"]
-Records = Generator[Sequence[object], None, None]
 
 HEAD_SIZE = 8192
 CHUNK_SIZE = 1 << 20
@@ -82,10 +88,6 @@ _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _OPEN_CODEC = {"utf-8": "utf-8-sig", "cp1252": "cp1252", "utf-16": "utf-16"}
 
 
-class UnreadableFile(Invalid):
-    """The uploaded file cannot be imported at all; ``detail`` says why, for the operator."""
-
-
 @dataclass(slots=True)
 class Row:
     number: int
@@ -104,18 +106,22 @@ class Table:
     issues: list[str]
     """Problems with the header itself (blank or repeated column names)."""
     _records: Callable[[], Records] = field(repr=False)
+    _check: Callable[[], None] = field(repr=False)
     encoding: str | None = None
     """CSV only: "utf-8", "cp1252" or "utf-16"."""
     delimiter: str | None = None
     """CSV only: ",", ";" or a tab."""
+    unpacked_bytes: int = 0
+    """What :meth:`check` reads: the CSV file, or the XLSX sheet XML and shared strings."""
 
     def rows(self) -> Iterator[Row]:
         """The data rows, blank ones skipped; each call reads the file again from the start."""
         width = len(self.header)
         records = self._records()
         try:
-            next(records, None)  # the header
-            for number, record in enumerate(records, start=2):
+            for number, record in records:
+                if number == 1:
+                    continue  # the header
                 cells = _texts(record)
                 if not any(cells):
                     continue
@@ -132,6 +138,11 @@ class Table:
                 yield Row(number, cells, issues)
         finally:
             records.close()
+
+    def check(self) -> None:
+        """Read the whole file once, keeping nothing: UnreadableFile if any part of it is
+        beyond the limits (the upload only read its first rows)."""
+        self._check()
 
     def _column(self, index: int) -> str:
         if index < len(self.header) and self.header[index]:
@@ -175,26 +186,36 @@ def detect_format(source: Path | bytes) -> Format:
     return "csv"
 
 
-def open_table(path: Path, *, max_bytes: int | None = None) -> Table:
-    """Open ``path``, read its header and check that at least one data row follows."""
+def open_table(path: Path, *, max_bytes: int | None = None,
+               limits: Limits | None = None) -> Table:
+    """Open ``path``, read its header and check that at least one data row follows.
+
+    Only the start of the file is read (up to its first data row): the rest is read by
+    :meth:`Table.rows` and checked whole by :meth:`Table.check`."""
+    limits = limits or Limits()
     if max_bytes is not None:
         check_size(path.stat().st_size, max_bytes=max_bytes)
     if detect_format(path) == "xlsx":
-        table = Table("xlsx", [], [], _xlsx_records(path))
+        table = Table("xlsx", [], [], xlsx.records(path, limits),
+                      lambda: xlsx.check(path, limits),
+                      unpacked_bytes=xlsx.unpacked_size(path, limits))
     else:
         encoding = _csv_encoding(path)
         codec = _OPEN_CODEC[encoding]
         delimiter = _csv_delimiter(path, codec)
-        table = Table("csv", [], [], _csv_records(path, codec, delimiter),
-                      encoding=encoding, delimiter=delimiter)
+        csv_records = _csv_records(path, codec, delimiter, limits)
+        table = Table("csv", [], [], csv_records, lambda: _consume(csv_records()),
+                      encoding=encoding, delimiter=delimiter,
+                      unpacked_bytes=path.stat().st_size)
 
     records = table._records()
     try:
-        first = next(records, None)
-        header = _texts(first or [])
+        number, first = next(records, (1, []))
+        header = _texts(first) if number == 1 else []
         while header and not header[-1]:
             header.pop()
-        rest_blank = all(_blank(record) for record in records)  # stops at the first row
+        # stops at the first data row
+        rest_blank = number == 1 and all(_blank(record) for _, record in records)
     finally:
         records.close()
     if not header:
@@ -299,15 +320,38 @@ def _csv_delimiter(path: Path, codec: str) -> str:
     return best
 
 
-def _csv_records(path: Path, codec: str, delimiter: str) -> Callable[[], Records]:
+def _csv_records(path: Path, codec: str, delimiter: str,
+                 limits: Limits) -> Callable[[], Records]:
+    longest = limits.max_row_chars
+
     def records() -> Records:
+        number = chars = 0
+
+        def lines() -> Iterator[str]:
+            # One line at a time, never longer than a record may be: a file of one
+            # 50 MB line would otherwise be read whole and split into millions of cells.
+            nonlocal chars
+            while line := file.readline(longest + 1):
+                chars += len(line)
+                if chars > longest:
+                    raise UnreadableFile(
+                        f"row {number + 1} is longer than {longest:,} characters; the "
+                        "limit is one record of that size (check the quotes in that row)")
+                yield line
+
         with path.open(encoding=codec, newline="") as file:
-            reader = csv.reader(file, delimiter=delimiter, strict=True)
-            number = 0
+            reader = csv.reader(lines(), delimiter=delimiter, strict=True)
             try:
                 for record in reader:
-                    number += 1
-                    yield record
+                    number, chars = number + 1, 0
+                    width = len(record)
+                    while width and not record[width - 1]:
+                        width -= 1
+                    if width > limits.max_columns:
+                        raise UnreadableFile(
+                            f"row {number} has {width:,} cells; the limit is "
+                            f"{limits.max_columns:,} columns")
+                    yield number, record
             except csv.Error as error:
                 raise UnreadableFile(f"row {number + 1} cannot be read as CSV ({error}); "
                                      "check the quotes in that row") from error
@@ -315,10 +359,16 @@ def _csv_records(path: Path, codec: str, delimiter: str) -> Callable[[], Records
     return records
 
 
+def _consume(records: Records) -> None:
+    for _ in records:
+        pass
+
+
 # --- XLSX --------------------------------------------------------------------------
 
 
 def _check_workbook(path: Path) -> None:
+    xlsx.check_directory(path)
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -339,33 +389,6 @@ def _check_workbook(path: Path) -> None:
     else:
         looks_like = "it is a ZIP archive"
     raise UnreadableFile(_not_csv_or_xlsx(looks_like))
-
-
-def _xlsx_records(path: Path) -> Callable[[], Records]:
-    try:
-        workbook = python_calamine.CalamineWorkbook.from_path(str(path))
-        try:
-            sheet = workbook.get_sheet_by_index(_first_visible_sheet(workbook))
-        finally:
-            workbook.close()
-    except python_calamine.CalamineError as error:
-        raise UnreadableFile(f"the XLSX workbook cannot be read ({error}); "
-                             "save it again and re-upload it") from error
-
-    def records() -> Records:
-        # iter_rows starts at the sheet's row 1 (leading blank rows included) but at its
-        # first used column.
-        yield from sheet.iter_rows()
-
-    return records
-
-
-def _first_visible_sheet(workbook: python_calamine.CalamineWorkbook) -> int:
-    for index, sheet in enumerate(workbook.sheets_metadata):
-        if (sheet.visible == python_calamine.SheetVisibleEnum.Visible
-                and sheet.typ == python_calamine.SheetTypeEnum.WorkSheet):
-            return index
-    raise UnreadableFile("the workbook has no visible worksheet")
 
 
 # --- helpers -----------------------------------------------------------------------

@@ -41,7 +41,7 @@ from racehub.imports.exceptions import ImportNotFound, RejectedUpload
 
 __all__ = ["ImportNotFound"]  # raised by pages of the domains whose imports they show
 from racehub.imports.models import Import, ImportRowResult
-from racehub.imports.reader import Table, UnreadableFile, open_table
+from racehub.imports.reader import Limits, Table, UnreadableFile, open_table
 from racehub.imports.registry import (
     IMPORT_TYPES,
     ImportRow,
@@ -65,6 +65,10 @@ AUTO_DETECTED = "auto_detected"  # every required field found by header name
 NEEDS_MAPPING = "needs_mapping"  # waiting, paused in Columns, for the operator's mapping
 MAPPED = "mapped"  # by the operator
 SAMPLE_ROWS = 5
+# The upload reads the whole of a file this small (a few ms) instead of its first rows
+# only: a tiny hostile workbook (a stray cell at XFD1048576) is refused at once, not by
+# its job. Larger files are checked whole by the job, in the worker.
+CHECK_AT_UPLOAD_BYTES = 4 * 1024 * 1024
 _SAMPLE_CELL_CHARS = 200
 
 
@@ -158,6 +162,13 @@ def detect_columns(import_type: ImportType, header: list[str]) -> Detection:
     )
 
 
+def import_limits(settings: Settings) -> Limits:
+    """What an import file may hold (RACEHUB_IMPORT_MAX_*)."""
+    return Limits(max_cells=settings.import_max_cells,
+                  max_columns=settings.import_max_columns,
+                  max_xml_bytes=settings.import_max_xml_mb * 1024 * 1024)
+
+
 def _sample(table: Table) -> list[list[str]]:
     width = len(table.header)
     return [[cell[:_SAMPLE_CELL_CHARS] for cell in row.cells[:width]]
@@ -186,7 +197,11 @@ def create_import(
         with path.open("wb") as out:
             shutil.copyfileobj(upload, out, length=1 << 20)
         try:
-            table = open_table(path, max_bytes=settings.max_upload_bytes)
+            # Reads the header and the first rows only; the job checks the whole file.
+            table = open_table(path, max_bytes=settings.max_upload_bytes,
+                               limits=import_limits(settings))
+            if table.unpacked_bytes <= CHECK_AT_UPLOAD_BYTES:
+                table.check()
             sample = [] if import_type.fixed_schema else _sample(table)
         except UnreadableFile as exc:
             raise RejectedUpload(f"{filename}: {exc.detail}", field="file") from exc
@@ -515,7 +530,7 @@ def _batches(rows: Iterable[ImportRow], size: int) -> Iterator[list[ImportRow]]:
 
 def run_import(
     handle: JobHandle, db: Session, ctx: TenantContext, *, import_id: str, batch_size: int,
-    data_dir: Path,
+    data_dir: Path, limits: Limits | None = None,
 ) -> None:
     """The job body: the five stages, resumable after any committed batch."""
     imp = get_import_or_raise(db, ctx, import_id=uuid.UUID(import_id))
@@ -524,7 +539,12 @@ def run_import(
         # Resumed (from the jobs page) before anyone mapped the columns: wait again.
         handle.log("waiting for a column mapping")
         raise JobPaused
-    table = open_table(data_dir / imp.stored_path)
+    try:
+        # The whole file, once, before any row is read: the upload read only its start.
+        table = open_table(data_dir / imp.stored_path, limits=limits)
+        table.check()
+    except UnreadableFile as exc:
+        raise UnreadableFile(f"{imp.filename}: {exc.detail}") from exc
     checkpoint = handle.checkpoint
     extras = (_unmapped_columns(imp.header, imp.column_map)
               if import_type.keep_unmapped_columns else None)

@@ -28,4 +28,5 @@ blueprint = Blueprint()
 def run_import(handle: JobHandle, db: Session, ctx: TenantContext, **params: Any) -> None:
     settings = get_settings()
     service.run_import(handle, db, ctx, import_id=params["import_id"],
-                       batch_size=settings.job_batch_size, data_dir=settings.data_dir)
+                       batch_size=settings.job_batch_size, data_dir=settings.data_dir,
+                       limits=service.import_limits(settings))
