@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import EmailStr, Field, ValidationInfo, field_validator, model_validator
 
-from racehub.core.schemas import APIModel
+from racehub.core.schemas import APIModel, BirthDate, SaneDateTime
 from racehub.events.models import EventStatus, Gender, ParticipantStatus, TimingIdentifier
 
 
@@ -33,7 +33,7 @@ def _blank_to_none(value: str | None) -> str | None:
 
 class EventCreate(APIModel):
     name: str = Field(min_length=1, max_length=200)
-    start_at: datetime = Field(description="Start of the event; naive times are in `timezone`.")
+    start_at: SaneDateTime = Field(description="Start of the event; naive times are in `timezone`.")
     timezone: str = Field(default="UTC", description="IANA name, e.g. America/New_York")
     location: str = Field(default="", max_length=300)
     status: EventStatus = EventStatus.DRAFT
@@ -50,7 +50,7 @@ class EventCreate(APIModel):
 
 class EventUpdate(APIModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    start_at: datetime | None = None
+    start_at: SaneDateTime | None = None
     timezone: str | None = None
     location: str | None = Field(default=None, max_length=300)
     status: EventStatus | None = None
@@ -80,7 +80,7 @@ class EventRead(APIModel):
 class CategoryCreate(APIModel):
     name: str = Field(min_length=1, max_length=120)
     distance_m: int | None = Field(default=None, ge=0, le=1_000_000)
-    start_at: datetime | None = None
+    start_at: SaneDateTime | None = None
     bib_range_start: int | None = Field(default=None, ge=1)
     bib_range_end: int | None = Field(default=None, ge=1)
 
@@ -110,7 +110,7 @@ class CategoryRead(APIModel):
 
 
 class PersonFields(APIModel):
-    birth_date: date | None = None
+    birth_date: BirthDate | None = None
     gender: Gender | None = None
     email: EmailStr | None = None
     nationality: str | None = Field(default=None, min_length=2, max_length=3)
