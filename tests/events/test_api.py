@@ -21,7 +21,7 @@ from racehub.core.models import AuditEntry, Tenant
 from racehub.events import service
 from racehub.events.models import Event, EventParticipant, ParticipantStatus
 from racehub.events.schemas import ParticipantUpdate, PersonUpdate
-from tests.factories import make_category, make_event, make_participant, make_tenant
+from tests.factories import auth, make_category, make_event, make_participant, make_tenant
 
 H = dict[str, str]
 
@@ -375,6 +375,51 @@ def test_bib_taken_by_an_active_participant_is_409_naming_them(
     assert error_fields(body) == ["bib"]
     for part in ("bib 42", "Ada Lovelace", str(holder.id), "registration R-7"):
         assert part in body["detail"]
+
+
+def test_a_source_already_held_is_409_naming_the_participant_holding_it(
+    client: TestClient, db: Session, tenant: Tenant, headers: H, event: Event
+) -> None:
+    first = create_ep(client, headers, event.id, first="Ada", last="Lovelace",
+                      sourceProvider="RUNSIGNUP", sourceId="123")
+    assert first.status_code == 201, first.text
+    other_event = make_event(db, tenant, name="Lyon Trail")
+
+    # Anywhere in the tenant: a sync matches entries by the provider's id alone.
+    for event_id in (event.id, other_event.id):
+        body = problem(create_ep(client, headers, event_id, sourceProvider="RUNSIGNUP",
+                                 sourceId="123"), 409)
+        assert error_fields(body) == ["sourceId"]
+        for part in ("RUNSIGNUP 123", "Ada Lovelace", first.json()["id"], "Paris 10K"):
+            assert part in body["detail"]
+    # Another provider's record with the same id, and another tenant, are free.
+    assert create_ep(client, headers, event.id, sourceProvider="HAKU",
+                     sourceId="123").status_code == 201
+    stranger = make_tenant(db)
+    assert create_ep(client, auth(db, stranger), make_event(db, stranger).id,
+                     sourceProvider="RUNSIGNUP", sourceId="123").status_code == 201
+
+
+@pytest.mark.parametrize(("source", "field", "message"), [
+    ({"sourceProvider": "EVENTBRITE", "sourceId": "1"}, "sourceProvider",
+     "unknown provider 'EVENTBRITE'; use one of RUNSIGNUP, RACE_ROSTER"),
+    ({"sourceProvider": "RUNSIGNUP"}, "sourceId", "give both sourceProvider and sourceId"),
+    ({"sourceId": "1"}, "sourceProvider", "give both sourceProvider and sourceId"),
+])
+def test_a_source_names_a_known_provider_and_an_id(
+    client: TestClient, headers: H, event: Event, source: dict[str, str], field: str,
+    message: str,
+) -> None:
+    body = problem(create_ep(client, headers, event.id, **source), 422)
+    assert error_fields(body) == [field]
+    assert message in body["errors"][0]["message"]
+
+
+def test_a_provider_name_is_taken_in_any_case(
+    client: TestClient, headers: H, event: Event
+) -> None:
+    created = create_ep(client, headers, event.id, sourceProvider="runsignup", sourceId="9")
+    assert created.json()["sourceProvider"] == "RUNSIGNUP"
 
 
 def test_withdrawn_participant_frees_their_bib(

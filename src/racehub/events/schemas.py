@@ -10,6 +10,7 @@ from pydantic import EmailStr, Field, ValidationInfo, field_validator, model_val
 
 from racehub.core.schemas import APIModel, BirthDate, SaneDateTime
 from racehub.events.models import EventStatus, Gender, ParticipantStatus, TimingIdentifier
+from racehub.providers.catalog import PROVIDERS
 
 
 def _check_timezone(value: str | None) -> str | None:
@@ -155,8 +156,23 @@ class ParticipantCreate(ParticipantFields):
     person: PersonIn | None = Field(default=None, description="A new person, or give personId")
     person_id: uuid.UUID | None = None
     status: ParticipantStatus = ParticipantStatus.ACTIVE
-    source_provider: str | None = Field(default=None, max_length=40)
-    source_id: str | None = Field(default=None, max_length=100)
+    source_provider: str | None = Field(
+        default=None, max_length=40,
+        description="The provider this entry came from: " + ", ".join(PROVIDERS))
+    source_id: str | None = Field(default=None, max_length=100,
+                                  description="The entry's id at that provider")
+
+    @field_validator("source_provider")
+    @classmethod
+    def _known_provider(cls, value: str | None) -> str | None:
+        value = _blank_to_none(value)
+        if value is None:
+            return None
+        if value.upper() not in PROVIDERS:
+            raise ValueError(f"unknown provider {value!r}; use one of {', '.join(PROVIDERS)}")
+        return value.upper()
+
+    _blank_source = field_validator("source_id")(_blank_to_none)
 
     @model_validator(mode="after")
     def _one_person(self) -> ParticipantCreate:
