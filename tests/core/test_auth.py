@@ -388,6 +388,49 @@ def test_a_token_cannot_be_created_already_expired(client: TestClient, db: Sessi
         {"field": "expiresAt", "message": "the expiry must be in the future"}]
 
 
+@pytest.mark.parametrize(("expires_at", "message"), [
+    ("9999-12-31T23:59:59-14:00", "must be between the years 1900 and 2200"),
+    ("0001-01-01T00:00:00+14:00", "must be between the years 1900 and 2200"),
+    ("2199-01-01T00:00:00Z", "the expiry must be at most 5 years from now"),
+])
+def test_a_token_expiry_is_at_most_five_years_away(
+    client: TestClient, db: Session, expires_at: str, message: str
+) -> None:
+    admin = auth(db, make_tenant(db), Role.TENANT_ADMIN)
+    response = client.post("/api/tokens", headers=admin, json={
+        "name": "far", "role": "VIEWER", "expiresAt": expires_at})
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["field"] == "expiresAt"
+    assert message in error["message"]
+    in_four_years = datetime.now(UTC) + timedelta(days=4 * 365)
+    assert client.post("/api/tokens", headers=admin, json={
+        "name": "ok", "role": "VIEWER", "expiresAt": in_four_years.isoformat()},
+    ).status_code == 201
+
+
+def test_tokens_list_even_with_a_stored_expiry_python_cannot_hold(
+    client: TestClient, db: Session
+) -> None:
+    tenant = make_tenant(db)
+    admin = auth(db, tenant, Role.TENANT_ADMIN)
+    db.execute(text("UPDATE api_tokens SET expires_at = 'infinity' WHERE tenant_id = :t"),
+               {"t": tenant.id})
+    db.expire_all()
+    response = client.get("/api/tokens", headers=admin)
+    assert response.status_code == 200, response.text
+    assert [t["expiresAt"] for t in response.json()] == ["9999-12-30T00:00:00Z"]
+    assert client.get("/api/me", headers=admin).status_code == 200  # still valid
+
+
+@pytest.mark.parametrize("since", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_audit_filter_times_are_bounded_too(client: TestClient, db: Session, since: str) -> None:
+    admin = auth(db, make_tenant(db), Role.TENANT_ADMIN)
+    response = client.get("/api/audit", headers=admin, params={"since": since})
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["since"]
+
+
 # --- platform admins ----------------------------------------------------------------------
 
 

@@ -54,6 +54,10 @@ def test_too_long_token_name_is_422_beside_the_name_input(
     ({"name": "ci", "role": "VIEWER", "expires_at": "soon"}, "expires_at", "datetime"),
     ({"name": "ci", "role": "VIEWER", "expires_at": "2020-01-01T00:00"}, "expires_at",
      "in the future"),
+    ({"name": "ci", "role": "VIEWER", "expires_at": "9999-12-31T23:59"}, "expires_at",
+     "between the years 1900 and 2200"),
+    ({"name": "ci", "role": "VIEWER", "expires_at": "2199-01-01T00:00"}, "expires_at",
+     "at most 5 years from now"),
 ])
 def test_other_token_form_problems_are_shown_beside_their_input(
     client: TestClient, db: Session, tenant: Tenant, csrf: str,

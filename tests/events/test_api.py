@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
@@ -21,7 +21,7 @@ from racehub.core.models import AuditEntry, Tenant
 from racehub.events import service
 from racehub.events.models import Event, EventParticipant, ParticipantStatus
 from racehub.events.schemas import ParticipantUpdate, PersonUpdate
-from tests.factories import make_category, make_event, make_participant, make_tenant
+from tests.factories import auth, make_category, make_event, make_participant, make_tenant
 
 H = dict[str, str]
 
@@ -128,6 +128,61 @@ def test_patch_localizes_a_naive_start_in_the_event_or_the_new_timezone(
     new_zone = client.patch(url, headers=headers, json={"startAt": "2026-07-14T10:00:00",
                                                        "timezone": "America/New_York"})
     assert instant(new_zone.json()["startAt"]) == datetime(2026, 7, 14, 14, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00",
+                                   "1899-12-31T23:59:59", "2201-01-01T00:00:00Z"])
+def test_a_start_outside_1900_to_2200_is_422_naming_start_at(
+    client: TestClient, db: Session, headers: H, event: Event, value: str
+) -> None:
+    for method, url, field in [
+        ("POST", "/api/events", "startAt"),
+        ("PATCH", f"/api/events/{event.id}", "startAt"),
+        ("POST", f"/api/events/{event.id}/categories", "startAt"),
+    ]:
+        body = problem(client.request(method, url, headers=headers,
+                                      json={"name": "Far", "startAt": value}), 422)
+        assert error_fields(body) == [field], (method, url)
+        assert "between the years 1900 and 2200" in body["errors"][0]["message"]
+    if not value.startswith(("1899", "2201")):  # a birth date may be older than 1900
+        person = new_person(birthDate=value[:10])
+        body = problem(client.post(f"/api/events/{event.id}/participants", headers=headers,
+                                   json={"person": person}), 422)
+        assert error_fields(body) == ["person.birthDate"]
+    assert client.get("/api/events", headers=headers).status_code == 200
+
+
+def test_the_bounds_themselves_are_accepted(
+    client: TestClient, headers: H, event: Event
+) -> None:
+    for value in ("1900-01-01T00:00:00Z", "2200-12-31T23:59:59-14:00"):
+        response = client.post("/api/events", headers=headers,
+                               json={"name": "Edge", "startAt": value})
+        assert response.status_code == 201, response.text
+
+
+def test_a_stored_start_out_of_range_never_breaks_reading(
+    client: TestClient, db: Session, tenant: Tenant, headers: H, event: Event
+) -> None:
+    # Written before input was bounded (or by hand): year 10000 and "infinity", which no
+    # Python datetime holds. They read as 9999-12-30 and can be corrected through the API.
+    category = make_category(db, event, name="10K")
+    db.execute(text("UPDATE events SET start_at = '9999-12-31T23:59:59-14:00', "
+                    "timezone = 'Pacific/Kiritimati' WHERE id = :id"), {"id": event.id})
+    db.execute(text("UPDATE categories SET start_at = 'infinity' WHERE id = :id"),
+               {"id": category.id})
+    db.expire_all()
+
+    listed = client.get("/api/events", headers=headers)
+    assert listed.status_code == 200, listed.text
+    assert [e["startAt"] for e in listed.json()["items"]] == ["9999-12-30T00:00:00Z"]
+    assert client.get(f"/api/events/{event.id}", headers=headers).status_code == 200
+    (cat,) = client.get(f"/api/events/{event.id}/categories", headers=headers).json()
+    assert cat["startAt"] == "9999-12-30T00:00:00Z"
+    fixed = client.patch(f"/api/events/{event.id}", headers=headers,
+                         json={"startAt": "2027-05-01T08:00:00Z"})
+    assert fixed.status_code == 200, fixed.text
+    assert instant(fixed.json()["startAt"]) == datetime(2027, 5, 1, 8, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("field", ["name", "startAt", "timezone", "status",
@@ -320,6 +375,51 @@ def test_bib_taken_by_an_active_participant_is_409_naming_them(
     assert error_fields(body) == ["bib"]
     for part in ("bib 42", "Ada Lovelace", str(holder.id), "registration R-7"):
         assert part in body["detail"]
+
+
+def test_a_source_already_held_is_409_naming_the_participant_holding_it(
+    client: TestClient, db: Session, tenant: Tenant, headers: H, event: Event
+) -> None:
+    first = create_ep(client, headers, event.id, first="Ada", last="Lovelace",
+                      sourceProvider="RUNSIGNUP", sourceId="123")
+    assert first.status_code == 201, first.text
+    other_event = make_event(db, tenant, name="Lyon Trail")
+
+    # Anywhere in the tenant: a sync matches entries by the provider's id alone.
+    for event_id in (event.id, other_event.id):
+        body = problem(create_ep(client, headers, event_id, sourceProvider="RUNSIGNUP",
+                                 sourceId="123"), 409)
+        assert error_fields(body) == ["sourceId"]
+        for part in ("RUNSIGNUP 123", "Ada Lovelace", first.json()["id"], "Paris 10K"):
+            assert part in body["detail"]
+    # Another provider's record with the same id, and another tenant, are free.
+    assert create_ep(client, headers, event.id, sourceProvider="HAKU",
+                     sourceId="123").status_code == 201
+    stranger = make_tenant(db)
+    assert create_ep(client, auth(db, stranger), make_event(db, stranger).id,
+                     sourceProvider="RUNSIGNUP", sourceId="123").status_code == 201
+
+
+@pytest.mark.parametrize(("source", "field", "message"), [
+    ({"sourceProvider": "EVENTBRITE", "sourceId": "1"}, "sourceProvider",
+     "unknown provider 'EVENTBRITE'; use one of RUNSIGNUP, RACE_ROSTER"),
+    ({"sourceProvider": "RUNSIGNUP"}, "sourceId", "give both sourceProvider and sourceId"),
+    ({"sourceId": "1"}, "sourceProvider", "give both sourceProvider and sourceId"),
+])
+def test_a_source_names_a_known_provider_and_an_id(
+    client: TestClient, headers: H, event: Event, source: dict[str, str], field: str,
+    message: str,
+) -> None:
+    body = problem(create_ep(client, headers, event.id, **source), 422)
+    assert error_fields(body) == [field]
+    assert message in body["errors"][0]["message"]
+
+
+def test_a_provider_name_is_taken_in_any_case(
+    client: TestClient, headers: H, event: Event
+) -> None:
+    created = create_ep(client, headers, event.id, sourceProvider="runsignup", sourceId="9")
+    assert created.json()["sourceProvider"] == "RUNSIGNUP"
 
 
 def test_withdrawn_participant_frees_their_bib(

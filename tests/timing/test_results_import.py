@@ -310,6 +310,47 @@ def test_places_are_computed_per_category_and_gender_ties_share_and_file_places_
     assert places(donald) == (None, None, None)
 
 
+def test_a_dnf_dns_or_dq_keeps_no_place_and_finishers_after_it_move_up(
+    db: Session, event: Event, headers: H, field: list[EventParticipant],
+    upload_results: UploadResults, run_import: RunImport,
+) -> None:
+    """A timing system that places a DNF (2nd here) would leave a gap in the ranking (1, 3,
+    4): the DNF gets no place, with a warning, and the finishers read 1, 2, 3."""
+    set_mode(db, event, TimingIdentifier.EPID)
+    ada, grace, alan, edsger, barbara, donald = field
+    content = plain([
+        [str(ada.id), "1", "0:40:00", "finished", "1", "1", "1"],
+        [str(grace.id), "2", "0:41:00", "DNF", "2", "2", "2"],
+        [str(alan.id), "3", "0:42:00", "finished", "3", "3", "1"],
+        [str(edsger.id), "4", "0:43:00", "finished", "4", "4", "2"],
+        [str(barbara.id), "5", "0:44:00", "DQ", "5", "1", "1"],  # 5K
+        [str(donald.id), "006", "0:45:00", "finished", "6", "1", "1"],  # 5K
+    ], header="ExternalReferenceID,Number,ChipTime,Status,OverallPlace,CategoryPlace,"
+              "GenderPlace")
+
+    imp = import_file(upload_results, run_import, event, headers, content, batch_size=4)
+
+    def places(ep: EventParticipant) -> tuple[int | None, int | None, int | None]:
+        r = result_of(db, ep)
+        assert r is not None
+        return r.overall_place, r.category_place, r.gender_place
+
+    assert [places(ep) for ep in (ada, alan, edsger, donald)] == [
+        (1, 1, 1), (2, 2, 1), (3, 3, 2), (4, 1, 1)]
+    assert places(grace) == places(barbara) == (None, None, None)
+    dnf = result_of(db, grace)
+    assert dnf is not None and dnf.file_overall_place == 2  # what the file said, kept
+    assert dnf.warning == ("DNF with OverallPlace 2, GenderPlace 2, CategoryPlace 2 in the "
+                           "file: only finishers are placed, so it has no place and the "
+                           "finishers after it move up")
+    assert counts(db, imp["id"]) == {"imported": 6}
+    reasons = {r.target_id: r.reason for r in rows_in(db, imp["id"], "imported")}
+    assert reasons[grace.id] == dnf.warning and reasons[barbara.id].startswith("DQ with")
+    assert reasons[ada.id] == ""
+    rec = results.reconcile(db, system(event.tenant_id), event_id=event.id)
+    assert rec.warnings == 2
+
+
 # --- columns ----------------------------------------------------------------------------------
 
 
@@ -328,7 +369,8 @@ def test_headers_are_detected_by_alias_ignoring_case_spaces_and_underscores(
                               "OverallPlace": "place"}
     stored = result_of(db, ada)
     assert stored is not None and stored.status is ResultStatus.DNF
-    assert stored.overall_place == 3
+    assert stored.file_overall_place == 3
+    assert stored.overall_place is None  # a DNF is never placed
 
 
 def test_a_file_with_other_headers_waits_for_the_operators_mapping(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -27,6 +26,7 @@ from racehub.core.schemas import (
     MembershipRead,
     MemberUpdate,
     MeRead,
+    SaneDateTime,
     TenantRead,
 )
 
@@ -139,8 +139,10 @@ def list_audit(
     actor: Annotated[str | None, Query(description=audit.ACTOR_FILTER_HELP)] = None,
     target_type: Annotated[str | None, Query(alias="targetType")] = None,
     target_id: Annotated[str | None, Query(alias="targetId")] = None,
-    since: Annotated[datetime | None, Query(description="From (inclusive), ISO 8601")] = None,
-    until: Annotated[datetime | None, Query(description="To (exclusive), ISO 8601")] = None,
+    since: Annotated[SaneDateTime | None, Query(description="From (inclusive), ISO 8601")]
+    = None,
+    until: Annotated[SaneDateTime | None, Query(description="To (exclusive), ISO 8601")]
+    = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[AuditEntryRead]:

@@ -25,7 +25,14 @@ from racehub.core.deps import (
 from racehub.core.exceptions import DomainError, Invalid, NotAuthenticated, TooManyRequests
 from racehub.core.models import Role
 from racehub.core.rbac import Perm
-from racehub.core.schemas import ApiTokenCreate, MemberCreate, MemberUpdate
+from racehub.core.schemas import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
+    ApiTokenCreate,
+    MemberCreate,
+    MemberUpdate,
+    sane_year,
+)
 from racehub.web.pages import form_error, render, validate_model
 from racehub.web.templating import is_htmx
 
@@ -178,12 +185,13 @@ def _page_time(value: str | None, field: str, *, day_end: bool = False) -> datet
         return None
     try:
         if len(value) == 10:
-            day = date.fromisoformat(value)
+            day = sane_year(date.fromisoformat(value))
             return audit.day_end(day) if day_end else datetime(day.year, day.month, day.day,
                                                                tzinfo=UTC)
-        return audit.as_utc(datetime.fromisoformat(value))
+        return audit.as_utc(sane_year(datetime.fromisoformat(value)))
     except ValueError as exc:
-        raise Invalid(f"{field} must be a date like 2026-05-01", field=field) from exc
+        raise Invalid(f"{field} must be a date like 2026-05-01 (years {EARLIEST_YEAR} to "
+                      f"{LATEST_YEAR})", field=field) from exc
 
 
 @router.get("/audit")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from racehub.core.models import Role
+
+D = TypeVar("D", date, datetime)
 
 
 class APIModel(BaseModel):
@@ -21,6 +24,36 @@ class APIModel(BaseModel):
 
 
 ORMModel = APIModel
+
+
+# Every date and time taken as input is bounded to years a race (or a token's expiry) can
+# sanely fall in. Python and PostgreSQL both hold far more (year 1 to 9999, and past
+# 294000 AD), but a value near either end breaks whatever reads it back:
+# 9999-12-31T23:59:59-14:00 is stored as year 10000, which no Python datetime can hold.
+EARLIEST_YEAR = 1900
+LATEST_YEAR = 2200
+EARLIEST_BIRTH_YEAR = 1800  # historic runners in tests and demos; nobody older races
+
+
+def years_between(first: int, last: int) -> Callable[[D], D]:
+    def check(value: D) -> D:
+        # On the value as given (before any change of zone), so the message fits the input.
+        if not first <= value.year <= last:
+            raise ValueError(f"must be between the years {first} and {last}")
+        return value
+
+    return check
+
+
+sane_year = years_between(EARLIEST_YEAR, LATEST_YEAR)
+
+SaneDateTime = Annotated[datetime, AfterValidator(sane_year)]
+"""A date and time between 1900 and 2200 (a 422 naming the field outside)."""
+
+SaneDate = Annotated[date, AfterValidator(sane_year)]
+"""A day between 1900 and 2200 (a 422 naming the field outside)."""
+
+BirthDate = Annotated[date, AfterValidator(years_between(EARLIEST_BIRTH_YEAR, LATEST_YEAR))]
 
 
 class TenantRead(ORMModel):
@@ -90,7 +123,9 @@ class MemberAdded(MemberRead):
 class ApiTokenCreate(APIModel):
     name: str = Field(min_length=1, max_length=200)
     role: Role
-    expires_at: datetime | None = None
+    expires_at: SaneDateTime | None = Field(
+        default=None, description="In the future and at most 5 years away; UTC without an "
+                                  "offset.")
 
 
 class ApiTokenRead(ORMModel):

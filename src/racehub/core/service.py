@@ -28,6 +28,9 @@ from racehub.core.security import hash_password, new_token, token_digest, verify
 
 TOKEN_PREFIX = "rh_"
 MIN_PASSWORD_LENGTH = 10
+# A token lives at most this long: an expiry years away is a typo, or a secret meant to
+# outlive anyone's memory of it.
+MAX_TOKEN_LIFETIME = timedelta(days=5 * 366)
 
 
 def _now() -> datetime:
@@ -258,6 +261,8 @@ def create_api_token(
     expires_at = audit.as_utc(data.expires_at) if data.expires_at is not None else None
     if expires_at is not None and expires_at <= _now():
         raise Invalid("the expiry must be in the future", field="expiresAt")
+    if expires_at is not None and expires_at > _now() + MAX_TOKEN_LIFETIME:
+        raise Invalid("the expiry must be at most 5 years from now", field="expiresAt")
     secret = new_token(TOKEN_PREFIX)
     token = ApiToken(
         tenant_id=ctx.tenant_id,

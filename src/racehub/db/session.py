@@ -9,6 +9,11 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from racehub.db.adapters import register_lenient_loaders
+
+# Once per process, before any connection: every engine and pool reads out-of-range dates.
+register_lenient_loaders()
+
 
 def sqlalchemy_url(url: str) -> str:
     """Accept plain ``postgresql://`` URLs (libpq style) and pick the psycopg 3 driver."""

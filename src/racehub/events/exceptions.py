@@ -22,5 +22,9 @@ class BibTaken(Conflict):
     pass
 
 
+class SourceTaken(Conflict):
+    """Another participant of the tenant already came from this provider record."""
+
+
 class TimingIdentifierLocked(Conflict):
     pass

@@ -123,6 +123,7 @@ class Person(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
 
 
 ACTIVE_BIB_INDEX = "uq_event_participants_active_bib"
+SOURCE_INDEX = "uq_event_participants_source"
 
 
 class EventParticipant(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
@@ -140,7 +141,7 @@ class EventParticipant(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
         ),
         # Syncs upsert by the provider's own id, never by bib.
         Index(
-            "uq_event_participants_source",
+            SOURCE_INDEX,
             "tenant_id",
             "source_provider",
             "source_id",

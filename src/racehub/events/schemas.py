@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import EmailStr, Field, ValidationInfo, field_validator, model_validator
 
-from racehub.core.schemas import APIModel
+from racehub.core.schemas import APIModel, BirthDate, SaneDateTime
 from racehub.events.models import EventStatus, Gender, ParticipantStatus, TimingIdentifier
+from racehub.providers.catalog import PROVIDERS
 
 
 def _check_timezone(value: str | None) -> str | None:
@@ -33,7 +34,7 @@ def _blank_to_none(value: str | None) -> str | None:
 
 class EventCreate(APIModel):
     name: str = Field(min_length=1, max_length=200)
-    start_at: datetime = Field(description="Start of the event; naive times are in `timezone`.")
+    start_at: SaneDateTime = Field(description="Start of the event; naive times are in `timezone`.")
     timezone: str = Field(default="UTC", description="IANA name, e.g. America/New_York")
     location: str = Field(default="", max_length=300)
     status: EventStatus = EventStatus.DRAFT
@@ -50,7 +51,7 @@ class EventCreate(APIModel):
 
 class EventUpdate(APIModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    start_at: datetime | None = None
+    start_at: SaneDateTime | None = None
     timezone: str | None = None
     location: str | None = Field(default=None, max_length=300)
     status: EventStatus | None = None
@@ -80,7 +81,7 @@ class EventRead(APIModel):
 class CategoryCreate(APIModel):
     name: str = Field(min_length=1, max_length=120)
     distance_m: int | None = Field(default=None, ge=0, le=1_000_000)
-    start_at: datetime | None = None
+    start_at: SaneDateTime | None = None
     bib_range_start: int | None = Field(default=None, ge=1)
     bib_range_end: int | None = Field(default=None, ge=1)
 
@@ -110,7 +111,7 @@ class CategoryRead(APIModel):
 
 
 class PersonFields(APIModel):
-    birth_date: date | None = None
+    birth_date: BirthDate | None = None
     gender: Gender | None = None
     email: EmailStr | None = None
     nationality: str | None = Field(default=None, min_length=2, max_length=3)
@@ -155,8 +156,23 @@ class ParticipantCreate(ParticipantFields):
     person: PersonIn | None = Field(default=None, description="A new person, or give personId")
     person_id: uuid.UUID | None = None
     status: ParticipantStatus = ParticipantStatus.ACTIVE
-    source_provider: str | None = Field(default=None, max_length=40)
-    source_id: str | None = Field(default=None, max_length=100)
+    source_provider: str | None = Field(
+        default=None, max_length=40,
+        description="The provider this entry came from: " + ", ".join(PROVIDERS))
+    source_id: str | None = Field(default=None, max_length=100,
+                                  description="The entry's id at that provider")
+
+    @field_validator("source_provider")
+    @classmethod
+    def _known_provider(cls, value: str | None) -> str | None:
+        value = _blank_to_none(value)
+        if value is None:
+            return None
+        if value.upper() not in PROVIDERS:
+            raise ValueError(f"unknown provider {value!r}; use one of {', '.join(PROVIDERS)}")
+        return value.upper()
+
+    _blank_source = field_validator("source_id")(_blank_to_none)
 
     @model_validator(mode="after")
     def _one_person(self) -> ParticipantCreate:

@@ -39,6 +39,7 @@ from racehub.events.exceptions import (
     CategoryNotFound,
     EventNotFound,
     ParticipantNotFound,
+    SourceTaken,
     TimingIdentifierLocked,
 )
 from racehub.events.models import (
@@ -49,6 +50,7 @@ from racehub.events.models import (
     PERSON_FIRST_NAME_KEY,
     PERSON_LAST_NAME_KEY,
     REGISTRATION_ID_KEY,
+    SOURCE_INDEX,
     Category,
     Event,
     EventParticipant,
@@ -383,12 +385,36 @@ def _bib_conflict(
     )
 
 
+def _source_conflict(
+    db: Session, ctx: TenantContext, *, provider: str | None, source_id: str | None
+) -> SourceTaken | None:
+    """The error naming the participant of the tenant (any event) that came from this
+    provider record, if any: a sync matches entries by it, so it may be held only once."""
+    if provider is None or source_id is None:
+        return None
+    other = db.scalar(
+        _scoped(ctx, EventParticipant)
+        .where(EventParticipant.source_provider == provider,
+               EventParticipant.source_id == source_id)
+        .options(joinedload(EventParticipant.person), joinedload(EventParticipant.event))
+    )
+    if other is None:
+        return None
+    return SourceTaken(
+        f"source {provider} {source_id} is already held by {other.person.first_name} "
+        f"{other.person.last_name} (participant {other.id}, event {other.event.name!r})",
+        field="sourceId",
+    )
+
+
 @contextmanager
 def _writing_bib(
     db: Session, ctx: TenantContext, *, event_id: uuid.UUID, bib: str | None,
     status: ParticipantStatus, exclude_id: uuid.UUID | None = None,
+    source: tuple[str | None, str | None] = (None, None),
 ) -> Iterator[None]:
-    """Check the bib is free, then make the caller's changes and flush them in a savepoint.
+    """Check the bib (and the ``source``, provider and id, of a new participant) is free,
+    then make the caller's changes and flush them in a savepoint.
 
     Two requests can both pass the check before either commits; the unique index then
     makes the later one wait and fail at flush. That failure becomes the same BibTaken,
@@ -396,7 +422,9 @@ def _writing_bib(
     many participants in one transaction loses this one, not the batch.
     """
     args = {"event_id": event_id, "bib": bib, "status": status, "exclude_id": exclude_id}
-    if conflict := _bib_conflict(db, ctx, **args):
+    provider, source_id = source
+    if conflict := (_bib_conflict(db, ctx, **args)
+                    or _source_conflict(db, ctx, provider=provider, source_id=source_id)):
         raise conflict
     savepoint = db.begin_nested()
     try:
@@ -404,6 +432,10 @@ def _writing_bib(
         db.flush()
     except IntegrityError as exc:
         savepoint.rollback()
+        if violates(exc, SOURCE_INDEX):
+            raise _source_conflict(db, ctx, provider=provider, source_id=source_id) or (
+                SourceTaken(f"source {provider} {source_id} was taken by another change "
+                            "just now", field="sourceId")) from exc
         if not violates(exc, ACTIVE_BIB_INDEX):
             raise
         raise _bib_conflict(db, ctx, **args) or BibTaken(
@@ -426,7 +458,12 @@ def create_participant(
         person = db.scalar(_scoped(ctx, Person).where(Person.id == data.person_id))
         if person is None:
             raise Invalid("person not found", field="personId")
-    with _writing_bib(db, ctx, event_id=event_id, bib=data.bib, status=data.status):
+    if (data.source_provider is None) != (data.source_id is None):
+        # Half a source would never be matched by a sync (which looks up both).
+        missing = "sourceId" if data.source_id is None else "sourceProvider"
+        raise Invalid("give both sourceProvider and sourceId, or neither", field=missing)
+    with _writing_bib(db, ctx, event_id=event_id, bib=data.bib, status=data.status,
+                      source=(data.source_provider, data.source_id)):
         if data.person_id is None:
             assert data.person is not None
             person = Person(tenant_id=ctx.tenant_id, **data.person.model_dump())

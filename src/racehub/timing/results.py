@@ -348,10 +348,11 @@ def store_rows(
             outcomes.append(_unmatched(row, mode, resolved.get(row.external_id, []),
                                        suggestions.get(row.number)))
             continue
-        warning = ""
-        if not same_bib(row.number, ep.bib):
-            warning = (f"bib mismatch: the file says {NUMBER} {row.number or '(blank)'}, "
-                       f"{ep.name}'s bib is {ep.bib or '(none)'}")
+        mismatch = "" if same_bib(row.number, ep.bib) else (
+            f"bib mismatch: the file says {NUMBER} {row.number or '(blank)'}, "
+            f"{ep.name}'s bib is {ep.bib or '(none)'}")
+        unplaced = _place_of_a_non_finisher(row)
+        warning = "; ".join(w for w in (mismatch, unplaced) if w)
         values = {"status": row.status, "chip_ms": row.chip_ms, "gun_ms": row.gun_ms,
                   "file_bib": row.number or None, "file_overall_place": row.overall_place,
                   "file_gender_place": row.gender_place,
@@ -366,17 +367,31 @@ def store_rows(
             outcome = Outcome.UPDATED
         else:
             outcome = Outcome.UNCHANGED
-        if warning:
+        if mismatch:
             outcomes.append(RowResult(row.row_number, Outcome.BIB_MISMATCH,
                                       f"{warning} (imported)", ep.id))
         else:
-            outcomes.append(RowResult(row.row_number, outcome, target_id=ep.id))
+            outcomes.append(RowResult(row.row_number, outcome, unplaced, target_id=ep.id))
     if inserts:
         _insert_results(db, ctx, event_id=event_id, import_id=import_id, rows=inserts)
     if updates:
         # ORM bulk UPDATE by primary key: one executemany.
         db.execute(update(Result), updates)
     return outcomes
+
+
+def _place_of_a_non_finisher(row: ParsedRow) -> str:
+    """The warning for a DNF, DNS or DQ row the file gives a place: it is kept as the
+    file's (``file_*_place``) but never ranked, and finishers placed after it move up."""
+    if row.status is ResultStatus.FINISHED:
+        return ""
+    given = [f"{column} {place}" for column, place in (
+        (OVERALL_PLACE, row.overall_place), (GENDER_PLACE, row.gender_place),
+        (CATEGORY_PLACE, row.category_place)) if place is not None]
+    if not given:
+        return ""
+    return (f"{row.status.value.upper()} with {', '.join(given)} in the file: only finishers "
+            "are placed, so it has no place and the finishers after it move up")
 
 
 def _insert_results(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
@@ -409,27 +424,48 @@ def _unmatched(row: ParsedRow, mode: TimingIdentifier, candidates: list[_Candida
 # --- places ----------------------------------------------------------------------------------
 
 _RECOMPUTE = text("""
-WITH ranked AS (
-    SELECT r.id,
-           rank() OVER (ORDER BY coalesce(r.chip_ms, r.gun_ms)) AS overall,
-           CASE WHEN p.gender IN ('M', 'F', 'X') THEN rank() OVER (
-               PARTITION BY ep.category_id, p.gender ORDER BY coalesce(r.chip_ms, r.gun_ms))
-           END AS by_gender,
-           CASE WHEN ep.category_id IS NOT NULL THEN rank() OVER (
-               PARTITION BY ep.category_id ORDER BY coalesce(r.chip_ms, r.gun_ms))
-           END AS by_category
+WITH scope AS (
+    SELECT r.id, r.status, coalesce(r.chip_ms, r.gun_ms) AS ms, ep.category_id,
+           CASE WHEN p.gender IN ('M', 'F', 'X') THEN p.gender END AS gender,
+           r.file_overall_place, r.file_gender_place, r.file_category_place
       FROM results r
       JOIN event_participants ep ON ep.id = r.event_participant_id
       JOIN persons p ON p.id = ep.person_id
-     WHERE r.tenant_id = :tenant_id AND r.event_id = :event_id AND r.status = 'finished'
-       AND coalesce(r.chip_ms, r.gun_ms) IS NOT NULL
-), target AS (
-    SELECT r.id,
-           coalesce(r.file_overall_place, ranked.overall) AS overall,
-           coalesce(r.file_gender_place, ranked.by_gender) AS by_gender,
-           coalesce(r.file_category_place, ranked.by_category) AS by_category
-      FROM results r LEFT JOIN ranked ON ranked.id = r.id
      WHERE r.tenant_id = :tenant_id AND r.event_id = :event_id
+), ranked AS (
+    SELECT id,
+           rank() OVER (ORDER BY ms) AS overall,
+           CASE WHEN gender IS NOT NULL THEN rank() OVER (
+               PARTITION BY category_id, gender ORDER BY ms) END AS by_gender,
+           CASE WHEN category_id IS NOT NULL THEN rank() OVER (
+               PARTITION BY category_id ORDER BY ms) END AS by_category
+      FROM scope
+     WHERE status = 'finished' AND ms IS NOT NULL
+), filed AS (
+    -- A place the file gives a finisher, less the places it gave DNF/DNS/DQ rows ahead of
+    -- it (those rows are not placed): 1, 2 (DNF), 3 reads 1, -, 2.
+    SELECT id,
+           file_overall_place - count(*) FILTER (WHERE status <> 'finished') OVER (
+               ORDER BY file_overall_place
+               RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS overall,
+           file_gender_place - count(*) FILTER (WHERE status <> 'finished') OVER (
+               PARTITION BY category_id, gender ORDER BY file_gender_place
+               RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS by_gender,
+           file_category_place - count(*) FILTER (WHERE status <> 'finished') OVER (
+               PARTITION BY category_id ORDER BY file_category_place
+               RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS by_category
+      FROM scope
+), target AS (
+    SELECT scope.id,
+           CASE WHEN scope.status = 'finished'
+                THEN coalesce(filed.overall, ranked.overall) END AS overall,
+           CASE WHEN scope.status = 'finished'
+                THEN coalesce(filed.by_gender, ranked.by_gender) END AS by_gender,
+           CASE WHEN scope.status = 'finished'
+                THEN coalesce(filed.by_category, ranked.by_category) END AS by_category
+      FROM scope
+      JOIN filed ON filed.id = scope.id
+      LEFT JOIN ranked ON ranked.id = scope.id
 )
 UPDATE results r
    SET overall_place = target.overall, gender_place = target.by_gender,
@@ -446,7 +482,9 @@ def recompute_places(db: Session, ctx: TenantContext, *, event_id: uuid.UUID) ->
     """Set every place the file did not give: among finished results with a time, by chip
     time (gun time where a row has no chip time); ties share a place (1, 1, 3). Overall
     is across the event, the category place within the EP's category, the gender place
-    within the EP's category and gender. Returns how many results changed."""
+    within the EP's category and gender. Only finishers are placed: a place the file gives
+    a DNF, DNS or DQ is kept as the file's but not used, and the finishers the file placed
+    after it move up, so the ranking has no gap. Returns how many results changed."""
     # Fresh statistics: with those from before the import, the planner takes the results
     # table for empty and joins it row by row (3k results: 5 s instead of 50 ms).
     db.execute(text(f'ANALYZE "{Result.__tablename__}"'))
@@ -592,7 +630,7 @@ class Missing:
 class Reconciliation:
     participants: int  # active EPs
     by_status: dict[str, int]
-    warnings: int  # results stored with a bib mismatch
+    warnings: int  # results stored with a warning (bib mismatch, a non-finisher's place)
     missing_count: int  # active EPs without a result
     missing: list[Missing]  # the first ``limit`` of them, in bib order
 

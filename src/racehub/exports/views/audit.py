@@ -15,6 +15,7 @@ from racehub.core.context import TenantContext
 from racehub.core.models import AuditEntry
 from racehub.core.pagination import SortKey
 from racehub.core.rbac import Perm
+from racehub.core.schemas import SaneDate, SaneDateTime
 from racehub.exports.views import ExportColumn, ExportFilters, ExportView, ViewQuery, register
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -28,8 +29,8 @@ class AuditExportFilters(ExportFilters):
     actor: str | None = None  # e-mail, token prefix or name, user or token id
     target_type: str | None = None
     target_id: str | None = None
-    since: datetime | None = None
-    until: datetime | date | None = None
+    since: SaneDateTime | None = None
+    until: SaneDateTime | SaneDate | None = None
 
     @field_validator("until", mode="before")
     @classmethod

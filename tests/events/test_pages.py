@@ -1,0 +1,50 @@
+"""The event pages: dates bounded in the forms, and rows holding any stored date shown."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from racehub.core.models import Role, Tenant
+from racehub.events.models import Event
+from tests.core.conftest import start_browser_session
+from tests.factories import make_category, make_user
+
+
+@pytest.fixture
+def csrf(client: TestClient, db: Session, tenant: Tenant) -> str:
+    token = start_browser_session(db, client, make_user(db, tenant, Role.TENANT_ADMIN))
+    db.commit()
+    return token
+
+
+@pytest.mark.parametrize("start_at", ["9999-12-31T23:59", "1066-10-14T09:00"])
+def test_event_form_refuses_a_start_outside_1900_to_2200_beside_its_input(
+    client: TestClient, db: Session, csrf: str, event: Event, start_at: str
+) -> None:
+    db.commit()  # a refused form rolls back
+    for url in ("/events/new", f"/events/{event.id}/edit"):
+        response = client.post(url, data={"csrf_token": csrf, "name": "Far",
+                                          "start_at": start_at, "timezone": "UTC"})
+        assert response.status_code == 422, url
+        assert 'aria-describedby="start_at-problem"' in response.text
+        assert "between the years 1900 and 2200" in response.text
+
+
+def test_event_pages_show_a_stored_start_out_of_range(
+    client: TestClient, db: Session, csrf: str, event: Event
+) -> None:
+    category = make_category(db, event, name="10K")
+    db.execute(text("UPDATE events SET start_at = '9999-12-31T23:59:59-14:00', "
+                    "timezone = 'Pacific/Kiritimati' WHERE id = :id"), {"id": event.id})
+    db.execute(text("UPDATE categories SET start_at = '-infinity' WHERE id = :id"),
+               {"id": category.id})
+    db.commit()
+    db.expire_all()
+
+    for url in ("/events", f"/events/{event.id}", f"/events/{event.id}/edit"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert event.name in response.text
