@@ -56,3 +56,55 @@ def test_migrations_match_the_models_and_downgrade_to_nothing(empty_database: st
         migrate(empty_database)  # and up again from nothing
     finally:
         engine.dispose()
+
+
+def _run(conn, tenant: uuid.UUID, kind: str, params: str) -> uuid.UUID:  # type: ignore[no-untyped-def]
+    run_id = uuid.uuid4()
+    conn.exec_driver_sql(
+        "INSERT INTO job_runs (id, tenant_id, kind, requested_by_label, status, stage, "
+        "percent, done, counts, message, log, params, checkpoint, cancel_requested, "
+        "pause_requested, attempts) VALUES (%s, %s, %s, 'test', 'queued', 'Queued', 0, 0, "
+        "'{}', '', '[]', %s, '{}', false, false, 0)", (run_id, tenant, kind, params))
+    return run_id
+
+
+def test_job_subjects_are_backfilled_where_derivable_and_undone(empty_database: str) -> None:
+    migrate(empty_database, "0013")
+    engine = create_engine(empty_database)
+    tenant, category, import_id, export_id = (uuid.uuid4() for _ in range(4))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO tenants (id, name, slug) VALUES (%s, 't', 't')",
+                                 (tenant,))
+            import_run = _run(conn, tenant, "imports.run", '{"import_type": "TIMING_RESULTS"}')
+            conn.exec_driver_sql(
+                "INSERT INTO imports (id, tenant_id, import_type, filename, stored_path, "
+                "size_bytes, file_format, header, column_map, params, job_run_id) VALUES "
+                "(%s, %s, 'TIMING_RESULTS', 'r.csv', 'x', 1, 'csv', '[]', '{}', '{}', %s)",
+                (import_id, tenant, import_run))
+            export_run = _run(conn, tenant, "exports.run", "{}")
+            conn.exec_driver_sql(
+                "INSERT INTO exports (id, tenant_id, view_key, title, filters, descending, "
+                "columns, file_format, cutoff_at, job_run_id, storage_backend, filename) "
+                "VALUES (%s, %s, 'audit', 'Audit', '{}', false, '[]', 'csv', now(), %s, "
+                "'local', 'a.csv')", (export_id, tenant, export_run))
+            bibs_run = _run(conn, tenant, "events.assign_bibs",
+                            f'{{"category_id": "{category}", "first_bib": 1}}')
+            broken_run = _run(conn, tenant, "events.assign_bibs", '{"category_id": "nope"}')
+            orphan_run = _run(conn, tenant, "imports.run", "{}")  # its import never written
+
+        migrate(empty_database)
+        with engine.connect() as conn:
+            subjects = dict(conn.exec_driver_sql(
+                "SELECT id, (subject_type, subject_id)::text FROM job_runs").all())
+        assert subjects == {
+            import_run: f"(import,{import_id})", export_run: f"(export,{export_id})",
+            bibs_run: f"(category,{category})", broken_run: "(,)", orphan_run: "(,)"}
+
+        command.downgrade(alembic_config(empty_database), "0013")
+        with engine.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("job_runs")}
+            count = conn.exec_driver_sql("SELECT count(*) FROM job_runs").scalar()
+        assert not columns & {"subject_type", "subject_id"} and count == 5
+    finally:
+        engine.dispose()

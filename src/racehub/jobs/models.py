@@ -39,9 +39,20 @@ class JobStatus(enum.StrEnum):
 
 class JobRun(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     __tablename__ = "job_runs"
-    __table_args__ = (Index("ix_job_runs_tenant_id_created_at", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_job_runs_tenant_id_created_at", "tenant_id", "created_at"),
+        # "The runs working on this row" (an import's, an export's; the sync engine's).
+        Index("ix_job_runs_tenant_id_subject_type_subject_id", "tenant_id", "subject_type",
+              "subject_id"),
+    )
 
     kind: Mapped[str] = mapped_column(String(80))
+    # The row the run works on (an import, an export, a category...): its kind's subject
+    # rule reads it to decide who may read and control the run (jobs.service.access_of).
+    # No foreign key: subjects live in many tables; a missing subject is read as the
+    # strictest case of its rule.
+    subject_type: Mapped[str | None] = mapped_column(String(40))
+    subject_id: Mapped[uuid.UUID | None] = mapped_column()
     requested_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
