@@ -26,10 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from racehub.app import create_app
 from racehub.core.context import TenantContext
-from racehub.core.deps import get_db
 from racehub.core.models import Tenant
 from racehub.db.bootstrap import MIGRATIONS_DIR, migrate
-from racehub.db.session import libpq_url, sqlalchemy_url
+from racehub.db.session import lend, libpq_url, sqlalchemy_url
 from racehub.inventory.models import NumberType
 from racehub.settings import Settings
 from tests.workers import Workers
@@ -129,9 +128,7 @@ def db(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture
 def app(settings: Settings, db: Session):  # type: ignore[no-untyped-def]
-    application = create_app(settings, session_factory=sessionmaker())
-    application.dependency_overrides[get_db] = lambda: db
-    return application
+    return create_app(settings, session_factory=lend(db))
 
 
 @pytest.fixture

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.orm import Session, sessionmaker
 
 from racehub.core.crypto import keyring_from_settings
 from racehub.core.csrf import csrf_protect
+from racehub.core.deps import SessionFactory
 from racehub.core.errors import install_error_handlers
 from racehub.core.logging import configure_logging
 from racehub.db.session import get_engine, make_sessionmaker
 from racehub.settings import Settings, get_settings
+from racehub.web.gate import RequestGate
 from racehub.web.middleware import RequestContextMiddleware
 from racehub.web.templating import STATIC_DIR
 
@@ -31,7 +32,7 @@ or with `racehub token create`). Each token is bound to one tenant and one role.
 def create_app(
     settings: Settings | None = None,
     *,
-    session_factory: sessionmaker[Session] | None = None,
+    session_factory: SessionFactory | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -54,9 +55,11 @@ def create_app(
     # Refuses to start in production without RACEHUB_SECRET_KEYS (see core/crypto.py).
     app.state.keyring = keyring_from_settings(settings)
     install_error_handlers(app)
+    # Inside the request middleware (added last, so outermost): its refusals and 413s get
+    # the request id, the security headers and the log line like every other response.
+    app.add_middleware(RequestGate, settings=settings, session_factory=session_factory)
     app.add_middleware(
         RequestContextMiddleware,
-        max_body_bytes=settings.max_upload_bytes,
         secure_cookies=settings.secure_cookies,
         session_seconds=settings.session_hours * 3600,
     )

@@ -45,7 +45,11 @@ class Settings(BaseSettings):
     )
     login_max_failures: int = Field(default=5, description="Failed logins before a lock-out.")
     login_lockout_minutes: int = 15
-    max_upload_mb: int = Field(default=50, description="Largest request body accepted.")
+    max_upload_mb: int = Field(default=50, description="Largest file upload accepted.")
+    max_json_kb: int = Field(
+        default=1024, gt=0, description="Largest request body other than a file upload "
+        "(JSON, forms), refused with 413 while it streams in.",
+    )
     import_max_cells: int = Field(
         default=10_000_000, ge=1, description="An XLSX import's largest used range (rows x "
         "columns) and most cells present; larger files are refused (400) or fail their job.",
@@ -105,6 +109,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_json_bytes(self) -> int:
+        return self.max_json_kb * 1024
 
 
 @lru_cache

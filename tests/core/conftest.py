@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from racehub.app import create_app
 from racehub.core import service as core_service
-from racehub.core.deps import SESSION_COOKIE, get_db
+from racehub.core.deps import SESSION_COOKIE
 from racehub.core.models import User
+from racehub.db.session import lend
 from racehub.settings import Settings
 
 ClientFactory = Callable[..., TestClient]
@@ -28,8 +29,7 @@ def client_with(settings: Settings, db: Session) -> Iterator[ClientFactory]:
     def build(
         base_url: str = "http://testserver", ip: str = "testclient", **overrides: Any
     ) -> TestClient:
-        app = create_app(settings.model_copy(update=overrides), session_factory=sessionmaker())
-        app.dependency_overrides[get_db] = lambda: db
+        app = create_app(settings.model_copy(update=overrides), session_factory=lend(db))
         test_client = TestClient(app, base_url=base_url, client=(ip, 50000))
         test_client.__enter__()
         clients.append(test_client)

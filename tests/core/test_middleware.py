@@ -13,11 +13,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from racehub.app import create_app
-from racehub.core.deps import CSRF_COOKIE, get_db
+from racehub.core.deps import CSRF_COOKIE
 from racehub.core.models import Role
+from racehub.db.session import lend
 from racehub.events.models import Event
 from racehub.settings import Settings
 from tests.core.conftest import ClientFactory
@@ -201,8 +202,7 @@ def test_every_log_line_of_a_request_carries_its_request_id(
     settings: Settings, db: Session, capsys: pytest.CaptureFixture[str]
 ) -> None:
     app = create_app(settings.model_copy(update={"log_level": "INFO", "log_json": True}),
-                     session_factory=sessionmaker())
-    app.dependency_overrides[get_db] = lambda: db
+                     session_factory=lend(db))
     app.router.add_api_route("/api/test-explode", _explode)
     capsys.readouterr()  # start-up lines belong to no request
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -7,7 +7,8 @@ the returned ``TenantContext`` is what services take.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
@@ -27,15 +28,22 @@ from racehub.settings import Settings
 SESSION_COOKIE = "racehub_session"
 CSRF_COOKIE = "racehub_csrf"
 
+# What the app opens a request's session with: a sessionmaker, or in tests a factory
+# lending the test's own session (left open).
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
 
 def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    with request.app.state.sessionmaker() as db:
-        yield db
+def get_db(request: Request) -> Session:
+    """The request's one session, opened on first use by the request gate
+    (``web/gate.py``), which also resolved the caller on it and closes it after the
+    response."""
+    request_session: RequestSession = request.state.db
+    return request_session.get()
 
 
 DB = Annotated[Session, Depends(get_db)]
@@ -74,31 +82,70 @@ def client_ip(request: Request) -> str | None:
         return None  # a unix socket or test client name: the INET columns take addresses only
 
 
-def get_principal(request: Request, db: DB, settings: AppSettings) -> Principal | None:
-    cached = getattr(request.state, "principal", None)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
+class RequestSession:
+    """One database session per request, opened on first use: a request that never needs
+    the database (a static file, an anonymous page) opens none."""
+
+    def __init__(self, factory: SessionFactory) -> None:
+        self._factory = factory
+        self._opened: AbstractContextManager[Session] | None = None
+        self._db: Session | None = None
+
+    def get(self) -> Session:
+        if self._db is None:
+            self._opened = self._factory()
+            self._db = self._opened.__enter__()
+        return self._db
+
+    def close(self) -> None:
+        if self._opened is not None:
+            opened, self._opened, self._db = self._opened, None, None
+            opened.__exit__(None, None, None)
+
+
+@dataclass
+class Authentication:
+    """Who sent a request, as the gate found it before reading the body: a principal, or
+    nobody (``principal`` None), or credentials that were refused (``error``)."""
+
     principal: Principal | None = None
-    auth = request.headers.get("authorization", "")
-    if auth:
-        scheme, _, secret = auth.partition(" ")
-        if scheme.lower() != "bearer" or not secret:
-            raise NotAuthenticated("Authorization header must be 'Bearer <token>'")
+    error: str | None = None
+    # The session's expiry slid: the middleware sends the cookie again with a new Max-Age.
+    refreshed_cookie: str | None = None
+
+
+def authenticate(
+    db: Session, settings: Settings, *, authorization: str, session_cookie: str | None
+) -> Authentication:
+    """Resolve the caller from the Authorization header or the session cookie: one lookup,
+    made once per request by the gate and handed to every dependency."""
+    if authorization:
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            return Authentication(error="Authorization header must be 'Bearer <token>'")
         token = core_service.resolve_api_token(db, secret=secret.strip())
         if token is None:
-            raise NotAuthenticated("API token is unknown, expired or revoked")
-        principal = Principal(token=token)
-    elif cookie := request.cookies.get(SESSION_COOKIE):
-        session = core_service.resolve_session(db, token=cookie)
+            return Authentication(error="API token is unknown, expired or revoked")
+        return Authentication(principal=Principal(token=token))
+    if session_cookie:
+        session = core_service.resolve_session(db, token=session_cookie)
         if session is not None:
             principal = Principal(user=session.user, session=session)
             if core_service.slide_session(session, policy=login_policy(settings)):
                 # The first write of the request, so this commits the slide alone: a page
                 # view commits nothing else, and the slide must outlive it.
                 db.commit()
-                request.state.session_cookie_refresh = cookie
-    request.state.principal = principal
-    return principal
+                return Authentication(principal=principal, refreshed_cookie=session_cookie)
+            return Authentication(principal=principal)
+    return Authentication()
+
+
+def get_principal(request: Request) -> Principal | None:
+    """The caller the gate resolved (no second lookup); refused credentials are a 401."""
+    authentication: Authentication = request.state.authentication
+    if authentication.error:
+        raise NotAuthenticated(authentication.error)
+    return authentication.principal
 
 
 def build_context(

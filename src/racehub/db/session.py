@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine
@@ -46,3 +47,9 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     with factory() as db:
         yield db
+
+
+def lend(db: Session) -> Callable[[], AbstractContextManager[Session]]:
+    """A session factory handing out ``db`` itself and leaving it open: tests serve the app
+    on their own rolled-back session (``create_app(settings, session_factory=lend(db))``)."""
+    return lambda: nullcontext(db)

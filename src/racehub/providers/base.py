@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 
+from racehub.core.logging import remember_secrets
 from racehub.providers.errors import (
     AuthFailed,
     BadData,
@@ -311,6 +312,7 @@ class ProviderAdapter:
             raise AuthFailed(f"missing credential field(s): {', '.join(missing)}",
                              provider=self.provider)
         self.credentials = {k: str(v) for k, v in credentials.items() if v is not None}
+        remember_secrets(self.credentials.values())  # masked in every log line from now on
         self.clock = clock
         self.sleep = sleep
         # A bound on every paging loop, so a provider that never says "last page" ends.

@@ -6,9 +6,9 @@
   backoff and jitter, bounded in attempts, honouring ``Retry-After`` (seconds or HTTP date);
 - statuses become typed errors (``errors.py``); ``error_hook`` lets an adapter raise them
   for failures reported inside a 2xx body (RunSignUp's ``{"error": {...}}``);
-- nothing logged or raised carries a secret: query strings are never logged, secret
-  parameters/headers are masked, and the connection's credential values are scrubbed from
-  every message (httpx's own request log line included).
+- nothing logged or raised carries a secret: secret parameters/headers are masked, and the
+  connection's credential values are scrubbed from every message (httpx's own request log
+  line included; ``core.logging`` masks every credential in every log line besides).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+from racehub.core.logging import scrub
 from racehub.providers.errors import (
     AuthFailed,
     BadData,
@@ -81,18 +82,21 @@ class Redactor:
 
 
 class _HttpxRedactingFilter(logging.Filter):
-    """httpx logs each request's full URL at INFO: mask the secret query parameters."""
+    """httpx logs each request's full URL at INFO: mask the secret query parameters and
+    every credential (ChronoTrack sends its client id and user id in the query), whatever
+    handler the line goes to. ``core.logging.SecretScrubber`` masks every line besides."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
             args = record.args if isinstance(record.args, tuple) else (record.args,)
             record.args = tuple(
-                redact_url(a) if isinstance(a, httpx.URL) else
-                (_QUERY_SECRET_RE.sub(lambda m: f"{m.group(1)}={MASK}", a)
+                scrub(redact_url(a)) if isinstance(a, httpx.URL) else
+                (scrub(_QUERY_SECRET_RE.sub(lambda m: f"{m.group(1)}={MASK}", a))
                  if isinstance(a, str) else a)
                 for a in args
             )
-        record.msg = _QUERY_SECRET_RE.sub(lambda m: f"{m.group(1)}={MASK}", str(record.msg))
+        record.msg = scrub(_QUERY_SECRET_RE.sub(lambda m: f"{m.group(1)}={MASK}",
+                                                str(record.msg)))
         return True
 
 

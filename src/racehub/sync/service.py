@@ -27,6 +27,7 @@ from racehub.core import audit
 from racehub.core.context import TenantContext
 from racehub.core.crypto import DecryptError, Keyring
 from racehub.core.exceptions import Forbidden, Invalid
+from racehub.core.logging import remember_secrets
 from racehub.core.query import scoped
 from racehub.providers.catalog import PROVIDERS, ProviderSpec, SettingKind, with_article
 from racehub.sync.exceptions import (
@@ -88,7 +89,9 @@ def spec_of(connection: ProviderConnection) -> ProviderSpec:
 def read_credentials(keyring: Keyring, connection: ProviderConnection) -> dict[str, str]:
     """The clear credentials, for calling the provider only. Never log or return them."""
     data = json.loads(keyring.decrypt(connection.credentials_encrypted))
-    return {str(k): str(v) for k, v in data.items()}
+    credentials = {str(k): str(v) for k, v in data.items()}
+    remember_secrets(credentials.values())  # masked in every log line from now on
+    return credentials
 
 
 def credential_hints(keyring: Keyring, connection: ProviderConnection) -> dict[str, CredentialHint]:

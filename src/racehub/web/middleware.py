@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request id + access log, security headers, CSRF cookie, body cap."""
+"""Pure ASGI middleware: request id + access log, security headers, CSRF cookie; it answers
+the 413 of a body over its cap (set by ``web/gate.py``) when the app did not."""
 
 from __future__ import annotations
 
@@ -35,23 +36,17 @@ SECURITY_HEADERS = {
 
 
 class BodyTooLarge(HTTPException):
-    """Raised while the body streams in. An HTTPException, so that FastAPI's body parsing
-    passes it on (it turns other errors into a 400) and the error handlers answer 413."""
+    """Raised while the body streams in (``web/gate.py`` sets the cap). An HTTPException,
+    so that FastAPI's body parsing passes it on (it turns other errors into a 400) and the
+    error handlers answer 413; raised outside the app, this middleware answers it."""
 
-    def __init__(self, max_body_bytes: int) -> None:
-        super().__init__(413, _too_large_detail(max_body_bytes))
-
-
-def _too_large_detail(max_body_bytes: int) -> str:
-    limit_mb = max_body_bytes // (1024 * 1024)
-    return f"The request body is larger than the {limit_mb} MB limit (RACEHUB_MAX_UPLOAD_MB)."
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail)
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, secure_cookies: bool,
-                 session_seconds: int) -> None:
+    def __init__(self, app: ASGIApp, *, secure_cookies: bool, session_seconds: int) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
         self.secure_cookies = secure_cookies
         self.session_seconds = session_seconds
 
@@ -78,22 +73,6 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status_holder = {"status": 500, "started": False}
 
-        declared = headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(scope, send, request_id)
-            return
-
-        received = 0
-
-        async def capped_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge(self.max_body_bytes)
-            return message
-
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
@@ -114,11 +93,11 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, capped_receive, send_wrapper)
-        except BodyTooLarge:
+            await self.app(scope, receive, send_wrapper)
+        except BodyTooLarge as exc:
             if status_holder["started"]:
                 raise
-            await self._too_large(scope, send, request_id)
+            await self._too_large(scope, send, request_id, exc.detail)
             status_holder["status"] = 413
         finally:
             log.info(
@@ -129,12 +108,12 @@ class RequestContextMiddleware:
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
 
-    async def _too_large(self, scope: Scope, send: Send, request_id: str) -> None:
+    async def _too_large(self, scope: Scope, send: Send, request_id: str, detail: str) -> None:
         body = json.dumps({
             "type": "about:blank",
-            "title": "Upload too large",
+            "title": "Request body too large",
             "status": 413,
-            "detail": _too_large_detail(self.max_body_bytes),
+            "detail": detail,
             "instance": scope["path"],
             "request_id": request_id,
         }).encode()
