@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint browser clean
+.PHONY: setup demo test lint typecheck typecheck-baseline browser clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ test: setup browser
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+
+# mypy ([tool.mypy] in pyproject.toml) against .ci/mypy-baseline.txt: fails on a new error.
+typecheck: setup
+	$(BIN)/python .ci/typecheck
+
+# Rewrite the baseline from today's errors (after fixing some, or merging).
+typecheck-baseline: setup
+	$(BIN)/python .ci/typecheck --update
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
