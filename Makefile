@@ -24,7 +24,7 @@ browser:
 	    echo "installing chromium for the browser tests"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
 	  else \
-	    echo "chromium missing and not root: browser tests will be skipped (sudo apt-get install chromium)"; \
+	    echo "chromium missing and not root: browser tests will be skipped, or fail where RACEHUB_REQUIRE_BROWSER or CI is set (sudo apt-get install chromium)"; \
 	  fi; \
 	fi
 
