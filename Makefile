@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint browser clean
+.PHONY: setup demo test lint typecheck typecheck-baseline browser clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ browser:
 	    echo "installing chromium for the browser tests"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
 	  else \
-	    echo "chromium missing and not root: browser tests will be skipped (sudo apt-get install chromium)"; \
+	    echo "chromium missing and not root: browser tests will be skipped, or fail where RACEHUB_REQUIRE_BROWSER or CI is set (sudo apt-get install chromium)"; \
 	  fi; \
 	fi
 
@@ -33,6 +33,14 @@ test: setup browser
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+
+# mypy ([tool.mypy] in pyproject.toml) against .ci/mypy-baseline.txt: fails on a new error.
+typecheck: setup
+	$(BIN)/python .ci/typecheck
+
+# Rewrite the baseline from today's errors (after fixing some, or merging).
+typecheck-baseline: setup
+	$(BIN)/python .ci/typecheck --update
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -8,8 +8,9 @@
 - ``console``: every console error, uncaught exception and CSP violation seen by ``page``
   fails the test at teardown unless the test declared it with ``console.expect(...)``.
 
-Without ``/usr/bin/chromium`` the tests are skipped, except under CI (env ``CI`` set),
-where a missing browser is an error.
+Without Chromium (``/usr/bin/chromium``, or ``RACEHUB_CHROMIUM``) the tests are skipped
+with that reason, except when the browser is required: ``RACEHUB_REQUIRE_BROWSER=1`` (set
+by ``.ci/run``) or ``CI`` set. Then every browser test fails, before any other fixture.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from racehub.settings import Settings
 from tests.e2e.helpers import ConsoleWatch, Seed
 from tests.factories import make_event, make_tenant, make_user
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("RACEHUB_CHROMIUM") or "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -52,13 +53,39 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: drives the pages in headless Chromium")
 
 
+def browser_required() -> bool:
+    """Whether a missing browser fails the browser tests instead of skipping them."""
+    flag = os.environ.get("RACEHUB_REQUIRE_BROWSER", "").strip().lower()
+    return flag not in ("", "0", "false", "no") or bool(os.environ.get("CI"))
+
+
+def chromium_missing() -> str | None:
+    """Why Chromium cannot be run, or None when it can."""
+    if not CHROMIUM.is_file():
+        return f"{CHROMIUM} not installed (apt-get install chromium)"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} is not executable"
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if CHROMIUM.exists() or os.environ.get("CI"):
-        return  # under CI a missing browser fails loudly in the ``browser`` fixture
-    skip = pytest.mark.skip(reason=f"{CHROMIUM} not installed (apt-get install chromium)")
+    missing = chromium_missing()
+    if missing is None or browser_required():
+        return  # a required but missing browser fails each test (``_browser_present``)
+    skip = pytest.mark.skip(reason=f"browser tests skipped: {missing}")
     for item in items:
         if E2E_DIR in Path(str(item.path)).resolve().parents:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _browser_present() -> None:
+    """Fails every browser test, before the server and database fixtures start, when the
+    browser is required but missing (when it is not required, the tests were skipped)."""
+    missing = chromium_missing()
+    if missing is not None:
+        pytest.fail(f"the browser tests need Chromium and it is required here "
+                    f"(RACEHUB_REQUIRE_BROWSER or CI set): {missing}", pytrace=False)
 
 
 # --- server --------------------------------------------------------------------------------
@@ -106,9 +133,6 @@ def live_server(e2e_settings: Settings) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"CI is set but {CHROMIUM} is missing: the browser tests cannot run. "
-                    "Install it with `apt-get install -y chromium` (see the Makefile).")
     expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,

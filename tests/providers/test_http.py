@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -27,6 +26,7 @@ from racehub.providers.errors import (
 from racehub.providers.http import ProviderHttp, Redactor, parse_retry_after, redact_url
 from racehub.providers.ratelimit import InMemoryRateLimiter, RateLimit
 from racehub.providers.simulator import Faults, fault_middleware
+from tests.providers.clock import FakeClock
 
 SECRET = "s3cr3t-VALUE-9f8e"
 
@@ -83,10 +83,13 @@ def make_http(serve_app: Callable[[Any], str], faults: Faults) -> Callable[..., 
 def test_throttled_request_waits_retry_after_seconds_then_succeeds(
         make_http: Callable[..., ProviderHttp], faults: Faults) -> None:
     faults.arm("http_429", 1, retry_after="1")
-    http = make_http()
+    clock = FakeClock()
+    http = make_http(sleep=clock.sleep,
+                     limiter=InMemoryRateLimiter(clock=clock, sleep=clock.sleep))
     assert http.request_json("GET", "/ok")["ok"] is True
-    first, second = faults.seen("/ok")
-    assert 0.95 <= second.at - first.at < 4  # the upper bound only catches runaway waits
+    assert len(faults.seen("/ok")) == 2
+    # One wait of exactly Retry-After; the limiter's hold-off had passed by then.
+    assert clock.sleeps == [1.0]
     assert http.attempts_made == 2
 
 
@@ -120,10 +123,12 @@ def test_a_passing_server_error_is_invisible_to_the_caller(
 def test_a_slow_response_times_out_as_provider_down(
         make_http: Callable[..., ProviderHttp], faults: Faults) -> None:
     faults.arm("slow", -1, seconds=1.5)
-    started = time.monotonic()
+    clock = FakeClock()
     with pytest.raises(ProviderDown, match="timed out"):
-        make_http(read_timeout=0.3, max_attempts=2).request_json("GET", "/ok")
-    assert time.monotonic() - started < 10
+        make_http(read_timeout=0.3, max_attempts=2, sleep=clock.sleep).request_json("GET", "/ok")
+    # Two attempts, each given up at the read timeout, with one bounded backoff between.
+    assert len(faults.seen("/ok")) == 2
+    assert len(clock.sleeps) == 1 and 0 <= clock.sleeps[0] <= 0.05
 
 
 @pytest.mark.parametrize(("code", "error"), [
@@ -224,6 +229,9 @@ def test_a_401_after_refreshing_is_auth_failed(make_http: Callable[..., Provider
 def test_a_503_with_retry_after_is_retried_after_that_wait(
         make_http: Callable[..., ProviderHttp], faults: Faults) -> None:
     faults.arm("http_503", 1, retry_after="1")
-    assert make_http().request_json("GET", "/ok")["ok"] is True
-    first, second = faults.seen("/ok")
-    assert 0.95 <= second.at - first.at < 4  # the upper bound only catches runaway waits
+    clock = FakeClock()
+    http = make_http(sleep=clock.sleep,
+                     limiter=InMemoryRateLimiter(clock=clock, sleep=clock.sleep))
+    assert http.request_json("GET", "/ok")["ok"] is True
+    assert len(faults.seen("/ok")) == 2
+    assert clock.sleeps == [1.0]

@@ -106,7 +106,7 @@ def entries_query(
     target_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> Select[tuple[AuditEntry]]:
+) -> Select[AuditEntry]:
     """The tenant's entries matching the audit filters (the API, the page, the export).
     ``until`` is exclusive; times without an offset are UTC."""
     stmt = select(AuditEntry).where(AuditEntry.tenant_id == ctx.tenant_id)

@@ -10,11 +10,14 @@ from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, literal, tuple_
+from sqlalchemy.orm import QueryableAttribute
 
 from racehub.core.exceptions import Invalid
 from racehub.core.schemas import APIModel
 
 T = TypeVar("T")
+# A column to sort by: an expression, or a model's attribute as it is.
+SortColumn = ColumnElement[Any] | QueryableAttribute[Any]
 MAX_PAGE_SIZE = 500
 
 
@@ -28,7 +31,7 @@ class Page(APIModel, Generic[T]):
 class SortKey:
     """Ordered columns ending with a unique one; all ascending or all descending."""
 
-    columns: Sequence[ColumnElement[Any]]
+    columns: Sequence[SortColumn]
     descending: bool = False
 
 
@@ -66,7 +69,7 @@ def apply_keyset(stmt: Select[Any], key: SortKey, cursor: str | None, limit: int
     return stmt.order_by(*order).limit(limit + 1)
 
 
-def _coerce(col: ColumnElement[Any], value: str | None) -> Any:
+def _coerce(col: SortColumn, value: str | None) -> Any:
     """Turn a cursor's text back into the column's Python type, bound with that type."""
     if value is None:
         return literal(None, type_=col.type)

@@ -13,7 +13,7 @@ from racehub.core.context import TenantContext
 M = TypeVar("M")
 
 
-def scoped(ctx: TenantContext, model: type[M]) -> Select[tuple[M]]:
+def scoped(ctx: TenantContext, model: type[M]) -> Select[M]:
     """``SELECT model`` limited to the caller's tenant: the start of every tenant query."""
     tenant_column: Any = model.tenant_id  # type: ignore[attr-defined]
     return select(model).where(tenant_column == ctx.tenant_id)
@@ -23,7 +23,9 @@ def any_of(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
     """``column = ANY(:values)``, the values sent as one array parameter. Unlike ``IN (...)``
     the statement's text is the same for any number of values, so a batch job's lookups
     (hundreds of keys per batch) are parsed and planned once, not once per batch."""
-    return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    array = bindparam(None, list(values), type_=ARRAY(column.type))
+    condition: ColumnElement[bool] = column == any_(array)
+    return condition
 
 
 def _escape_like(term: str) -> str:

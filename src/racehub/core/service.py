@@ -325,7 +325,7 @@ def get_tenant(db: Session, *, tenant_id: uuid.UUID) -> Tenant:
 # --- tenant members ----------------------------------------------------------------------
 
 
-def _members(ctx: TenantContext) -> Select[tuple[Membership]]:
+def _members(ctx: TenantContext) -> Select[Membership]:
     return select(Membership).where(Membership.tenant_id == ctx.tenant_id)
 
 

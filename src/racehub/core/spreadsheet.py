@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import String, case, func, literal_column
+from sqlalchemy import ColumnElement, String, case, func, literal_column
 
 # A cell starting with one of these runs as a formula (or hides one) in a spreadsheet.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -18,8 +18,8 @@ def neutralize(value: str) -> str:
     return "'" + value if value[:1] in FORMULA_TRIGGERS else value
 
 
-_TRIGGER_LITERALS = [literal_column({"\t": "E'\\t'", "\r": "E'\\r'"}.get(t, f"'{t}'"))
-                     for t in FORMULA_TRIGGERS]
+_TRIGGER_LITERALS: list[ColumnElement[str]] = [
+    literal_column({"\t": "E'\\t'", "\r": "E'\\r'"}.get(t, f"'{t}'")) for t in FORMULA_TRIGGERS]
 
 
 def neutralized(expr: Any) -> Any:

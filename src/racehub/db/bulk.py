@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from psycopg import sql
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, FromClause, Table
 from sqlalchemy import Enum as EnumType
 from sqlalchemy.orm import Session
 
@@ -42,12 +42,15 @@ def _converter(column_type: Any) -> Callable[[Any], Any]:
     return _identity
 
 
-def copy_rows(db: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write ``rows`` (dicts with the same keys: the columns written) into ``table``.
+def copy_rows(db: Session, table: FromClause, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``rows`` (dicts with the same keys: the columns written) into ``table`` (a
+    model's ``__table__``, which SQLAlchemy types as a mere FromClause).
 
     Constraints, triggers and foreign keys apply as for an INSERT; a violation fails the
     COPY and leaves the transaction to be rolled back, with no row of it written.
     """
+    if not isinstance(table, Table):
+        raise TypeError(f"COPY needs a table, not {table!r}")
     if not rows:
         return
     names = list(rows[0])
@@ -55,6 +58,7 @@ def copy_rows(db: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> N
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(n) for n in names))
     driver_connection = db.connection().connection.driver_connection
+    assert driver_connection is not None  # a checked-out connection has its driver's
     with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row([convert(row[name]) for convert, name in zip(converters, names,

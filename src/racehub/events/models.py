@@ -184,7 +184,7 @@ class EventParticipant(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
 # an index, even at 50k participants. Constants are literal_column, not bound parameters, so
 # that a prepared statement's text still matches the index expression.
 
-_EMPTY = literal_column("''")
+_EMPTY: ColumnElement[str] = literal_column("''")
 
 
 def fold(value: Any) -> ColumnElement[str]:

@@ -31,7 +31,13 @@ from sqlalchemy.orm import Session, contains_eager, joinedload
 from racehub.core import audit
 from racehub.core.context import TenantContext
 from racehub.core.exceptions import Conflict, Invalid
-from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
+from racehub.core.pagination import (
+    SortColumn,
+    SortKey,
+    apply_keyset,
+    check_limit,
+    split_page,
+)
 from racehub.core.query import contains_pattern, scoped
 from racehub.db.errors import violates
 from racehub.events.exceptions import (
@@ -247,7 +253,7 @@ class ParticipantSort(enum.StrEnum):
     CREATED_AT = "created_at"
 
 
-def participant_sort_columns(sort: ParticipantSort) -> list[ColumnElement[Any]]:
+def participant_sort_columns(sort: ParticipantSort) -> list[SortColumn]:
     """The keyset order of a participant list sorted by ``sort`` (the list page and its
     export walk the same one). Each list matches an index in events.models; the last
     column makes the order total."""
@@ -292,7 +298,7 @@ def _search_condition(ctx: TenantContext, event_id: uuid.UUID, q: str) -> Column
 
 def participants_query(
     ctx: TenantContext, event_id: uuid.UUID, flt: ParticipantFilter
-) -> Select[tuple[EventParticipant]]:
+) -> Select[EventParticipant]:
     """The tenant's participants of one event matching ``flt``, unordered: the list page
     and its export add their order and paging."""
     ep = EventParticipant

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, or_
 from sqlalchemy.orm import Session, joinedload
 
 from racehub.core import audit
@@ -90,7 +90,8 @@ def list_race_numbers(
     if q and q.strip():
         term = q.strip()
         tagged = scoped(ctx, Tag).with_only_columns(Tag.id).where(Tag.code == term)
-        conditions = [RaceNumber.number.like(prefix_pattern(term)), RaceNumber.tag_id.in_(tagged)]
+        conditions: list[ColumnElement[bool]] = [RaceNumber.number.like(prefix_pattern(term)),
+                                                 RaceNumber.tag_id.in_(tagged)]
         if term.isdigit() and len(term) < 19:
             conditions.append(RaceNumber.sequence == int(term))
         stmt = stmt.where(or_(*conditions))

@@ -373,9 +373,9 @@ def _parse_step(name: str, arg: str | None) -> Transform:
     if name in ("trim",) and arg is None:
         return Trim()
     if name in ("upper", "lower", "title") and arg is None:
-        return Case(mode=name)  # type: ignore[arg-type]
+        return Case(mode=name)
     if name in ("first", "last") and arg is None:
-        return SplitName(part=name)  # type: ignore[arg-type]
+        return SplitName(part=name)
     if name == "join":
         if arg is not None and arg.strip().startswith('"'):
             try:
@@ -403,5 +403,5 @@ def _parse_step(name: str, arg: str | None) -> Transform:
                 mapping[code.strip()] = gender
         if not mapping:
             raise ValueError("a gender map needs at least one code=gender pair")
-        return GenderMap(map=mapping, default=default)  # type: ignore[arg-type]
+        return GenderMap(map=mapping, default=default)
     raise ValueError("unknown step; use " + NOTATION_HELP)

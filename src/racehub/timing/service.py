@@ -13,7 +13,7 @@ import csv
 import enum
 import io
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -221,7 +221,7 @@ def export_query(ctx: TenantContext, *, event_id: uuid.UUID, mode: TimingIdentif
 def export_csv(
     db: Session, ctx: TenantContext, *, plan: ExportPlan, bom: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """The CSV, one chunk for the header and one per batch of the server-side cursor.
 
     ``plan.rows`` grows only once a chunk was taken by the consumer (the generator resumed),

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from sqlalchemy import ColumnElement, Select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from racehub.core.context import TenantContext
 from racehub.core.exceptions import Invalid
@@ -40,7 +40,7 @@ class ExportFilters(BaseModel):
 class ExportColumn:
     key: str
     label: str
-    expr: ColumnElement[Any]
+    expr: ColumnElement[Any] | QueryableAttribute[Any]  # a model's column will do
     default: bool = True  # chosen when the caller names no columns
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from urllib.parse import urlencode
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, or_
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
@@ -38,7 +38,7 @@ def _query(ctx: TenantContext, flt: RaceNumberExportFilters, sort: str, descendi
         # As inventory.service.list_race_numbers: a number's start, a tag, or a sequence.
         term = flt.q
         tagged = scoped(ctx, Tag).with_only_columns(Tag.id).where(Tag.code == term)
-        conditions = [RaceNumber.number.like(prefix_pattern(term)),
+        conditions: list[ColumnElement[bool]] = [RaceNumber.number.like(prefix_pattern(term)),
                       RaceNumber.tag_id.in_(tagged)]
         if term.isdigit() and len(term) < 19:
             conditions.append(RaceNumber.sequence == int(term))
