@@ -95,7 +95,7 @@ def test_job_subjects_are_backfilled_where_derivable_and_undone(empty_database: 
 
         migrate(empty_database)
         with engine.connect() as conn:
-            subjects = dict(conn.exec_driver_sql(
+            subjects: dict[object, object] = dict(conn.exec_driver_sql(
                 "SELECT id, (subject_type, subject_id)::text FROM job_runs").all())
         assert subjects == {
             import_run: f"(import,{import_id})", export_run: f"(export,{export_id})",

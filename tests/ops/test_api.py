@@ -10,11 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from racehub.app import create_app
-from racehub.core.deps import get_db
 from racehub.core.models import Tenant
+from racehub.db.session import lend
 from racehub.jobs.models import JobRun
 from racehub.settings import Settings
 
@@ -26,8 +26,7 @@ def client_of(settings: Settings, db: Session) -> Iterator[Callable[..., TestCli
     clients: list[TestClient] = []
 
     def build(**overrides: Any) -> TestClient:
-        app = create_app(settings.model_copy(update=overrides), session_factory=sessionmaker())
-        app.dependency_overrides[get_db] = lambda: db
+        app = create_app(settings.model_copy(update=overrides), session_factory=lend(db))
         client = TestClient(app, base_url="http://testserver").__enter__()
         clients.append(client)
         return client

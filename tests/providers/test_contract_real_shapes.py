@@ -4,7 +4,7 @@ do not send. Each case here failed before the adapter learned that shape (issue 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -204,7 +204,7 @@ def test_race_roster_a_repeated_page_ends_the_read_with_an_error(
                   participants_per_event=1200)
     many.sim.faults.arm("repeat_page", -1)
     adapter = many.adapter()
-    calls = {"events": lambda: adapter.list_events(),
+    calls: dict[str, Callable[[], Iterator[Any]]] = {"events": lambda: adapter.list_events(),
              "registrations": lambda: adapter.list_participants(str(sorted(many.sim.events)[0])),
              "results": lambda: adapter.get_results(many.sub_ref())}
     with pytest.raises(RepeatedPage, match="repeated the previous one"):
@@ -259,7 +259,7 @@ def test_haku_a_repeated_page_ends_the_read_with_an_error(serve_app: Callable[[A
     haku.sim.faults.arm("repeat_page", -1)
     adapter = haku.adapter()
     event_id = str(sorted(haku.sim.events)[0])
-    reads = {"events": lambda: adapter.list_events(),
+    reads: dict[str, Callable[[], Iterator[Any]]] = {"events": lambda: adapter.list_events(),
              "participants": lambda: adapter.list_participants(event_id)}
     with pytest.raises(RepeatedPage, match="repeated the previous one"):
         list(reads[read]())
@@ -316,7 +316,7 @@ def test_chronotrack_a_repeated_page_ends_the_read_with_an_error(
     ct = CtReal(serve_app, seed=3, events=15, races_per_event=1, entries_per_race=60)
     ct.sim.faults.arm("repeat_page", -1)
     adapter = ct.adapter(page_size=10)
-    reads = {"events": lambda: adapter.list_events(),
+    reads: dict[str, Callable[[], Iterator[Any]]] = {"events": lambda: adapter.list_events(),
              "entries": lambda: adapter.list_participants(ct.race_ref()),
              "results": lambda: adapter.get_results(ct.race_ref())}
     with pytest.raises(RepeatedPage, match="repeated the previous one"):

@@ -9,6 +9,7 @@ import importlib
 import io
 import logging
 from collections.abc import Callable, Iterator
+from functools import partial
 from itertools import islice
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -64,11 +65,16 @@ def exercise(adapter: Any) -> int:
     for capability, method in ((Capability.LIST_PARTICIPANTS, "list_participants"),
                                (Capability.GET_RESULTS, "get_results")):
         if adapter.supports(capability):
-            attempt(lambda m=method: list(islice(getattr(adapter, m)(refs[0]), 1)))
+            attempt(partial(_first_page, getattr(adapter, method), refs[0]))
     return calls
 
 
-CASES = [(key, {}) for key in PROVIDERS] + [("RUNSIGNUP", {"auth_style": "query"})]
+def _first_page(read: Callable[[str], Iterator[Any]], ref: str) -> list[Any]:
+    return list(islice(read(ref), 1))
+
+
+CASES: list[tuple[str, dict[str, str]]] = (
+    [(key, {}) for key in PROVIDERS] + [("RUNSIGNUP", {"auth_style": "query"})])
 
 
 @pytest.mark.parametrize(("provider", "extra_settings"), CASES,

@@ -22,6 +22,7 @@ import psycopg
 from psycopg import postgres
 from psycopg.abc import AdaptContext, Buffer
 from psycopg.adapt import Loader
+from psycopg.pq import Format
 
 EARLIEST_DAY = date(1, 1, 2)
 LATEST_DAY = date(9999, 12, 30)
@@ -45,9 +46,9 @@ def _before_year_one(data: Buffer, binary: bool) -> bool:
 
 def _lenient(type_name: str, binary: bool) -> type[Loader]:
     oid = postgres.types[type_name].oid
-    inner_class = psycopg.adapters.get_loader(oid, 1 if binary else 0)
-    assert inner_class is not None
-    inner_class = getattr(inner_class, "strict", inner_class)  # registered twice
+    found = psycopg.adapters.get_loader(oid, Format.BINARY if binary else Format.TEXT)
+    assert found is not None
+    inner_class: Any = getattr(found, "strict", found)  # registered twice
     earliest, latest = _CLAMPS[type_name]
 
     class LenientLoader(Loader):

@@ -95,7 +95,7 @@ def exposition(extra: Iterable[Metric] = ()) -> bytes:
     metrics, plus the families computed for this scrape."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped library
         registry.register(_Fixed(extra))
         return generate_latest(registry)
     scrape = CollectorRegistry()

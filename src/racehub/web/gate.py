@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from racehub.core.deps import (
@@ -164,6 +165,7 @@ async def _answer(scope: Scope, send: Send, request: Request, status: int, title
                   detail: str) -> None:
     """Answer without reading the body, as the app's error handlers would: problem+json for
     the API, the error page for pages."""
+    response: Response
     if wants_html(request):
         response = templates.TemplateResponse(
             request, "error.html", {"status": status, "title": title, "detail": detail},

@@ -55,7 +55,7 @@ class Haku:
 @pytest.fixture
 def make_haku(serve_app: Callable[[Any], str]) -> Callable[..., Haku]:
     def make(**kwargs: Any) -> Haku:
-        sim = HakuSimulator(**CREDENTIALS, **kwargs)
+        sim = HakuSimulator(**{**CREDENTIALS, **kwargs})
         return Haku(sim, serve_app(make_app(simulator=sim)) + BASE_PATH)
 
     return make

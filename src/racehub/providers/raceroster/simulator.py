@@ -212,8 +212,8 @@ class RaceRosterSimulator:
                 "overallPace": "4:41 ", "fromCity": "Toronto ",
             })
         for row in rows:  # the "of N" is known once all are placed
-            count = divisions[row["division"]]
-            row["divisionPlace"] = row["divisionPlace"].replace("?", str(count))
+            count = divisions[str(row["division"])]
+            row["divisionPlace"] = str(row["divisionPlace"]).replace("?", str(count))
         return rows
 
     # -- changes (tests and the demo use these) ----------------------------------------------

@@ -219,8 +219,11 @@ class RunSignUpAdapter(ProviderAdapter):
                 if not isinstance(race, dict):
                     raise m.MappingError("race", "expected an object")
                 noted: list[tuple[str, str]] = []
-                events = m.map_race_events(race, fallback_zone=self.fallback_zone,
-                                           warn=lambda f, msg, noted=noted: noted.append((f, msg)))
+
+                def note(field: str, message: str, noted: list[tuple[str, str]] = noted) -> None:
+                    noted.append((field, message))
+
+                events = m.map_race_events(race, fallback_zone=self.fallback_zone, warn=note)
             except m.MappingError as exc:
                 problems.append(RowProblem(i, exc.message, ref=ref, field=exc.field, raw=race))
                 continue
@@ -424,10 +427,13 @@ class RunSignUpAdapter(ProviderAdapter):
                 number += 1
                 # No total or has-more field: a short (or empty) page is the last.
                 short = guard.done(rows) or len(rows) < per_page
-                page = self._map_rows(
-                    rows, lambda row, warn, headers=headers: m.map_result(
-                        row, event_ref, headers=headers, warn=warn),
-                    number, short and set_index == len(sets) - 1, body)
+
+                def map_row(row: Any, warn: m.Warn, headers: dict[str, str] = headers
+                            ) -> ProviderResult:
+                    return m.map_result(row, event_ref, headers=headers, warn=warn)
+
+                page = self._map_rows(rows, map_row, number,
+                                      short and set_index == len(sets) - 1, body)
                 for problem_index, problem in enumerate(page.problems):
                     row = problem.raw if isinstance(problem.raw, dict) else {}
                     page.problems[problem_index] = RowProblem(
