@@ -12,13 +12,16 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import func, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from racehub.core.deps import CSRF_COOKIE, SESSION_COOKIE
+from racehub.core import service as core_service
+from racehub.core.deps import CSRF_COOKIE, SESSION_COOKIE, authenticate
 from racehub.core.models import ApiToken, AuditEntry, LoginAttempt, Membership, Role, UserSession
+from racehub.core.security import token_digest
 from racehub.events.models import Event
+from racehub.settings import Settings
 from tests.core.conftest import ClientFactory, start_browser_session
-from tests.factories import PASSWORD, auth, make_event, make_tenant, make_user
+from tests.factories import PASSWORD, auth, make_event, make_tenant, make_token, make_user
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 NEW_EVENT = {"name": "Night Run", "startAt": "2026-09-05T21:00:00", "timezone": "UTC"}
@@ -516,3 +519,30 @@ def test_platform_admin_cannot_switch_to_a_missing_tenant(
     response = client.post("/tenant", follow_redirects=False, data={
         "tenant_id": "00000000-0000-4000-8000-000000000000", "csrf_token": csrf})
     assert response.status_code == 404
+
+
+def test_a_token_use_is_stamped_in_a_commit_of_its_own_at_most_once_a_minute(
+    committed_db: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GET commits nothing: the stamp was never saved, so every request wrote it again
+    and held the token's row lock to its end (requests of one display queued on it)."""
+    with committed_db() as db:
+        secret = make_token(db, make_tenant(db), Role.VIEWER)
+        db.commit()
+    digest = select(ApiToken.last_used_at).where(ApiToken.token_hash == token_digest(secret))
+
+    with committed_db() as db:
+        found = authenticate(db, settings, authorization=f"Bearer {secret}",
+                             session_cookie=None)
+        assert found.principal is not None
+        with committed_db() as other:  # another connection sees it before the request ends
+            stamped = other.scalar(digest)
+        assert stamped is not None
+
+        token = found.principal.token
+        assert token is not None
+        now = stamped + timedelta(seconds=30)
+        monkeypatch.setattr(core_service, "_now", lambda: now)
+        assert core_service.note_token_use(db, token) is False  # within the minute: no write
+        now = stamped + timedelta(minutes=2)
+        assert core_service.note_token_use(db, token) is True

@@ -126,6 +126,11 @@ def authenticate(
         token = core_service.resolve_api_token(db, secret=secret.strip())
         if token is None:
             return Authentication(error="API token is unknown, expired or revoked")
+        if core_service.note_token_use(db, token):
+            # Committed alone, like a session's slide: a GET commits nothing, so the
+            # stamp was never saved and every request wrote it again, holding the token's
+            # row lock to its end; requests of one token (a display polling) queued on it.
+            db.commit()
         return Authentication(principal=Principal(token=token))
     if session_cookie:
         session = core_service.resolve_session(db, token=session_cookie)

@@ -303,16 +303,27 @@ def revoke_api_token(db: Session, ctx: TenantContext, *, token_id: uuid.UUID) ->
     return token
 
 
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
+
+
 def resolve_api_token(db: Session, *, secret: str) -> ApiToken | None:
+    """The live token with this secret (one indexed lookup, no write)."""
     token = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(secret)))
-    now = _now()
     if token is None or token.revoked_at is not None:
         return None
-    if token.expires_at is not None and token.expires_at <= now:
+    if token.expires_at is not None and token.expires_at <= _now():
         return None
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        db.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
     return token
+
+
+def note_token_use(db: Session, token: ApiToken) -> bool:
+    """Record that ``token`` was used, at most once a minute; True when it wrote (the
+    caller commits that write at once: see core.deps.authenticate)."""
+    now = _now()
+    if token.last_used_at is not None and now - token.last_used_at <= TOKEN_USE_RESOLUTION:
+        return False
+    db.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+    return True
 
 
 def get_tenant(db: Session, *, tenant_id: uuid.UUID) -> Tenant:
