@@ -36,6 +36,7 @@ from racehub.exports.service import EXPORT_KIND
 from racehub.imports.models import Import
 from racehub.imports.service import RUN_IMPORT_KIND
 from racehub.jobs.models import JobRun, JobStatus
+from racehub.jobs.registry import load_kinds
 from racehub.settings import Settings
 from racehub.sync import service as sync_service
 from racehub.sync.schemas import ConnectionCreate
@@ -380,7 +381,7 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
     # Queued with a pause requested: cancel, pause and resume all apply to it.
     job = JobRun(tenant_id=tenant.id, kind=ASSIGN_BIBS_KIND, pause_requested=True,
                  params={"event_id": str(event.id), "category_id": str(category.id),
-                         "first_bib": 1})
+                         "first_bib": 1}, subject_type="category", subject_id=category.id)
     db.add(job)
     # A member other than the caller: changing or removing them is never refused as
     # "the last TENANT_ADMIN".
@@ -388,22 +389,28 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
     number_type = make_number_type(db, tenant)
     [numbered] = onboard(db, number_type, ("1", "0001", "CHIP-1"))
     # Queued with a pause requested, like the job above; no file needed to control it.
+    upload_id = uuid.uuid4()
     import_run = JobRun(tenant_id=tenant.id, kind=RUN_IMPORT_KIND, pause_requested=True,
-                        params={"import_id": "", "import_type": "NUMBER_ONBOARDING"})
+                        params={"import_id": "", "import_type": "NUMBER_ONBOARDING"},
+                        subject_type="import", subject_id=upload_id)
     db.add(import_run)
     db.flush()
-    upload = Import(tenant_id=tenant.id, import_type="NUMBER_ONBOARDING", filename="b.csv",
+    upload = Import(id=upload_id, tenant_id=tenant.id, import_type="NUMBER_ONBOARDING",
+                    filename="b.csv",
                     stored_path="imports/none", size_bytes=1, file_format="csv",
                     header=["sequence", "number", "barcode"],
                     column_map={"sequence": 0, "number": 1, "barcode": 2},
                     params={"numberTypeId": str(number_type.id)}, job_run_id=import_run.id)
     db.add(upload)
     # A result-file import (E08) of the event, for its summary page.
+    results_upload_id = uuid.uuid4()
     results_run = JobRun(tenant_id=tenant.id, kind=RUN_IMPORT_KIND,
-                         params={"import_id": "", "import_type": "TIMING_RESULTS"})
+                         params={"import_id": "", "import_type": "TIMING_RESULTS"},
+                         subject_type="import", subject_id=results_upload_id)
     db.add(results_run)
     db.flush()
-    results_upload = Import(tenant_id=tenant.id, import_type="TIMING_RESULTS",
+    results_upload = Import(id=results_upload_id, tenant_id=tenant.id,
+                            import_type="TIMING_RESULTS",
                             filename="r.csv", stored_path="imports/none", size_bytes=1,
                             file_format="csv", header=["ExternalReferenceID", "Number"],
                             column_map={"ExternalReferenceID": 0, "Number": 1},
@@ -412,27 +419,33 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
     db.add(results_upload)
     # Waiting in Columns for its mapping (paused, as the pipeline leaves it): the mapping
     # routes apply to it. A manufactured-number file never waits; the routes do not care.
+    waiting_id = uuid.uuid4()
     mapping_run = JobRun(tenant_id=tenant.id, kind=RUN_IMPORT_KIND, status=JobStatus.PAUSED,
                          stage="Columns", params={"import_id": "",
-                                                  "import_type": "NUMBER_ONBOARDING"})
+                                                  "import_type": "NUMBER_ONBOARDING"},
+                         subject_type="import", subject_id=waiting_id)
     db.add(mapping_run)
     db.flush()
-    waiting = Import(tenant_id=tenant.id, import_type="NUMBER_ONBOARDING", filename="m.csv",
+    waiting = Import(id=waiting_id, tenant_id=tenant.id, import_type="NUMBER_ONBOARDING",
+                     filename="m.csv",
                      stored_path="imports/none", size_bytes=1, file_format="csv",
                      header=["seq", "num", "code"], column_map={},
                      mapping_state="needs_mapping",
                      params={"numberTypeId": str(number_type.id)}, job_run_id=mapping_run.id)
     db.add(waiting)
     # Queued yet past its expiry: cancel, retry (expired) and download (410) all apply.
-    export_run = JobRun(tenant_id=tenant.id, kind=EXPORT_KIND, params={"export_id": ""})
-    db.add(export_run)
-    db.flush()
-    export = Export(tenant_id=tenant.id, view_key="participants", title="Participants",
-                    filters={"eventId": str(event.id)}, columns=["bib"], file_format="csv",
-                    cutoff_at=datetime.now(UTC), job_run_id=export_run.id,
-                    storage_backend="local", storage_key=f"{tenant.id}/x/p.csv",
-                    filename="p.csv", expires_at=datetime.now(UTC) - timedelta(hours=1))
-    db.add(export)
+    export = _export(db, tenant, "participants", filters={"eventId": str(event.id)},
+                     columns=["bib"])
+    # The audit log's export (TENANT_ADMIN's), queued with a pause requested like the
+    # rest; and two runs whose subject is missing (read as their rule's strictest case).
+    audit_export = _export(db, tenant, "audit", filters={}, columns=["action"],
+                           pause_requested=True)
+    orphans = {}
+    for kind, params in ((RUN_IMPORT_KIND, {"import_id": "", "import_type": "TIMING_RESULTS"}),
+                         (EXPORT_KIND, {"export_id": ""})):
+        orphans[kind] = JobRun(tenant_id=tenant.id, kind=kind, pause_requested=True,
+                               params=params)
+        db.add(orphans[kind])
     # A connection pointing at a closed loopback port: its test fails fast, offline.
     connection = sync_service.create_connection(
         db, replace(system_ctx(tenant), is_platform_admin=True), keyring=keyring_from_settings(
@@ -450,7 +463,32 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
             "mapping_import_id": str(waiting.id),
             "participant_id": str(participant.id), "person_id": str(participant.person_id),
             "token_id": str(token.id), "user_id": str(member.id),
-            "job_id": str(job.id)}
+            "job_id": str(job.id), "import_job_id": str(import_run.id),
+            "results_import_job_id": str(results_run.id),
+            "export_job_id": str(export.job_run_id),
+            "audit_export_id": str(audit_export.id),
+            "audit_export_job_id": str(audit_export.job_run_id),
+            "orphan_import_job_id": str(orphans[RUN_IMPORT_KIND].id),
+            "orphan_export_job_id": str(orphans[EXPORT_KIND].id)}
+
+
+def _export(db: Session, tenant: Tenant, view: str, *, filters: dict[str, str],
+            columns: list[str], pause_requested: bool = False) -> Export:
+    """A queued export of ``view`` already past its expiry: cancel, retry (expired) and
+    download (410) all apply to it."""
+    export_id = uuid.uuid4()
+    run = JobRun(tenant_id=tenant.id, kind=EXPORT_KIND, params={"export_id": str(export_id)},
+                 pause_requested=pause_requested, subject_type="export", subject_id=export_id)
+    db.add(run)
+    db.flush()
+    export = Export(id=export_id, tenant_id=tenant.id, view_key=view, title=view.title(),
+                    filters=filters, columns=columns, file_format="csv",
+                    cutoff_at=datetime.now(UTC), job_run_id=run.id, storage_backend="local",
+                    storage_key=f"{tenant.id}/{export_id}/{view}.csv", filename=f"{view}.csv",
+                    expires_at=datetime.now(UTC) - timedelta(hours=1))
+    db.add(export)
+    db.flush()
+    return export
 
 
 def tenant_fingerprint(db: Session, tenant: Tenant) -> dict[str, str]:
@@ -660,6 +698,159 @@ def test_page_route_answers_each_role_by_its_permissions(
     client: TestClient, db: Session, key: tuple[str, str], role: Role
 ) -> None:
     _role_matrix(client, db, key, PAGE_CASES[key], role, api=False)
+
+
+# --- job controls: the permission of what the job does -------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSample:
+    """A run in build_rows, and what reading and controlling it need, written out from the
+    README ("a job is read and controlled with the permissions of what it works on"):
+    ``read`` on top of the route's own permission, ``control`` on top of ``read``."""
+
+    job: str  # the build_rows id of the run
+    kind: str
+    read: frozenset[Perm]
+    control: frozenset[Perm]
+    subject: str | None = None  # the build_rows id of its import or export
+
+
+_IMPORT_TYPE_PERMS = frozenset({Perm.INVENTORY_NUMBER_MANAGE, Perm.TIMING_RESULT_IMPORT})
+_VIEW_PERMS = frozenset({Perm.AUDIT_LOG_READ, Perm.EVENTS_PARTICIPANT_READ,
+                         Perm.IMPORTS_IMPORT_READ, Perm.INVENTORY_NUMBER_READ,
+                         Perm.TIMING_RESULT_READ, Perm.SYNC_CONNECTION_READ})
+JOB_SAMPLES: dict[str, JobSample] = {
+    "assign-bibs": JobSample("job_id", ASSIGN_BIBS_KIND, frozenset({Perm.EVENTS_PARTICIPANT_READ}),
+                             frozenset({Perm.EVENTS_PARTICIPANT_WRITE})),
+    # An import: reading needs imports:import:read; controlling, running imports and the
+    # import type's own permission (manufactured numbers: TENANT_ADMIN).
+    "number-import": JobSample(
+        "import_job_id", RUN_IMPORT_KIND, frozenset({Perm.IMPORTS_IMPORT_READ}),
+        frozenset({Perm.IMPORTS_IMPORT_RUN, Perm.INVENTORY_NUMBER_MANAGE}), "import_id"),
+    "results-import": JobSample(
+        "results_import_job_id", RUN_IMPORT_KIND, frozenset({Perm.IMPORTS_IMPORT_READ}),
+        frozenset({Perm.IMPORTS_IMPORT_RUN, Perm.TIMING_RESULT_IMPORT}), "results_import_id"),
+    # An export holds its list: reading it needs the list's read permission, whoever
+    # started it; controlling it, exporting lists too.
+    "participants-export": JobSample(
+        "export_job_id", EXPORT_KIND, frozenset({Perm.EVENTS_PARTICIPANT_READ}),
+        frozenset({Perm.EXPORTS_EXPORT_RUN}), "export_id"),
+    "audit-export": JobSample(
+        "audit_export_job_id", EXPORT_KIND, frozenset({Perm.AUDIT_LOG_READ}),
+        frozenset({Perm.EXPORTS_EXPORT_RUN}), "audit_export_id"),
+    # A run whose subject is gone (or predates subjects): the strictest case of its rule.
+    "import-without-subject": JobSample(
+        "orphan_import_job_id", RUN_IMPORT_KIND, frozenset({Perm.IMPORTS_IMPORT_READ}),
+        frozenset({Perm.IMPORTS_IMPORT_RUN}) | _IMPORT_TYPE_PERMS),
+    "export-without-subject": JobSample(
+        "orphan_export_job_id", EXPORT_KIND, _VIEW_PERMS, frozenset({Perm.EXPORTS_EXPORT_RUN})),
+}
+
+
+@dataclass(frozen=True)
+class JobPath:
+    method: str
+    path: str  # {job} or {subject}: the sample's ids
+    perm: Perm  # the route's own permission
+    control: bool  # controls the run (else reads it)
+    ok: int
+    form: dict[str, str] | None = None
+    subject: str | None = None  # only for runs of this subject type ("import", "export")
+
+
+_ACTIONS = ("pause", "resume", "cancel")
+JOB_PATHS = [
+    JobPath("GET", "/api/jobs/{job}", Perm.JOBS_RUN_READ, False, 200),
+    JobPath("GET", "/jobs/{job}", Perm.JOBS_RUN_READ, False, 200),
+    *(JobPath("POST", f"/api/jobs/{{job}}/{a}", Perm.JOBS_RUN_READ, True, 200) for a in _ACTIONS),
+    *(JobPath("POST", "/jobs/{job}/control", Perm.JOBS_RUN_READ, True, 303, {"action": a})
+      for a in _ACTIONS),
+    JobPath("GET", "/api/imports/{subject}", Perm.IMPORTS_IMPORT_READ, False, 200,
+            subject="import"),
+    JobPath("GET", "/imports/{subject}", Perm.IMPORTS_IMPORT_READ, False, 200,
+            subject="import"),
+    *(JobPath("POST", f"/api/imports/{{subject}}/{a}", Perm.IMPORTS_IMPORT_RUN, True, 200,
+              subject="import") for a in _ACTIONS),
+    *(JobPath("POST", "/imports/{subject}/control", Perm.IMPORTS_IMPORT_RUN, True, 303,
+              {"action": a}, subject="import") for a in _ACTIONS),
+    JobPath("GET", "/api/exports/{subject}", Perm.EXPORTS_EXPORT_RUN, False, 200,
+            subject="export"),
+    JobPath("GET", "/exports/{subject}", Perm.EXPORTS_EXPORT_RUN, False, 200, subject="export"),
+    JobPath("POST", "/api/exports/{subject}/cancel", Perm.EXPORTS_EXPORT_RUN, True, 200,
+            subject="export"),
+    JobPath("POST", "/exports/{subject}/cancel", Perm.EXPORTS_EXPORT_RUN, True, 303, {},
+            subject="export"),
+]
+
+
+def test_every_job_kind_and_control_route_has_a_sample(app: FastAPI) -> None:
+    kinds = {k for k in load_kinds() if not k.startswith("tests.")}
+    assert kinds - {s.kind for s in JOB_SAMPLES.values()} == set(), "add a JobSample"
+    routes = set(endpoints(app, api=True)) | set(endpoints(app, api=False))
+    controls = {key for key in routes if key[0] == "POST" and (
+        key[1].startswith(("/api/jobs/", "/jobs/"))
+        or key[1].endswith(("/cancel", "/pause", "/resume", "/control")))}
+    pinned = {(p.method, p.path.replace("{job}", "{job_id}")
+               .replace("/imports/{subject}", "/imports/{import_id}")
+               .replace("/exports/{subject}", "/exports/{export_id}")) for p in JOB_PATHS}
+    assert controls - pinned == set(), "add a JobPath"
+
+
+def _reset_runs(db: Session, ids: dict[str, str]) -> None:
+    """Every sample run queued with a pause requested again: each control applies."""
+    db.execute(text(
+        "UPDATE job_runs SET status = 'queued', stage = 'Queued', pause_requested = true, "
+        "cancel_requested = false, finished_at = NULL WHERE id = ANY(:ids)"
+    ), {"ids": [uuid.UUID(ids[s.job]) for s in JOB_SAMPLES.values()]})
+    db.commit()
+    db.expire_all()  # the routes share this session: they must read the rows afresh
+
+
+@pytest.mark.parametrize("role", ROLES, ids=str)
+@pytest.mark.parametrize("name", list(JOB_SAMPLES))
+def test_job_controls_need_the_permissions_of_what_the_job_works_on(
+    client: TestClient, db: Session, name: str, role: Role
+) -> None:
+    sample = JOB_SAMPLES[name]
+    subject_type = {RUN_IMPORT_KIND: "import", EXPORT_KIND: "export"}.get(sample.kind)
+    tenant = make_tenant(db)
+    ids = build_rows(db, tenant)
+    headers = auth(db, tenant, role)
+    db.commit()
+    job_id = ids[sample.job]
+    may_read = sample.read <= GRANTS[role]
+    may_control = (sample.read | sample.control) <= GRANTS[role]
+    outcomes = []
+    for route in JOB_PATHS:
+        if route.subject is not None and (route.subject != subject_type or not sample.subject):
+            continue
+        _reset_runs(db, ids)
+        needed = {route.perm} | sample.read | (sample.control if route.control else set())
+        missing = needed - GRANTS[role]
+        url = route.path.format(job=job_id, subject=ids.get(sample.subject or "", ""))
+        before = tenant_fingerprint(db, tenant)
+        response = client.request(route.method, url, data=route.form, headers=headers,
+                                  follow_redirects=False)
+        if missing:
+            refused = (response.status_code == 403
+                       and any(p.value in response.text for p in missing)
+                       and tenant_fingerprint(db, tenant) == before)
+            outcomes.append((route.method, url, response.status_code, refused))
+        else:
+            outcomes.append((route.method, url, response.status_code,
+                             response.status_code == route.ok))
+        if route.path == "/jobs/{job}" and not missing:
+            # The page offers the buttons exactly to those they would work for.
+            shown = 'name="action"' in response.text
+            outcomes.append(("buttons", url, shown, shown == may_control))
+        if route.path == "/imports/{subject}" and not missing:
+            shown = 'name="action"' in response.text
+            outcomes.append(("buttons", url, shown, shown == may_control))
+    listed = [j["id"] for j in client.get("/api/jobs", params={"limit": 200},
+                                          headers=headers).json()]
+    outcomes.append(("listed", "/api/jobs", job_id in listed, (job_id in listed) == may_read))
+    assert [o for o in outcomes if not o[3]] == []
 
 
 # --- ids of another tenant are not found ---------------------------------------------------

@@ -353,6 +353,8 @@ def test_each_view_needs_its_own_read_permission(
         start(db, officer, settings, view="audit")
     exp = start(db, officer, settings, view="participants", filters={"eventId": str(event.id)})
     assert exp.job_run.status == JobStatus.QUEUED
+    # Its run names the export: reading and controlling it need the view's permission too.
+    assert (exp.job_run.subject_type, exp.job_run.subject_id) == ("export", exp.id)
 
 
 def test_another_tenants_event_cannot_be_exported(

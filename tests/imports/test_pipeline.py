@@ -58,6 +58,8 @@ def test_an_upload_is_stored_and_queued_with_the_stage_bar(
                                              "need fingerprint verification.")
     imp = db.get(Import, body["id"])
     assert (settings.data_dir / imp.stored_path).read_bytes() == GOOD.encode()
+    # Its run names the import it works on: who may control it follows from the import.
+    assert (imp.job_run.subject_type, imp.job_run.subject_id) == ("import", imp.id)
     queued = db.execute(select(func.count()).select_from(
         __import__("sqlalchemy").table("procrastinate_jobs"))).scalar()
     assert queued == 1

@@ -272,3 +272,34 @@ def test_another_tenants_runs_are_not_found_by_any_verb(
 def test_unknown_job_id_is_not_found(db: Session, ctx: TenantContext) -> None:
     with pytest.raises(JobNotFound, match="job not found"):
         service.get_job_or_raise(db, ctx, job_id=uuid.uuid4())
+
+
+# --- who may read and control a run ------------------------------------------------------
+
+
+def test_a_run_records_the_subject_its_kind_works_on(
+    db: Session, ctx: TenantContext, event: Event, category: Category
+) -> None:
+    run = events_service.start_bib_assignment(db, ctx, event_id=event.id,
+                                              category_id=category.id, first_bib=None)
+
+    assert (run.subject_type, run.subject_id) == ("category", category.id)
+    with pytest.raises(ValueError, match="needs its subject"):
+        service.start_job(db, ctx, kind=ASSIGN_BIBS_KIND, params={})
+    with pytest.raises(ValueError, match="has no subject"):
+        service.start_job(db, ctx, kind=RECORD_ITEMS_KIND, params={}, subject_id=uuid.uuid4())
+
+
+def test_a_run_of_a_kind_no_code_declares_is_only_for_those_holding_everything(
+    db: Session, ctx: TenantContext, tenant: Tenant
+) -> None:
+    run = make_run(db, tenant, kind="events.gone")
+    officer = TenantContext(tenant_id=tenant.id, role=Role.EVENT_MANAGER,
+                            permissions=ROLE_PERMISSIONS[Role.EVENT_MANAGER])
+
+    assert service.access_of(db, ctx, run).can_control
+    assert not service.access_of(db, officer, run).can_read
+    assert service.list_jobs(db, ctx) == [run]
+    assert service.list_jobs(db, officer) == []
+    with pytest.raises(Forbidden, match="reading this job needs the permissions"):
+        service.get_job_or_raise(db, officer, job_id=run.id)

@@ -538,7 +538,7 @@ def start_bib_assignment(
     return jobs_service.start_job(
         db, ctx, kind=ASSIGN_BIBS_KIND,
         params={"event_id": str(event_id), "category_id": str(category_id), "first_bib": start},
-        message=f"Assign bibs from {start} in {category.name}",
+        message=f"Assign bibs from {start} in {category.name}", subject_id=category.id,
     )
 
 

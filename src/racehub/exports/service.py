@@ -223,7 +223,7 @@ def create_export(db: Session, ctx: TenantContext, *, settings: Settings, data: 
     filters = flt.model_dump(mode="json", by_alias=True, exclude_none=True)
     run = jobs_service.start_job(db, ctx, kind=EXPORT_KIND,
                                  params={"export_id": str(export_id)},
-                                 message=f"Export of {title}")
+                                 message=f"Export of {title}", subject_id=export_id)
     exp = Export(
         id=export_id, tenant_id=ctx.tenant_id, view_key=view.key, title=title,
         filters=filters, sort=sort, descending=descending, columns=columns,

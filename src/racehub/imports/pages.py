@@ -16,6 +16,7 @@ from racehub.core.exceptions import DomainError, Forbidden, NotFound
 from racehub.core.rbac import Perm
 from racehub.imports import service
 from racehub.imports.models import Import
+from racehub.jobs import service as jobs_service
 from racehub.web.pages import form_error, render
 from racehub.web.templating import is_htmx
 
@@ -37,7 +38,7 @@ def _render_import(request: Request, db: DB, ctx: TenantContext, imp: Import, *,
         buckets=service.bucket_counts(imp), summary_url=summary_url,
         # Which caller pages may be handed back to, by their importCaller value.
         callers=json.dumps({import_type.caller: summary_url} if import_type.caller else {}),
-        can_control=ctx.can(import_type.permission) and ctx.can(Perm.IMPORTS_IMPORT_RUN),
+        can_control=jobs_service.access_of(db, ctx, imp.job_run).can_control,
         needs_mapping=imp.mapping_state == service.NEEDS_MAPPING,
         mapping=service.mapping_of(imp), mapping_problems=service.mapping_problems(imp),
         **extra,

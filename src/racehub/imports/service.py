@@ -219,7 +219,7 @@ def create_import(
         run = jobs_service.start_job(
             db, ctx, kind=RUN_IMPORT_KIND,
             params={"import_id": str(import_id), "import_type": import_type.key},
-            message=f"{import_type.label}: {shown_name}")
+            message=f"{import_type.label}: {shown_name}", subject_id=import_id)
         imp = Import(
             id=import_id, tenant_id=ctx.tenant_id, import_type=import_type.key,
             filename=shown_name, stored_path=str(relative), size_bytes=path.stat().st_size,
@@ -312,7 +312,8 @@ def apply_mapping(db: Session, ctx: TenantContext, *, import_id: uuid.UUID,
     if imp is None:
         raise ImportNotFound()
     import_type = get_import_type(imp.import_type)
-    _require(ctx, import_type)
+    # Applying the mapping resumes the run: controlling it, by the jobs' one rule.
+    jobs_service.access_of(db, ctx, imp.job_run).require_control()
     if imp.mapping_state != NEEDS_MAPPING:
         raise Conflict("the import is not waiting for a column mapping (its columns are "
                        f"{imp.mapping_state.replace('_', ' ')})", field="mapping")
@@ -488,7 +489,8 @@ def _csv_safe(value: str) -> str:
 def control_import(db: Session, ctx: TenantContext, *, import_id: uuid.UUID,
                    action: str) -> Import:
     imp = get_import_or_raise(db, ctx, import_id=import_id)
-    _require(ctx, get_import_type(imp.import_type))
+    # Checked before the state: a caller who may not control the run learns nothing of it.
+    jobs_service.access_of(db, ctx, imp.job_run).require_control()
     actions = {"cancel": jobs_service.cancel_job, "pause": jobs_service.pause_job,
                "resume": jobs_service.resume_job}
     if action not in actions:

@@ -10,10 +10,24 @@ from sqlalchemy.orm import Session
 from racehub.core.context import TenantContext
 from racehub.core.rbac import Perm
 from racehub.imports import service
+from racehub.imports.models import Import
+from racehub.imports.registry import load_import_types
+from racehub.jobs.registry import Needs, Subject
 from racehub.jobs.runner import JobHandle, job_task
 from racehub.settings import get_settings
 
 blueprint = Blueprint()
+
+
+def _needs_of_type(import_type: str) -> Needs:
+    """Controlling an import needs its type's own permission too (manufactured numbers:
+    inventory:number:manage); reading it, only what reading imports needs."""
+    return Needs(control=frozenset({load_import_types()[import_type].permission}))
+
+
+IMPORT_SUBJECT = Subject("import", key=Import.import_type,
+                         known_keys=lambda: load_import_types().keys(),
+                         needs=_needs_of_type)
 
 
 @job_task(
@@ -21,6 +35,8 @@ blueprint = Blueprint()
     kind=service.RUN_IMPORT_KIND,
     label="Import",
     permission=Perm.IMPORTS_IMPORT_RUN,
+    read_permission=Perm.IMPORTS_IMPORT_READ,
+    subject=IMPORT_SUBJECT,
     # Imports of one type in one tenant run one after another: two files onboarding the
     # same sequences at once would race for them.
     lock="import:{tenant_id}:{import_type}",

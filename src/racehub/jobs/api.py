@@ -36,7 +36,8 @@ def read_job(job_id: uuid.UUID, db: DB, ctx: ReadJobs) -> JobRunRead:
 
 @router.post("/{job_id}/cancel", response_model=JobRunRead)
 def cancel_job(job_id: uuid.UUID, db: DB, ctx: ReadJobs) -> JobRunRead:
-    """Cancel at the next batch boundary (at once if not running). Needs the job's permission."""
+    """Cancel at the next batch boundary (at once if not running). Needs the permissions of
+    the job's kind and of its subject (an audit-log export: core:audit:read)."""
     run = service.cancel_job(db, ctx, job_id=job_id)
     db.commit()
     return JobRunRead.model_validate(run)

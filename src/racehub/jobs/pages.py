@@ -13,7 +13,7 @@ from racehub.core.context import TenantContext
 from racehub.core.deps import DB, require
 from racehub.core.rbac import Perm
 from racehub.jobs import service
-from racehub.jobs.registry import get_kind
+from racehub.jobs.registry import label_of
 from racehub.web.pages import render
 from racehub.web.templating import is_htmx
 
@@ -26,9 +26,8 @@ ReadJobs = Annotated[TenantContext, Depends(require(Perm.JOBS_RUN_READ))]
 def job_page(job_id: uuid.UUID, request: Request, db: DB, ctx: ReadJobs) -> Response:
     run = service.get_job_or_raise(db, ctx, job_id=job_id)
     template = "jobs/_progress.html" if is_htmx(request) else "jobs/detail.html"
-    kind = get_kind(run.kind)
-    response = render(request, db, ctx, template, run=run, label=kind.label,
-                      can_control=ctx.can(kind.permission))
+    response = render(request, db, ctx, template, run=run, label=label_of(run.kind),
+                      can_control=service.access_of(db, ctx, run).can_control)
     if is_htmx(request) and run.status.is_terminal and _polled_from(request, f"/jobs/{job_id}"):
         # The job ended while its own page watched: reload it once, so its log and any
         # error details (outside the polled fragment) show the end too.

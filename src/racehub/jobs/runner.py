@@ -26,7 +26,7 @@ from racehub.core.context import TenantContext
 from racehub.core.rbac import Perm
 from racehub.jobs.exceptions import JobCancelled, JobInterrupted, JobPaused
 from racehub.jobs.models import JobRun, JobStatus
-from racehub.jobs.registry import JOB_KINDS, JobKind
+from racehub.jobs.registry import JOB_KINDS, JobKind, Subject
 from racehub.jobs.service import append_log
 
 log = structlog.get_logger(__name__)
@@ -219,8 +219,13 @@ def job_task(
     label: str,
     permission: Perm,
     lock: str | None = None,
+    read_permission: Perm = Perm.JOBS_RUN_READ,
+    subject: Subject | None = None,
 ) -> Callable[[JobBody], Any]:
-    """Declare a job kind: ``body(handle, db, ctx, **params)`` runs inside ``run_job``."""
+    """Declare a job kind: ``body(handle, db, ctx, **params)`` runs inside ``run_job``.
+
+    ``permission`` controls a run, ``read_permission`` reads it, and ``subject`` names the
+    row a run works on with the rule saying what that row adds (see jobs.registry)."""
 
     def decorator(body: JobBody) -> Any:
         name = kind.split(".", 1)[-1]
@@ -230,7 +235,8 @@ def job_task(
             run_job(context, job_run_id, body)
 
         JOB_KINDS[kind] = JobKind(kind=kind, label=label, permission=permission, task=task,
-                                  lock=lock)
+                                  lock=lock, read_permission=read_permission,
+                                  subject=subject)
         return task
 
     return decorator

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from racehub.core import audit
 from racehub.core.context import TenantContext
 from racehub.core.exceptions import Forbidden
+from racehub.core.rbac import Perm
 from racehub.jobs.exceptions import JobNotFound, JobStateConflict
 from racehub.jobs.models import JobRun, JobStatus
 from racehub.jobs.queue import defer_on
-from racehub.jobs.registry import get_kind
+from racehub.jobs.registry import JobKind, Needs, Subject, get_kind, load_kinds
 
 LOG_LIMIT = 200
 
@@ -30,13 +32,23 @@ def append_log(run: JobRun, message: str, **data: Any) -> None:
 
 
 def start_job(
-    db: Session, ctx: TenantContext, *, kind: str, params: dict[str, Any], message: str = ""
+    db: Session, ctx: TenantContext, *, kind: str, params: dict[str, Any], message: str = "",
+    subject_id: uuid.UUID | None = None,
 ) -> JobRun:
-    """Create the run and enqueue its task in the caller's transaction (both or neither)."""
+    """Create the run and enqueue its task in the caller's transaction (both or neither).
+
+    ``subject_id`` is the row the run works on, of the kind's subject type: who may read
+    and control the run depends on it (``access_of``)."""
     job_kind = get_kind(kind)
+    if job_kind.subject is not None and subject_id is None:
+        raise ValueError(f"a {kind} run needs its subject (a {job_kind.subject.type} id)")
+    if job_kind.subject is None and subject_id is not None:
+        raise ValueError(f"a {kind} run has no subject")
     run = JobRun(
         tenant_id=ctx.tenant_id,
         kind=kind,
+        subject_type=job_kind.subject.type if job_kind.subject else None,
+        subject_id=subject_id,
         requested_by_user_id=ctx.user_id,
         requested_by_label=ctx.actor_label,
         params=params,
@@ -60,20 +72,130 @@ def _enqueue(db: Session, run: JobRun, lock: str | None) -> None:
     run.queue_job_id = defer_on(db, job_kind.task, lock=lock_key).defer(job_run_id=str(run.id))
 
 
+# --- who may read and control a run: the one rule ------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobAccess:
+    """What reading and controlling one run need, and what the caller lacks of it."""
+
+    read_needs: frozenset[Perm]
+    control_needs: frozenset[Perm]  # reading included: nobody controls what they cannot see
+    missing_read: frozenset[Perm]
+    missing_control: frozenset[Perm]
+
+    @property
+    def can_read(self) -> bool:
+        return not self.missing_read
+
+    @property
+    def can_control(self) -> bool:
+        return not self.missing_control
+
+    def require_read(self) -> None:
+        if self.missing_read:
+            raise Forbidden(f"reading this job needs {_named(self.missing_read)}")
+
+    def require_control(self) -> None:
+        if self.missing_control:
+            raise Forbidden(f"controlling this job needs {_named(self.missing_control)}")
+
+
+def _named(perms: frozenset[Perm]) -> str:
+    names = [f"'{p.value}'" for p in sorted(perms)]
+    return ("the " + names[0] + " permission" if len(names) == 1
+            else "the permissions " + ", ".join(names))
+
+
+def _strictest(subject: Subject) -> Needs:
+    assert subject.known_keys is not None and subject.needs is not None
+    every = [subject.needs(key) for key in subject.known_keys()]
+    return Needs(read=frozenset().union(*(n.read for n in every)),
+                 control=frozenset().union(*(n.control for n in every)))
+
+
+def _subject_needs(db: Session, run: JobRun, subject: Subject | None) -> Needs:
+    if subject is None or not subject.has_rule:
+        return Needs()
+    assert subject.known_keys is not None and subject.needs is not None
+    key = None
+    if run.subject_type == subject.type and run.subject_id is not None:
+        model = subject.key.class_
+        key = db.scalar(select(subject.key).where(model.id == run.subject_id,
+                                                  model.tenant_id == run.tenant_id))
+    if key is None or key not in set(subject.known_keys()):
+        return _strictest(subject)  # a run without its subject: the rule's strictest case
+    return subject.needs(key)
+
+
+def access_of(db: Session, ctx: TenantContext, run: JobRun) -> JobAccess:
+    """Who may read and control ``run``: its kind's permissions plus what its subject adds.
+
+    Every route reading or controlling a run goes through here (or through ``readable``,
+    its form as a query filter for lists): /api/jobs, the job page and its buttons, and
+    the import and export routes that control their run."""
+    job_kind = load_kinds().get(run.kind)
+    if job_kind is None:  # a kind no code declares any more: only those holding everything
+        read = control = frozenset(Perm)
+    else:
+        needs = _subject_needs(db, run, job_kind.subject)
+        read = frozenset({job_kind.read_permission}) | needs.read
+        control = read | {job_kind.permission} | needs.control
+    return JobAccess(read_needs=read, control_needs=control,
+                     missing_read=read - ctx.permissions,
+                     missing_control=control - ctx.permissions)
+
+
+def _readable_of_kind(ctx: TenantContext, job_kind: JobKind) -> ColumnElement[bool] | None:
+    """``access_of(...).can_read`` for runs of one kind, as a filter (None: none readable)."""
+    if not ctx.can(job_kind.read_permission):
+        return None
+    condition = JobRun.kind == job_kind.kind
+    subject = job_kind.subject
+    if subject is None or not subject.has_rule:
+        return condition
+    assert subject.known_keys is not None and subject.needs is not None
+    keys = list(subject.known_keys())
+    allowed = [key for key in keys if subject.needs(key).read <= ctx.permissions]
+    if len(allowed) == len(keys):
+        return condition  # every subject readable, a missing one too (its strictest case)
+    model = subject.key.class_
+    return and_(condition, JobRun.subject_type == subject.type, JobRun.subject_id.in_(
+        select(model.id).where(model.tenant_id == ctx.tenant_id, subject.key.in_(allowed))))
+
+
+def readable(ctx: TenantContext) -> ColumnElement[bool]:
+    """The runs ``ctx`` may read, as a filter on JobRun (the same rule as ``access_of``)."""
+    kinds = load_kinds()
+    clauses = [c for c in (_readable_of_kind(ctx, k) for k in kinds.values()) if c is not None]
+    if ctx.permissions >= frozenset(Perm):
+        clauses.append(JobRun.kind.not_in(list(kinds)))
+    return or_(false(), *clauses)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
 def get_job_or_raise(db: Session, ctx: TenantContext, *, job_id: uuid.UUID) -> JobRun:
+    """The tenant's run, if the caller may read it (403 naming what reading it needs)."""
     run = db.scalar(select(JobRun).where(JobRun.id == job_id, JobRun.tenant_id == ctx.tenant_id))
     if run is None:
         raise JobNotFound()
+    access_of(db, ctx, run).require_read()
     return run
 
 
 def list_jobs(
     db: Session, ctx: TenantContext, *, kind: str | None = None, limit: int = 20
 ) -> list[JobRun]:
-    stmt = select(JobRun).where(JobRun.tenant_id == ctx.tenant_id)
+    """The tenant's runs the caller may read, newest first."""
+    stmt = select(JobRun).where(JobRun.tenant_id == ctx.tenant_id, readable(ctx))
     if kind:
         stmt = stmt.where(JobRun.kind == kind)
     return list(db.scalars(stmt.order_by(JobRun.created_at.desc(), JobRun.id).limit(limit)))
+
+
+# --- control ---------------------------------------------------------------------------------
 
 
 def _controllable(db: Session, ctx: TenantContext, job_id: uuid.UUID) -> JobRun:
@@ -82,9 +204,7 @@ def _controllable(db: Session, ctx: TenantContext, job_id: uuid.UUID) -> JobRun:
                     .with_for_update().execution_options(populate_existing=True))
     if run is None:
         raise JobNotFound()
-    permission = get_kind(run.kind).permission
-    if not ctx.can(permission):
-        raise Forbidden(f"controlling this job needs the '{permission.value}' permission")
+    access_of(db, ctx, run).require_control()
     return run
 
 
