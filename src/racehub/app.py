@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI
+import json
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from racehub.core.crypto import keyring_from_settings
@@ -48,7 +51,7 @@ def create_app(
         dependencies=[Depends(csrf_protect)],
         docs_url=None,  # Swagger UI needs a CDN and inline script; the JSON is enough
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=None,  # served below, encoded once
     )
     app.state.settings = settings
     app.state.sessionmaker = session_factory
@@ -94,4 +97,22 @@ def create_app(
                    exports_api, exports_pages, sync_api, sync_pages, timing_results_api,
                    timing_pages, ops_api):
         app.include_router(module.router)
+    _serve_openapi_once(app, OPENAPI_URL)
     return app
+
+
+OPENAPI_URL = "/api/openapi.json"
+
+
+def _serve_openapi_once(app: FastAPI, url: str) -> None:
+    """FastAPI keeps the schema as a dict and encodes it to JSON on every request (about
+    5 ms for ours); the document never changes while the process runs, so its bytes are
+    made on first use and reused."""
+    encoded: list[bytes] = []
+
+    async def openapi_document(request: Request) -> Response:  # no I/O: stays on the loop
+        if not encoded:
+            encoded.append(json.dumps(app.openapi(), separators=(",", ":")).encode())
+        return Response(encoded[0], media_type="application/json")
+
+    app.add_route(url, openapi_document, include_in_schema=False)
