@@ -167,6 +167,51 @@ def test_a_zip_listing_thousands_of_parts_is_refused_before_its_directory_is_rea
         open_table(path)
 
 
+def test_a_mimetype_bomb_is_not_unpacked_to_tell_the_format(tmp_path: Path) -> None:
+    """What a zip is (.ods, .docx...) is told from its first bytes of "mimetype"."""
+    path = tmp_path / "a.ods"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("mimetype", "w") as member:
+        member.write(b"application/vnd.oasis.opendocument.spreadsheet")
+        for _ in range(300):
+            member.write(b" " * MB)
+    reads: list[int] = []
+    original = zipfile.ZipExtFile.read
+
+    def read(self: zipfile.ZipExtFile, n: int = -1) -> bytes:
+        reads.append(n)
+        return original(self, n)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(zipfile.ZipExtFile, "read", read)
+        with pytest.raises(UnreadableFile, match=r"\(.ods\)"):
+            open_table(path)
+    assert reads == [100]
+
+
+@pytest.mark.parametrize(("offset", "value"), [
+    (6, b"\x41"),  # needs zip version 6.5
+    (8, b"\x01"),  # encrypted
+    (8, b"\x40"),  # strong encryption
+    (10, b"\x63"),  # compression method 99
+])
+def test_a_zip_entry_zipfile_cannot_open_is_refused_as_damaged(
+    tmp_path: Path, offset: int, value: bytes
+) -> None:
+    """A newer zip version, encryption or an unknown compression method in the workbook's
+    parts: refused, not a 500."""
+    path = write_workbook(tmp_path / "a.xlsx", sheet_xml({"A1": "name", "A2": "Ann"}))
+    data = bytearray(path.read_bytes())
+    at = data.index(b"PK\x01\x02")  # xl/workbook.xml's entry in the central directory
+    while data[at + 46:at + 61] != b"xl/workbook.xml":
+        at = data.index(b"PK\x01\x02", at + 4)
+    data[at + offset:at + offset + 1] = value
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(UnreadableFile, match="damaged"):
+        read_all(path)
+
+
 def test_a_cell_over_131072_characters_is_refused(tmp_path: Path) -> None:
     path = write_workbook(tmp_path / "a.xlsx", sheet_xml(
         {"A1": "name", "A2": "x" * 131_073}))

@@ -372,8 +372,11 @@ def _check_workbook(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-            kind = archive.read("mimetype")[:100] if "mimetype" in names else b""
-    except zipfile.BadZipFile:
+            kind = b""
+            if "mimetype" in names:
+                with archive.open("mimetype") as mimetype:
+                    kind = mimetype.read(100)  # never the whole member: it may be a bomb
+    except xlsx.ZIP_ERRORS:
         raise UnreadableFile("the file looks like an XLSX workbook but is damaged or "
                              "incomplete; save it again and re-upload it") from None
     if "xl/workbook.xml" in names:
