@@ -126,10 +126,24 @@ def test_a_csv_row_over_the_limits_is_a_400_naming_the_row(
     assert count(db, Import) == 0
 
 
+def test_a_small_file_is_checked_whole_at_the_upload(
+    upload: Upload, db: Session, tmp_path: Path
+) -> None:
+    """Up to 1 MB unpacked, the cell past the first rows (and past the first 64 KB the
+    reader inflates at a time) is found at the upload."""
+    path = far_cell_past_the_start(tmp_path / "far.xlsx", 900_000)
+
+    response = upload(path.read_bytes(), filename="far.xlsx")
+
+    assert response.status_code == 400, response.text
+    assert "its cells span A1:XFD1048576" in response.json()["detail"]
+    assert count(db, Import) == 0
+
+
 def test_a_large_file_whose_excess_lies_past_the_start_fails_its_job(
     upload: Upload, run_import: RunImport, db: Session, tmp_path: Path
 ) -> None:
-    """The upload reads the start of a file past 4 MB unpacked; the job reads it whole
+    """The upload reads the start of a file past 1 MB unpacked; the job reads it whole
     before processing a row, and fails naming the cell."""
     path = far_cell_past_the_start(tmp_path / "far.xlsx", 5 * MB)
 

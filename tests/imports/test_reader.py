@@ -113,6 +113,16 @@ def test_csv_utf16_with_bom_as_excel_unicode_text_is_read(tmp_path: Path) -> Non
     assert cells(rows) == [["Zoë", "007"]]
 
 
+@pytest.mark.parametrize("damage", [b"\x00", b"\x00\xd8A\x00"])
+def test_csv_utf16_that_is_not_valid_utf16_is_refused(tmp_path: Path, damage: bytes) -> None:
+    """A cut-short file, a lone surrogate: refused at the upload, not a 500 later."""
+    path = tmp_path / "x.csv"
+    path.write_bytes("name\tbib\nZoë\t007\n".encode("utf-16") + damage)
+
+    with pytest.raises(UnreadableFile, match="starts as UTF-16 text but is not valid UTF-16"):
+        open_table(path)
+
+
 # --- CSV structure -----------------------------------------------------------------
 
 

@@ -3,7 +3,9 @@ kept, and honest ones read exactly as calamine reads them."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import random
 import zipfile
 from pathlib import Path
 
@@ -167,6 +169,51 @@ def test_a_zip_listing_thousands_of_parts_is_refused_before_its_directory_is_rea
         open_table(path)
 
 
+def test_a_mimetype_bomb_is_not_unpacked_to_tell_the_format(tmp_path: Path) -> None:
+    """What a zip is (.ods, .docx...) is told from its first bytes of "mimetype"."""
+    path = tmp_path / "a.ods"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("mimetype", "w") as member:
+        member.write(b"application/vnd.oasis.opendocument.spreadsheet")
+        for _ in range(300):
+            member.write(b" " * MB)
+    reads: list[int] = []
+    original = zipfile.ZipExtFile.read
+
+    def read(self: zipfile.ZipExtFile, n: int = -1) -> bytes:
+        reads.append(n)
+        return original(self, n)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(zipfile.ZipExtFile, "read", read)
+        with pytest.raises(UnreadableFile, match=r"\(.ods\)"):
+            open_table(path)
+    assert reads == [100]
+
+
+@pytest.mark.parametrize(("offset", "value"), [
+    (6, b"\x41"),  # needs zip version 6.5
+    (8, b"\x01"),  # encrypted
+    (8, b"\x40"),  # strong encryption
+    (10, b"\x63"),  # compression method 99
+])
+def test_a_zip_entry_zipfile_cannot_open_is_refused_as_damaged(
+    tmp_path: Path, offset: int, value: bytes
+) -> None:
+    """A newer zip version, encryption or an unknown compression method in the workbook's
+    parts: refused, not a 500."""
+    path = write_workbook(tmp_path / "a.xlsx", sheet_xml({"A1": "name", "A2": "Ann"}))
+    data = bytearray(path.read_bytes())
+    at = data.index(b"PK\x01\x02")  # xl/workbook.xml's entry in the central directory
+    while data[at + 46:at + 61] != b"xl/workbook.xml":
+        at = data.index(b"PK\x01\x02", at + 4)
+    data[at + offset:at + offset + 1] = value
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(UnreadableFile, match="damaged"):
+        read_all(path)
+
+
 def test_a_cell_over_131072_characters_is_refused(tmp_path: Path) -> None:
     path = write_workbook(tmp_path / "a.xlsx", sheet_xml(
         {"A1": "name", "A2": "x" * 131_073}))
@@ -309,3 +356,83 @@ def test_honest_workbook_values_are_what_calamine_reads(
         assert all(v == "" for v in want[len(values):])
         assert [type(v) for v in values if v not in (None, "")] == [
             type(v) for v in want[:len(values)] if v != ""], number
+
+
+# --- damaged workbooks: refused, never another exception (a 500, a job dying oddly) ------------
+
+
+def _honest_parts(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    path = tmp_path / "honest.xlsx"
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet()
+    dates = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    sheet.write_row(0, 0, ["sequence", "name", "born"])
+    for row in range(1, 30):
+        sheet.write_row(row, 0, [row, f"runner {row}"])
+        sheet.write_number(row, 2, 30000 + row, dates)
+    workbook.close()
+    with zipfile.ZipFile(path) as archive:
+        return path, {name: archive.read(name) for name in archive.namelist()}
+
+
+def _read_or_refuse(path: Path) -> None:
+    with contextlib.suppress(UnreadableFile):
+        read_all(path)
+
+
+def test_an_xml_declaration_with_an_unknown_encoding_is_refused_as_damaged(
+    tmp_path: Path
+) -> None:
+    sheet = sheet_xml({"A1": "name", "A2": "Ann"}).replace('"UTF-8"', '"UTF-9"')
+    path = write_workbook(tmp_path / "a.xlsx", sheet)
+
+    with pytest.raises(UnreadableFile, match=r"damaged \(xl/worksheets/sheet1.xml: .*UTF-9"):
+        read_all(path)
+    _, parts = _honest_parts(tmp_path)
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, content in parts.items():
+            archive.writestr(member, content.replace(b'encoding="UTF-8"', b'encoding="UTF-9"')
+                             if member == "xl/workbook.xml" else content)
+    with pytest.raises(UnreadableFile, match=r"damaged \(xl/workbook.xml: .*UTF-9"):
+        read_all(path)
+
+
+def test_honest_workbook_with_mutated_parts_is_read_or_refused(tmp_path: Path) -> None:
+    """Fixed seed, 300 workbooks: each has bytes of one XML part changed, dropped or
+    inserted (the mutations that found unknown encodings and huge digit strings)."""
+    _, parts = _honest_parts(tmp_path)
+    rng = random.Random(20261207)
+    inserts = [b"9" * 5000, b"<c>", b"</row>", b'r="ZZZ0"', b't="s"', b"<v>", b"&amp;",
+               b"\x00", b'<row r="0">', b"-1", b"1e400", b"nan", b'encoding="UTF-9"']
+    for _ in range(300):
+        name = rng.choice([n for n in parts if n.endswith((".xml", ".rels"))])
+        data = bytearray(parts[name])
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data))
+            choice = rng.random()
+            if choice < 0.4:
+                data[at] = rng.randrange(256)
+            elif choice < 0.7:
+                del data[at:at + rng.randint(1, 20)]
+            else:
+                data[at:at] = rng.choice(inserts)
+        path = tmp_path / "mutated.xlsx"
+        with zipfile.ZipFile(path, "w") as archive:
+            for member, content in parts.items():
+                archive.writestr(member, bytes(data) if member == name else content)
+        _read_or_refuse(path)
+
+
+def test_honest_workbook_with_damaged_zip_bytes_is_read_or_refused(tmp_path: Path) -> None:
+    """Fixed seed, 300 files with bytes of the zip itself changed (headers, directory,
+    compressed data): the mutations that found encryption flags and zip versions."""
+    path, _ = _honest_parts(tmp_path)
+    original = path.read_bytes()
+    rng = random.Random(7)
+    for _ in range(300):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        damaged = tmp_path / "damaged.xlsx"
+        damaged.write_bytes(bytes(data))
+        _read_or_refuse(damaged)

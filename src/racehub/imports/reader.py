@@ -273,10 +273,9 @@ def _distrust(value: object, text: str) -> str | None:
 
 
 def _csv_encoding(path: Path) -> str:
-    if _head(path).startswith(_UTF16_BOMS):
-        return "utf-16"
+    utf16 = _head(path).startswith(_UTF16_BOMS)
     with path.open("rb") as file:
-        for encoding in ("utf-8", "cp1252"):
+        for encoding in ("utf-16",) if utf16 else ("utf-8", "cp1252"):
             file.seek(0)
             decoder = codecs.getincrementaldecoder(encoding)()
             try:
@@ -286,6 +285,9 @@ def _csv_encoding(path: Path) -> str:
             except UnicodeDecodeError:
                 continue
             return encoding
+    if utf16:  # checked too: a damaged one failed half-way through its job
+        raise UnreadableFile("the file starts as UTF-16 text but is not valid UTF-16 "
+                             '(damaged or cut short); save it again as "CSV UTF-8"')
     raise UnreadableFile('the file is neither UTF-8 nor Windows-1252 text; '
                          'save it as "CSV UTF-8"')
 
@@ -372,8 +374,11 @@ def _check_workbook(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-            kind = archive.read("mimetype")[:100] if "mimetype" in names else b""
-    except zipfile.BadZipFile:
+            kind = b""
+            if "mimetype" in names:
+                with archive.open("mimetype") as mimetype:
+                    kind = mimetype.read(100)  # never the whole member: it may be a bomb
+    except xlsx.ZIP_ERRORS:
         raise UnreadableFile("the file looks like an XLSX workbook but is damaged or "
                              "incomplete; save it again and re-upload it") from None
     if "xl/workbook.xml" in names:

@@ -65,10 +65,10 @@ AUTO_DETECTED = "auto_detected"  # every required field found by header name
 NEEDS_MAPPING = "needs_mapping"  # waiting, paused in Columns, for the operator's mapping
 MAPPED = "mapped"  # by the operator
 SAMPLE_ROWS = 5
-# The upload reads the whole of a file this small (a few ms) instead of its first rows
+# The upload reads the whole of a file this small (~50 ms) instead of its first rows
 # only: a tiny hostile workbook (a stray cell at XFD1048576) is refused at once, not by
 # its job. Larger files are checked whole by the job, in the worker.
-CHECK_AT_UPLOAD_BYTES = 4 * 1024 * 1024
+CHECK_AT_UPLOAD_BYTES = 1024 * 1024
 _SAMPLE_CELL_CHARS = 200
 
 

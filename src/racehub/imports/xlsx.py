@@ -54,6 +54,11 @@ _DAMAGED = "the XLSX workbook is damaged ({}); save it again and re-upload it"
 _EXCEL_EPOCH = datetime(1899, 12, 30)
 _DAY_MS = 86_400_000
 
+# What zipfile raises for a damaged or unsupported member: a bad CRC or header, a
+# truncated stream, encryption (RuntimeError), a compression method it lacks.
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
+               NotImplementedError, ValueError)
+
 Records = Generator[tuple[int, Sequence[object]], None, None]
 
 
@@ -136,7 +141,7 @@ class Workbook:
         check_directory(path)
         try:
             self.archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        except ZIP_ERRORS:
             raise UnreadableFile("the file looks like an XLSX workbook but is damaged or "
                                  "incomplete; save it again and re-upload it") from None
         try:
@@ -213,24 +218,32 @@ class Workbook:
         if self.archive.getinfo(name).file_size > _PART_BYTES:
             raise UnreadableFile(_too_large(name, self.archive.getinfo(name).file_size,
                                             _PART_BYTES))
-        with self.archive.open(name) as part:
+        with self._open(name) as part:
             data = b"".join(_chunks(part, name, _PART_BYTES))
         if b"<!DOCTYPE" in data:
             _no_doctype()
         try:
             return ElementTree.fromstring(data)
-        except ElementTree.ParseError as error:
+        except (ElementTree.ParseError, LookupError, ValueError) as error:
+            # LookupError: an XML declaration naming an unknown encoding
             raise UnreadableFile(_DAMAGED.format(f"{name}: {error}")) from None
+
+    def _open(self, member: str) -> IO[bytes]:
+        try:
+            return self.archive.open(member)
+        except ZIP_ERRORS as error:
+            raise UnreadableFile(_DAMAGED.format(f"{member}: {error}")) from None
 
     def stream(self, member: str, parser: expat.XMLParserType) -> Iterator[None]:
         """Feed ``member`` to ``parser`` a chunk at a time, yielding after each chunk."""
         try:
-            with self.archive.open(member) as part:
+            with self._open(member) as part:
                 for chunk in _chunks(part, member, self.limits.max_xml_bytes):
                     parser.Parse(chunk, False)
                     yield
             parser.Parse(b"", True)
-        except expat.ExpatError as error:
+        except (expat.ExpatError, LookupError) as error:
+            # LookupError: an XML declaration naming an unknown encoding
             raise UnreadableFile(_DAMAGED.format(f"{member}: {error}")) from None
         yield
 
@@ -244,7 +257,7 @@ def _chunks(part: IO[bytes], member: str, cap: int) -> Iterator[bytes]:
             if total > cap:
                 raise UnreadableFile(_too_large(member, total, cap, at_least=True))
             yield chunk
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+    except ZIP_ERRORS as error:
         raise UnreadableFile(_DAMAGED.format(f"{member}: {error}")) from None
 
 
