@@ -17,11 +17,16 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from racehub.core.csrf import csrf_protect
+from racehub.core.deps import get_db, get_principal, get_settings_dep
 from racehub.sync.api import raw_body
 from racehub.web.pages import _posted_form
 
-# Each awaits the request body and nothing else.
-ASYNC_ALLOWED: set[Callable[..., Any]] = {csrf_protect, _posted_form, raw_body}
+ASYNC_ALLOWED: set[Callable[..., Any]] = {
+    # Each awaits the request body and nothing else.
+    csrf_protect, _posted_form, raw_body,
+    # Each reads what the gate put on the request (no I/O), saving a thread hop each.
+    get_settings_dep, get_db, get_principal,
+}
 
 
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:

@@ -33,15 +33,21 @@ CSRF_COOKIE = "racehub_csrf"
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 
-def get_settings_dep(request: Request) -> Settings:
+# The dependencies that only read what the gate put on the request are ``async def``: a
+# plain ``def`` dependency costs a hop to the thread pool and back on every request (the
+# issue measured 7 hops for one GET). Anything that may touch the database stays ``def``
+# (tests/web/test_routes.py lists the async ones).
+
+
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_db(request: Request) -> Session:
+async def get_db(request: Request) -> Session:
     """The request's one session, opened on first use by the request gate
     (``web/gate.py``), which also resolved the caller on it and closes it after the
-    response."""
+    response. Creating the session does no I/O: it connects on its first query."""
     request_session: RequestSession = request.state.db
     return request_session.get()
 
@@ -145,7 +151,7 @@ def authenticate(
     return Authentication()
 
 
-def get_principal(request: Request) -> Principal | None:
+async def get_principal(request: Request) -> Principal | None:
     """The caller the gate resolved (no second lookup); refused credentials are a 401."""
     authentication: Authentication = request.state.authentication
     if authentication.error:
