@@ -76,14 +76,19 @@ DEFAULT_BATCH = Settings.model_fields["job_batch_size"].default
 STAGING = ("CREATE TABLE staging (line bigint GENERATED ALWAYS AS IDENTITY, sequence bigint, "
            "number text, barcode text)")
 COPY = "COPY staging (sequence, number, barcode) FROM STDIN (FORMAT csv, HEADER)"
-# The job's writes, set-based from the staging table (an empty barcode is NULL in CSV).
+# The job's writes, set-based from the staging table (an empty barcode is NULL in CSV), as
+# one would write them by hand: with statistics for each join (without them the planner
+# joins 100k rows by nested loops and takes ~10x longer).
 SET_BASED = [
+    "ANALYZE staging",
     """INSERT INTO tags (id, tenant_id, code)
        SELECT gen_random_uuid(), %(tenant)s, barcode FROM staging WHERE barcode IS NOT NULL""",
+    "ANALYZE tags",
     """INSERT INTO race_numbers (id, tenant_id, number_type_id, sequence, number, state, tag_id)
        SELECT gen_random_uuid(), %(tenant)s, %(number_type)s, s.sequence, s.number,
               'MANUFACTURED', t.id
          FROM staging s LEFT JOIN tags t ON t.tenant_id = %(tenant)s AND t.code = s.barcode""",
+    "ANALYZE race_numbers",
     """INSERT INTO race_number_log (tenant_id, race_number_id, action, to_state, detail,
                                     actor_label, job_run_id)
        SELECT %(tenant)s, r.id, 'manufactured', 'MANUFACTURED',
