@@ -6,6 +6,7 @@ The scripts run as ``.venv/bin/python benchmarks/<name>.py``, so this folder is 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -75,6 +76,33 @@ def scratch_database(admin: str, name: str, keep: bool = False) -> Iterator[str]
             print(f"kept database {name}")
         else:
             drop_database(admin, name)
+
+
+@contextlib.contextmanager
+def cloned_database(admin: str, template: str, name: str) -> Iterator[str]:
+    """A database ``name`` cloned from ``template`` (CREATE DATABASE ... TEMPLATE: a copy of
+    its schema, rows and planner statistics) for the ``with`` block; its SQLAlchemy URL.
+    Dropped afterwards, even on error. Nobody may be connected to ``template`` meanwhile.
+    For runs that must each start from the same state where tables cannot be emptied (the
+    race-number log refuses TRUNCATE and DELETE)."""
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield sqlalchemy_url(database_url(admin, name))
+    finally:
+        drop_database(admin, name)
+
+
+def add_smoke_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny run that only shows the script still works (CI runs "
+                             "it, tests/test_benchmarks.py); its figures mean nothing")
+
+
+def bench_db_name(name: str, smoke: bool) -> str:
+    """The scratch database's name: smoke runs add the pid, so two can run at once."""
+    return f"{name}_smoke_{os.getpid()}" if smoke else name
 
 
 def timed(fn: Callable[[], T], repeat: int) -> tuple[float, T]:

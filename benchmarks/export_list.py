@@ -32,6 +32,8 @@ from typing import Any
 
 import psycopg
 from _common import (
+    add_smoke_argument,
+    bench_db_name,
     child_result,
     print_result,
     scratch_database,
@@ -152,9 +154,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, nargs="+", default=[1000],
                         help="keyset page sizes to time (RACEHUB_EXPORT_BATCH_SIZE)")
+    add_smoke_argument(parser)
     args = parser.parse_args()
+    if args.smoke:
+        args.rows, args.small, args.repeat, args.batch = 60, 20, 1, [25]
     admin = server_url(args.url)
-    with scratch_database(admin, BENCH_DB) as url:
+    with scratch_database(admin, bench_db_name(BENCH_DB, args.smoke)) as url:
         engine = create_engine(url)
         factory = sessionmaker(bind=engine, expire_on_commit=False)
         with factory() as db:

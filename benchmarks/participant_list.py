@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from _common import scratch_database, server_url, timed
+from _common import add_smoke_argument, bench_db_name, scratch_database, server_url, timed
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
@@ -76,9 +76,12 @@ def main() -> None:
     parser.add_argument("--url")
     parser.add_argument("--participants", type=int, default=50_000)
     parser.add_argument("--keep", action="store_true", help="keep the database to EXPLAIN")
+    add_smoke_argument(parser)
     args = parser.parse_args()
+    if args.smoke:
+        args.participants = 60
     admin = server_url(args.url)
-    with scratch_database(admin, BENCH_DB, keep=args.keep) as url:
+    with scratch_database(admin, bench_db_name(BENCH_DB, args.smoke), keep=args.keep) as url:
         engine = create_engine(url)
         with Session(engine) as db:
             tenant_id, event_id = seed(db, args.participants)

@@ -33,6 +33,8 @@ from typing import Any
 
 import psycopg
 from _common import (
+    add_smoke_argument,
+    bench_db_name,
     child_result,
     print_result,
     scratch_database,
@@ -151,9 +153,12 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
+    add_smoke_argument(parser)
     args = parser.parse_args()
+    if args.smoke:
+        args.participants, args.small, args.repeat = 60, 20, 1
     admin = server_url(args.url)
-    with scratch_database(admin, BENCH_DB) as url:
+    with scratch_database(admin, bench_db_name(BENCH_DB, args.smoke)) as url:
         engine = create_engine(url)
         factory = sessionmaker(bind=engine, expire_on_commit=False)
         with factory() as db:

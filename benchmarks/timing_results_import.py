@@ -35,6 +35,8 @@ from typing import Any
 
 import psycopg
 from _common import (
+    add_smoke_argument,
+    bench_db_name,
     child_result,
     copy_from_seconds,
     database_url,
@@ -193,14 +195,18 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--tenant", help=argparse.SUPPRESS)
+    add_smoke_argument(parser)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
+    if args.smoke:
+        args.rows, args.copy_repeat = [40], 1
 
     admin = server_url(args.url)
-    bench_admin = database_url(admin, BENCH_DB)
-    with scratch_database(admin, BENCH_DB, keep=args.keep) as url:
+    name = bench_db_name(BENCH_DB, args.smoke)
+    bench_admin = database_url(admin, name)
+    with scratch_database(admin, name, keep=args.keep) as url:
         engine = create_engine(url)
         events: dict[int, uuid.UUID] = {}
         with Session(engine) as db:
