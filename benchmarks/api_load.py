@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from _common import ROOT, scratch_database, server_url
+from _common import ROOT, add_smoke_argument, bench_db_name, scratch_database, server_url
 from participant_list import seed
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
@@ -176,13 +176,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2.0, help="requests/s per polling client")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of (a) and (b)")
     parser.add_argument("--requests", type=int, default=200, help="one-at-a-time requests")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check it runs")
+    add_smoke_argument(parser)
     opts = parser.parse_args()
     if opts.smoke:
         opts.participants, opts.clients, opts.seconds, opts.requests = 200, 2, 1.0, 5
 
     admin = server_url(opts.url)
-    with scratch_database(admin, BENCH_DB) as url:
+    with scratch_database(admin, bench_db_name(BENCH_DB, opts.smoke)) as url:
         engine = create_engine(url)
         with Session(engine) as db:
             tenant_id, event_id = seed(db, opts.participants)
