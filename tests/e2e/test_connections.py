@@ -81,7 +81,10 @@ def test_test_connection_shows_the_result_inline_and_secrets_stay_hidden(
     base_url = page.get_by_label("Base URL")
     expect(base_url).to_have_attribute("readonly", "")
     secret_input = page.get_by_label("API secret", exact=True)
-    expect(secret_input).to_have_attribute("placeholder", re.compile(r"ends in " + WRONG[-4:]))
+    # A secret reads only "set"; the API key, an identifier, shows its last 4.
+    expect(secret_input).to_have_attribute("placeholder", "set — leave blank to keep")
+    expect(page.get_by_label("API key", exact=True)).to_have_attribute(
+        "placeholder", re.compile(r"ends in " + API_KEY[-4:]))
     expect(secret_input).to_have_value("")  # never filled back in
     secret_input.fill(API_SECRET)
     page.get_by_role("button", name="Save").click()
@@ -118,9 +121,12 @@ def test_the_form_asks_only_for_the_providers_own_credentials(page: Page, seeded
     page.get_by_role("button", name="Add connection").click()
     expect(page.get_by_role("status").first).to_contain_text("Connection added")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Haku spring")
+    # The secret reads only "set"; the client id, an identifier, shows its last 4.
     expect(page.get_by_label("Client secret")).to_have_attribute(
-        "placeholder", re.compile(r"^set · ends in 7Ii6 "))
-    assert "haku-secret-Pp8" not in page.content()
+        "placeholder", "set — leave blank to keep")
+    expect(page.get_by_label("Client id", exact=True)).to_have_attribute(
+        "placeholder", re.compile(r"^set · ends in 0042 "))
+    assert "haku-secret-Pp8" not in page.content() and "7Ii6" not in page.content()
 
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete connection").click()

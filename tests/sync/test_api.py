@@ -65,9 +65,11 @@ def test_a_connection_lifecycle_never_shows_or_logs_a_secret(
     assert created.status_code == 201, created.text
     body = created.json()
     connection_id = body["id"]
-    assert body["credentials"] == {"api_key": {"set": True, "last4": RSU_KEY[-4:]},
-                                   "api_secret": {"set": True, "last4": WRONG_SECRET[-4:]},
-                                   "access_token": {"set": False, "last4": None}}
+    # The key is an identifier (its last 4 tell two apart); secrets show only "set".
+    assert body["credentials"] == {
+        "api_key": {"set": True, "secret": False, "last4": RSU_KEY[-4:]},
+        "api_secret": {"set": True, "secret": True, "last4": None},
+        "access_token": {"set": False, "secret": True, "last4": None}}
     assert body["status"] == "UNTESTED" and body["baseUrl"] == base_url
 
     failed = client.post(f"/api/connections/{connection_id}/test")

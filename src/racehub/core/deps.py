@@ -103,6 +103,10 @@ class RequestSession:
             self._db = self._opened.__enter__()
         return self._db
 
+    @property
+    def opened(self) -> bool:
+        return self._opened is not None
+
     def close(self) -> None:
         if self._opened is not None:
             opened, self._opened, self._db = self._opened, None, None

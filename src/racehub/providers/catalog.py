@@ -34,9 +34,16 @@ class CredentialField:
     key: str
     label: str
     required: bool = True
-    # Passwords never show even their last 4 characters; keys and ids do (to tell two apart).
-    password: bool = False
+    password: bool = False  # a person's password (a secret too)
     help: str = ""
+    # A secret shows only "set" to readers of a connection. Only an identifier that is not
+    # secret (a client id, a user name) shows its last 4 characters, to tell two apart; a
+    # field is a secret unless declared otherwise.
+    secret: bool = True
+
+    def __post_init__(self) -> None:
+        if self.password and not self.secret:
+            raise ValueError(f"credential field {self.key}: a password is always a secret")
 
 
 class SettingKind(enum.StrEnum):
@@ -208,7 +215,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
     for spec in (
         ProviderSpec(
             "RUNSIGNUP", "RunSignUp", Direction.REGISTRATION, "https://runsignup.com/Rest",
-            (CredentialField("api_key", "API key", required=False),
+            (CredentialField("api_key", "API key", required=False, secret=False),
              CredentialField("api_secret", "API secret", required=False),
              CredentialField("access_token", "OAuth access token", required=False,
                              help="Tokens last about a month")),
@@ -232,9 +239,9 @@ PROVIDERS: dict[str, ProviderSpec] = {
             )),
         ProviderSpec(
             "RACE_ROSTER", "Race Roster", Direction.REGISTRATION, "https://raceroster.com/api/v1",
-            (CredentialField("client_id", "Client id"),
+            (CredentialField("client_id", "Client id", secret=False),
              CredentialField("client_secret", "Client secret"),
-             CredentialField("username", "Username"),
+             CredentialField("username", "Username", secret=False),
              CredentialField("password", "Password", password=True)),
             adapter="racehub.providers.raceroster:RaceRosterAdapter",
             simulator="racehub.providers.raceroster.simulator",
@@ -253,7 +260,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             )),
         ProviderSpec(
             "HAKU", "Haku", Direction.REGISTRATION, "https://api.hakuapp.com",
-            (CredentialField("client_id", "Client id"),
+            (CredentialField("client_id", "Client id", secret=False),
              CredentialField("client_secret", "Client secret")),
             adapter="racehub.providers.haku:HakuAdapter",
             simulator="racehub.providers.haku.simulator",
@@ -261,8 +268,9 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec(
             "CHRONOTRACK", "ChronoTrack Live", Direction.SCORING,
             "https://api.chronotrack.com/api",
-            (CredentialField("client_id", "Client id"),
-             CredentialField("user_id", "User id", help="The ChronoTrack login (e-mail)"),
+            (CredentialField("client_id", "Client id", secret=False),
+             CredentialField("user_id", "User id", help="The ChronoTrack login (e-mail)",
+                             secret=False),
              # The wire name: the adapter sends its SHA-1 as ``user_pass``.
              CredentialField("user_pass", "Password", password=True)),
             adapter="racehub.providers.chronotrack:ChronoTrackAdapter",

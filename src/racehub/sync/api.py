@@ -48,6 +48,8 @@ class CredentialFieldRead(APIModel):
     required: bool
     password: bool
     help: str
+    secret: bool = Field(description="Shown to readers of a connection only as set; "
+                         "otherwise an identifier, shown with its last 4 characters")
 
 
 class SettingFieldRead(APIModel):

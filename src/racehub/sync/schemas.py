@@ -95,7 +95,10 @@ class ConnectionUpdate(APIModel):
 
 class CredentialHint(APIModel):
     set: bool
-    last4: str | None = Field(default=None, description="Keys and ids only; never passwords")
+    secret: bool = Field(description="A secret shows only whether it is set, never a hint")
+    last4: str | None = Field(
+        default=None, description="Identifiers that are not secret only (a client id, a user "
+        "name): their last 4 characters; never a secret's")
 
 
 class ConnectionRead(APIModel):

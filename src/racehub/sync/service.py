@@ -100,12 +100,14 @@ def credential_hints(keyring: Keyring, connection: ProviderConnection) -> dict[s
         stored = read_credentials(keyring, connection)
     except DecryptError:
         # The key that encrypted them is gone: say they are set, show nothing of them.
-        return {f.key: CredentialHint(set=True) for f in spec.credentials}
+        return {f.key: CredentialHint(set=True, secret=f.secret) for f in spec.credentials}
     hints = {}
     for f in spec.credentials:
         value = stored.get(f.key) or ""
-        show = bool(value) and not f.password and len(value) >= HINT_MIN_LENGTH
-        hints[f.key] = CredentialHint(set=bool(value), last4=value[-4:] if show else None)
+        # A secret shows only "set"; an identifier its last 4 characters (to tell two apart).
+        show = bool(value) and not f.secret and len(value) >= HINT_MIN_LENGTH
+        hints[f.key] = CredentialHint(set=bool(value), secret=f.secret,
+                                      last4=value[-4:] if show else None)
     return hints
 
 

@@ -112,7 +112,8 @@ class RequestGate:
         try:
             await self._handle(scope, receive, send, request, state, request_session)
         finally:
-            await run_in_threadpool(request_session.close)
+            if request_session.opened:  # closing returns the connection: a blocking call
+                await run_in_threadpool(request_session.close)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, request: Request,
                       state: dict[str, object], request_session: RequestSession) -> None:
