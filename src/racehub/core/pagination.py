@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, Select, literal, tuple_
 
 from racehub.core.exceptions import Invalid
-from racehub.core.schemas import APIModel
+from racehub.core.schemas import APIModel, hostile_value
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 500
@@ -88,6 +88,8 @@ def _coerce(col: ColumnElement[Any], value: str | None) -> Any:
             typed = value
         else:
             typed = python_type(value)
+        if hostile_value(typed):  # a NUL character or an integer beyond 64 bits
+            raise ValueError(value)
     except (KeyError, TypeError, ValueError) as exc:
         raise Invalid("cursor is not a cursor returned by this API", field="cursor") from exc
     return literal(typed, type_=col.type)
