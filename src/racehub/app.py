@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from racehub.core.crypto import keyring_from_settings
 from racehub.core.csrf import csrf_protect
-from racehub.core.deps import SessionFactory
+from racehub.core.deps import SessionFactory, refuse_hostile_input
 from racehub.core.errors import install_error_handlers
 from racehub.core.logging import configure_logging
 from racehub.db.session import get_engine, make_sessionmaker
@@ -48,7 +48,7 @@ def create_app(
         title="racehub",
         version="0.1.0",
         description=API_DESCRIPTION,
-        dependencies=[Depends(csrf_protect)],
+        dependencies=[Depends(csrf_protect), Depends(refuse_hostile_input)],
         docs_url=None,  # Swagger UI needs a CDN and inline script; the JSON is enough
         redoc_url=None,
         openapi_url=None,  # served below, encoded once

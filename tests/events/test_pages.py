@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from racehub.core.models import Role, Tenant
 from racehub.events.models import Event
 from tests.core.conftest import start_browser_session
-from tests.factories import make_category, make_user
+from tests.factories import make_category, make_participant, make_user
 
 
 @pytest.fixture
@@ -48,3 +48,32 @@ def test_event_pages_show_a_stored_start_out_of_range(
         response = client.get(url)
         assert response.status_code == 200, url
         assert event.name in response.text
+
+
+def test_walk_up_form_takes_a_source_and_names_the_holder_of_a_taken_one(
+    client: TestClient, db: Session, csrf: str, event: Event
+) -> None:
+    holder = make_participant(db, event, first_name="Ada", last_name="Lovelace",
+                              source_provider="RUNSIGNUP", source_id="77")
+    db.commit()
+    url = f"/events/{event.id}/participants/new"
+    form = {"csrf_token": csrf, "first_name": "Grace", "last_name": "Hopper",
+            "status": "active"}
+
+    page = client.get(url)
+    assert '<option value="RUNSIGNUP" >RunSignUp</option>' in page.text
+
+    taken = client.post(url, data={**form, "source_provider": "RUNSIGNUP", "source_id": "77"})
+    assert taken.status_code == 409
+    assert 'aria-describedby="source_id-problem"' in taken.text
+    assert "Ada Lovelace" in taken.text and str(holder.id) in taken.text
+    assert '<option value="RUNSIGNUP" selected>' in taken.text  # kept, to correct
+
+    unknown = client.post(url, data={**form, "source_provider": "EVENTBRITE",
+                                      "source_id": "1"})
+    assert unknown.status_code == 422
+    assert 'aria-describedby="source_provider-problem"' in unknown.text
+
+    added = client.post(url, data={**form, "source_provider": "HAKU", "source_id": "77"},
+                        follow_redirects=False)
+    assert added.status_code == 303, added.text

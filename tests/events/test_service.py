@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
@@ -360,3 +361,64 @@ def test_a_bib_taken_by_a_concurrent_request_is_a_409_naming_the_winner(
             EventParticipant.event_id == event_id, EventParticipant.bib == "7")).all()
         assert holders == [winner_ep.id]
         assert check.get(EventParticipant, loser_id).bib == "1"
+
+
+def test_a_source_taken_by_a_concurrent_request_is_a_409_naming_the_winner(
+    engine: Engine, committed_db: sessionmaker[Session]
+) -> None:
+    """Both pass the service's check; the unique source index decides, and the loser gets
+    SourceTaken naming the winner (it was a 500 IntegrityError), its other writes kept."""
+    with committed_db() as setup:
+        tenant = make_tenant(setup)
+        event = make_event(setup, tenant, name="Paris 10K")
+        setup.commit()
+        ctx, event_id = system_ctx(tenant), event.id
+    source = {"source_provider": "HAKU", "source_id": "H-1"}
+
+    winner = committed_db()
+    winner_ep = service.create_participant(winner, ctx, event_id=event_id, data=ParticipantCreate(
+        person=PersonIn(first_name="Grace", last_name="First"), **source))
+    winner.flush()  # holds the source in the index, uncommitted
+
+    outcome: dict[str, Any] = {}
+
+    def loser() -> None:
+        loser_engine = create_engine(engine.url,
+                                     connect_args={"application_name": "source-loser"})
+        try:
+            with Session(loser_engine) as db:
+                other = service.create_participant(db, ctx, event_id=event_id,
+                                                   data=ParticipantCreate(person=PersonIn(
+                                                       first_name="Kept", last_name="Anyway")))
+                try:
+                    service.create_participant(db, ctx, event_id=event_id,
+                                               data=ParticipantCreate(person=PersonIn(
+                                                   first_name="Alan", last_name="Late"),
+                                                   **source))
+                    outcome["error"] = None
+                except SourceTaken as exc:
+                    outcome["error"] = exc
+                db.commit()
+                outcome["kept"] = other.id
+        finally:
+            loser_engine.dispose()
+
+    thread = threading.Thread(target=loser)
+    thread.start()
+    try:
+        _wait_until_blocked(engine, "source-loser")
+    finally:
+        winner.commit()
+        winner.close()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+    error = outcome["error"]
+    assert isinstance(error, SourceTaken) and error.field == "sourceId"
+    assert "Grace First" in error.detail and str(winner_ep.id) in error.detail
+    with committed_db() as check:
+        assert check.get(EventParticipant, outcome["kept"]) is not None  # savepoint only
+        holders = check.scalars(select(EventParticipant.id).where(
+            EventParticipant.source_id == "H-1",
+            EventParticipant.tenant_id == ctx.tenant_id)).all()
+        assert holders == [winner_ep.id]

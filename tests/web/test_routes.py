@@ -17,13 +17,13 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from racehub.core.csrf import csrf_protect
-from racehub.core.deps import get_db, get_principal, get_settings_dep
+from racehub.core.deps import get_db, get_principal, get_settings_dep, refuse_hostile_input
 from racehub.sync.api import raw_body
 from racehub.web.pages import _posted_form
 
 ASYNC_ALLOWED: set[Callable[..., Any]] = {
-    # Each awaits the request body and nothing else.
-    csrf_protect, _posted_form, raw_body,
+    # Each awaits the request body (or reads the query) and nothing else.
+    csrf_protect, _posted_form, raw_body, refuse_hostile_input,
     # Each reads what the gate put on the request (no I/O), saving a thread hop each.
     get_settings_dep, get_db, get_principal,
 }

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from racehub.core import audit
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
-from racehub.core.exceptions import Forbidden, NotAuthenticated
+from racehub.core.exceptions import Forbidden, Invalid, NotAuthenticated
 from racehub.core.models import ApiToken, Membership, Role, User, UserSession
 from racehub.core.rbac import Perm, permissions_for
 from racehub.settings import Settings
@@ -246,3 +246,17 @@ def require(permission: Perm) -> Callable[..., TenantContext]:
 
 
 CurrentPrincipal = Annotated[Principal | None, Depends(get_principal)]
+
+
+async def refuse_hostile_input(request: Request) -> None:
+    """App-wide: a query string, path or plain form value holding a NUL character (which
+    PostgreSQL text refuses) is a 422 naming it, for every route and role. JSON bodies are
+    checked by the schemas (``APIModel``); uploads by their readers."""
+    values = [*request.query_params.multi_items(), *request.path_params.items()]
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        form = await request.form()  # parsed once per request; the route reads the same
+        values += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    for name, value in values:
+        if "\x00" in name or "\x00" in str(value):
+            field = name.replace("\x00", "")
+            raise Invalid(f"{field} must not contain a NUL character", field=field)

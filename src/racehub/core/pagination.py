@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Select, literal, tuple_
 from sqlalchemy.orm import QueryableAttribute
 
 from racehub.core.exceptions import Invalid
-from racehub.core.schemas import APIModel
+from racehub.core.schemas import APIModel, hostile_value
 
 T = TypeVar("T")
 # A column to sort by: an expression, or a model's attribute as it is.
@@ -91,6 +91,8 @@ def _coerce(col: SortColumn, value: str | None) -> Any:
             typed = value
         else:
             typed = python_type(value)
+        if hostile_value(typed):  # a NUL character or an integer beyond 64 bits
+            raise ValueError(value)
     except (KeyError, TypeError, ValueError) as exc:
         raise Invalid("cursor is not a cursor returned by this API", field="cursor") from exc
     return literal(typed, type_=col.type)

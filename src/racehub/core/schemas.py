@@ -6,9 +6,16 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from racehub.core.models import Role
@@ -16,11 +23,47 @@ from racehub.core.models import Role
 D = TypeVar("D", date, datetime)
 
 
+INT64_MAX = 2**63 - 1
+
+
+def hostile_value(value: Any) -> str | None:
+    """What is wrong with an input value no column can hold, wherever it is nested: a NUL
+    character (PostgreSQL text refuses it) or an integer beyond 64 bits."""
+    if isinstance(value, str):
+        return "must not contain a NUL character" if "\x00" in value else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "is too large" if not -INT64_MAX <= value <= INT64_MAX else None
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list | tuple):
+        return next((p for p in map(hostile_value, value) if p), None)
+    return None
+
+
 class APIModel(BaseModel):
-    """camelCase on the wire (``preferredTimingIdentifier``), snake_case in Python."""
+    """camelCase on the wire (``preferredTimingIdentifier``), snake_case in Python.
+
+    Every field of every input refuses NUL characters and integers beyond 64 bits (a 422
+    naming the field), which would otherwise fail in the database as a 500."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True,
                               from_attributes=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _holds_model(field.annotation):
+            return value  # the nested model checks its own fields, naming them
+        if problem := hostile_value(value):
+            raise ValueError(problem)
+        return value
+
+
+def _holds_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_model(arg) for arg in get_args(annotation))
 
 
 ORMModel = APIModel

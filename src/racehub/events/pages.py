@@ -31,6 +31,7 @@ from racehub.events.schemas import (
     ParticipantUpdate,
 )
 from racehub.events.service import ParticipantFilter, ParticipantSort
+from racehub.providers.catalog import PROVIDERS
 from racehub.web.pages import PostedForm, form_error, parse_form, render, validate_model
 from racehub.web.templating import is_htmx
 
@@ -49,7 +50,8 @@ TIMEZONES = ["UTC", "America/New_York", "America/Chicago", "America/Denver",
 def _choices() -> dict[str, Any]:
     return {"statuses": list(EventStatus), "identifiers": list(TimingIdentifier),
             "timezones": TIMEZONES, "genders": list(Gender),
-            "participant_statuses": list(ParticipantStatus)}
+            "participant_statuses": list(ParticipantStatus),
+            "providers": list(PROVIDERS.values())}
 
 
 @router.get("/events")
@@ -251,6 +253,9 @@ def create_participant(
     """A walk-up entry: a new person in this event (synced entries come from providers)."""
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     person, ep_fields = _participant_form(values)
+    # An entry registered at a provider but not synced yet: its source, so the next sync
+    # matches it instead of adding the runner twice. Only when adding (a sync owns it after).
+    ep_fields |= {k: values.get(k, "").strip() or None for k in SOURCE_FORM_FIELDS}
     try:
         data = validate_model(ParticipantCreate, {**ep_fields, "person": person})
         ep = service.create_participant(db, ctx, event_id=event_id, data=data)
@@ -301,6 +306,7 @@ def _participant_values(ep: Any) -> dict[str, Any]:
 PERSON_FORM_FIELDS = ("first_name", "last_name", "birth_date", "gender", "email", "nationality",
                       "city", "region", "country")
 ENTRY_FORM_FIELDS = ("bib", "registration_id", "team", "category_id", "status")
+SOURCE_FORM_FIELDS = ("source_provider", "source_id")
 
 
 def _participant_form(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -12,6 +12,8 @@ from racehub.core.schemas import APIModel, BirthDate, SaneDateTime
 from racehub.events.models import EventStatus, Gender, ParticipantStatus, TimingIdentifier
 from racehub.providers.catalog import PROVIDERS
 
+INT32_MAX = 2**31 - 1  # the bib range columns are INTEGER
+
 
 def _check_timezone(value: str | None) -> str | None:
     if value is None:
@@ -82,8 +84,8 @@ class CategoryCreate(APIModel):
     name: str = Field(min_length=1, max_length=120)
     distance_m: int | None = Field(default=None, ge=0, le=1_000_000)
     start_at: SaneDateTime | None = None
-    bib_range_start: int | None = Field(default=None, ge=1)
-    bib_range_end: int | None = Field(default=None, ge=1)
+    bib_range_start: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    bib_range_end: int | None = Field(default=None, ge=1, le=INT32_MAX)
 
     @field_validator("bib_range_end")
     @classmethod
@@ -97,7 +99,7 @@ class CategoryCreate(APIModel):
 
 class BibAssignmentRequest(APIModel):
     # Defaults to the category's range start, else 1.
-    first_bib: int | None = Field(default=None, ge=1)
+    first_bib: int | None = Field(default=None, ge=1, le=INT32_MAX)
 
 
 class CategoryRead(APIModel):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from pydantic import Field
+
 from racehub.core.schemas import APIModel
 from racehub.events.models import Gender
 from racehub.timing.models import ResultStatus
@@ -41,7 +43,9 @@ class ReconciliationRead(APIModel):
     event_id: uuid.UUID
     participants: int
     by_status: dict[str, int]
-    bib_mismatch_warnings: int
+    bib_mismatch_warnings: int = Field(
+        description="Results stored with a warning: a bib mismatch, or a place the file gave "
+                    "a DNF/DNS/DQ (not used). The name predates the second kind.")
     without_result_count: int
     # The first ones, in bib order; the count covers them all.
     without_result: list[MissingResultRead]
