@@ -185,6 +185,30 @@ def test_a_stored_start_out_of_range_never_breaks_reading(
     assert instant(fixed.json()["startAt"]) == datetime(2027, 5, 1, 8, tzinfo=UTC)
 
 
+def test_events_stored_out_of_range_are_each_listed_once_page_by_page(
+    client: TestClient, db: Session, tenant: Tenant, headers: H
+) -> None:
+    # They all read as 9999-12-30 or 0001-01-02: the list must order them as they read,
+    # or a page ending on one would skip or repeat the others.
+    events = [make_event(db, tenant) for _ in range(6)]
+    for ev, stored in zip(events, ["infinity", "10000-01-01Z", "20000-01-01Z", "-infinity",
+                                   "0044-03-15 BC", "2026-05-01Z"], strict=True):
+        db.execute(text("UPDATE events SET start_at = CAST(:v AS timestamptz) WHERE id = :id"),
+                   {"v": stored, "id": ev.id})
+    db.expire_all()
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/events", headers=headers, params=params)
+        assert page.status_code == 200, page.text
+        seen += [e["id"] for e in page.json()["items"]]
+        cursor = page.json()["nextCursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(str(e.id) for e in events)
+
+
 @pytest.mark.parametrize("field", ["name", "startAt", "timezone", "status",
                                    "preferredTimingIdentifier"])
 def test_patch_refuses_null_for_required_fields(

@@ -77,3 +77,14 @@ def register_lenient_loaders(context: AdaptContext | None = None) -> None:
     for type_name in _CLAMPS:
         for binary in (False, True):
             adapters.register_loader(type_name, _lenient(type_name, binary))
+
+
+def as_read(column: Any) -> Any:
+    """``column`` (a timestamptz) clamped in SQL the way the loaders clamp it in Python:
+    a keyset sort on it orders rows as the cursor values read, so a page ending on an
+    out-of-range value neither skips nor repeats the rows after it."""
+    from sqlalchemy import func, literal
+
+    earliest, latest = _CLAMPS["timestamptz"]
+    return func.least(func.greatest(column, literal(earliest, type_=column.type)),
+                      literal(latest, type_=column.type), type_=column.type)

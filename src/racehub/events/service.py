@@ -39,6 +39,7 @@ from racehub.core.pagination import (
     split_page,
 )
 from racehub.core.query import contains_pattern, scoped
+from racehub.db.adapters import as_read
 from racehub.db.errors import violates
 from racehub.events.exceptions import (
     BibTaken,
@@ -115,7 +116,7 @@ def list_events(
         stmt = stmt.where(or_(Event.name.ilike(_like(q)), Event.location.ilike(_like(q))))
     if status:
         stmt = stmt.where(Event.status == status)
-    key = SortKey(columns=[Event.start_at, Event.id], descending=True)
+    key = SortKey(columns=[as_read(Event.start_at), Event.id], descending=True)
     rows = db.scalars(apply_keyset(stmt, key, cursor, limit)).all()
     return split_page(rows, limit, lambda e: [e.start_at.isoformat(), e.id])
 
