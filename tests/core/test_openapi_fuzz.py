@@ -30,9 +30,16 @@ SEED = 15
 # The document of an app of its own (building it needs no database); each test then sends
 # its cases through the ``client`` fixture, whose app runs on the test's rolled-back
 # session. (schemathesis.pytest.from_fixture would do this, but fails under pytest 9.)
-schema = schemathesis.openapi.from_dict(
-    create_app(Settings(database_url="postgresql://unused@127.0.0.1/unused"),
-               session_factory=sessionmaker()).openapi())
+DOCUMENT = create_app(Settings(database_url="postgresql://unused@127.0.0.1/unused"),
+                      session_factory=sessionmaker()).openapi()
+schema = schemathesis.openapi.from_dict(DOCUMENT)
+
+
+def documented(method: str, path: str, status: int) -> bool:
+    """Whether the operation declares this status (GET /readyz answers 503 by design when
+    no worker runs, as it does in this test)."""
+    operation = DOCUMENT["paths"].get(path, {}).get(method.lower(), {})
+    return str(status) in operation.get("responses", {})
 
 
 @pytest.fixture
@@ -85,6 +92,7 @@ def test_no_route_answers_5xx(case: Any, client: TestClient,
                               admin_headers: dict[str, str]) -> None:
     for hostile in (False, True):
         response = send(client, case, admin_headers, hostile=hostile)
-        assert response.status_code < 500, (
+        assert response.status_code < 500 or documented(
+            case.method, case.path, response.status_code), (
             f"{case.method} {case.formatted_path} ({'hostile' if hostile else 'as generated'})"
             f" answered {response.status_code}: {response.text[:500]}")
