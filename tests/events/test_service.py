@@ -3,14 +3,11 @@ service and, as a backstop, in the database), the timing-identifier lock, audit 
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,6 +38,7 @@ from racehub.events.schemas import (
     ParticipantUpdate,
     PersonIn,
 )
+from tests.concurrency import loser_of_a_race
 from tests.factories import make_category, make_event, make_participant, make_tenant, system_ctx
 
 
@@ -281,21 +279,6 @@ def test_unknown_ids_are_not_found(db: Session, ctx: TenantContext) -> None:
 # --- two requests racing for one bib --------------------------------------------------------
 
 
-def _wait_until_blocked(engine: Engine, application_name: str) -> None:
-    """Bounded wait until the session named ``application_name`` waits on a lock."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            waiting = conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE application_name = :name AND wait_event_type = 'Lock'"
-            ), {"name": application_name}).scalar_one()
-        if waiting:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{application_name} never waited on the other transaction")
-
-
 @pytest.mark.parametrize("change", ["create", "update"])
 def test_a_bib_taken_by_a_concurrent_request_is_a_409_naming_the_winner(
     engine: Engine, committed_db: sessionmaker[Session], change: str
@@ -314,49 +297,29 @@ def test_a_bib_taken_by_a_concurrent_request_is_a_409_naming_the_winner(
         person=PersonIn(first_name="Grace", last_name="First"), bib="7"))
     winner.flush()  # holds bib 7 in the index, uncommitted
 
-    outcome: dict[str, BaseException | None] = {}
-
-    def loser() -> None:
-        loser_engine = create_engine(engine.url, connect_args={"application_name": "bib-loser"})
+    def loser(db: Session) -> tuple[BaseException | None, uuid.UUID]:
+        other = service.create_participant(  # written before, in the same transaction
+            db, ctx, event_id=event_id, data=ParticipantCreate(
+                person=PersonIn(first_name="Kept", last_name="Anyway")))
+        error: BaseException | None = None
         try:
-            with Session(loser_engine) as db:
-                other = service.create_participant(  # written before, in the same transaction
-                    db, ctx, event_id=event_id, data=ParticipantCreate(
-                        person=PersonIn(first_name="Kept", last_name="Anyway")))
-                try:
-                    if change == "create":
-                        service.create_participant(db, ctx, event_id=event_id,
-                                                   data=ParticipantCreate(
-                                                       person=PersonIn(first_name="Alan",
-                                                                       last_name="Late"),
-                                                       bib="7"))
-                    else:
-                        service.update_participant(db, ctx, participant_id=loser_id,
-                                                   data=ParticipantUpdate(bib="7"))
-                    outcome["error"] = None
-                except BibTaken as exc:
-                    outcome["error"] = exc
-                db.commit()
-                outcome["kept"] = other.id  # type: ignore[assignment]
-        finally:
-            loser_engine.dispose()
+            if change == "create":
+                service.create_participant(db, ctx, event_id=event_id, data=ParticipantCreate(
+                    person=PersonIn(first_name="Alan", last_name="Late"), bib="7"))
+            else:
+                service.update_participant(db, ctx, participant_id=loser_id,
+                                           data=ParticipantUpdate(bib="7"))
+        except BibTaken as exc:
+            error = exc
+        db.commit()
+        return error, other.id
 
-    thread = threading.Thread(target=loser)
-    thread.start()
-    try:
-        _wait_until_blocked(engine, "bib-loser")
-    finally:
-        winner.commit()
-        winner.close()
-        thread.join(timeout=30)
-    assert not thread.is_alive()
-
-    error = outcome["error"]
+    error, kept = loser_of_a_race(engine, winner, "bib-loser", loser)
     assert isinstance(error, BibTaken)
     assert error.status_code == 409
     assert "Grace First" in error.detail and str(winner_ep.id) in error.detail
     with committed_db() as check:
-        assert check.get(EventParticipant, outcome["kept"]) is not None  # savepoint only
+        assert check.get(EventParticipant, kept) is not None  # savepoint only
         holders = check.scalars(select(EventParticipant.id).where(
             EventParticipant.event_id == event_id, EventParticipant.bib == "7")).all()
         assert holders == [winner_ep.id]
@@ -380,44 +343,23 @@ def test_a_source_taken_by_a_concurrent_request_is_a_409_naming_the_winner(
         person=PersonIn(first_name="Grace", last_name="First"), **source))
     winner.flush()  # holds the source in the index, uncommitted
 
-    outcome: dict[str, Any] = {}
-
-    def loser() -> None:
-        loser_engine = create_engine(engine.url,
-                                     connect_args={"application_name": "source-loser"})
+    def loser(db: Session) -> tuple[BaseException | None, uuid.UUID]:
+        other = service.create_participant(db, ctx, event_id=event_id, data=ParticipantCreate(
+            person=PersonIn(first_name="Kept", last_name="Anyway")))
+        error: BaseException | None = None
         try:
-            with Session(loser_engine) as db:
-                other = service.create_participant(db, ctx, event_id=event_id,
-                                                   data=ParticipantCreate(person=PersonIn(
-                                                       first_name="Kept", last_name="Anyway")))
-                try:
-                    service.create_participant(db, ctx, event_id=event_id,
-                                               data=ParticipantCreate(person=PersonIn(
-                                                   first_name="Alan", last_name="Late"),
-                                                   **source))
-                    outcome["error"] = None
-                except SourceTaken as exc:
-                    outcome["error"] = exc
-                db.commit()
-                outcome["kept"] = other.id
-        finally:
-            loser_engine.dispose()
+            service.create_participant(db, ctx, event_id=event_id, data=ParticipantCreate(
+                person=PersonIn(first_name="Alan", last_name="Late"), **source))
+        except SourceTaken as exc:
+            error = exc
+        db.commit()
+        return error, other.id
 
-    thread = threading.Thread(target=loser)
-    thread.start()
-    try:
-        _wait_until_blocked(engine, "source-loser")
-    finally:
-        winner.commit()
-        winner.close()
-        thread.join(timeout=30)
-    assert not thread.is_alive()
-
-    error = outcome["error"]
+    error, kept = loser_of_a_race(engine, winner, "source-loser", loser)
     assert isinstance(error, SourceTaken) and error.field == "sourceId"
     assert "Grace First" in error.detail and str(winner_ep.id) in error.detail
     with committed_db() as check:
-        assert check.get(EventParticipant, outcome["kept"]) is not None  # savepoint only
+        assert check.get(EventParticipant, kept) is not None  # savepoint only
         holders = check.scalars(select(EventParticipant.id).where(
             EventParticipant.source_id == "H-1",
             EventParticipant.tenant_id == ctx.tenant_id)).all()

@@ -21,21 +21,17 @@ from racehub.providers.base import Capability
 from racehub.providers.catalog import PROVIDERS
 from racehub.providers.errors import ProviderError
 from racehub.providers.registry import build_adapter
+from tests.logs import captured_log
 
 
 @pytest.fixture
 def log_text() -> Iterator[io.StringIO]:
     """Every line logged, at DEBUG, rendered as production renders it (JSON lines)."""
     configure_logging("DEBUG", json=True)
-    buffer = io.StringIO()
-    root = logging.getLogger()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(root.handlers[0].formatter)
-    root.addHandler(handler)
     try:
-        yield buffer
+        with captured_log() as buffer:
+            yield buffer
     finally:
-        root.removeHandler(handler)
         configure_logging("WARNING", json=True)
 
 

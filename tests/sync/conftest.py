@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from racehub.core.models import AuditEntry
 from racehub.providers.base import CredentialCheck, Page
 from racehub.providers.errors import AuthFailed
 from racehub.settings import Settings
+from tests.logs import captured_log
 
 # Long, distinctive values: a leak of any of them (or of their last 5+ characters) is
 # found by a plain substring search.
@@ -44,15 +44,8 @@ def keyring(app) -> Keyring:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def log_output(app) -> Iterator[io.StringIO]:  # type: ignore[no-untyped-def]
     """Everything the app logs, rendered exactly as production renders it (JSON lines)."""
-    buffer = io.StringIO()
-    root = logging.getLogger()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(root.handlers[0].formatter)
-    root.addHandler(handler)
-    try:
+    with captured_log() as buffer:
         yield buffer
-    finally:
-        root.removeHandler(handler)
 
 
 def audit_entries(db: Session, action: str) -> list[AuditEntry]:
