@@ -90,9 +90,11 @@ def migrate() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
-    workers: Annotated[int | None, typer.Option(help="uvicorn processes")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Web processes (default: RACEHUB_WEB_CONCURRENCY, else one per CPU core, at "
+             "most 8)")] = None,
 ) -> None:
-    """Serve the web app and API."""
+    """Serve the web app and API. Background jobs run in `racehub worker` processes."""
     import uvicorn
 
     settings = get_settings()

@@ -82,6 +82,30 @@ def test_read_job(client: TestClient, headers: H, running: JobRun) -> None:
         str(running.id), "Assigned 30 bibs", False)
 
 
+TRACEBACK = """Traceback (most recent call last):
+  File "/srv/racehub/src/racehub/jobs/runner.py", line 173, in run_job
+    body(handle, db, ctx, **run.params)
+ValueError: row 4 is malformed
+"""
+
+
+def test_a_failure_shows_its_reason_never_the_traceback(
+    client: TestClient, headers: H, db: Session, tenant: Tenant
+) -> None:
+    """Server paths and code are nobody's business but the operator's (the worker's log
+    and the row keep the traceback)."""
+    failed = make_run(db, tenant, status=JobStatus.FAILED, stage="Failed",
+                      message="row 4 is malformed", error=TRACEBACK)
+
+    body = client.get(f"/api/jobs/{failed.id}", headers=headers).json()
+    page = client.get(f"/jobs/{failed.id}", headers=headers).text
+
+    assert body["error"] == "ValueError: row 4 is malformed"
+    for shown in (str(body), page):
+        assert "Traceback" not in shown and "/srv/racehub" not in shown
+    assert "ValueError: row 4 is malformed" in page
+
+
 def test_another_tenants_job_is_404_for_every_route(
     client: TestClient, db: Session, headers: H
 ) -> None:

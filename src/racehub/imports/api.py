@@ -48,7 +48,7 @@ def import_read(imp: Import) -> ImportRead:
         percent=run.percent, rows_total=imp.rows_total, rows_done=run.done,
         buckets=[BucketRead(key=k, label=label, count=n)
                  for k, label, n in service.bucket_counts(imp)],
-        message=run.message, error=run.error, job_id=run.id,
+        message=run.message, error=run.error_summary, job_id=run.id,
         requested_by=run.requested_by_label, created_at=imp.created_at,
         started_at=run.started_at, finished_at=run.finished_at,
         summary_url=import_type.summary_url.format(import_id=imp.id),

@@ -77,3 +77,13 @@ class JobRun(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def error_summary(self) -> str | None:
+        """What users are shown of a failure: the exception's last line (its type and
+        message). The full traceback stays on the row and in the worker's log for whoever
+        runs the service; it names server paths and code, which no tenant needs."""
+        if not self.error:
+            return None
+        lines = [line for line in self.error.strip().splitlines() if line.strip()]
+        return lines[-1].strip()[:1000] if lines else None

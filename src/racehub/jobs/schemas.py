@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from racehub.core.schemas import APIModel
 from racehub.jobs.models import JobStatus
 
@@ -20,7 +22,8 @@ class JobRunRead(APIModel):
     total: int | None
     counts: dict[str, Any]
     message: str
-    error: str | None
+    # The failure's last line only (JobRun.error_summary), never the traceback.
+    error: str | None = Field(validation_alias="error_summary")
     log: list[dict[str, Any]]
     params: dict[str, Any]
     requested_by_user_id: uuid.UUID | None
