@@ -52,12 +52,26 @@ class APIModel(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _storable(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        if field is not None and _holds_model(field.annotation):
+        if _holds_model_field(cls, info.field_name or ""):
             return value  # the nested model checks its own fields, naming them
         if problem := hostile_value(value):
             raise ValueError(problem)
         return value
+
+
+# (model, field) -> whether the field holds a model. This runs for every field of every
+# row a list returns (read models are APIModels too): working it out from the annotation
+# each time made validating a page of 50 participants take 2.9 ms instead of 1.2 ms.
+_MODEL_FIELDS: dict[tuple[type, str], bool] = {}
+
+
+def _holds_model_field(model: type[BaseModel], name: str) -> bool:
+    key = (model, name)
+    known = _MODEL_FIELDS.get(key)
+    if known is None:
+        field = model.model_fields.get(name)
+        known = _MODEL_FIELDS[key] = field is not None and _holds_model(field.annotation)
+    return known
 
 
 def _holds_model(annotation: Any) -> bool:
