@@ -33,7 +33,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 from xml.etree import ElementTree
 from xml.parsers import expat
 
@@ -273,6 +273,23 @@ def _no_doctype(*args: object) -> None:
     raise UnreadableFile(_DAMAGED.format("its XML declares a DTD, which workbooks never do"))
 
 
+class _Handlers(Protocol):
+    def _start(self, name: str, attrs: dict[str, str]) -> None: ...
+    def _end(self, name: str) -> None: ...
+    def _data(self, text: str) -> None: ...
+
+
+def _parser_for(handlers: _Handlers) -> expat.XMLParserType:
+    """An expat parser feeding ``handlers``; a DTD (entity expansion) is refused."""
+    parser = expat.ParserCreate(namespace_separator=_NS)
+    parser.StartElementHandler = handlers._start
+    parser.EndElementHandler = handlers._end
+    parser.CharacterDataHandler = handlers._data
+    parser.StartDoctypeDeclHandler = _no_doctype
+    parser.buffer_text = True
+    return parser
+
+
 def _local(name: str) -> str:
     return name.rpartition("}")[2].rpartition(_NS)[2]
 
@@ -351,12 +368,7 @@ class _SharedStrings:
         self._chars = 0
         self._phonetic = 0
         self._text = False
-        parser = expat.ParserCreate(namespace_separator=_NS)
-        parser.StartElementHandler = self._start
-        parser.EndElementHandler = self._end
-        parser.CharacterDataHandler = self._data
-        parser.StartDoctypeDeclHandler = _no_doctype
-        parser.buffer_text = True
+        parser = _parser_for(self)
         self._feed = book.stream(book.strings_path, parser) if book.strings_path else iter(())
 
     def __len__(self) -> int:
@@ -451,13 +463,7 @@ class _Sheet:
         self.text = ""
 
     def parser(self) -> expat.XMLParserType:
-        parser = expat.ParserCreate(namespace_separator=_NS)
-        parser.StartElementHandler = self._start
-        parser.EndElementHandler = self._end
-        parser.CharacterDataHandler = self._data
-        parser.StartDoctypeDeclHandler = _no_doctype
-        parser.buffer_text = True
-        return parser
+        return _parser_for(self)
 
     @property
     def ref(self) -> str:
