@@ -67,6 +67,14 @@ def _html_error(request: Request, status: int, title: str, detail: str) -> Respo
     )
 
 
+def error_response(request: Request, status: int, title: str, detail: str,
+                   **problem_options: Any) -> Response:
+    """The error as the caller reads it: the error page for pages, problem+json for the API."""
+    if wants_html(request):
+        return _html_error(request, status, title, detail)
+    return problem(request, status, title, detail, **problem_options)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     def domain_error(request: Request, exc: DomainError) -> Response:
@@ -78,27 +86,21 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = None
         if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(exc.retry_after)}
-        if wants_html(request):
-            return _html_error(request, exc.status_code, exc.title, exc.detail)
         errors = [{"field": exc.field, "message": exc.detail}] if exc.field else None
-        return problem(request, exc.status_code, exc.title, exc.detail, errors=errors,
-                       headers=headers)
+        return error_response(request, exc.status_code, exc.title, exc.detail, errors=errors,
+                              headers=headers)
 
     @app.exception_handler(RequestValidationError)
     def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = [_validation_entry(e) for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        if wants_html(request):
-            return _html_error(request, 422, "Invalid input", detail)
-        return problem(request, 422, "Invalid input", detail, errors=errors)
+        return error_response(request, 422, "Invalid input", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         detail = str(exc.detail)
-        if wants_html(request):
-            return _html_error(request, exc.status_code, detail, detail)
-        return problem(request, exc.status_code, detail, detail,
-                       headers=getattr(exc, "headers", None))
+        return error_response(request, exc.status_code, detail, detail,
+                              headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     def unexpected(request: Request, exc: Exception) -> Response:
@@ -108,10 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # of its own, outside the except block, where the traceback would be lost.
         log.error("request.unhandled_error", exc_info=exc)
         detail = "Something went wrong on our side. Quote the request id when reporting it."
-        if wants_html(request):
-            response = _html_error(request, 500, "Server error", detail)
-        else:
-            response = problem(request, 500, "Server error", detail)
+        response = error_response(request, 500, "Server error", detail)
         # Starlette answers unhandled errors from its outermost middleware, outside the
         # request middleware: add the headers that one gives every other response.
         request_id = getattr(request.state, "request_id", None)

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from racehub.core.deps import (
@@ -34,11 +33,10 @@ from racehub.core.deps import (
     SessionFactory,
     authenticate,
 )
-from racehub.core.errors import problem, wants_html
+from racehub.core.errors import error_response, wants_html
 from racehub.settings import Settings
 from racehub.sync.webhooks import MAX_BODY_BYTES as WEBHOOK_MAX_BYTES
 from racehub.web.middleware import BodyTooLarge
-from racehub.web.templating import templates
 
 KB = 1024
 
@@ -166,13 +164,7 @@ async def _answer(scope: Scope, send: Send, request: Request, status: int, title
                   detail: str) -> None:
     """Answer without reading the body, as the app's error handlers would: problem+json for
     the API, the error page for pages."""
-    response: Response
-    if wants_html(request):
-        response = templates.TemplateResponse(
-            request, "error.html", {"status": status, "title": title, "detail": detail},
-            status_code=status)
-    else:
-        response = problem(request, status, title, detail)
+    response = error_response(request, status, title, detail)
     # The unread body stays on the wire: the connection cannot serve another request.
     response.headers["connection"] = "close"
 
