@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from racehub.core import service as core_service
@@ -94,3 +95,13 @@ def onboard(db: Session, number_type: NumberType, *rows: tuple[str, str, str],
     return inventory_service.onboard_manufactured_numbers(
         db, ctx, number_type=number_type, duplicate_sequences=duplicates,
         rows=[ManufacturedRow(n, *row) for n, row in enumerate(rows, start=2)])
+
+
+def store_starts_out_of_range(db: Session, event: Event, category: Category,
+                              category_start: str) -> None:
+    """Store what input bounds now refuse, as rows written before them (or by hand) hold:
+    the event at year 10000, the category at ``category_start`` ('infinity', '-infinity')."""
+    db.execute(text("UPDATE events SET start_at = '9999-12-31T23:59:59-14:00', "
+                    "timezone = 'Pacific/Kiritimati' WHERE id = :id"), {"id": event.id})
+    db.execute(text("UPDATE categories SET start_at = CAST(:start AS timestamptz) "
+                    "WHERE id = :id"), {"id": category.id, "start": category_start})

@@ -21,7 +21,14 @@ from racehub.core.models import AuditEntry, Tenant
 from racehub.events import service
 from racehub.events.models import Event, EventParticipant, ParticipantStatus
 from racehub.events.schemas import ParticipantUpdate, PersonUpdate
-from tests.factories import auth, make_category, make_event, make_participant, make_tenant
+from tests.factories import (
+    auth,
+    make_category,
+    make_event,
+    make_participant,
+    make_tenant,
+    store_starts_out_of_range,
+)
 
 H = dict[str, str]
 
@@ -166,11 +173,7 @@ def test_a_stored_start_out_of_range_never_breaks_reading(
 ) -> None:
     # Written before input was bounded (or by hand): year 10000 and "infinity", which no
     # Python datetime holds. They read as 9999-12-30 and can be corrected through the API.
-    category = make_category(db, event, name="10K")
-    db.execute(text("UPDATE events SET start_at = '9999-12-31T23:59:59-14:00', "
-                    "timezone = 'Pacific/Kiritimati' WHERE id = :id"), {"id": event.id})
-    db.execute(text("UPDATE categories SET start_at = 'infinity' WHERE id = :id"),
-               {"id": category.id})
+    store_starts_out_of_range(db, event, make_category(db, event, name="10K"), "infinity")
     db.expire_all()
 
     listed = client.get("/api/events", headers=headers)

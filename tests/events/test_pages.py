@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from racehub.core.models import Role, Tenant
 from racehub.events.models import Event
 from tests.core.conftest import start_browser_session
-from tests.factories import make_category, make_participant, make_user
+from tests.factories import (
+    make_category,
+    make_participant,
+    make_user,
+    store_starts_out_of_range,
+)
 
 
 @pytest.fixture
@@ -36,11 +40,7 @@ def test_event_form_refuses_a_start_outside_1900_to_2200_beside_its_input(
 def test_event_pages_show_a_stored_start_out_of_range(
     client: TestClient, db: Session, csrf: str, event: Event
 ) -> None:
-    category = make_category(db, event, name="10K")
-    db.execute(text("UPDATE events SET start_at = '9999-12-31T23:59:59-14:00', "
-                    "timezone = 'Pacific/Kiritimati' WHERE id = :id"), {"id": event.id})
-    db.execute(text("UPDATE categories SET start_at = '-infinity' WHERE id = :id"),
-               {"id": category.id})
+    store_starts_out_of_range(db, event, make_category(db, event, name="10K"), "-infinity")
     db.commit()
     db.expire_all()
 
