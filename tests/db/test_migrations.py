@@ -108,3 +108,33 @@ def test_job_subjects_are_backfilled_where_derivable_and_undone(empty_database: 
         assert not columns & {"subject_type", "subject_id"} and count == 5
     finally:
         engine.dispose()
+
+
+def test_connection_event_ids_become_unlinked_event_links(empty_database: str) -> None:
+    migrate(empty_database, "0014")
+    engine = create_engine(empty_database)
+    tenant, listing, other, broken = (uuid.uuid4() for _ in range(4))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO tenants (id, name, slug) VALUES (%s, 't', 't')",
+                                 (tenant,))
+            for connection_id, name, settings in (
+                    (listing, "a", '{"eventIds": ["123", "456", "123", " "]}'),
+                    (other, "b", '{"results_per_page": 50}'),
+                    (broken, "c", '{"eventIds": "not a list"}')):
+                conn.exec_driver_sql(
+                    "INSERT INTO provider_connections (id, tenant_id, provider, name, base_url, "
+                    "credentials_encrypted, credentials_key_id, direction, settings, "
+                    "field_mapping, status) VALUES (%s, %s, 'RUNSIGNUP', %s, 'http://x', 'x', "
+                    "'k', 'registration', %s, '[]', 'UNTESTED')",
+                    (connection_id, tenant, name, settings))
+
+        migrate(empty_database)
+        with engine.connect() as conn:
+            links = sorted(conn.exec_driver_sql(
+                "SELECT connection_id, provider, provider_event_ref, event_id, auto_sync "
+                "FROM event_links").all())
+        assert links == [(listing, "RUNSIGNUP", "123", None, True),
+                         (listing, "RUNSIGNUP", "456", None, True)]
+    finally:
+        engine.dispose()

@@ -22,6 +22,7 @@ from sqlalchemy import (
     literal_column,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from racehub.db.base import Base, TenantMixin, TimestampMixin, UUIDPrimaryKey, pg_enum
@@ -169,6 +170,16 @@ class EventParticipant(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     )
     source_provider: Mapped[str | None] = mapped_column(String(40))
     source_id: Mapped[str | None] = mapped_column(String(100))
+    # Fields edited in racehub since they came from a provider: racehub owns them now, and a
+    # provider's change to one becomes a conflict instead of an overwrite (sync engine).
+    local_fields: Mapped[list[str]] = mapped_column(
+        ARRAY(String(40)), default=list, server_default=text("'{}'"))
+    # A withdrawal is soft: the EP stays, with why and when (its bib is freed).
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_reason: Mapped[str | None] = mapped_column(String(300))
+    # A transfer: the EP whose registration (and bib) this one took over.
+    transferred_from_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("event_participants.id", ondelete="SET NULL"))
 
     event: Mapped[Event] = relationship()
     person: Mapped[Person] = relationship()

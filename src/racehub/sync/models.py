@@ -9,14 +9,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -80,3 +83,275 @@ class WebhookDelivery(UUIDPrimaryKey, TenantMixin, Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
                                                   server_default=func.now())
+
+
+# --- the sync engine's model ---------------------------------------------------------------
+# A stream in Singer/Airbyte terms: one provider event of one connection (an EventLink),
+# keyed by the provider's registration id, with a cursor (the provider's modification time)
+# checkpointed in the same transaction as the rows it covers.
+
+
+class EventLink(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
+    """A provider's event as one connection sees it, and the racehub event it feeds.
+
+    A row exists once the provider event is chosen (or discovered, part 2) and is linked
+    when ``event_id`` is set. One racehub event may link several provider events (a
+    RunSignUp race and a Haku event of the same race day); a provider event feeds at most
+    one racehub event per connection. The row is also the stream's state: its cursor, its
+    last success, its schedule."""
+
+    __tablename__ = "event_links"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "provider_event_ref",
+                         name="uq_event_links_connection_id_provider_event_ref"),
+        Index("ix_event_links_tenant_id_event_id", "tenant_id", "event_id"),
+    )
+
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("provider_connections.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(30))
+    # The adapter's opaque event ref (ProviderEvent.ref), e.g. "12345" or "12345:678".
+    provider_event_ref: Mapped[str] = mapped_column(String(200))
+    provider_event_name: Mapped[str | None] = mapped_column(String(300))
+    # RESTRICT: an event with links is not deleted under a sync (unlink first).
+    event_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("events.id", ondelete="RESTRICT"))
+    linked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Incremental state: the newest provider modification time fully applied. A run asks
+    # for changes since (cursor - overlap window); NULL means the next run reads everything.
+    cursor: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Anything else the stream keeps between runs (provider-specific paging state).
+    state: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Schedules (part 2): whether runs are deferred automatically, overrides, when next.
+    auto_sync: Mapped[bool] = mapped_column(Boolean, default=True)
+    sync_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CategoryLink(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
+    """A provider race/sub-event/distance of a linked event -> a racehub category.
+    ``category_id`` NULL: seen, not mapped yet (its participants get no category)."""
+
+    __tablename__ = "category_links"
+    __table_args__ = (
+        UniqueConstraint("link_id", "provider_ref", name="uq_category_links_link_id_provider_ref"),
+    )
+
+    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event_links.id", ondelete="CASCADE"))
+    provider_ref: Mapped[str] = mapped_column(String(200))
+    provider_name: Mapped[str | None] = mapped_column(String(300))
+    category_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("categories.id", ondelete="SET NULL"))
+
+
+class SyncedRecord(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
+    """One provider registration as last synced, keyed by (tenant, provider, the provider's
+    own registration id): never by bib. A row keyed by a fallback (RunSignUp without a
+    registration id: its user id within the event) says so; when the registration id
+    arrives later the row is re-keyed in place and stays the same EP."""
+
+    __tablename__ = "synced_records"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "provider", "source_ref",
+                         name="uq_synced_records_tenant_id_provider_source_ref"),
+        Index("ix_synced_records_link_id", "link_id"),
+        Index("ix_synced_records_participant_id", "participant_id"),
+        # The retention purge walks payloads by age.
+        Index("ix_synced_records_payload_synced_at", "payload_synced_at",
+              postgresql_where=text("payload IS NOT NULL")),
+    )
+
+    provider: Mapped[str] = mapped_column(String(30))
+    source_ref: Mapped[str] = mapped_column(String(200))
+    ref_is_fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    connection_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("provider_connections.id", ondelete="SET NULL"))
+    link_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("event_links.id", ondelete="SET NULL"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    participant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("event_participants.id", ondelete="SET NULL"))
+    provider_person_ref: Mapped[str | None] = mapped_column(String(200))
+    # The mapped values as last applied (field -> value as JSON): the "last synced" column
+    # of a three-way diff (provider now / last synced / racehub now).
+    synced_values: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # sha256 of the canonical JSON of what the provider sent: unchanged -> no write at all.
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # The raw payload; personal data, readable by EVENT_MANAGER and up, purged (set NULL)
+    # after the retention setting.
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    payload_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    provider_modified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                     server_default=func.now())
+    # How the EP's person was chosen: "new", "email_birth_date", "name_birth_date",
+    # "provider_person" (same provider person id), "split" (an operator separated a wrong
+    # match: never matched again automatically).
+    person_match: Mapped[str | None] = mapped_column(String(30))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_reason: Mapped[str | None] = mapped_column(String(300))
+    # A transfer: the registration this one was transferred to (lineage).
+    transferred_to_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("synced_records.id", ondelete="SET NULL"))
+
+
+class SyncType(enum.StrEnum):
+    PARTICIPANTS = "participants"  # registration platform -> racehub
+
+
+class SyncTrigger(enum.StrEnum):
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+    RETRY = "retry"
+    WEBHOOK = "webhook"
+
+
+class SyncStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"  # failed with a retryable error, waiting for its next attempt
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # permanent error, or retries exhausted
+    CANCELLED = "cancelled"
+
+    @property
+    def is_active(self) -> bool:
+        return self in (SyncStatus.QUEUED, SyncStatus.RUNNING, SyncStatus.RETRYING)
+
+
+ACTIVE_SYNC_STATUSES = tuple(s.value for s in SyncStatus if s.is_active)
+ONE_ACTIVE_RUN_INDEX = "uq_sync_runs_link_id_active"
+
+
+class SyncRun(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
+    """One run of one sync type over one link: what it read, what it changed, how it ended."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (
+        Index("ix_sync_runs_tenant_id_created_at", "tenant_id", "created_at", "id"),
+        Index("ix_sync_runs_connection_id_created_at", "connection_id", "created_at"),
+        Index("ix_sync_runs_link_id_created_at", "link_id", "created_at"),
+        # One run per link at a time: a second request joins the active one.
+        Index(ONE_ACTIVE_RUN_INDEX, "link_id", "sync_type", unique=True,
+              postgresql_where=text("status IN ('queued', 'running', 'retrying')")),
+    )
+
+    connection_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("provider_connections.id", ondelete="SET NULL"))
+    provider: Mapped[str] = mapped_column(String(30))
+    link_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("event_links.id", ondelete="SET NULL"))
+    event_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("events.id", ondelete="SET NULL"))
+    sync_type: Mapped[str] = mapped_column(String(40))
+    trigger: Mapped[str] = mapped_column(String(20))
+    status: Mapped[SyncStatus] = mapped_column(pg_enum(SyncStatus, "sync_status"),
+                                               default=SyncStatus.QUEUED)
+    job_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("job_runs.id", ondelete="SET NULL"))
+    requested_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    requested_by_label: Mapped[str] = mapped_column(String(400), default="system")
+    full_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cursor_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cursor_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    fetched: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    withdrawn: Mapped[int] = mapped_column(Integer, default=0)
+    conflicts: Mapped[int] = mapped_column(Integer, default=0)
+    problems: Mapped[int] = mapped_column(Integer, default=0)
+    # What users are shown of a failure: one line, scrubbed of secrets; never a traceback.
+    error: Mapped[str | None] = mapped_column(String(1000))
+    retryable: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class ChangeAction(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    WITHDRAWN = "withdrawn"
+    RESTORED = "restored"  # a withdrawn registration came back
+    TRANSFERRED = "transferred"
+    CONFLICT = "conflict"
+    PROBLEM = "problem"  # a row the adapter could not read: named by its id and field
+
+
+class SyncChange(UUIDPrimaryKey, TenantMixin, Base):
+    """One record's change in one run: ``changes`` is {field: [old, new]}. The history
+    shows the fields the participants page shows; raw payloads are elsewhere."""
+
+    __tablename__ = "sync_changes"
+    __table_args__ = (Index("ix_sync_changes_run_id_id", "run_id", "id"),
+                      Index("ix_sync_changes_participant_id", "participant_id"))
+
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"))
+    record_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("synced_records.id", ondelete="SET NULL"))
+    participant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("event_participants.id", ondelete="SET NULL"))
+    source_ref: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[ChangeAction] = mapped_column(pg_enum(ChangeAction, "sync_change_action"))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    message: Mapped[str | None] = mapped_column(String(1000))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ConflictStatus(enum.StrEnum):
+    OPEN = "open"
+    KEPT = "kept"  # keep ours: racehub's value stays
+    TAKEN = "taken"  # take theirs: the provider's value was written
+
+
+class SyncConflict(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
+    """A provider change to a racehub-owned field: never a silent overwrite. One open
+    conflict per EP and field; a newer provider value updates it in place."""
+
+    __tablename__ = "sync_conflicts"
+    __table_args__ = (
+        Index("uq_sync_conflicts_participant_id_field_open", "participant_id", "field",
+              unique=True, postgresql_where=text("status = 'open'")),
+        Index("ix_sync_conflicts_tenant_id_event_id_status", "tenant_id", "event_id", "status"),
+    )
+
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    participant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("event_participants.id", ondelete="CASCADE"))
+    record_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("synced_records.id", ondelete="SET NULL"))
+    run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sync_runs.id", ondelete="SET NULL"))
+    field: Mapped[str] = mapped_column(String(40))
+    local_value: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    provider_value: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    status: Mapped[ConflictStatus] = mapped_column(pg_enum(ConflictStatus, "sync_conflict_status"),
+                                                   default=ConflictStatus.OPEN)
+    resolved_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    resolved_by_label: Mapped[str | None] = mapped_column(String(400))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StagedKind(enum.StrEnum):
+    PARTICIPANT = "participant"
+    WITHDRAWAL = "withdrawal"
+    PROBLEM = "problem"
+
+
+class StagedRow(TenantMixin, Base):
+    """What a run read, before it is applied: nothing is applied from a partial read. Rows
+    are deleted when their run is applied (or given up)."""
+
+    __tablename__ = "sync_staged_rows"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"),
+                                              primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[StagedKind] = mapped_column(pg_enum(StagedKind, "sync_staged_kind"))
+    source_ref: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
