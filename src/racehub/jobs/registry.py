@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from racehub.core.rbac import Perm
+from racehub.jobs.queue import load_tasks
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,6 @@ JOB_KINDS: dict[str, JobKind] = {}
 
 
 def load_kinds() -> dict[str, JobKind]:
-    from racehub.jobs.queue import load_tasks
-
     load_tasks()  # task modules fill JOB_KINDS when imported
     return JOB_KINDS
 
