@@ -15,6 +15,7 @@ from typing import Any
 
 from racehub.core.rbac import Perm
 from racehub.jobs.queue import load_tasks
+from racehub.jobs.retry import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class JobKind:
     lock: str | None = None  # "{tenant_id}" etc.: runs sharing a lock key run one at a time
     read_permission: Perm = Perm.JOBS_RUN_READ  # reading a run (list, page, API)
     subject: Subject | None = field(default=None)
+    retry: RetryPolicy | None = None  # which failed attempts are tried again (jobs.retry)
 
 
 JOB_KINDS: dict[str, JobKind] = {}
