@@ -27,6 +27,8 @@ class Perm(enum.StrEnum):
     # Provider connections: read shows health; manage holds the (write-only) credentials.
     SYNC_CONNECTION_READ = "sync:connection:read"
     SYNC_CONNECTION_MANAGE = "sync:connection:manage"
+    # Which racehub event each provider event feeds (and race -> category): EVENT_MANAGER up.
+    SYNC_LINK_MANAGE = "sync:link:manage"
     AUDIT_LOG_READ = "core:audit:read"
     CORE_TOKEN_MANAGE = "core:token:manage"
     CORE_MEMBER_MANAGE = "core:member:manage"
@@ -52,7 +54,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.EVENT_MANAGER: frozenset(
         _EVERYONE | {Perm.EVENTS_EVENT_WRITE, Perm.EVENTS_PARTICIPANT_WRITE,
                      Perm.IMPORTS_IMPORT_RUN, Perm.TIMING_EXPORT, Perm.EXPORTS_EXPORT_RUN,
-                     Perm.TIMING_RESULT_IMPORT, Perm.SYNC_CONNECTION_READ}
+                     Perm.TIMING_RESULT_IMPORT, Perm.SYNC_CONNECTION_READ,
+                     Perm.SYNC_LINK_MANAGE}
     ),
     Role.TENANT_ADMIN: frozenset(Perm),
 }
