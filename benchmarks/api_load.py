@@ -252,9 +252,10 @@ def main() -> None:
                     ratio = (statistics.median(ours[phase].latencies)
                              / statistics.median(theirs[phase].latencies))
                     cpu = ""
-                    if ours[phase].cpu_seconds and theirs[phase].cpu_seconds:
-                        cpu_ratio = (ours[phase].cpu_seconds / len(ours[phase].latencies)) / (
-                            theirs[phase].cpu_seconds / len(theirs[phase].latencies))
+                    our_cpu, their_cpu = ours[phase].cpu_seconds, theirs[phase].cpu_seconds
+                    if our_cpu and their_cpu:
+                        cpu_ratio = (our_cpu / len(ours[phase].latencies)) / (
+                            their_cpu / len(theirs[phase].latencies))
                         cpu = f"  cpu per request {cpu_ratio:5.2f}x"
                     print(f"  {name:<34} {phase:<28} median ratio {ratio:5.2f}x{cpu}")
 
