@@ -147,18 +147,23 @@ def preview_mapping(
     connection_id: uuid.UUID, data: PreviewRequest, db: DB, ctx: ManageConnections,
     keyring: AppKeyring,
 ) -> PreviewRead:
-    """Apply a field mapping (not saved) to a sample: the one sent, else a few participants
-    fetched live from the provider's event ``eventId``."""
-    sample: list[dict[str, Any]]
+    """A field mapping (not saved) on a sample, through the pipeline a sync runs: the
+    adapter's default mapping, then the rules sent (none: what the default mapping alone
+    gives). The sample is the one sent (raw records, read by the adapter first), else a few
+    participants fetched live from the provider's event ``eventId``. Each row has every
+    racehub field and names those a rule gave (``fromRule``)."""
+    connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+    sample: list[Any]
     if data.sample is not None:
-        service.get_connection_or_raise(db, ctx, connection_id=connection_id)
         sample, origin = data.sample, "pasted"
     else:
-        sample = service.fetch_sample(db, ctx, keyring=keyring, connection_id=connection_id,
-                                      event_id=data.event_id, mapping_sources=[
-                                          p for rule in data.field_mapping for p in rule.sources])
+        sample = service.fetch_sample_participants(
+            db, ctx, keyring=keyring, connection_id=connection_id, event_id=data.event_id,
+            mapping_sources=[p for rule in data.field_mapping for p in rule.sources])
         origin = "provider"
-    return service.preview_mapping(data.field_mapping, sample, origin=origin)
+    return service.preview_mapping(data.field_mapping, sample, origin=origin,
+                                   provider=connection.provider,
+                                   event_ref=(data.event_id or "").strip())
 
 
 class EventChoiceRead(APIModel):

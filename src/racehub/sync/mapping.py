@@ -31,7 +31,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from racehub.providers.base import ProviderParticipant, RowProblem
+from racehub.providers.base import ProviderAdapter, ProviderParticipant, RowProblem
+from racehub.providers.errors import ProviderError
+from racehub.providers.values import MappingError
 from racehub.sync.transforms import MappingRule, TransformError, apply_rule
 
 # The racehub fields a participant's mapping fills (persons.* and event_participants.*),
@@ -132,6 +134,25 @@ def map_participant(
             problems.append(_problem(participant, row, name, str(exc)))
     return MappedParticipant(participant=participant, values=values,
                              from_rule=frozenset(from_rule), problems=tuple(problems))
+
+
+def read_record(adapter: type[ProviderAdapter] | None, record: Any,
+                event_ref: str = "") -> tuple[ProviderParticipant, str | None]:
+    """A raw record (a pasted sample) read by the adapter's default mapping, as a sync
+    reads it: (the participant, None); or, when the adapter cannot read it, a participant
+    with no values (only the rules will fill it) and why."""
+    if adapter is not None:
+        try:
+            return adapter.participant_from_raw(record, event_ref), None
+        except MappingError as exc:
+            why = f"{exc.field}: {exc.message}"
+        except ProviderError as exc:
+            why = exc.message
+        except (ValueError, TypeError, AttributeError) as exc:
+            why = f"not the shape the provider sends ({type(exc).__name__}: {exc})"
+    else:
+        why = "no adapter to read it"
+    return ProviderParticipant(ref="", event_ref=event_ref, raw=record), why
 
 
 def _problem(participant: ProviderParticipant, row: int, name: str,
