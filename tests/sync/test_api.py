@@ -249,6 +249,8 @@ def test_the_provider_list_names_credentials_sets_and_settings(
     assert settings["event_names"]["kind"] == "mapping"
     assert {s["key"]: s["choices"] for s in providers["RUNSIGNUP"]["settings"]}[
         "auth_style"] == ["header", "query"]
+    defaults = providers["RUNSIGNUP"]["defaultFieldMapping"]
+    assert defaults["first_name"] == "user.first_name" and "chip" not in defaults
 
 
 def test_the_providers_events_are_listed_live_for_pickers(

@@ -18,6 +18,7 @@ from racehub.core.rbac import Perm
 from racehub.core.schemas import APIModel
 from racehub.providers.catalog import PROVIDERS, Direction, SettingKind
 from racehub.sync import service, webhooks
+from racehub.sync.mapping import default_mapping
 from racehub.sync.schemas import (
     CheckRead,
     ConnectionCreate,
@@ -69,6 +70,9 @@ class ProviderRead(APIModel):
     credential_sets: list[list[str]] = Field(
         description="Where not empty: give every field of one of these sets")
     settings: list[SettingFieldRead]
+    default_field_mapping: dict[str, str] = Field(
+        description="racehub field -> the path in the provider's record the adapter reads "
+                    "it from, before a connection's rules")
 
 
 class ProvidersRead(APIModel):
@@ -86,7 +90,8 @@ def list_providers(ctx: ReadConnections) -> ProvidersRead:
             credentials=[CredentialFieldRead(**vars(f)) for f in s.credentials],
             credential_sets=[list(g) for g in s.credential_sets],
             settings=[SettingFieldRead(**{**vars(f), "choices": list(f.choices)})
-                      for f in s.all_settings])
+                      for f in s.all_settings],
+            default_field_mapping=default_mapping(s.key))
             for s in PROVIDERS.values()],
         target_fields=TARGET_FIELDS)
 

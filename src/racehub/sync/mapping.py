@@ -96,6 +96,17 @@ def connection_rules(stored: Sequence[Any] | None) -> StoredRules:
     return StoredRules(rules, ignored)
 
 
+def default_mapping(provider: str) -> dict[str, str]:
+    """The provider's default mapping as the mapping page shows it: racehub field -> the
+    path in the provider's record (its adapter's ``DEFAULT_FIELD_MAPPING``; a test checks
+    the adapter reads each field there)."""
+    from racehub.providers.catalog import get_spec
+
+    spec = get_spec(provider)
+    table = spec.adapter_class().default_field_mapping if spec else {}
+    return {name: table[name] for name in PARTICIPANT_FIELDS if name in table}
+
+
 def default_values(participant: ProviderParticipant) -> dict[str, Any]:
     """Step 1: the adapter's normalized values of racehub's fields, "" read as empty."""
     values: dict[str, Any] = {}

@@ -20,7 +20,7 @@ from racehub.providers.catalog import PROVIDERS, Direction
 from racehub.sync import service, webhooks
 from racehub.sync.api import AppKeyring
 from racehub.sync.exceptions import ConnectionNotFound, SampleUnavailable
-from racehub.sync.mapping import connection_rules
+from racehub.sync.mapping import connection_rules, default_mapping
 from racehub.sync.models import ProviderConnection
 from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate
 from racehub.sync.transforms import (
@@ -256,6 +256,7 @@ def _mapping(request: Request, db: DB, ctx: TenantContext, connection: ProviderC
     return render(request, db, ctx, "sync/mapping.html", status_code=status_code,
                   connection=connection, spec=service.spec_of(connection), rows=rows,
                   ignored_rules=connection_rules(connection.field_mapping).ignored,
+                  defaults=default_mapping(connection.provider),
                   targets=TARGET_FIELDS, notation_help=NOTATION_HELP,
                   event_ids=(connection.settings or {}).get("eventIds", []), **context)
 
