@@ -15,23 +15,21 @@ from __future__ import annotations
 import enum
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
     String,
     Table,
-    Uuid,
-    cast,
-    column,
+    Text,
+    bindparam,
     func,
     insert,
     or_,
     select,
     text,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
@@ -560,64 +558,86 @@ def _folded(db: Session, texts: list[str]) -> dict[str, tuple[str, str]]:
 # --- writing ------------------------------------------------------------------------------
 
 
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 def _write(db: Session, ctx: TenantContext, plan: _Plan, updates: list[_Row],
            inserts: list[_Row], persons: list[dict[str, Any]] | None = None) -> None:
     """Persons first (EPs refer to them), then the EP updates level by level (a level's
     rows take bibs the previous one freed), then the new EPs."""
     persons = list(plan.new_persons.values()) if persons is None else persons
-    for chunk in _chunks(persons):
-        db.execute(insert(_PERSON).values(list(chunk)))
+    _insert(db, _PERSON, persons)
     person_changes: dict[uuid.UUID, dict[str, Any]] = defaultdict(dict)
     for row in updates + inserts:
         if row.person_changes:
             assert row.outcome.person_id is not None
             person_changes[row.outcome.person_id].update(row.person_changes)
-    _update_by_values(db, ctx, _PERSON, list(person_changes.items()), {})
+    _update(db, ctx, _PERSON, person_changes, {})
     levels: dict[int, list[_Row]] = defaultdict(list)
     for row in updates:
         levels[row.level].append(row)
     for level in sorted(levels):
-        changed = [(r.outcome.participant_id, r.ep_changes) for r in levels[level]
-                   if r.ep_changes or r.local_add]
-        local = {r.outcome.participant_id: r.local_add for r in levels[level] if r.local_add}
-        _update_by_values(db, ctx, _EP, changed, local)  # type: ignore[arg-type]
-    for chunk in _chunks(inserts):
-        db.execute(insert(_EP).values([r.ep_insert for r in chunk]))
+        changed: dict[uuid.UUID, dict[str, Any]] = {}
+        local: dict[uuid.UUID, list[str]] = {}
+        for r in levels[level]:
+            assert r.outcome.participant_id is not None
+            if r.ep_changes or r.local_add:
+                changed[r.outcome.participant_id] = r.ep_changes
+            if r.local_add:
+                local[r.outcome.participant_id] = r.local_add
+        _update(db, ctx, _EP, changed, local)
+    _insert(db, _EP, [r.ep_insert for r in inserts if r.ep_insert is not None])
 
 
-def _update_by_values(db: Session, ctx: TenantContext, table: Table,
-                      changes: list[tuple[uuid.UUID, dict[str, Any]]],
-                      local_add: dict[uuid.UUID, list[str]]) -> None:
-    """``UPDATE table SET <changed columns> FROM (VALUES ...)``, one statement per set of
-    changed columns (and per CHUNK rows); ``local_add`` joins the EPs' local_fields."""
+# The statements below send one array per column and unnest them in SQL, rather than a
+# VALUES list of one parameter per value: their text is the same for 10 rows or 10,000,
+# so neither SQLAlchemy nor Postgres compiles a statement the size of the batch each time.
+
+def _array(rows: list[dict[str, Any]], name: str, type_: Any) -> Any:
+    values = [row[name] for row in rows]
+    if name in ("local_fields", "local_add"):
+        # An array of arrays does not unnest into rows of arrays: each one goes as text.
+        return bindparam(name, [",".join(v) for v in values], type_=ARRAY(Text()))
+    values = [v.value if isinstance(v, enum.Enum) else v for v in values]
+    return bindparam(name, values, type_=ARRAY(type_))
+
+
+def _unnest(table: Table, names: Sequence[str], rows: list[dict[str, Any]]) -> Any:
+    """``unnest(:a, :b, ...) AS u(a, b, ...)``: one array parameter per column."""
+    arrays = [_array(rows, n, table.c[n].type if n in table.c else Text()) for n in names]
+    return func.unnest(*arrays).table_valued(*names).render_derived(name="u")
+
+
+def _insert(db: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """One INSERT of every row (all rows hold the same keys)."""
+    if not rows:
+        return
+    names = list(rows[0])
+    u = _unnest(table, names, rows)
+    picked = [func.string_to_array(u.c[n], ",") if n == "local_fields" else u.c[n]
+              for n in names]
+    db.execute(insert(table).from_select(names, select(*picked)))
+
+
+def _update(db: Session, ctx: TenantContext, table: Table,
+            changes: dict[uuid.UUID, dict[str, Any]],
+            local_add: dict[uuid.UUID, list[str]]) -> None:
+    """``UPDATE table SET <changed columns> FROM unnest(...)``, one statement per set of
+    changed columns; ``local_add`` joins the EPs' local_fields."""
     groups: dict[tuple[str, ...], list[uuid.UUID]] = defaultdict(list)
-    by_id = dict(changes)
-    for row_id, cols in changes:
+    for row_id, cols in changes.items():
         groups[tuple(sorted(cols))].append(row_id)
     for names, ids in groups.items():
         with_local = any(i in local_add for i in ids)
-        for chunk in _chunks(ids):
-            value_columns = [column("id", Uuid()),
-                             *[column(n, table.c[n].type) for n in names]]
-            if with_local:
-                value_columns.append(column("local_add", ARRAY(String())))
-            data = [(i, *[by_id[i][n] for n in names],
-                     *([local_add.get(i, [])] if with_local else [])) for i in chunk]
-            v = values(*value_columns, name="v").data(data)
-            assignments: dict[str, Any] = {n: cast(v.c[n], table.c[n].type) for n in names}
-            assignments["updated_at"] = func.now()
-            if with_local:
-                assignments["local_fields"] = text(
-                    "ARRAY(SELECT DISTINCT f FROM unnest(event_participants.local_fields "
-                    "|| v.local_add) AS f ORDER BY f)")
-            db.execute(update(table).where(table.c.id == v.c.id,
-                                           table.c.tenant_id == ctx.tenant_id)
-                       .values(assignments))
+        columns = ["id", *names, *(["local_add"] if with_local else [])]
+        u = _unnest(table, columns, [
+            {"id": i, **changes[i], "local_add": local_add.get(i, [])} for i in ids])
+        assignments: dict[str, Any] = {n: u.c[n] for n in names}
+        assignments["updated_at"] = func.now()
+        if with_local:
+            assignments["local_fields"] = text(
+                "ARRAY(SELECT DISTINCT f FROM unnest(event_participants.local_fields "
+                "|| string_to_array(u.local_add, ',')) AS f ORDER BY f)")
+        db.execute(update(table).where(table.c.id == u.c.id,
+                                       table.c.tenant_id == ctx.tenant_id)
+                   .values(assignments))
 
 
 def _write_row_by_row(db: Session, ctx: TenantContext, plan: _Plan) -> None:
