@@ -370,3 +370,18 @@ def test_a_bib_taken_by_a_concurrent_writer_refuses_that_row_and_the_batch_lands
             AuditEntry.action == "participant.batch_write",
             AuditEntry.target_id == str(event_id)))["refused"] == 1  # type: ignore[index]
 
+
+
+def test_values_a_column_cannot_hold_refuse_their_row_not_the_batch(
+    db: Session, ctx: TenantContext, event: Event
+) -> None:
+    ep = make_participant(db, event, first_name="Ada", last_name="Lovelace")
+    long_bib, blank_name, bad_gender, kept = write(
+        db, ctx, event, new("Grace", "Hopper", bib="9" * 21),
+        ParticipantWrite(ep.id, {"last_name": None}), new("Alan", "Turing", gender="Q"),
+        new("Kept", "Anyway"))
+    assert long_bib.error == "bib is longer than 20 characters"
+    assert (blank_name.error_field, bad_gender.error_field) == ("last_name", "gender")
+    assert kept.created and kept.error is None
+    db.refresh(ep)
+    assert ep.person.last_name == "Lovelace"

@@ -158,7 +158,7 @@ def write_participants(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
     if event is None:
         raise EventNotFound()
     db.flush()  # the caller's pending rows (an event, a category) before ours refer to them
-    plan = _prepare(db, ctx, event_id, rows, mark_local)
+    plan = _prepare(db, ctx, event, rows, mark_local)
     try:
         with db.begin_nested():
             _write(db, ctx, plan, plan.updates(), plan.inserts())
@@ -168,7 +168,7 @@ def write_participants(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
         # A concurrent transaction took a bib or a provider record between our check and
         # our write, and committed: check again (now seeing it), then write row by row so
         # that a row losing yet another race is refused alone.
-        plan = _prepare(db, ctx, event_id, rows, mark_local)
+        plan = _prepare(db, ctx, event, rows, mark_local)
         _write_row_by_row(db, ctx, plan)
     _forget_loaded(db, plan)
     _audit(db, ctx, event_id, plan, origin)
@@ -178,27 +178,47 @@ def write_participants(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
 # --- planning -----------------------------------------------------------------------------
 
 
-def _normalized(values: dict[str, Any]) -> dict[str, Any]:
+_ENUMS: dict[str, type[enum.Enum]] = {"status": ParticipantStatus, "gender": Gender}
+_REQUIRED = ("first_name", "last_name")
+
+
+def _normalized(values: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, str] | None]:
+    """The row's values with enums as members, and why the row is refused, if it is (a
+    value its column cannot hold would fail the whole batch's statement)."""
     unknown = set(values) - set(PERSON_FIELDS) - set(EP_FIELDS) - {PERSON_ID}
     if unknown:
         raise ValueError(f"not participant fields: {', '.join(sorted(unknown))}")
     out = dict(values)
-    if "status" in out and out["status"] is None:
-        raise ValueError("status cannot be None")
-    if out.get("status") is not None:
-        out["status"] = ParticipantStatus(out["status"])
-    if out.get("gender") is not None:
-        out["gender"] = Gender(out["gender"])
-    return out
+    for name, value in out.items():
+        if value is None:
+            if name in _REQUIRED or name == "status":
+                return out, (f"{name} cannot be empty", name)
+            continue
+        if name in _ENUMS:
+            try:
+                out[name] = _ENUMS[name](value)
+            except ValueError:
+                return out, (f"{name} {value!r} is not one of "
+                             f"{', '.join(m.value for m in _ENUMS[name])}", name)
+        elif isinstance(value, str):
+            table = _PERSON if name in PERSON_FIELDS else _EP
+            limit = getattr(table.c[name].type, "length", None)
+            if limit is not None and len(value) > limit:
+                return out, (f"{name} is longer than {limit} characters", name)
+            if name in _REQUIRED and not value.strip():
+                return out, (f"{name} cannot be empty", name)
+    return out, None
 
 
-def _prepare(db: Session, ctx: TenantContext, event_id: uuid.UUID,
+def _prepare(db: Session, ctx: TenantContext, event: Event,
              writes: Sequence[ParticipantWrite], mark_local: bool) -> _Plan:
     rows = [_Row(write=w, outcome=WriteOutcome(key=w.key, participant_id=w.participant_id,
                                                person_id=None, created=False, changes={},
                                                person_match=None))
             for w in writes]
-    values = [_normalized(w.values) for w in writes]
+    event_id = event.id
+    normalized = [_normalized(w.values) for w in writes]
+    values = [vals for vals, _ in normalized]
     existing = _existing(db, ctx, event_id, [w.participant_id for w in writes
                                              if w.participant_id is not None])
     categories = _known(db, select(Category.id).where(
@@ -211,8 +231,11 @@ def _prepare(db: Session, ctx: TenantContext, event_id: uuid.UUID,
         EventParticipant.id, [v.get("transferred_from_id") for v in values])
 
     seen: set[uuid.UUID] = set()
-    for row, vals in zip(rows, values, strict=True):
+    for row, (vals, invalid) in zip(rows, normalized, strict=True):
         w = row.write
+        if invalid is not None:
+            row.refuse(*invalid)
+            continue
         if w.participant_id is not None:
             row.current = existing.get(w.participant_id)
             if row.current is None:
@@ -238,7 +261,7 @@ def _prepare(db: Session, ctx: TenantContext, event_id: uuid.UUID,
         else:
             _plan_values(row, vals, event_id, ctx.tenant_id, mark_local)
 
-    _check_sources(db, ctx, rows)
+    _check_sources(db, ctx, rows, event.name)
     _check_bibs(db, ctx, event_id, rows)
     new_persons = _match_persons(db, ctx, rows, values) if any(
         r.ep_insert is not None and not r.refused for r in rows) else {}
@@ -318,7 +341,7 @@ def _source_of(row: _Row) -> tuple[str, str] | None:
     return None
 
 
-def _check_sources(db: Session, ctx: TenantContext, rows: list[_Row]) -> None:
+def _check_sources(db: Session, ctx: TenantContext, rows: list[_Row], event_name: str) -> None:
     """Refuse rows whose provider record another EP of the tenant (any event) holds: a sync
     finds entries by it, so it may be held once."""
     wanted = {source for row in rows if (source := _source_of(row))}
@@ -342,10 +365,10 @@ def _check_sources(db: Session, ctx: TenantContext, rows: list[_Row]) -> None:
             continue
         holder = holders.get(source)
         if holder is not None and holder.participant_id != row.outcome.participant_id:
-            row.refuse(source_taken_message(source, holder), "source_id")
+            row.refuse(_source_taken(source, holder), "source_id")
         else:
             holders[source] = _Holder(row.outcome.participant_id,  # type: ignore[arg-type]
-                                      *_names(row), event_name="this batch")
+                                      *_names(row), event_name=event_name)
 
 
 def _names(row: _Row) -> tuple[str, str, str | None]:
@@ -356,14 +379,14 @@ def _names(row: _Row) -> tuple[str, str, str | None]:
             row.final.get("registration_id", current.get("registration_id")))
 
 
-def source_taken_message(source: tuple[str, str], holder: _Holder) -> str:
+def _source_taken(source: tuple[str, str], holder: _Holder) -> str:
     provider, source_id = source
     return (f"source {provider} {source_id} is already held by {holder.first_name} "
             f"{holder.last_name} (participant {holder.participant_id}, event "
             f"{holder.event_name!r})")
 
 
-def bib_taken_message(bib: str, holder: _Holder) -> str:
+def _bib_taken(bib: str, holder: _Holder) -> str:
     return (f"bib {bib} is already used in this event by {holder.first_name} "
             f"{holder.last_name} (participant {holder.participant_id}"
             + (f", registration {holder.registration_id}" if holder.registration_id else "")
@@ -432,7 +455,7 @@ def _check_bibs(db: Session, ctx: TenantContext, event_id: uuid.UUID,
             for row in blocked:
                 bib = _held_bib(row.final)
                 assert bib is not None
-                row.refuse(bib_taken_message(bib, holders[bib]), "bib")
+                row.refuse(_bib_taken(bib, holders[bib]), "bib")
             return
         pending = blocked
 
@@ -463,21 +486,25 @@ def _match_persons(db: Session, ctx: TenantContext, rows: list[_Row],
 
     by_email: dict[tuple[Any, ...], set[uuid.UUID]] = defaultdict(set)
     by_name: dict[tuple[Any, ...], set[uuid.UUID]] = defaultdict(set)
+    known: dict[uuid.UUID, dict[str, Any]] = {}  # candidates' values, as the batch fills them
     if matching:
         candidates = db.execute(
-            select(Person.id, func.lower(Person.email), func.racehub_fold(Person.first_name),
-                   func.racehub_fold(Person.last_name), Person.birth_date)
+            select(Person.id, func.lower(Person.email).label("email_key"),
+                   func.racehub_fold(Person.first_name).label("first_key"),
+                   func.racehub_fold(Person.last_name).label("last_key"),
+                   *[getattr(Person, n) for n in PERSON_FIELDS])
             .where(Person.tenant_id == ctx.tenant_id,
                    any_of(Person.birth_date, {v["birth_date"] for _, v in matching}),
                    or_(any_of(func.lower(Person.email, type_=String),
                               {k[0] for _, v in matching if (k := email_key(v))}),
                        any_of(func.racehub_fold(Person.last_name, type_=String),
                               {folded[v["last_name"]][1] for _, v in matching})))
-        ).all()
-        for person_id, email, first, last, birth_date in candidates:
-            if email:
-                by_email[(email, birth_date)].add(person_id)
-            by_name[(first, last, birth_date)].add(person_id)
+        ).mappings()
+        for c in candidates:
+            if c["email_key"]:
+                by_email[(c["email_key"], c["birth_date"])].add(c["id"])
+            by_name[(c["first_key"], c["last_key"], c["birth_date"])].add(c["id"])
+            known[c["id"]] = {n: c[n] for n in PERSON_FIELDS}
 
     new_persons: dict[uuid.UUID, dict[str, Any]] = {}
     for row, vals in new_rows:
@@ -494,7 +521,7 @@ def _match_persons(db: Session, ctx: TenantContext, rows: list[_Row],
                 person_id, how = next(iter(by_name[name])), "name_birth_date"
         if person_id is None:
             person_id = uuid.uuid4()
-            new_persons[person_id] = {"id": person_id, "tenant_id": row.ep_insert["tenant_id"],
+            new_persons[person_id] = {"id": person_id, "tenant_id": ctx.tenant_id,
                                       **person_vals}
             row.outcome.changes.update(
                 {k: (None, v) for k, v in person_vals.items() if v is not None})
@@ -503,45 +530,18 @@ def _match_persons(db: Session, ctx: TenantContext, rows: list[_Row],
                     by_email[key].add(person_id)
                 if (key := name_key(vals)) is not None:
                     by_name[key].add(person_id)
-        elif person_id in new_persons:
-            _fill_blanks(row, new_persons[person_id], person_vals)
         else:
-            _fill_blanks_later(row, person_vals)
+            # A matched Person keeps its values; the row only fills the ones it lacks.
+            person = new_persons.get(person_id) or known[person_id]
+            filled = {k: v for k, v in person_vals.items()
+                      if v is not None and person.get(k) is None}
+            person.update(filled)
+            if person_id not in new_persons:
+                row.person_changes = filled
+            row.outcome.changes.update({k: (None, v) for k, v in filled.items()})
         row.ep_insert["person_id"] = row.outcome.person_id = person_id
         row.outcome.person_match = how
-    _load_blanks(db, rows)
     return new_persons
-
-
-def _fill_blanks(row: _Row, person: dict[str, Any], vals: dict[str, Any]) -> None:
-    """A matched Person keeps its values; the row only fills the ones it lacks."""
-    for name, value in vals.items():
-        if value is not None and person.get(name) is None:
-            person[name] = value
-            row.outcome.changes[name] = (None, value)
-
-
-def _fill_blanks_later(row: _Row, vals: dict[str, Any]) -> None:
-    row.person_changes = {k: v for k, v in vals.items() if v is not None}  # narrowed below
-
-
-def _load_blanks(db: Session, rows: list[_Row]) -> None:
-    """Narrow the matched existing Persons' changes to the fields they lack."""
-    matched = [r for r in rows if r.ep_insert is not None and r.person_changes]
-    if not matched:
-        return
-    ids = {r.ep_insert["person_id"] for r in matched if r.ep_insert is not None}
-    current = {row["id"]: row for row in db.execute(
-        select(Person.id, *[getattr(Person, n) for n in PERSON_FIELDS])
-        .where(any_of(Person.id, ids))).mappings()}
-    filled: dict[uuid.UUID, set[str]] = defaultdict(set)
-    for row in matched:
-        assert row.ep_insert is not None
-        person_id = row.ep_insert["person_id"]
-        row.person_changes = {k: v for k, v in row.person_changes.items()
-                              if current[person_id][k] is None and k not in filled[person_id]}
-        filled[person_id].update(row.person_changes)
-        row.outcome.changes.update({k: (None, v) for k, v in row.person_changes.items()})
 
 
 def _folded(db: Session, texts: list[str]) -> dict[str, tuple[str, str]]:
@@ -669,7 +669,7 @@ def _write_row_by_row(db: Session, ctx: TenantContext, plan: _Plan) -> None:
 def _forget_loaded(db: Session, plan: _Plan) -> None:
     """Expire the written EPs and Persons the session holds: the writes bypassed the ORM."""
     for row in plan.rows:
-        if row.refused:
+        if row.refused or not (row.outcome.changes or row.local_add):
             continue
         for model, ident in ((EventParticipant, row.outcome.participant_id),
                              (Person, row.outcome.person_id)):
