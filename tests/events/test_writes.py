@@ -385,3 +385,16 @@ def test_values_a_column_cannot_hold_refuse_their_row_not_the_batch(
     assert kept.created and kept.error is None
     db.refresh(ep)
     assert ep.person.last_name == "Lovelace"
+
+
+def test_json_shaped_values_are_read_as_their_columns_types(
+    db: Session, ctx: TenantContext, event: Event
+) -> None:
+    category = make_category(db, event, "10K")
+    [outcome, bad] = write(db, ctx, event, new("Ada", "Lovelace", birth_date=BORN.isoformat(),
+                                               category_id=str(category.id)),
+                           new("Grace", "Hopper", birth_date="17/05/1990"))
+    assert outcome.error is None and outcome.changes["birth_date"] == (None, BORN)
+    ep = db.get(EventParticipant, outcome.participant_id)
+    assert ep is not None and ep.category_id == category.id and ep.person.birth_date == BORN
+    assert bad.error_field == "birth_date"

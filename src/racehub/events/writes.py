@@ -17,6 +17,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -61,9 +62,6 @@ OWNABLE_FIELDS = ("bib", "category_id", "team")
 
 # ``values`` of a NEW row may also name the Person to enter (no matching then).
 PERSON_ID = "person_id"
-
-# Rows per statement: a statement's bound parameters stay far below Postgres' 65535.
-CHUNK = 1000
 
 _EP: Table = EventParticipant.__table__  # type: ignore[assignment]
 _PERSON: Table = Person.__table__  # type: ignore[assignment]
@@ -180,6 +178,9 @@ def write_participants(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
 
 _ENUMS: dict[str, type[enum.Enum]] = {"status": ParticipantStatus, "gender": Gender}
 _REQUIRED = ("first_name", "last_name")
+_PARSED: dict[str, Any] = {
+    "birth_date": date.fromisoformat, "withdrawn_at": datetime.fromisoformat,
+    "category_id": uuid.UUID, "transferred_from_id": uuid.UUID, PERSON_ID: uuid.UUID}
 
 
 def _normalized(values: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, str] | None]:
@@ -200,6 +201,13 @@ def _normalized(values: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, str]
             except ValueError:
                 return out, (f"{name} {value!r} is not one of "
                              f"{', '.join(m.value for m in _ENUMS[name])}", name)
+        elif name in _PARSED and isinstance(value, str):
+            # JSON-shaped values (a staged row, a file) are read as their column's type.
+            try:
+                out[name] = _PARSED[name](value)
+            except ValueError:
+                return out, (f"{name} {value!r} is not a valid "
+                             f"{_PARSED[name].__name__}", name)
         elif isinstance(value, str):
             table = _PERSON if name in PERSON_FIELDS else _EP
             limit = getattr(table.c[name].type, "length", None)
