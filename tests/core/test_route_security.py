@@ -30,6 +30,8 @@ from racehub.core.deps import PermissionDependency
 from racehub.core.models import Role, Tenant
 from racehub.core.rbac import ROLE_PERMISSIONS, Perm
 from racehub.core.schemas import ApiTokenCreate
+from racehub.events import service as events_service
+from racehub.events.schemas import ParticipantCreate
 from racehub.events.service import ASSIGN_BIBS_KIND
 from racehub.exports.models import Export
 from racehub.exports.service import EXPORT_KIND
@@ -39,6 +41,7 @@ from racehub.jobs.models import JobRun, JobStatus
 from racehub.jobs.registry import load_kinds
 from racehub.settings import Settings
 from racehub.sync import service as sync_service
+from racehub.sync.models import SyncConflict
 from racehub.sync.schemas import ConnectionCreate
 from tests.factories import (
     auth,
@@ -46,6 +49,7 @@ from tests.factories import (
     make_event,
     make_number_type,
     make_participant,
+    make_synced_record,
     make_tenant,
     make_user,
     onboard,
@@ -212,6 +216,18 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/connections/{connection_id}/events"): Case(Perm.SYNC_CONNECTION_MANAGE, 422),
     ("POST", "/api/connections/{connection_id}/mapping-preview"): Case(
         Perm.SYNC_CONNECTION_MANAGE, 200, json={"fieldMapping": [], "sample": [{"a": 1}]}),
+    # What a sync left on participants: everyone reads conflicts and sources (raw payloads
+    # only with sync:payload:read); sync:record:manage (EVENT_MANAGER and up) resolves
+    # conflicts and splits a wrong person match.
+    ("GET", "/api/events/{event_id}/conflicts"): Case(Perm.EVENTS_PARTICIPANT_READ, 200),
+    ("POST", "/api/events/{event_id}/conflicts/{conflict_id}/keep"):
+        Case(Perm.SYNC_RECORD_MANAGE, 200),
+    ("POST", "/api/events/{event_id}/conflicts/{conflict_id}/take"):
+        Case(Perm.SYNC_RECORD_MANAGE, 200),
+    ("GET", "/api/events/{event_id}/participants/{participant_id}/sources"):
+        Case(Perm.EVENTS_PARTICIPANT_READ, 200),
+    ("POST", "/api/events/{event_id}/participants/{participant_id}/split-person"):
+        Case(Perm.SYNC_RECORD_MANAGE, 200),
 }
 
 # A page needs what its API counterpart needs; a page showing a form needs what the form's
@@ -320,8 +336,10 @@ _RESULTS_OFFICER = _EVERY_ROLE | {
     Perm.TIMING_RESULT_IMPORT, Perm.EXPORTS_EXPORT_RUN,
 }
 # EVENT_MANAGER: "+ create and edit events and categories, see provider connections and
-# their health".
-_EVENT_MANAGER = _RESULTS_OFFICER | {Perm.EVENTS_EVENT_WRITE, Perm.SYNC_CONNECTION_READ}
+# their health, resolve sync conflicts and split wrong person matches, read the raw
+# provider payloads".
+_EVENT_MANAGER = _RESULTS_OFFICER | {Perm.EVENTS_EVENT_WRITE, Perm.SYNC_CONNECTION_READ,
+                                     Perm.SYNC_RECORD_MANAGE, Perm.SYNC_PAYLOAD_READ}
 GRANTS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset(_EVERY_ROLE),
     Role.RESULTS_OFFICER: frozenset(_RESULTS_OFFICER),
@@ -455,7 +473,21 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
                               credentials={"api_key": "key-12345678", "api_secret": "s-12345678"}))
     connection.settings = {**connection.settings, "max_attempts": 1}
     db.flush()
-    return {"connection_id": str(connection.id),
+    # A sync's leftovers on the participant: its registration (a raw payload), an open
+    # conflict on its racehub-owned team (keep and take both apply), and a second entry
+    # of its person in another event (a match to split).
+    participant.local_fields = ["team"]
+    record = make_synced_record(db, participant, payload={"user": {"first_name": "Ada"}},
+                                synced_values={"team": "Harriers"})
+    conflict = SyncConflict(tenant_id=tenant.id, event_id=event.id,
+                            participant_id=participant.id, record_id=record.id, field="team",
+                            local_value=None, provider_value="Harriers B")
+    db.add(conflict)
+    events_service.create_participant(
+        db, system_ctx(tenant), event_id=make_event(db, tenant).id,
+        data=ParticipantCreate(person_id=participant.person_id))
+    db.flush()
+    return {"connection_id": str(connection.id), "conflict_id": str(conflict.id),
             "event_id": str(event.id), "category_id": str(category.id), "export_id": str(export.id),
             "race_number_id": str(numbered.race_number_id),
             "number_type_id": str(number_type.id), "import_id": str(upload.id),

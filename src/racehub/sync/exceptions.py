@@ -25,3 +25,16 @@ class InvalidCredentials(Invalid):
 
 class SampleUnavailable(Invalid):
     """No sample could be fetched for the mapping preview (the message says why)."""
+
+
+class SyncConflictNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("sync conflict not found in this event")
+
+
+class ConflictAlreadyResolved(Conflict):
+    """Keep ours / take theirs on a conflict someone already resolved."""
+
+
+class NothingToSplit(Conflict):
+    """Splitting a participant whose person no other entry shares."""
