@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
@@ -127,7 +127,7 @@ def test_a_resolved_conflict_does_not_stop_a_new_one_on_the_same_field(
     args: dict[str, Any] = {"run_id": None, "event_id": event.id, "participant_id": ep.id,
                             "record_id": None}
     record_conflicts(db, ctx, conflicts={"bib": ("7", "12")}, **args)
-    db.execute(SyncConflict.__table__.update().values(status=ConflictStatus.KEPT))
+    db.execute(update(SyncConflict).values(status=ConflictStatus.KEPT))
 
     assert record_conflicts(db, ctx, conflicts={"bib": ("7", "13")}, **args) == 1
     statuses = db.scalars(select(SyncConflict.status).where(SyncConflict.participant_id == ep.id)

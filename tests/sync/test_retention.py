@@ -34,13 +34,15 @@ def test_payloads_past_the_retention_are_purged_in_batches_and_audited(
 
     assert purged == 3
     db.expire_all()
-    payloads = dict(db.execute(select(SyncedRecord.source_ref, SyncedRecord.payload)
-                               .where(SyncedRecord.id.in_([r.id for r in old + kept]))).all())
+    ids = [r.id for r in old + kept]
+    payloads: dict[str, object] = dict(db.execute(
+        select(SyncedRecord.source_ref, SyncedRecord.payload)
+        .where(SyncedRecord.id.in_(ids))).all())
     assert payloads == {"a-old-1": None, "a-old-2": None, "b-old": None,
                         "a-recent": {"ref": "a-recent"}, "b-recent": {"ref": "b-recent"}}
     # SQL NULL (what the retention index leaves out), not a JSON null.
     purged_refs = db.scalars(select(SyncedRecord.source_ref).where(
-        SyncedRecord.id.in_([r.id for r in old + kept]), SyncedRecord.payload.is_(None))).all()
+        SyncedRecord.id.in_(ids), SyncedRecord.payload.is_(None))).all()
     assert sorted(purged_refs) == ["a-old-1", "a-old-2", "b-old"]
     # The records themselves stay, with what the sync needs.
     assert all(db.get_one(SyncedRecord, r.id).content_hash for r in old)
