@@ -40,9 +40,10 @@ from racehub.imports.service import RUN_IMPORT_KIND
 from racehub.jobs.models import JobRun, JobStatus
 from racehub.jobs.registry import load_kinds
 from racehub.settings import Settings
+from racehub.sync import links as sync_links
 from racehub.sync import service as sync_service
 from racehub.sync.models import SyncConflict
-from racehub.sync.schemas import ConnectionCreate
+from racehub.sync.schemas import ConnectionCreate, LinkCreate
 from tests.factories import (
     auth,
     make_category,
@@ -216,6 +217,21 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/connections/{connection_id}/events"): Case(Perm.SYNC_CONNECTION_MANAGE, 422),
     ("POST", "/api/connections/{connection_id}/mapping-preview"): Case(
         Perm.SYNC_CONNECTION_MANAGE, 200, json={"fieldMapping": [], "sample": [{"a": 1}]}),
+    # Links: read with the event (any role) or the connection (sync:connection:read);
+    # linking, unlinking and mapping races to categories: sync:link:manage (EVENT_MANAGER up).
+    ("GET", "/api/events/{event_id}/links"): Case(Perm.EVENTS_EVENT_READ, 200),
+    ("POST", "/api/events/{event_id}/links"): Case(
+        Perm.SYNC_LINK_MANAGE, 201,
+        json={"connectionId": Ref("connection_id"), "providerEventRef": "202"}),
+    ("PATCH", "/api/events/{event_id}/links/{link_id}"):
+        Case(Perm.SYNC_LINK_MANAGE, 200, json={"autoSync": False}),
+    ("DELETE", "/api/events/{event_id}/links/{link_id}"): Case(Perm.SYNC_LINK_MANAGE, 204),
+    ("GET", "/api/events/{event_id}/links/{link_id}/categories"):
+        Case(Perm.EVENTS_EVENT_READ, 200),
+    ("PUT", "/api/events/{event_id}/links/{link_id}/categories"): Case(
+        Perm.SYNC_LINK_MANAGE, 200, json={"categories": [
+            {"providerRef": "5k", "providerName": "5K", "categoryId": Ref("category_id")}]}),
+    ("GET", "/api/connections/{connection_id}/links"): Case(Perm.SYNC_CONNECTION_READ, 200),
     # What a sync left on participants: everyone reads conflicts and sources (raw payloads
     # only with sync:payload:read); sync:record:manage (EVENT_MANAGER and up) resolves
     # conflicts and splits a wrong person match.
@@ -317,6 +333,13 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
         Case(Perm.SYNC_CONNECTION_READ, 200),
     ("GET", "/connections/{connection_id}/events"):
         Case(Perm.SYNC_CONNECTION_MANAGE, 200),  # the reason, in the fragment
+    # A connection's provider events: read with connections; the link forms need links.
+    ("GET", "/connections/{connection_id}/links"): Case(Perm.SYNC_CONNECTION_READ, 200),
+    ("POST", "/connections/{connection_id}/links"): Case(
+        Perm.SYNC_LINK_MANAGE, 303,
+        form={"provider_event_ref": "202", "event_id": Ref("event_id")}),
+    ("POST", "/connections/{connection_id}/links/{link_id}/unlink"):
+        Case(Perm.SYNC_LINK_MANAGE, 303, form={}),
 }
 
 # Who holds what, written out from the README's Roles table, never read from rbac.py: the
@@ -336,10 +359,11 @@ _RESULTS_OFFICER = _EVERY_ROLE | {
     Perm.TIMING_RESULT_IMPORT, Perm.EXPORTS_EXPORT_RUN,
 }
 # EVENT_MANAGER: "+ create and edit events and categories, see provider connections and
-# their health, resolve sync conflicts and split wrong person matches, read the raw
-# provider payloads".
+# their health, link provider events to events, resolve sync conflicts and split wrong
+# person matches, read the raw provider payloads".
 _EVENT_MANAGER = _RESULTS_OFFICER | {Perm.EVENTS_EVENT_WRITE, Perm.SYNC_CONNECTION_READ,
-                                     Perm.SYNC_RECORD_MANAGE, Perm.SYNC_PAYLOAD_READ}
+                                     Perm.SYNC_LINK_MANAGE, Perm.SYNC_RECORD_MANAGE,
+                                     Perm.SYNC_PAYLOAD_READ}
 GRANTS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset(_EVERY_ROLE),
     Role.RESULTS_OFFICER: frozenset(_RESULTS_OFFICER),
@@ -470,8 +494,12 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
             Settings(database_url="postgresql://unused/none")),
         data=ConnectionCreate(provider="RUNSIGNUP", name="RunSignUp",
                               base_url="http://127.0.0.1:9/Rest",
-                              credentials={"api_key": "key-12345678", "api_secret": "s-12345678"}))
+                              credentials={"api_key": "key-12345678", "api_secret": "s-12345678"},
+                              event_ids=["101", "202"]))
     connection.settings = {**connection.settings, "max_attempts": 1}
+    # Provider event 101 feeds the event (unlink, categories); 202 is chosen, not linked.
+    link = sync_links.create_link(db, system_ctx(tenant), event_id=event.id, data=LinkCreate(
+        connection_id=connection.id, provider_event_ref="101"))
     db.flush()
     # A sync's leftovers on the participant: its registration (a raw payload), an open
     # conflict on its racehub-owned team (keep and take both apply), and a second entry
@@ -487,7 +515,8 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
         db, system_ctx(tenant), event_id=make_event(db, tenant).id,
         data=ParticipantCreate(person_id=participant.person_id))
     db.flush()
-    return {"connection_id": str(connection.id), "conflict_id": str(conflict.id),
+    return {"connection_id": str(connection.id), "link_id": str(link.id),
+            "conflict_id": str(conflict.id),
             "event_id": str(event.id), "category_id": str(category.id), "export_id": str(export.id),
             "race_number_id": str(numbered.race_number_id),
             "number_type_id": str(number_type.id), "import_id": str(upload.id),
@@ -985,6 +1014,11 @@ FOREIGN_ID_CASES = [
         "view": "race_numbers", "filters": {"numberTypeId": Ref("number_type_id")}}}),
     ForeignId(("POST", "/api/exports"), "connection_id", {"json": {
         "view": "webhook_deliveries", "filters": {"connectionId": Ref("connection_id")}}}),
+    # Links: the connection of a new link, the category a provider race maps to, the event
+    # a connection's provider event is linked to from its page.
+    ForeignId(("POST", "/api/events/{event_id}/links"), "connection_id"),
+    ForeignId(("PUT", "/api/events/{event_id}/links/{link_id}/categories"), "category_id"),
+    ForeignId(("POST", "/connections/{connection_id}/links"), "event_id"),
     ForeignId(("GET", "/exports/new"), "event_id",
               {"params": {"view": "participants", "filter.eventId": "{event_id}"}}),
     ForeignId(("POST", "/exports"), "event_id",

@@ -20,6 +20,8 @@ from racehub.providers.catalog import PROVIDERS, Direction
 from racehub.sync import service, webhooks
 from racehub.sync.api import AppKeyring
 from racehub.sync.exceptions import ConnectionNotFound, SampleUnavailable
+from racehub.sync.links_pages import links_context
+from racehub.sync.mapping import connection_rules
 from racehub.sync.models import ProviderConnection
 from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate
 from racehub.sync.transforms import (
@@ -137,7 +139,9 @@ def _edit(request: Request, db: DB, ctx: TenantContext, keyring: Keyring,
                   spec=service.spec_of(connection), connection=service.to_read(keyring, connection),
                   providers=list(PROVIDERS.values()), directions=list(Direction),
                   can_edit_base_url=ctx.is_platform_admin,
-                  webhook_providers=webhooks.WEBHOOK_PROVIDERS, **context)
+                  webhook_providers=webhooks.WEBHOOK_PROVIDERS,
+                  participant_source=connection.direction == Direction.REGISTRATION,
+                  **links_context(db, ctx, connection.id), **context)
 
 
 @router.get("/connections/{connection_id}")
@@ -236,8 +240,7 @@ def _first_line(exc: Exception) -> str:
 
 def _rule_rows(rules: list[dict[str, Any]]) -> list[dict[str, str]]:
     rows = []
-    for raw in rules:
-        rule = MappingRule.model_validate(raw)
+    for rule in connection_rules(rules).rules:
         rows.append({"target": rule.target, "sources": ", ".join(rule.sources),
                      "transforms": format_transforms(rule.transforms)})
     return rows + [{"target": "", "sources": "", "transforms": ""}] * BLANK_RULE_ROWS
@@ -255,8 +258,9 @@ def _mapping(request: Request, db: DB, ctx: TenantContext, connection: ProviderC
              rows: list[dict[str, str]], status_code: int = 200, **context: Any) -> Response:
     return render(request, db, ctx, "sync/mapping.html", status_code=status_code,
                   connection=connection, spec=service.spec_of(connection), rows=rows,
+                  ignored_rules=connection_rules(connection.field_mapping).ignored,
                   targets=TARGET_FIELDS, notation_help=NOTATION_HELP,
-                  event_ids=(connection.settings or {}).get("eventIds", []), **context)
+                  event_ids=service.chosen_events(connection), **context)
 
 
 @router.get("/connections/{connection_id}/mapping")
