@@ -45,3 +45,16 @@ class LinkSyncing(Conflict):
 
 class NotAParticipantSource(Invalid):
     """Only registration connections feed participants into an event."""
+
+
+class SyncConflictNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("sync conflict not found in this event")
+
+
+class ConflictAlreadyResolved(Conflict):
+    """Keep ours / take theirs on a conflict someone already resolved."""
+
+
+class NothingToSplit(Conflict):
+    """Splitting a participant whose person no other entry shares."""
