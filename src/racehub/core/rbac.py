@@ -27,6 +27,10 @@ class Perm(enum.StrEnum):
     # Provider connections: read shows health; manage holds the (write-only) credentials.
     SYNC_CONNECTION_READ = "sync:connection:read"
     SYNC_CONNECTION_MANAGE = "sync:connection:manage"
+    # Sync runs: everyone reads their history (the fields the participants page shows);
+    # EVENT_MANAGER and up start them.
+    SYNC_RUN_READ = "sync:run:read"
+    SYNC_RUN_START = "sync:run:start"
     AUDIT_LOG_READ = "core:audit:read"
     CORE_TOKEN_MANAGE = "core:token:manage"
     CORE_MEMBER_MANAGE = "core:member:manage"
@@ -41,6 +45,7 @@ _EVERYONE = {
     Perm.JOBS_RUN_READ,
     Perm.CORE_SELF_READ,
     Perm.TIMING_RESULT_READ,
+    Perm.SYNC_RUN_READ,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
@@ -52,7 +57,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.EVENT_MANAGER: frozenset(
         _EVERYONE | {Perm.EVENTS_EVENT_WRITE, Perm.EVENTS_PARTICIPANT_WRITE,
                      Perm.IMPORTS_IMPORT_RUN, Perm.TIMING_EXPORT, Perm.EXPORTS_EXPORT_RUN,
-                     Perm.TIMING_RESULT_IMPORT, Perm.SYNC_CONNECTION_READ}
+                     Perm.TIMING_RESULT_IMPORT, Perm.SYNC_CONNECTION_READ,
+                     Perm.SYNC_RUN_START}
     ),
     Role.TENANT_ADMIN: frozenset(Perm),
 }

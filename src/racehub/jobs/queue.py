@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 queue_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
 _TASK_MODULES = {"jobs": "racehub.jobs.tasks", "events": "racehub.events.tasks",
-                 "imports": "racehub.imports.tasks", "exports": "racehub.exports.tasks"}
+                 "imports": "racehub.imports.tasks", "exports": "racehub.exports.tasks",
+                 "sync": "racehub.sync.tasks"}
 _loaded = False
 
 

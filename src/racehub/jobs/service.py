@@ -33,12 +33,13 @@ def append_log(run: JobRun, message: str, **data: Any) -> None:
 
 def start_job(
     db: Session, ctx: TenantContext, *, kind: str, params: dict[str, Any], message: str = "",
-    subject_id: uuid.UUID | None = None,
+    subject_id: uuid.UUID | None = None, priority: int = 0, schedule_at: datetime | None = None,
 ) -> JobRun:
     """Create the run and enqueue its task in the caller's transaction (both or neither).
 
     ``subject_id`` is the row the run works on, of the kind's subject type: who may read
-    and control the run depends on it (``access_of``)."""
+    and control the run depends on it (``access_of``). A higher ``priority`` is taken by
+    a worker first; ``schedule_at`` holds the task back until then."""
     job_kind = get_kind(kind)
     if job_kind.subject is not None and subject_id is None:
         raise ValueError(f"a {kind} run needs its subject (a {job_kind.subject.type} id)")
@@ -60,16 +61,18 @@ def start_job(
     db.add(run)
     db.flush()  # the task receives the run's id
     append_log(run, "queued", by=ctx.actor_label)
-    _enqueue(db, run, job_kind.lock)
+    _enqueue(db, run, job_kind.lock, priority=priority, schedule_at=schedule_at)
     audit.record(db, ctx, action="job.start", target_type="job", target_id=run.id,
                  after={"kind": kind, "params": params})
     return run
 
 
-def _enqueue(db: Session, run: JobRun, lock: str | None) -> None:
+def _enqueue(db: Session, run: JobRun, lock: str | None, *, priority: int = 0,
+             schedule_at: datetime | None = None) -> None:
     job_kind = get_kind(run.kind)
     lock_key = lock.format(tenant_id=run.tenant_id, **run.params) if lock else None
-    run.queue_job_id = defer_on(db, job_kind.task, lock=lock_key).defer(job_run_id=str(run.id))
+    run.queue_job_id = defer_on(db, job_kind.task, lock=lock_key, priority=priority,
+                                schedule_at=schedule_at).defer(job_run_id=str(run.id))
 
 
 # --- who may read and control a run: the one rule ------------------------------------------

@@ -25,3 +25,8 @@ class InvalidCredentials(Invalid):
 
 class SampleUnavailable(Invalid):
     """No sample could be fetched for the mapping preview (the message says why)."""
+
+
+class SyncRunNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("sync run not found")
