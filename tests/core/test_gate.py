@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -281,3 +282,23 @@ def test_a_session_is_looked_up_once_per_request(client: TestClient, db: Session
         "name": "Spring 10K", "startAt": "2026-04-12T09:00:00", "timezone": "UTC"})
     assert response.status_code == 201, response.text
     assert len(seen) == 1
+
+
+def test_the_metrics_bearer_and_the_probes_are_never_looked_up_as_callers(
+    client_with: ClientFactory, db: Session
+) -> None:
+    client = client_with(metrics_token=SecretStr("metrics-token-for-tests-0123456789"))
+    tenant = make_tenant(db)
+    start_browser_session(db, client, make_user(db, tenant, Role.TENANT_ADMIN))
+    tokens, sessions = _count_statements(db, "api_tokens"), _count_statements(db, "user_sessions")
+    scrape = client.get("/metrics",
+                        headers={"Authorization": "Bearer metrics-token-for-tests-0123456789"})
+    assert scrape.status_code == 200, scrape.text
+    assert client.get("/healthz", headers={"Authorization": "Bearer rh_unknown"}).status_code \
+        == 200
+    client.get("/readyz")  # with the browser session's cookie alone
+    assert (tokens, sessions) == ([], [])
+    # Anywhere else the same credentials are looked up, as before.
+    assert client.get("/api/me", headers={"Authorization": "Bearer rh_unknown"}).status_code \
+        == 401
+    assert len(tokens) == 1

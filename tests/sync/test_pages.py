@@ -116,3 +116,24 @@ def test_the_form_edits_the_providers_own_settings(
     assert refused.status_code == 422
     assert "settings.event_names: line 1: write key = value" in refused.text
     assert "just text</textarea>" in refused.text  # what was typed is kept
+
+
+def test_a_stored_rule_of_a_field_no_longer_offered_is_named_not_a_crash(
+    browser: TestClient, db: Session
+) -> None:
+    created = browser.post("/connections/new", data={
+        "provider": "HAKU", "name": "Haku", "cred_client_id": "client-123456",
+        "cred_client_secret": TYPED_SECRET}, follow_redirects=False)
+    connection_id = created.headers["location"].split("/")[2].split("?")[0]
+    row = db.get(ProviderConnection, uuid.UUID(connection_id))
+    assert row is not None
+    row.field_mapping = [{"target": "chip", "sources": ["chip_number"], "transforms": []},
+                         {"target": "team", "sources": ["team.name"], "transforms": []}]
+    db.commit()
+    page = browser.get(f"/connections/{connection_id}/mapping")
+    assert page.status_code == 200
+    assert "rule 1 (chip): racehub participants have no field" in page.text
+    assert 'value="team.name"' in page.text
+    read = browser.get(f"/api/connections/{connection_id}")
+    assert read.status_code == 200
+    assert [r["target"] for r in read.json()["fieldMapping"]] == ["chip", "team"]

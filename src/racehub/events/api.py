@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import TypeAdapter
 
 from racehub.core.context import TenantContext
 from racehub.core.deps import DB, require
@@ -98,6 +99,11 @@ def assign_bibs(
     return JobRunRead.model_validate(run)
 
 
+# The participants page as JSON, encoded in one pass: displays poll it, and FastAPI would
+# validate the returned page again (on a thread of its own) before encoding it.
+PARTICIPANT_PAGE = TypeAdapter(Page[ParticipantRead])
+
+
 @router.get("/events/{event_id}/participants", response_model=Page[ParticipantRead])
 def list_participants(
     event_id: uuid.UUID,
@@ -114,14 +120,16 @@ def list_participants(
     count: Annotated[bool, Query(
         description="Also count every matching participant into `total` (null otherwise): "
         "a scan of the event's matches, so ask once, not on every poll")] = False,
-) -> Page[ParticipantRead]:
+) -> Response:
     rows, next_cursor, total = service.list_participants(
         db, ctx, event_id=event_id,
         flt=ParticipantFilter(q=q, status=status, category_id=category_id),
         sort=sort, descending=desc, cursor=cursor, limit=limit, with_total=count,
     )
-    return Page[ParticipantRead](items=[ParticipantRead.model_validate(p) for p in rows],
-                                 next_cursor=next_cursor, total=total)
+    page = Page[ParticipantRead].model_construct(items=rows, next_cursor=next_cursor,
+                                                 total=total)
+    return Response(PARTICIPANT_PAGE.dump_json(page, by_alias=True),
+                    media_type="application/json")
 
 
 @router.post("/events/{event_id}/participants", response_model=ParticipantRead,

@@ -20,6 +20,7 @@ from racehub.providers.catalog import PROVIDERS, Direction
 from racehub.sync import service, webhooks
 from racehub.sync.api import AppKeyring
 from racehub.sync.exceptions import ConnectionNotFound, SampleUnavailable
+from racehub.sync.mapping import connection_rules
 from racehub.sync.models import ProviderConnection
 from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate
 from racehub.sync.transforms import (
@@ -236,8 +237,7 @@ def _first_line(exc: Exception) -> str:
 
 def _rule_rows(rules: list[dict[str, Any]]) -> list[dict[str, str]]:
     rows = []
-    for raw in rules:
-        rule = MappingRule.model_validate(raw)
+    for rule in connection_rules(rules).rules:
         rows.append({"target": rule.target, "sources": ", ".join(rule.sources),
                      "transforms": format_transforms(rule.transforms)})
     return rows + [{"target": "", "sources": "", "transforms": ""}] * BLANK_RULE_ROWS
@@ -255,6 +255,7 @@ def _mapping(request: Request, db: DB, ctx: TenantContext, connection: ProviderC
              rows: list[dict[str, str]], status_code: int = 200, **context: Any) -> Response:
     return render(request, db, ctx, "sync/mapping.html", status_code=status_code,
                   connection=connection, spec=service.spec_of(connection), rows=rows,
+                  ignored_rules=connection_rules(connection.field_mapping).ignored,
                   targets=TARGET_FIELDS, notation_help=NOTATION_HELP,
                   event_ids=(connection.settings or {}).get("eventIds", []), **context)
 

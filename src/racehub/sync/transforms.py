@@ -17,7 +17,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# racehub's participant fields a rule may fill, with their labels.
+# racehub's participant fields a rule may fill, with their labels: only what persons and
+# event participants store (sync/mapping.py PARTICIPANT_FIELDS). A chip, a phone, a
+# category or the registration id are not a rule's to fill: the registration id is the
+# sync's key and categories come from the event's links.
 TARGET_FIELDS: dict[str, str] = {
     "first_name": "First name",
     "last_name": "Last name",
@@ -25,14 +28,10 @@ TARGET_FIELDS: dict[str, str] = {
     "birth_date": "Birth date (YYYY-MM-DD)",
     "gender": "Gender (M, F, X, U)",
     "bib": "Bib",
-    "chip": "Chip / tag",
-    "registration_id": "Registration id",
     "team": "Team",
     "city": "City",
     "region": "Region / state",
-    "country": "Country",
-    "phone": "Phone",
-    "category": "Category (sub-event)",
+    "country": "Country (code)",
 }
 GENDER_CODES = ("M", "F", "X", "U")
 MAX_SOURCES = 4
@@ -121,8 +120,8 @@ class MappingRule(BaseModel):
     @classmethod
     def _known_target(cls, target: str) -> str:
         if target not in TARGET_FIELDS:
-            raise ValueError(f"unknown racehub field {target!r}; one of "
-                             + ", ".join(TARGET_FIELDS))
+            raise ValueError(f"racehub participants have no field {target!r} for a rule to "
+                             "fill; one of " + ", ".join(TARGET_FIELDS))
         return target
 
     @field_validator("sources")
