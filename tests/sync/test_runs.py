@@ -141,7 +141,7 @@ def _stage_only(db: Session, ctx: TenantContext, keyring: Keyring,
     event_link = db.get(runs.EventLink, run.link_id)
     assert event_link is not None
     with adapters.build_adapter(connection, service.read_credentials(keyring, connection)) as a:
-        engine.stage(handle, db, run, event_link, a)
+        engine.stage(handle, db, run, event_link, connection, a)
     return handle
 
 

@@ -18,61 +18,37 @@ rolled back with its transaction).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.core.crypto import DecryptError, Keyring, get_keyring
-from racehub.events.models import EventParticipant
 from racehub.jobs.exceptions import JobCancelled
 from racehub.jobs.runner import JobHandle
-from racehub.providers.base import (
-    Capability,
-    Page,
-    ProviderAdapter,
-    ProviderParticipant,
-    ProviderWithdrawal,
-    RowProblem,
-)
+from racehub.providers.base import Capability, Page, ProviderAdapter
 from racehub.providers.errors import ProviderError
 from racehub.settings import get_settings
-from racehub.sync import runs
+from racehub.sync import mapping, runs, staging
 from racehub.sync.models import (
-    CategoryLink,
-    ChangeAction,
     EventLink,
     ProviderConnection,
     StagedKind,
     StagedRow,
-    SyncChange,
-    SyncedRecord,
     SyncRun,
     SyncStatus,
     SyncTrigger,
 )
 from racehub.sync.service import AdapterFactory, read_credentials, redact, secret_variants
-from racehub.sync.transforms import MappingRule, apply_mapping
 
 log = structlog.get_logger(__name__)
 
-APPLY_BATCH = 1000
-MESSAGE_MAX = 1000
-# The provider's participant fields the engine writes, by racehub name.
-PERSON_VALUE_FIELDS = ("first_name", "last_name", "birth_date", "gender", "email", "city",
-                       "region", "country")
-EP_VALUE_FIELDS = ("bib", "team", "registration_id", "category_id")
-# The racehub fields a connection's mapping rule may override (others have no EP column).
-RULE_TARGETS = frozenset(PERSON_VALUE_FIELDS) | {"bib", "team", "registration_id"}
+MESSAGE_MAX = staging.MESSAGE_MAX
 
 Clock = Callable[[], datetime]
 
@@ -83,67 +59,6 @@ def _now() -> datetime:
 
 class SyncFailed(Exception):
     """The run failed; the message is the scrubbed line stored on the run."""
-
-
-# --- JSON shapes of what was read ----------------------------------------------------------
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _json_object(value: Mapping[str, Any]) -> dict[str, Any]:
-    out = _jsonable(dict(value))
-    assert isinstance(out, dict)
-    return out
-
-
-def content_hash(payload: Any) -> str:
-    """sha256 of the canonical JSON of what the provider sent."""
-    text = json.dumps(_jsonable(payload), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def participant_data(participant: ProviderParticipant) -> dict[str, Any]:
-    """A read participant as staged: its keys, its provider values, its raw payload."""
-    values = {name: getattr(participant, name) for name in PERSON_VALUE_FIELDS}
-    values.update(bib=participant.bib, team=participant.team,
-                  registration_id=None if participant.ref_is_fallback else participant.ref)
-    raw = participant.raw if participant.raw is not None else _jsonable(
-        {k: v for k, v in vars(participant).items() if k != "raw"})
-    return _json_object({
-        "ref": participant.ref, "fallback_ref": participant.fallback_ref,
-        "ref_is_fallback": participant.ref_is_fallback, "event_ref": participant.event_ref,
-        "person_ref": participant.person_ref, "modified_at": participant.modified_at,
-        "values": values, "raw": raw,
-    })
-
-
-def withdrawal_data(withdrawal: ProviderWithdrawal) -> dict[str, Any]:
-    return _json_object({"ref": withdrawal.ref, "event_ref": withdrawal.event_ref,
-                      "reason": withdrawal.reason, "withdrawn_at": withdrawal.withdrawn_at,
-                      "raw": withdrawal.raw})
-
-
-def problem_data(problem: RowProblem, page: int, what: str) -> dict[str, Any]:
-    """A row the adapter could not read: named by its id and field, without its data."""
-    return {"what": what, "page": page, "row": problem.row, "ref": problem.ref,
-            "field": problem.field, "message": problem.message[:MESSAGE_MAX]}
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
-
-
-# --- the task body ---------------------------------------------------------------------------
 
 
 def run_participant_sync(
@@ -180,7 +95,7 @@ def run_participant_sync(
         if not handle.checkpoint.get("staged"):
             factory = adapter_factory or _default_factory()
             with factory(connection, credentials) as adapter:
-                stage(handle, db, run, link, adapter, overlap=overlap)
+                stage(handle, db, run, link, connection, adapter, overlap=overlap)
         apply_run(handle, db, ctx, run, link, connection, clock=clock)
     except JobCancelled:
         db.rollback()
@@ -253,7 +168,8 @@ def since_of(run: SyncRun, link: EventLink, overlap: timedelta) -> datetime | No
 
 
 def stage(handle: JobHandle, db: Session, run: SyncRun, link: EventLink,
-          adapter: ProviderAdapter, *, overlap: timedelta | None = None) -> None:
+          connection: ProviderConnection, adapter: ProviderAdapter, *,
+          overlap: timedelta | None = None) -> None:
     """Read every page into StagedRows, committing page by page."""
     if overlap is None:
         overlap = timedelta(minutes=get_settings().sync_cursor_overlap_minutes)
@@ -266,51 +182,44 @@ def stage(handle: JobHandle, db: Session, run: SyncRun, link: EventLink,
     handle.set_progress(stage="Fetching", done=0, total=None,
                         message=f"reading registrations{changed}")
     seq = 0
+    rules = mapping.connection_rules(connection.field_mapping).rules
 
-    def stage_page(page: Page[Any], kind: StagedKind, to_data: Callable[[Any], dict[str, Any]],
-                   what: str) -> None:
+    def stage_page(page: Page[Any], kind: StagedKind, what: str) -> None:
         nonlocal seq
         rows: list[dict[str, Any]] = []
-        for item in page.items:
+        problems = list(page.problems)
+        for index, item in enumerate(page.items):
             seq += 1
+            if kind == StagedKind.PARTICIPANT:
+                mapped = mapping.map_participant(item, rules, row=index)
+                data = staging.participant_data(mapped)
+                problems += mapped.problems  # the field stays empty; the row is applied
+            else:
+                data = staging.withdrawal_data(item)
             rows.append({"tenant_id": run.tenant_id, "run_id": run.id, "seq": seq,
-                         "kind": kind, "source_ref": item.ref, "data": to_data(item)})
-        for problem in page.problems:
+                         "kind": kind, "source_ref": item.ref, "data": data})
+        for problem in problems:
             seq += 1
             rows.append({"tenant_id": run.tenant_id, "run_id": run.id, "seq": seq,
                          "kind": StagedKind.PROBLEM, "source_ref": problem.ref,
-                         "data": problem_data(problem, page.number, what)})
+                         "data": staging.problem_data(problem, page.number, what)})
         if rows:
             db.execute(insert(StagedRow), rows)
         if kind == StagedKind.PARTICIPANT:
             run.fetched += page.row_count
-        run.problems += len(page.problems)
+        run.problems += len(problems)
         handle.commit_batch(checkpoint={"staged": False, "seq": seq}, done=run.fetched,
                             counts={"fetched": run.fetched, "problems": run.problems},
                             message=f"{what}: page {page.number} read")
 
     for page in adapter.list_participants(link.provider_event_ref, since=since):
-        stage_page(page, StagedKind.PARTICIPANT, participant_data, "registrations")
+        stage_page(page, StagedKind.PARTICIPANT, "registrations")
     if adapter.supports(Capability.LIST_WITHDRAWN):
         for withdrawn in adapter.list_withdrawn(link.provider_event_ref, since=since):
-            stage_page(withdrawn, StagedKind.WITHDRAWAL, withdrawal_data, "withdrawals")
+            stage_page(withdrawn, StagedKind.WITHDRAWAL, "withdrawals")
     handle.commit_batch(checkpoint={"staged": True, "seq": seq}, done=run.fetched,
                         counts={"fetched": run.fetched, "problems": run.problems},
                         message=f"read {run.fetched} registration(s); applying")
-
-
-def staged_rows(db: Session, run_id: uuid.UUID, kind: StagedKind,
-                batch: int = APPLY_BATCH) -> Iterator[list[StagedRow]]:
-    """The run's staged rows of ``kind`` in the order read, ``batch`` at a time."""
-    after = 0
-    while True:
-        rows = list(db.scalars(select(StagedRow).where(
-            StagedRow.run_id == run_id, StagedRow.kind == kind, StagedRow.seq > after)
-            .order_by(StagedRow.seq).limit(batch)))
-        if not rows:
-            return
-        yield rows
-        after = rows[-1].seq
 
 
 # --- apply ----------------------------------------------------------------------------------
@@ -319,19 +228,21 @@ def staged_rows(db: Session, run_id: uuid.UUID, kind: StagedKind,
 def apply_run(handle: JobHandle, db: Session, ctx: TenantContext, run: SyncRun,
               link: EventLink, connection: ProviderConnection, *, clock: Clock = _now) -> None:
     """Apply what the run staged, all in the caller's one transaction, then commit."""
+    # Imported here until the EP write path and the merge rule it uses (built in parallel)
+    # are on main: the rest of the engine (requests, fetch, retries) works without them.
     from racehub.sync.apply import Applier
 
     handle.set_progress(stage="Applying", done=0, total=run.fetched, commit=False)
     applier = Applier(db, ctx, run=run, link=link, connection=connection, clock=clock)
     done = 0
-    for rows in staged_rows(db, run.id, StagedKind.PARTICIPANT):
+    for rows in staging.staged_rows(db, run.id, StagedKind.PARTICIPANT):
         applier.apply_participants(rows)
         done += len(rows)
         handle.set_progress(done=done, commit=False)
-    withdrawals = [row for rows in staged_rows(db, run.id, StagedKind.WITHDRAWAL)
+    withdrawals = [row for rows in staging.staged_rows(db, run.id, StagedKind.WITHDRAWAL)
                    for row in rows]
     applier.apply_withdrawals(withdrawals)
-    for rows in staged_rows(db, run.id, StagedKind.PROBLEM):
+    for rows in staging.staged_rows(db, run.id, StagedKind.PROBLEM):
         applier.record_problems(rows)
     applier.finish()
     db.execute(delete(StagedRow).where(StagedRow.run_id == run.id))
@@ -348,93 +259,3 @@ def summary(run: SyncRun) -> str:
     return (f"{run.fetched} read: {run.created} created, {run.updated} updated, "
             f"{run.unchanged} unchanged, {run.withdrawn} withdrawn, {run.conflicts} "
             f"conflict(s), {run.problems} problem(s)")
-
-
-def upsert_category_links(db: Session, link: EventLink,
-                          refs: Mapping[str, str | None]) -> dict[str, uuid.UUID | None]:
-    """The category of each provider race/distance ref; a ref seen the first time gets an
-    unmapped CategoryLink (an operator maps it; until then its participants get none)."""
-    if refs:
-        db.execute(pg_insert(CategoryLink).values([
-            {"id": uuid.uuid4(), "tenant_id": link.tenant_id, "link_id": link.id,
-             "provider_ref": ref, "provider_name": name} for ref, name in refs.items()])
-            .on_conflict_do_nothing(constraint="uq_category_links_link_id_provider_ref"))
-    return {ref: category_id for ref, category_id in db.execute(
-        select(CategoryLink.provider_ref, CategoryLink.category_id)
-        .where(CategoryLink.link_id == link.id, CategoryLink.provider_ref.in_(list(refs))))}
-
-
-def mapped_values(rules: list[MappingRule], data: Mapping[str, Any]
-                  ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The provider's values of a staged participant, the connection's rules applied over
-    them (rules read the raw record); and the rules' errors by field."""
-    values = dict(data["values"])
-    if not rules:
-        return values, {}
-    raw = data.get("raw") if isinstance(data.get("raw"), dict) else {}
-    ruled, errors = apply_mapping([r for r in rules if r.target in RULE_TARGETS], raw or {})
-    for target, value in ruled.items():
-        if target not in errors:
-            values[target] = value
-    return values, errors
-
-
-def connection_rules(connection: ProviderConnection) -> list[MappingRule]:
-    rules = []
-    for rule in connection.field_mapping or []:
-        try:
-            rules.append(MappingRule.model_validate(rule))
-        except ValueError:
-            continue  # stored before a rule's check tightened: the adapter's default stands
-    return rules
-
-
-def local_values(ep: EventParticipant) -> dict[str, Any]:
-    """The EP's (and its person's) values now, as JSON, comparable with synced values."""
-    person = ep.person
-    return _json_object({
-        "first_name": person.first_name, "last_name": person.last_name,
-        "birth_date": person.birth_date,
-        "gender": person.gender.value if person.gender else None,
-        "email": person.email, "city": person.city, "region": person.region,
-        "country": person.country, "bib": ep.bib, "team": ep.team,
-        "registration_id": ep.registration_id, "category_id": ep.category_id})
-
-
-def eps_by_id(db: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, EventParticipant]:
-    if not ids:
-        return {}
-    return {ep.id: ep for ep in db.scalars(
-        select(EventParticipant).where(EventParticipant.id.in_(ids))
-        .options(selectinload(EventParticipant.person))
-        .execution_options(populate_existing=True))}
-
-
-def records_by_ref(db: Session, tenant_id: uuid.UUID, provider: str,
-                   refs: list[str]) -> dict[str, SyncedRecord]:
-    if not refs:
-        return {}
-    return {r.source_ref: r for r in db.scalars(select(SyncedRecord).where(
-        SyncedRecord.tenant_id == tenant_id, SyncedRecord.provider == provider,
-        SyncedRecord.source_ref.in_(refs)))}
-
-
-def change_row(run: SyncRun, action: ChangeAction, *, record_id: uuid.UUID | None = None,
-               participant_id: uuid.UUID | None = None, source_ref: str | None = None,
-               changes: Mapping[str, Any] | None = None, message: str | None = None,
-               ) -> dict[str, Any]:
-    return {"id": uuid.uuid4(), "tenant_id": run.tenant_id, "run_id": run.id,
-            "record_id": record_id, "participant_id": participant_id,
-            "source_ref": source_ref, "action": action,
-            "changes": _jsonable(runs.shown_changes(dict(changes or {}))),
-            "message": message[:MESSAGE_MAX] if message else None}
-
-
-def write_changes(db: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        db.execute(insert(SyncChange), rows)
-
-
-def count_rows(db: Session, run_id: uuid.UUID) -> int:
-    return db.scalar(select(func.count()).select_from(StagedRow)
-                     .where(StagedRow.run_id == run_id)) or 0
