@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +24,6 @@ from sqlalchemy import (
     select,
     union,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from racehub.core import audit
@@ -40,7 +38,7 @@ from racehub.core.pagination import (
 )
 from racehub.core.query import contains_pattern, scoped
 from racehub.db.adapters import as_read
-from racehub.db.errors import violates
+from racehub.events import writes
 from racehub.events.exceptions import (
     BibTaken,
     CategoryNotFound,
@@ -50,14 +48,12 @@ from racehub.events.exceptions import (
     TimingIdentifierLocked,
 )
 from racehub.events.models import (
-    ACTIVE_BIB_INDEX,
     BIB_LENGTH_KEY,
     BIB_MISSING_KEY,
     BIB_TEXT_KEY,
     PERSON_FIRST_NAME_KEY,
     PERSON_LAST_NAME_KEY,
     REGISTRATION_ID_KEY,
-    SOURCE_INDEX,
     Category,
     Event,
     EventParticipant,
@@ -243,10 +239,6 @@ def create_category(
 
 # --- participants ------------------------------------------------------------------------
 
-PARTICIPANT_FIELDS = ["category_id", "bib", "registration_id", "team", "status"]
-PERSON_FIELDS = ["first_name", "last_name", "birth_date", "gender", "email", "nationality",
-                 "city", "region", "country"]
-
 
 class ParticipantSort(enum.StrEnum):
     BIB = "bib"
@@ -399,93 +391,19 @@ def get_participant_or_raise(
     return ep
 
 
-def _bib_conflict(
-    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, bib: str | None,
-    status: ParticipantStatus, exclude_id: uuid.UUID | None = None,
-) -> BibTaken | None:
-    """The error naming the active participant of the event who holds ``bib``, if any."""
-    if bib is None or status != ParticipantStatus.ACTIVE:
-        return None
-    stmt = (
-        _scoped(ctx, EventParticipant)
-        .where(EventParticipant.event_id == event_id, EventParticipant.bib == bib,
-               EventParticipant.status == ParticipantStatus.ACTIVE)
-        .options(joinedload(EventParticipant.person))
-    )
-    if exclude_id is not None:
-        stmt = stmt.where(EventParticipant.id != exclude_id)
-    other = db.scalar(stmt)
-    if other is None:
-        return None
-    return BibTaken(
-        f"bib {bib} is already used in this event by {other.person.first_name} "
-        f"{other.person.last_name} (participant {other.id}"
-        + (f", registration {other.registration_id}" if other.registration_id else "")
-        + ")",
-        field="bib",
-    )
-
-
-def _source_conflict(
-    db: Session, ctx: TenantContext, *, provider: str | None, source_id: str | None
-) -> SourceTaken | None:
-    """The error naming the participant of the tenant (any event) that came from this
-    provider record, if any: a sync matches entries by it, so it may be held only once."""
-    if provider is None or source_id is None:
-        return None
-    other = db.scalar(
-        _scoped(ctx, EventParticipant)
-        .where(EventParticipant.source_provider == provider,
-               EventParticipant.source_id == source_id)
-        .options(joinedload(EventParticipant.person), joinedload(EventParticipant.event))
-    )
-    if other is None:
-        return None
-    return SourceTaken(
-        f"source {provider} {source_id} is already held by {other.person.first_name} "
-        f"{other.person.last_name} (participant {other.id}, event {other.event.name!r})",
-        field="sourceId",
-    )
-
-
-@contextmanager
-def _writing_bib(
-    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, bib: str | None,
-    status: ParticipantStatus, exclude_id: uuid.UUID | None = None,
-    source: tuple[str | None, str | None] = (None, None),
-) -> Iterator[None]:
-    """Check the bib (and the ``source``, provider and id, of a new participant) is free,
-    then make the caller's changes and flush them in a savepoint.
-
-    Two requests can both pass the check before either commits; the unique index then
-    makes the later one wait and fail at flush. That failure becomes the same BibTaken,
-    naming the winner, and only the savepoint is rolled back: a sync or import writing
-    many participants in one transaction loses this one, not the batch.
-    """
-    args = {"event_id": event_id, "bib": bib, "status": status, "exclude_id": exclude_id}
-    provider, source_id = source
-    if conflict := (_bib_conflict(db, ctx, **args)
-                    or _source_conflict(db, ctx, provider=provider, source_id=source_id)):
-        raise conflict
-    savepoint = db.begin_nested()
-    try:
-        yield
-        db.flush()
-    except IntegrityError as exc:
-        savepoint.rollback()
-        if violates(exc, SOURCE_INDEX):
-            raise _source_conflict(db, ctx, provider=provider, source_id=source_id) or (
-                SourceTaken(f"source {provider} {source_id} was taken by another change "
-                            "just now", field="sourceId")) from exc
-        if not violates(exc, ACTIVE_BIB_INDEX):
-            raise
-        raise _bib_conflict(db, ctx, **args) or BibTaken(
-            f"bib {bib} was taken in this event by another change just now", field="bib"
-        ) from exc
-    except BaseException:
-        savepoint.rollback()
-        raise
-    savepoint.commit()
+def _raise_refusal(outcome: writes.WriteOutcome) -> None:
+    """A refused single write as the API's error: the same kinds and fields as ever."""
+    if outcome.error is None:
+        return
+    if outcome.error_field == "bib":
+        raise BibTaken(outcome.error, field="bib")
+    if outcome.error_field == "source_id":
+        raise SourceTaken(outcome.error, field="sourceId")
+    if outcome.error_field == "participant_id":
+        raise ParticipantNotFound()
+    if outcome.error_field == "category_id":
+        raise CategoryNotFound(field="categoryId")
+    raise Invalid(outcome.error, field=to_camel(outcome.error_field or "") or None)
 
 
 def create_participant(
@@ -503,31 +421,26 @@ def create_participant(
         # Half a source would never be matched by a sync (which looks up both).
         missing = "sourceId" if data.source_id is None else "sourceProvider"
         raise Invalid("give both sourceProvider and sourceId, or neither", field=missing)
-    with _writing_bib(db, ctx, event_id=event_id, bib=data.bib, status=data.status,
-                      source=(data.source_provider, data.source_id)):
-        if data.person_id is None:
-            assert data.person is not None
-            person = Person(tenant_id=ctx.tenant_id, **data.person.model_dump())
-            db.add(person)
-        ep = EventParticipant(
-            tenant_id=ctx.tenant_id,
-            event_id=event_id,
-            person=person,
-            **data.model_dump(exclude={"person", "person_id"}),
-        )
-        db.add(ep)
-    audit.record(db, ctx, action="participant.create", target_type="participant",
-                 target_id=ep.id, after={**_snapshot(ep, PARTICIPANT_FIELDS),
-                                         "person_id": person.id})
-    return ep
+    values = data.model_dump(exclude={"person", "person_id", "source_provider", "source_id"})
+    if data.person is not None:
+        values |= data.person.model_dump()
+    else:
+        values[writes.PERSON_ID] = data.person_id
+    source = ((data.source_provider, data.source_id)
+              if data.source_provider is not None and data.source_id is not None else None)
+    # The operator typed this person in (or chose personId): no matching to another Person.
+    [outcome] = writes.write_participants(
+        db, ctx, event_id=event_id, origin="api", mark_local=True,
+        rows=[writes.ParticipantWrite(None, values, source=source, match_person=False)])
+    _raise_refusal(outcome)
+    assert outcome.participant_id is not None
+    return get_participant_or_raise(db, ctx, participant_id=outcome.participant_id)
 
 
 def update_participant(
     db: Session, ctx: TenantContext, *, participant_id: uuid.UUID, data: ParticipantUpdate
 ) -> EventParticipant:
     ep = get_participant_or_raise(db, ctx, participant_id=participant_id)
-    before = {**_snapshot(ep, PARTICIPANT_FIELDS),
-              **{f"person.{k}": v for k, v in _snapshot(ep.person, PERSON_FIELDS).items()}}
     changes = data.model_dump(exclude_unset=True, exclude={"person"})
     if changes.get("category_id") is not None:
         get_category_or_raise(db, ctx, event_id=ep.event_id, category_id=changes["category_id"],
@@ -538,18 +451,10 @@ def update_participant(
     for name in ("first_name", "last_name"):
         if name in person_changes and person_changes[name] is None:
             raise Invalid(f"{to_camel(name)} cannot be empty", field=f"person.{to_camel(name)}")
-    with _writing_bib(db, ctx, event_id=ep.event_id, bib=changes.get("bib", ep.bib),
-                      status=changes.get("status", ep.status), exclude_id=ep.id):
-        for name, value in changes.items():
-            setattr(ep, name, value)
-        for name, value in person_changes.items():
-            setattr(ep.person, name, value)
-    after = {**_snapshot(ep, PARTICIPANT_FIELDS),
-             **{f"person.{k}": v for k, v in _snapshot(ep.person, PERSON_FIELDS).items()}}
-    changed = {k: v for k, v in before.items() if after[k] != v}
-    if changed:
-        audit.record(db, ctx, action="participant.update", target_type="participant",
-                     target_id=ep.id, before=changed, after={k: after[k] for k in changed})
+    [outcome] = writes.write_participants(
+        db, ctx, event_id=ep.event_id, origin="api", mark_local=True,
+        rows=[writes.ParticipantWrite(ep.id, {**changes, **person_changes})])
+    _raise_refusal(outcome)
     return ep
 
 
