@@ -38,10 +38,11 @@ from racehub.imports.service import RUN_IMPORT_KIND
 from racehub.jobs.models import JobRun, JobStatus
 from racehub.jobs.registry import load_kinds
 from racehub.settings import Settings
+from racehub.sync import links as sync_links
 from racehub.sync import service as sync_service
-from racehub.sync.models import EventLink, SyncRun, SyncStatus
+from racehub.sync.models import SyncRun, SyncStatus
 from racehub.sync.runs import SYNC_PARTICIPANTS_KIND
-from racehub.sync.schemas import ConnectionCreate
+from racehub.sync.schemas import ConnectionCreate, LinkCreate
 from tests.factories import (
     auth,
     make_category,
@@ -214,6 +215,21 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/connections/{connection_id}/events"): Case(Perm.SYNC_CONNECTION_MANAGE, 422),
     ("POST", "/api/connections/{connection_id}/mapping-preview"): Case(
         Perm.SYNC_CONNECTION_MANAGE, 200, json={"fieldMapping": [], "sample": [{"a": 1}]}),
+    # Links: read with the event (any role) or the connection (sync:connection:read);
+    # linking, unlinking and mapping races to categories: sync:link:manage (EVENT_MANAGER up).
+    ("GET", "/api/events/{event_id}/links"): Case(Perm.EVENTS_EVENT_READ, 200),
+    ("POST", "/api/events/{event_id}/links"): Case(
+        Perm.SYNC_LINK_MANAGE, 201,
+        json={"connectionId": Ref("connection_id"), "providerEventRef": "202"}),
+    ("PATCH", "/api/events/{event_id}/links/{link_id}"):
+        Case(Perm.SYNC_LINK_MANAGE, 200, json={"autoSync": False}),
+    ("DELETE", "/api/events/{event_id}/links/{link_id}"): Case(Perm.SYNC_LINK_MANAGE, 204),
+    ("GET", "/api/events/{event_id}/links/{link_id}/categories"):
+        Case(Perm.EVENTS_EVENT_READ, 200),
+    ("PUT", "/api/events/{event_id}/links/{link_id}/categories"): Case(
+        Perm.SYNC_LINK_MANAGE, 200, json={"categories": [
+            {"providerRef": "5k", "providerName": "5K", "categoryId": Ref("category_id")}]}),
+    ("GET", "/api/connections/{connection_id}/links"): Case(Perm.SYNC_CONNECTION_READ, 200),
     # Sync runs: EVENT_MANAGER and up run them; everyone in the tenant reads the history.
     ("POST", "/api/sync/manual"): Case(Perm.SYNC_RUN_START, 202, json={
         "connectionId": Ref("connection_id"), "syncType": "participants"}),
@@ -309,6 +325,13 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
         Case(Perm.SYNC_CONNECTION_READ, 200),
     ("GET", "/connections/{connection_id}/events"):
         Case(Perm.SYNC_CONNECTION_MANAGE, 200),  # the reason, in the fragment
+    # A connection's provider events: read with connections; the link forms need links.
+    ("GET", "/connections/{connection_id}/links"): Case(Perm.SYNC_CONNECTION_READ, 200),
+    ("POST", "/connections/{connection_id}/links"): Case(
+        Perm.SYNC_LINK_MANAGE, 303,
+        form={"provider_event_ref": "202", "event_id": Ref("event_id")}),
+    ("POST", "/connections/{connection_id}/links/{link_id}/unlink"):
+        Case(Perm.SYNC_LINK_MANAGE, 303, form={}),
 }
 
 # Who holds what, written out from the README's Roles table, never read from rbac.py: the
@@ -328,9 +351,9 @@ _RESULTS_OFFICER = _EVERY_ROLE | {
     Perm.TIMING_RESULT_IMPORT, Perm.EXPORTS_EXPORT_RUN,
 }
 # EVENT_MANAGER: "+ create and edit events and categories, see provider connections and
-# their health, run syncs".
+# their health, link provider events to events, run syncs".
 _EVENT_MANAGER = _RESULTS_OFFICER | {Perm.EVENTS_EVENT_WRITE, Perm.SYNC_CONNECTION_READ,
-                                     Perm.SYNC_RUN_START}
+                                     Perm.SYNC_LINK_MANAGE, Perm.SYNC_RUN_START}
 GRANTS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset(_EVERY_ROLE),
     Role.RESULTS_OFFICER: frozenset(_RESULTS_OFFICER),
@@ -461,28 +484,27 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
             Settings(database_url="postgresql://unused/none")),
         data=ConnectionCreate(provider="RUNSIGNUP", name="RunSignUp",
                               base_url="http://127.0.0.1:9/Rest",
-                              credentials={"api_key": "key-12345678", "api_secret": "s-12345678"}))
+                              credentials={"api_key": "key-12345678", "api_secret": "s-12345678"},
+                              event_ids=["101", "202"]))
     connection.settings = {**connection.settings, "max_attempts": 1}
+    # Provider event 101 feeds the event (unlink, categories); 202 is chosen, not linked.
+    link = sync_links.create_link(db, system_ctx(tenant), event_id=event.id, data=LinkCreate(
+        connection_id=connection.id, provider_event_ref="101"))
     db.flush()
-    # The connection's provider event linked to the event, with a finished run of it and a
-    # queued one (pause requested, like the jobs above): no worker runs it here.
-    event_link = EventLink(tenant_id=tenant.id, connection_id=connection.id,
-                           provider="RUNSIGNUP", provider_event_ref="1:2", event_id=event.id,
-                           state={}, sync_settings={})
-    db.add(event_link)
-    db.flush()
+    # A finished run of the linked provider event, and a queued one (pause requested, like
+    # the jobs above): no worker runs it here.
     sync_job = JobRun(tenant_id=tenant.id, kind=SYNC_PARTICIPANTS_KIND, pause_requested=True,
-                      params={"sync_run_id": "", "link_id": str(event_link.id)},
-                      subject_type="event_link", subject_id=event_link.id)
+                      params={"sync_run_id": "", "link_id": str(link.id)},
+                      subject_type="event_link", subject_id=link.id)
     db.add(sync_job)
     db.flush()
     sync_run = SyncRun(tenant_id=tenant.id, connection_id=connection.id, provider="RUNSIGNUP",
-                       link_id=event_link.id, event_id=event.id, sync_type="participants",
+                       link_id=link.id, event_id=event.id, sync_type="participants",
                        trigger="manual", status=SyncStatus.SUCCEEDED, job_run_id=sync_job.id)
     db.add(sync_run)
     db.flush()
-    return {"connection_id": str(connection.id), "sync_run_id": str(sync_run.id),
-            "sync_job_id": str(sync_job.id),
+    return {"connection_id": str(connection.id), "link_id": str(link.id),
+            "sync_run_id": str(sync_run.id), "sync_job_id": str(sync_job.id),
             "event_id": str(event.id), "category_id": str(category.id), "export_id": str(export.id),
             "race_number_id": str(numbered.race_number_id),
             "number_type_id": str(number_type.id), "import_id": str(upload.id),
@@ -984,6 +1006,11 @@ FOREIGN_ID_CASES = [
         "view": "race_numbers", "filters": {"numberTypeId": Ref("number_type_id")}}}),
     ForeignId(("POST", "/api/exports"), "connection_id", {"json": {
         "view": "webhook_deliveries", "filters": {"connectionId": Ref("connection_id")}}}),
+    # Links: the connection of a new link, the category a provider race maps to, the event
+    # a connection's provider event is linked to from its page.
+    ForeignId(("POST", "/api/events/{event_id}/links"), "connection_id"),
+    ForeignId(("PUT", "/api/events/{event_id}/links/{link_id}/categories"), "category_id"),
+    ForeignId(("POST", "/connections/{connection_id}/links"), "event_id"),
     ForeignId(("GET", "/exports/new"), "event_id",
               {"params": {"view": "participants", "filter.eventId": "{event_id}"}}),
     ForeignId(("POST", "/exports"), "event_id",

@@ -138,3 +138,52 @@ def test_connection_event_ids_become_unlinked_event_links(empty_database: str) -
                          (listing, "RUNSIGNUP", "456", None, True)]
     finally:
         engine.dispose()
+
+
+def test_settings_event_ids_are_dropped_for_link_rows_and_written_back_on_downgrade(
+    empty_database: str
+) -> None:
+    migrate(empty_database, "0015")
+    engine = create_engine(empty_database)
+    tenant, listing, plain, event = (uuid.uuid4() for _ in range(4))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO tenants (id, name, slug) VALUES (%s, 't', 't')",
+                                 (tenant,))
+            conn.exec_driver_sql(
+                "INSERT INTO events (id, tenant_id, name, start_at, timezone, location, status) "
+                "VALUES (%s, %s, 'Race day', now(), 'UTC', '', 'draft')", (event, tenant))
+            # Written by the code of 0015, which still kept eventIds in the settings: "9"
+            # has no row yet.
+            for connection_id, name, settings in (
+                    (listing, "a", '{"eventIds": ["1", "9"], "time_zone": "UTC"}'),
+                    (plain, "b", '{"results_per_page": 50}')):
+                conn.exec_driver_sql(
+                    "INSERT INTO provider_connections (id, tenant_id, provider, name, base_url, "
+                    "credentials_encrypted, credentials_key_id, direction, settings, "
+                    "field_mapping, status) VALUES (%s, %s, 'RUNSIGNUP', %s, 'http://x', 'x', "
+                    "'k', 'registration', %s, '[]', 'UNTESTED')",
+                    (connection_id, tenant, name, settings))
+            conn.exec_driver_sql(
+                "INSERT INTO event_links (id, tenant_id, connection_id, provider, "
+                "provider_event_ref, event_id, state, auto_sync, sync_settings) VALUES "
+                "(gen_random_uuid(), %s, %s, 'RUNSIGNUP', '1', %s, '{}', true, '{}')",
+                (tenant, listing, event))
+
+        migrate(empty_database)
+        with engine.connect() as conn:
+            settings = dict(conn.exec_driver_sql(
+                "SELECT name, settings FROM provider_connections").all())
+            links = sorted(conn.exec_driver_sql(
+                "SELECT provider_event_ref, event_id FROM event_links").all())
+        assert settings == {"a": {"time_zone": "UTC"}, "b": {"results_per_page": 50}}
+        assert links == [("1", event), ("9", None)]  # the linked row kept, the new one made
+
+        command.downgrade(alembic_config(empty_database), "0015")
+        with engine.connect() as conn:
+            settings = dict(conn.exec_driver_sql(
+                "SELECT name, settings FROM provider_connections").all())
+        assert settings == {"a": {"time_zone": "UTC", "eventIds": ["1", "9"]},
+                            "b": {"results_per_page": 50, "eventIds": []}}
+    finally:
+        engine.dispose()

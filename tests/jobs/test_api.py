@@ -23,8 +23,8 @@ H = dict[str, str]
 
 JOB_RUN_KEYS = {"id", "kind", "status", "stage", "percent", "done", "total", "counts",
                 "message", "error", "log", "params", "requestedByUserId", "requestedByLabel",
-                "cancelRequested", "pauseRequested", "attempts", "createdAt", "startedAt",
-                "finishedAt"}
+                "cancelRequested", "pauseRequested", "attempts", "retries", "retryAt",
+                "priority", "createdAt", "startedAt", "finishedAt"}
 
 
 def problem(response: Response, status: int) -> dict[str, Any]:

@@ -394,12 +394,13 @@ def test_assign_bibs_numbers_the_category_in_name_order_skipping_taken_bibs(
         assert [count for count, _, _ in batches] == [7] * 7 + [1]
         assert [(first, last) for _, first, last in batches] == [
             (numbers[i], numbers[min(i + 6, 49)]) for i in range(0, 50, 7)]
-        run = db.get(JobRun, run.id)
-        assert (run.status, run.stage, run.percent, run.done, run.total) == (
+        done = db.get(JobRun, run.id)
+        assert done is not None
+        assert (done.status, done.stage, done.percent, done.done, done.total) == (
             JobStatus.COMPLETED, "Done", 100.0, 50, 50)
-        assert run.counts == {"assigned": 50}
-        assert run.checkpoint == {"next_bib": 152, "assigned": 50}
-        assert run.message == "Assigned 50 bibs, next is 152"
+        assert done.counts == {"assigned": 50}
+        assert done.checkpoint == {"next_bib": 152, "assigned": 50}
+        assert done.message == "Assigned 50 bibs, next is 152"
 
 
 def test_assign_bibs_fails_when_the_range_is_used_up_and_a_rerun_finishes_the_rest(

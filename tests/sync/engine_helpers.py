@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select, text
@@ -16,9 +17,11 @@ from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.core.crypto import Keyring
+from racehub.db.session import lend
 from racehub.events.models import Event
 from racehub.jobs.models import JobRun
-from racehub.jobs.runner import JobHandle
+from racehub.jobs.retry import PROVIDER_OUTAGES
+from racehub.jobs.runner import run_job
 from racehub.providers.runsignup.simulator import DEMO_CREDENTIALS, RunSignUpSimulator, make_app
 from racehub.providers.simulator import serve_in_thread
 from racehub.sync import engine, runs, service
@@ -94,11 +97,13 @@ def job_of(db: Session, run: SyncRun) -> JobRun:
 
 def attempt(db: Session, ctx: TenantContext, keyring: Keyring, run: SyncRun, *,
             clock: Clock | None = None, **options: Any) -> SyncRun:
-    """One attempt of ``run``: its job's body, in the test's transaction. A failed attempt
-    raises as it would in a worker (after committing what it recorded)."""
-    job = job_of(db, run)
-    engine.run_participant_sync(JobHandle(db, job, None), db, ctx, keyring=keyring,
-                                clock=clock or Clock(), **job.params, **options)
+    """One attempt of ``run``: its job run by the job runner with the kind's retry policy,
+    in the test's transaction. A failed attempt raises as it would in a worker (after
+    committing what it recorded): RetryScheduled when it is to be retried."""
+    clock = clock or Clock()
+    body = partial(engine.run_participant_sync, keyring=keyring, clock=clock, **options)
+    run_job(None, str(run.job_run_id), body, factory=lend(db),  # type: ignore[arg-type]
+            retry=PROVIDER_OUTAGES, clock=clock)
     db.refresh(run)
     return run
 

@@ -17,8 +17,8 @@ from racehub.core.crypto import Keyring
 from racehub.core.models import Tenant
 from racehub.events.models import Event, EventParticipant, Person
 from racehub.events.writes import ParticipantWrite, write_participants
+from racehub.jobs.retry import RetryScheduled
 from racehub.providers.runsignup.simulator import RunSignUpSimulator
-from racehub.sync.engine import SyncFailed
 from racehub.sync.models import (
     CategoryLink,
     ChangeAction,
@@ -278,7 +278,7 @@ def test_a_fault_storm_converges_with_no_duplicate_and_no_lost_ep(
     for _ in range(6):
         try:
             attempt(db, ctx, keyring, run, clock=clock)
-        except SyncFailed:
+        except RetryScheduled:
             assert run.status == SyncStatus.RETRYING, run.error
             assert run.next_attempt_at is not None
             clock.now = run.next_attempt_at

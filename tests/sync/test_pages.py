@@ -64,7 +64,8 @@ def test_blank_credential_inputs_keep_the_stored_values(
     assert saved.status_code == 303
     row = db.get(ProviderConnection, uuid.UUID(connection_id))
     assert row is not None and row.name == "Haku renamed"
-    assert row.settings["eventIds"] == ["E1", "E2"]
+    assert service.chosen_events(row) == ["E1", "E2"]  # as link rows, not a setting
+    assert "eventIds" not in row.settings
     assert service.read_credentials(app.state.keyring, row)["client_secret"] == TYPED_SECRET
     page = browser.get(f"/connections/{connection_id}")
     # The client id is an identifier: its last 4 show. The secret shows only as set.

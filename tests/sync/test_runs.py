@@ -16,10 +16,11 @@ from racehub.core.crypto import Keyring
 from racehub.core.exceptions import Invalid
 from racehub.jobs import service as jobs_service
 from racehub.jobs.models import JobRun, JobStatus
+from racehub.jobs.retry import RetryScheduled
 from racehub.jobs.runner import JobHandle
+from racehub.providers.errors import AuthFailed, ProviderDown
 from racehub.providers.runsignup.simulator import RunSignUpSimulator
 from racehub.sync import adapters, engine, runs
-from racehub.sync.engine import SyncFailed
 from racehub.sync.models import (
     ProviderConnection,
     StagedKind,
@@ -227,7 +228,7 @@ def test_a_read_failing_midway_applies_nothing_and_retries_after_2_4_8_minutes(
 
     waits = []
     for number in (1, 2, 3):
-        with pytest.raises(SyncFailed, match="500"):
+        with pytest.raises(RetryScheduled):
             attempt(db, ctx, keyring, run, clock=clock, adapter_factory=failing_after_two_pages)
         assert run.status == SyncStatus.RETRYING and run.retryable is True
         assert run.attempts == number
@@ -236,18 +237,18 @@ def test_a_read_failing_midway_applies_nothing_and_retries_after_2_4_8_minutes(
         assert _staged(db, run) == []
         assert db.scalar(select(func.count()).select_from(SyncedRecord)) == 0
         assert event_link.cursor is None
-        retry_job = job_of(db, run)
-        assert retry_job.id != first_job and retry_job.status == JobStatus.QUEUED
-        queued = _queue_row(db, retry_job)
-        assert queued["scheduled_at"] == run.next_attempt_at
-        assert queued["priority"] == runs.PRIORITY_OF[SyncTrigger.RETRY]
+        assert run.error and "500" in run.error
+        job = job_of(db, run)  # the same job waits: the runner's retry policy decided alike
+        assert job.id == first_job and job.status == JobStatus.QUEUED
+        assert (job.retry_at, job.retries) == (run.next_attempt_at, number)
         clock.now = run.next_attempt_at
         simulator_.faults.clear()
     assert [w.total_seconds() / 60 for w in waits] == [2, 4, 8]
 
-    with pytest.raises(SyncFailed):
+    with pytest.raises(ProviderDown):
         attempt(db, ctx, keyring, run, clock=clock, adapter_factory=failing_after_two_pages)
     assert run.status == SyncStatus.FAILED and run.attempts == 4
+    assert job_of(db, run).status == JobStatus.FAILED
     assert run.trigger == SyncTrigger.RETRY  # the re-attempts were retries
     assert run.next_attempt_at is None and run.finished_at == clock.now
     assert runs.active_run(db, event_link.id) is None
@@ -264,12 +265,12 @@ def test_bad_credentials_fail_at_once_and_the_error_names_no_secret(
     [request] = runs.request_participant_sync(db, ctx, connection_id=connection.id)
     first_job = request.run.job_run_id
 
-    with pytest.raises(SyncFailed):
+    with pytest.raises(AuthFailed):
         attempt(db, ctx, keyring, request.run)
 
     run = request.run
     assert run.status == SyncStatus.FAILED and run.retryable is False and run.attempts == 1
     assert run.error and "Key authentication failed" in run.error
     assert wrong["api_key"] not in run.error and wrong["api_secret"] not in run.error
-    assert run.job_run_id == first_job  # no retry was queued
-    assert db.scalar(select(func.count()).select_from(JobRun)) == 1
+    assert run.job_run_id == first_job and run.next_attempt_at is None
+    assert job_of(db, run).status == JobStatus.FAILED and job_of(db, run).retry_at is None

@@ -159,7 +159,7 @@ def test_provider_settings_are_checked_stored_audited_and_removed(
                   "event_names": "E1 = marathon\n\nE2 = 10k"}))
     assert service.to_read(keyring, connection).settings == {
         "preset_owner": "timer@example.com", "event_names": {"E1": "marathon", "E2": "10k"}}
-    assert connection.settings["eventIds"] == ["R1:E1"]  # kept beside them
+    assert service.to_read(keyring, connection).event_ids == ["R1:E1"]  # as a link row
 
     with pytest.raises(Invalid) as unknown:
         service.update_connection(db, tenant_admin, keyring=keyring, connection_id=connection.id,

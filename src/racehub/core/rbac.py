@@ -27,6 +27,8 @@ class Perm(enum.StrEnum):
     # Provider connections: read shows health; manage holds the (write-only) credentials.
     SYNC_CONNECTION_READ = "sync:connection:read"
     SYNC_CONNECTION_MANAGE = "sync:connection:manage"
+    # Which racehub event each provider event feeds (and race -> category): EVENT_MANAGER up.
+    SYNC_LINK_MANAGE = "sync:link:manage"
     # Sync runs: everyone reads their history (the fields the participants page shows);
     # EVENT_MANAGER and up start them.
     SYNC_RUN_READ = "sync:run:read"
@@ -58,7 +60,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
         _EVERYONE | {Perm.EVENTS_EVENT_WRITE, Perm.EVENTS_PARTICIPANT_WRITE,
                      Perm.IMPORTS_IMPORT_RUN, Perm.TIMING_EXPORT, Perm.EXPORTS_EXPORT_RUN,
                      Perm.TIMING_RESULT_IMPORT, Perm.SYNC_CONNECTION_READ,
-                     Perm.SYNC_RUN_START}
+                     Perm.SYNC_LINK_MANAGE, Perm.SYNC_RUN_START}
     ),
     Role.TENANT_ADMIN: frozenset(Perm),
 }

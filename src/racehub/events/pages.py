@@ -32,6 +32,7 @@ from racehub.events.schemas import (
 )
 from racehub.events.service import ParticipantFilter, ParticipantSort
 from racehub.providers.catalog import PROVIDERS
+from racehub.sync import links as sync_links
 from racehub.web.pages import PostedForm, form_error, parse_form, render, validate_model
 from racehub.web.templating import is_htmx
 
@@ -199,7 +200,9 @@ def _detail_page(
     categories = service.list_categories(db, ctx, event_id=event.id)
     return render(
         request, db, ctx, "events/detail.html", status_code=status_code, event=event,
-        categories=categories, can_write_event=ctx.can(Perm.EVENTS_EVENT_WRITE),
+        categories=categories, links=sync_links.list_event_links(db, ctx, event_id=event.id),
+        can_read_connections=ctx.can(Perm.SYNC_CONNECTION_READ),
+        can_write_event=ctx.can(Perm.EVENTS_EVENT_WRITE),
         can_write_participants=ctx.can(Perm.EVENTS_PARTICIPANT_WRITE), **table,
         **_timing_export_context(ctx), **extra,
     )

@@ -71,6 +71,9 @@ from racehub.events.schemas import (
     ParticipantUpdate,
     PersonRead,
 )
+from racehub.jobs import service as jobs_service
+from racehub.jobs.handle import RunningJob
+from racehub.jobs.models import JobRun
 
 _scoped = scoped
 
@@ -466,10 +469,8 @@ ASSIGN_BIBS_KIND = "events.assign_bibs"
 def start_bib_assignment(
     db: Session, ctx: TenantContext, *, event_id: uuid.UUID, category_id: uuid.UUID,
     first_bib: int | None,
-) -> Any:
+) -> JobRun:
     """Queue a job giving bibs to the category's active participants that have none."""
-    from racehub.jobs import service as jobs_service
-
     category = get_category_or_raise(db, ctx, event_id=event_id, category_id=category_id)
     start = first_bib or category.bib_range_start or 1
     if category.bib_range_end is not None and start > category.bib_range_end:
@@ -509,7 +510,7 @@ def _unnumbered(ctx: TenantContext, event_id: uuid.UUID, category_id: uuid.UUID)
 
 
 def assign_bibs(
-    db: Session, ctx: TenantContext, *, job: Any, event_id: str, category_id: str,
+    db: Session, ctx: TenantContext, *, job: RunningJob, event_id: str, category_id: str,
     first_bib: int, batch_size: int,
 ) -> None:
     """Give consecutive free numbers, alphabetically by name, one committed batch at a time.

@@ -69,8 +69,8 @@ from racehub.exports.schemas import ExportCreate
 from racehub.exports.storage import StorageError, get_storage
 from racehub.exports.views import ExportColumn, ExportView, ViewQuery, get_view
 from racehub.jobs import service as jobs_service
+from racehub.jobs.handle import RunningJob
 from racehub.jobs.models import JobRun, JobStatus
-from racehub.jobs.runner import JobHandle
 from racehub.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -544,7 +544,7 @@ def temp_path(settings: Settings, exp: Export) -> Path:
     return settings.data_dir / "exports-tmp" / f"{exp.id}.{exp.file_format}.part"
 
 
-def run_export(handle: JobHandle, db: Session, ctx: TenantContext, *, export_id: str,
+def run_export(handle: RunningJob, db: Session, ctx: TenantContext, *, export_id: str,
                settings: Settings, progress_seconds: float = PROGRESS_SECONDS) -> None:
     exp = db.scalar(scoped(ctx, Export).where(Export.id == uuid.UUID(export_id)))
     if exp is None:

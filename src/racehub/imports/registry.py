@@ -8,13 +8,13 @@ checkpoints, pause/cancel, row results and their CSV downloads.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from racehub import domains
 from racehub.core.context import TenantContext
 from racehub.core.rbac import Perm
 
@@ -86,9 +86,6 @@ class ImportType:
 
 IMPORT_TYPES: dict[str, ImportType] = {}
 
-# Modules that register import types when imported (a domain's importers.py).
-_IMPORTER_MODULES = ("racehub.inventory.importers", "racehub.timing.importers")
-
 
 def register(import_type: ImportType) -> ImportType:
     IMPORT_TYPES[import_type.key] = import_type
@@ -96,6 +93,6 @@ def register(import_type: ImportType) -> ImportType:
 
 
 def load_import_types() -> dict[str, ImportType]:
-    for module in _IMPORTER_MODULES:
-        importlib.import_module(module)
+    """Every import type: the modules registering them are declared in racehub.domains."""
+    domains.load_import_types()
     return IMPORT_TYPES

@@ -51,8 +51,8 @@ from racehub.imports.registry import (
 )
 from racehub.jobs import service as jobs_service
 from racehub.jobs.exceptions import JobPaused
+from racehub.jobs.handle import RunningJob
 from racehub.jobs.models import JobStatus
-from racehub.jobs.runner import JobHandle
 from racehub.settings import Settings
 
 RUN_IMPORT_KIND = "imports.run"
@@ -531,7 +531,7 @@ def _batches(rows: Iterable[ImportRow], size: int) -> Iterator[list[ImportRow]]:
 
 
 def run_import(
-    handle: JobHandle, db: Session, ctx: TenantContext, *, import_id: str, batch_size: int,
+    handle: RunningJob, db: Session, ctx: TenantContext, *, import_id: str, batch_size: int,
     data_dir: Path, limits: Limits | None = None,
 ) -> None:
     """The job body: the five stages, resumable after any committed batch."""

@@ -75,6 +75,12 @@ class JobRun(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     pause_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     queue_job_id: Mapped[int | None] = mapped_column(BigInteger)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Failed attempts its kind's retry policy retried (jobs.retry), and while the run waits
+    # for the next one, when that is due (its stage says so too).
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The queue priority it was started with (higher runs first); a resumed run keeps it.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

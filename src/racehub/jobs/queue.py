@@ -1,4 +1,5 @@
-"""The procrastinate app. Each domain declares its tasks on a Blueprint in its tasks.py.
+"""The procrastinate app. Each domain declares its tasks on a Blueprint in its tasks.py,
+and the module in ``racehub.domains``.
 
 The app's connector gets its pool only in the worker (``racehub worker``). Web code
 defers jobs on its own SQLAlchemy connection (``defer_on``), so a job is committed, or
@@ -12,11 +13,10 @@ from typing import Any
 import procrastinate
 from sqlalchemy.orm import Session
 
+from racehub import domains
+
 queue_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
-_TASK_MODULES = {"jobs": "racehub.jobs.tasks", "events": "racehub.events.tasks",
-                 "imports": "racehub.imports.tasks", "exports": "racehub.exports.tasks",
-                 "sync": "racehub.sync.tasks"}
 _loaded = False
 
 
@@ -28,10 +28,7 @@ def load_tasks() -> procrastinate.App:
     """
     global _loaded
     if not _loaded:
-        import importlib
-
-        for namespace, module_path in _TASK_MODULES.items():
-            module = importlib.import_module(module_path)
+        for namespace, module in domains.task_modules():
             queue_app.add_tasks_from(module.blueprint, namespace=namespace)
         _loaded = True
     return queue_app

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from racehub.core.rbac import Perm
+from racehub.jobs.queue import load_tasks
+from racehub.jobs.retry import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -52,14 +54,13 @@ class JobKind:
     lock: str | None = None  # "{tenant_id}" etc.: runs sharing a lock key run one at a time
     read_permission: Perm = Perm.JOBS_RUN_READ  # reading a run (list, page, API)
     subject: Subject | None = field(default=None)
+    retry: RetryPolicy | None = None  # which failed attempts are tried again (jobs.retry)
 
 
 JOB_KINDS: dict[str, JobKind] = {}
 
 
 def load_kinds() -> dict[str, JobKind]:
-    from racehub.jobs.queue import load_tasks
-
     load_tasks()  # task modules fill JOB_KINDS when imported
     return JOB_KINDS
 

@@ -3,7 +3,8 @@
 A task body gets a ``JobHandle`` and works in batches. ``commit_batch`` commits the
 batch's rows together with the checkpoint that says they are done, so a run that is
 resumed, or retried after its worker died, continues exactly where the last commit left
-it: nothing is repeated, nothing skipped.
+it: nothing is repeated, nothing skipped. A kind's retry policy (jobs.retry) may retry
+a failed attempt later, from the same checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import structlog
-from procrastinate import Blueprint, JobContext, RetryStrategy
+from procrastinate import Blueprint, JobContext
 from procrastinate.exceptions import JobAborted
 from procrastinate.job_context import AbortReason
 from sqlalchemy import select
@@ -27,16 +28,13 @@ from racehub.core.rbac import Perm
 from racehub.jobs.exceptions import JobCancelled, JobInterrupted, JobPaused
 from racehub.jobs.models import JobRun, JobStatus
 from racehub.jobs.registry import JOB_KINDS, JobKind, Subject
+from racehub.jobs.retry import JOB_RETRY, RetryPolicy, RetryScheduled
 from racehub.jobs.service import append_log
 
 log = structlog.get_logger(__name__)
 
 JobBody = Callable[..., Any]
-
-# A job stopped at a batch boundary because its worker shuts down is queued again at once,
-# however often that happens. Failures are not retried (only a JobAborted at shutdown is),
-# and a job the user aborted is not either: procrastinate retries only SHUTDOWN aborts.
-RETRY_AT_SHUTDOWN = RetryStrategy(retry_exceptions={JobAborted})
+Clock = Callable[[], datetime]
 
 
 @lru_cache(maxsize=1)
@@ -53,12 +51,23 @@ def _now() -> datetime:
 
 
 class JobHandle:
-    """What a task body uses to report progress and to honour pause/cancel."""
+    """What a task body uses to report progress and to honour pause/cancel (the
+    ``jobs.handle.RunningJob`` that services take)."""
 
-    def __init__(self, db: Session, run: JobRun, context: JobContext | None) -> None:
+    def __init__(self, db: Session, run: JobRun, context: JobContext | None, *,
+                 is_retry: bool = False) -> None:
         self.db = db
         self.run = run
         self._context = context
+        self._is_retry = is_retry
+
+    @property
+    def retries(self) -> int:
+        return self.run.retries
+
+    @property
+    def is_retry(self) -> bool:
+        return self._is_retry
 
     @property
     def checkpoint(self) -> dict[str, Any]:
@@ -133,7 +142,11 @@ def run_job(
     job_run_id: str,
     body: JobBody,
     factory: sessionmaker[Session] | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    clock: Clock = _now,
 ) -> None:
+    """One attempt at the run. ``retry`` is its kind's policy for failed attempts."""
     factory = factory or worker_sessionmaker()
     with factory() as db:
         run = db.get(JobRun, uuid.UUID(job_run_id))
@@ -144,13 +157,18 @@ def run_job(
                                                kind=run.kind)
         if run.status.is_terminal or run.status == JobStatus.PAUSED:
             return
-        handle = JobHandle(db, run, context)
+        # Started by the retry policy: the run waited for this attempt since a failure.
+        handle = JobHandle(db, run, context, is_retry=run.retry_at is not None)
         try:
             if run.cancel_requested:
                 raise JobCancelled
             if run.pause_requested:
                 raise JobPaused
-            if run.status == JobStatus.RUNNING:
+            if handle.is_retry:
+                run.retry_at = None
+                handle.log(f"retry {run.retries} after a failed attempt; continuing from "
+                           "checkpoint", checkpoint=run.checkpoint)
+            elif run.status == JobStatus.RUNNING:
                 # Running already: its worker died and the stalled-job recovery retried it.
                 handle.log("restarted after the worker stopped; continuing from checkpoint",
                            checkpoint=run.checkpoint)
@@ -159,7 +177,7 @@ def run_job(
             run.status = JobStatus.RUNNING
             run.started_at = run.started_at or _now()
             run.attempts += 1
-            if run.stage == "Queued":
+            if run.stage == "Queued" or handle.is_retry:
                 run.stage = "Starting"
             db.commit()
             log.info("job.start", attempt=run.attempts, checkpoint=run.checkpoint)
@@ -178,6 +196,7 @@ def run_job(
             _finish(db, run, JobStatus.CANCELLED, stage="Cancelled")
         except JobPaused:
             db.rollback()
+            run.retry_at = None  # paused while waiting to retry: a resume starts it
             run.status = JobStatus.PAUSED
             run.stage = "Paused"
             handle.log("paused", checkpoint=run.checkpoint)
@@ -194,11 +213,37 @@ def run_job(
             raise JobAborted from None
         except Exception as exc:
             db.rollback()
+            error = str(exc) or exc.__class__.__name__
+            retry_at = (retry.next_attempt_at(exc, retries=run.retries, now=clock())
+                        if retry is not None else None)
+            if retry is not None and retry_at is not None:
+                _wait_for_retry(handle, retry, retry_at, error)
+                log.warning("job.retry_scheduled", retry=run.retries, retry_at=retry_at,
+                            error=error)
+                raise RetryScheduled(retry_at) from exc
             run.error = traceback.format_exc()[-8000:]
-            run.message = str(exc)[:1000] or exc.__class__.__name__
+            if retry is not None and retry.retries(exc):
+                error = f"gave up after {run.retries} retries: {error}"
+            run.message = error[:1000]
             _finish(db, run, JobStatus.FAILED, stage="Failed")
             log.exception("job.failed")
             raise
+
+
+def _wait_for_retry(handle: JobHandle, retry: RetryPolicy, retry_at: datetime,
+                    error: str) -> None:
+    """The run waits for its next attempt: queued, saying when, its checkpoint kept."""
+    run = handle.run
+    run.retries += 1
+    run.retry_at = retry_at
+    run.status = JobStatus.QUEUED
+    # Attempts counted as the policy sees them: the first one, then one per retry.
+    run.stage = (f"Retrying at {retry_at.astimezone(UTC):%H:%M} UTC "
+                 f"(attempt {run.retries + 1} of {retry.max_retries + 1})")
+    run.message = error[:1000]
+    handle.log("failed; will retry", error=error[:1000], retry=run.retries,
+               retry_at=retry_at.isoformat(), checkpoint=run.checkpoint)
+    handle.db.commit()
 
 
 def _finish(db: Session, run: JobRun, status: JobStatus, *, stage: str) -> None:
@@ -221,22 +266,25 @@ def job_task(
     lock: str | None = None,
     read_permission: Perm = Perm.JOBS_RUN_READ,
     subject: Subject | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Callable[[JobBody], Any]:
     """Declare a job kind: ``body(handle, db, ctx, **params)`` runs inside ``run_job``.
 
     ``permission`` controls a run, ``read_permission`` reads it, and ``subject`` names the
-    row a run works on with the rule saying what that row adds (see jobs.registry)."""
+    row a run works on with the rule saying what that row adds (see jobs.registry).
+    ``retry`` (jobs.retry, e.g. ``PROVIDER_OUTAGES``) says which failures are tried
+    again, and when; without it a failure is final."""
 
     def decorator(body: JobBody) -> Any:
         name = kind.split(".", 1)[-1]
 
-        @blueprint.task(name=name, pass_context=True, retry=RETRY_AT_SHUTDOWN)
+        @blueprint.task(name=name, pass_context=True, retry=JOB_RETRY)
         def task(context: JobContext, job_run_id: str) -> None:
-            run_job(context, job_run_id, body)
+            run_job(context, job_run_id, body, retry=retry)
 
         JOB_KINDS[kind] = JobKind(kind=kind, label=label, permission=permission, task=task,
                                   lock=lock, read_permission=read_permission,
-                                  subject=subject)
+                                  subject=subject, retry=retry)
         return task
 
     return decorator

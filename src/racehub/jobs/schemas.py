@@ -31,6 +31,10 @@ class JobRunRead(APIModel):
     cancel_requested: bool
     pause_requested: bool
     attempts: int
+    # Failed attempts retried by the kind's policy; while waiting, when the next is due.
+    retries: int
+    retry_at: datetime | None
+    priority: int
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

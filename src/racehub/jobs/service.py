@@ -20,6 +20,7 @@ from racehub.jobs.queue import defer_on
 from racehub.jobs.registry import JobKind, Needs, Subject, get_kind, load_kinds
 
 LOG_LIMIT = 200
+DEFAULT_PRIORITY = 0  # procrastinate's default
 
 
 def _now() -> datetime:
@@ -33,13 +34,14 @@ def append_log(run: JobRun, message: str, **data: Any) -> None:
 
 def start_job(
     db: Session, ctx: TenantContext, *, kind: str, params: dict[str, Any], message: str = "",
-    subject_id: uuid.UUID | None = None, priority: int = 0, schedule_at: datetime | None = None,
+    subject_id: uuid.UUID | None = None, priority: int = DEFAULT_PRIORITY,
 ) -> JobRun:
     """Create the run and enqueue its task in the caller's transaction (both or neither).
 
     ``subject_id`` is the row the run works on, of the kind's subject type: who may read
-    and control the run depends on it (``access_of``). A higher ``priority`` is taken by
-    a worker first; ``schedule_at`` holds the task back until then."""
+    and control the run depends on it (``access_of``). ``priority``: among the jobs a
+    worker may take, the higher runs first (a run someone waits for before a scheduled
+    one); it stays the run's for its retries and resumes."""
     job_kind = get_kind(kind)
     if job_kind.subject is not None and subject_id is None:
         raise ValueError(f"a {kind} run needs its subject (a {job_kind.subject.type} id)")
@@ -54,6 +56,7 @@ def start_job(
         requested_by_label=ctx.actor_label,
         params=params,
         message=message,
+        priority=priority,
         counts={},
         log=[],
         checkpoint={},
@@ -61,18 +64,17 @@ def start_job(
     db.add(run)
     db.flush()  # the task receives the run's id
     append_log(run, "queued", by=ctx.actor_label)
-    _enqueue(db, run, job_kind.lock, priority=priority, schedule_at=schedule_at)
+    _enqueue(db, run, job_kind.lock)
     audit.record(db, ctx, action="job.start", target_type="job", target_id=run.id,
                  after={"kind": kind, "params": params})
     return run
 
 
-def _enqueue(db: Session, run: JobRun, lock: str | None, *, priority: int = 0,
-             schedule_at: datetime | None = None) -> None:
+def _enqueue(db: Session, run: JobRun, lock: str | None) -> None:
     job_kind = get_kind(run.kind)
     lock_key = lock.format(tenant_id=run.tenant_id, **run.params) if lock else None
-    run.queue_job_id = defer_on(db, job_kind.task, lock=lock_key, priority=priority,
-                                schedule_at=schedule_at).defer(job_run_id=str(run.id))
+    run.queue_job_id = defer_on(db, job_kind.task, lock=lock_key, priority=run.priority).defer(
+        job_run_id=str(run.id))
 
 
 # --- who may read and control a run: the one rule ------------------------------------------
@@ -220,6 +222,7 @@ def cancel_job(db: Session, ctx: TenantContext, *, job_id: uuid.UUID) -> JobRun:
         run.status = JobStatus.CANCELLED
         run.stage = "Cancelled"
         run.finished_at = _now()
+        run.retry_at = None  # no retry is awaited any more
     run.cancel_requested = True
     append_log(run, "cancel requested", by=ctx.actor_label)
     audit.record(db, ctx, action="job.cancel", target_type="job", target_id=run.id)
@@ -247,6 +250,7 @@ def resume_job(db: Session, ctx: TenantContext, *, job_id: uuid.UUID) -> JobRun:
     run.pause_requested = False
     run.status = JobStatus.QUEUED
     run.stage = "Queued"
+    run.retry_at = None
     append_log(run, "resumed", by=ctx.actor_label)
     _enqueue(db, run, get_kind(run.kind).lock)
     audit.record(db, ctx, action="job.resume", target_type="job", target_id=run.id)

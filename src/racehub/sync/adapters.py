@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from racehub.providers import registry
 from racehub.providers.base import ProviderAdapter
 from racehub.providers.ratelimit import PostgresRateLimiter
+from racehub.sync import links
 from racehub.sync.models import ProviderConnection
 
 _limiters: weakref.WeakKeyDictionary[Engine, PostgresRateLimiter] = weakref.WeakKeyDictionary()
@@ -43,7 +44,10 @@ def build_adapter(
     # asked (RunSignUp's question responses).
     sources = [str(path) for rule in connection.field_mapping or [] if isinstance(rule, dict)
                for path in rule.get("sources") or []]
-    settings = {**(connection.settings or {}), "mapping_sources": sources}
+    # The provider events chosen on the connection are link rows; adapters read them as
+    # their ``eventIds`` setting (RunSignUp's check, ChronoTrack's and Copernico's events).
+    settings = {**(connection.settings or {}), "mapping_sources": sources,
+                "eventIds": links.chosen_refs(db, connection)}
     return registry.build_adapter(connection.provider, base_url=connection.base_url,
                                   credentials=credentials, settings=settings,
                                   limiter=rate_limiter_for(db), rate_key=str(connection.id))

@@ -30,11 +30,12 @@ from sqlalchemy.orm import Session
 from racehub.core.context import TenantContext
 from racehub.core.crypto import DecryptError, Keyring, get_keyring
 from racehub.jobs.exceptions import JobCancelled
-from racehub.jobs.runner import JobHandle
+from racehub.jobs.handle import RunningJob
+from racehub.jobs.retry import PROVIDER_OUTAGES
 from racehub.providers.base import Capability, Page, ProviderAdapter
 from racehub.providers.errors import ProviderError
 from racehub.settings import get_settings
-from racehub.sync import mapping, runs, staging
+from racehub.sync import mapping, staging
 from racehub.sync.models import (
     EventLink,
     ProviderConnection,
@@ -62,7 +63,7 @@ class SyncFailed(Exception):
 
 
 def run_participant_sync(
-    handle: JobHandle, db: Session, ctx: TenantContext, *, sync_run_id: str,
+    handle: RunningJob, db: Session, ctx: TenantContext, *, sync_run_id: str,
     link_id: str | None = None, keyring: Keyring | None = None,
     adapter_factory: AdapterFactory | None = None, clock: Clock = _now,
     overlap: timedelta | None = None,
@@ -102,13 +103,19 @@ def run_participant_sync(
         _give_up(db, run, SyncStatus.CANCELLED, clock, error="cancelled")
         db.commit()
         raise
-    except (ProviderError, DecryptError) as exc:
+    except ProviderError as exc:
         db.rollback()
-        message = redact(str(exc), secrets)[:MESSAGE_MAX]
-        _failed_attempt(db, ctx, run, message, retryable=bool(getattr(exc, "retryable", False)),
-                        clock=clock)
+        # The kind's retry policy decides in the runner; the run says the same, and when.
+        retry_at = PROVIDER_OUTAGES.next_attempt_at(exc, retries=handle.retries, now=clock())
+        _failed_attempt(db, run, redact(str(exc), secrets)[:MESSAGE_MAX],
+                        retryable=exc.retryable, retry_at=retry_at, clock=clock)
         db.commit()
-        raise SyncFailed(message) from None
+        raise
+    except DecryptError as exc:
+        db.rollback()
+        _give_up(db, run, SyncStatus.FAILED, clock, error=str(exc)[:MESSAGE_MAX])
+        db.commit()
+        raise SyncFailed(str(exc)) from None
     except Exception as exc:
         db.rollback()
         message = redact(f"unexpected error ({type(exc).__name__}): {exc}", secrets)
@@ -140,20 +147,20 @@ def _give_up(db: Session, run: SyncRun, status: SyncStatus, clock: Clock, *,
     _finish(db, run, status, clock, error=error, retryable=False)
 
 
-def _failed_attempt(db: Session, ctx: TenantContext, run: SyncRun, message: str, *,
-                    retryable: bool, clock: Clock) -> None:
-    """A provider error: retried after 2, 4, 8 minutes when retryable, else final."""
+def _failed_attempt(db: Session, run: SyncRun, message: str, *, retryable: bool,
+                    retry_at: datetime | None, clock: Clock) -> None:
+    """A provider error ended the read (nothing was applied): the run waits for its retry
+    at ``retry_at`` (an outage or throttling, retries left), else it failed for good."""
     db.refresh(run)
     db.execute(delete(StagedRow).where(StagedRow.run_id == run.id))
-    run.error = message
-    run.retryable = retryable
-    delay = runs.retry_delay(run.attempts) if retryable else None
-    if delay is None:
+    if retry_at is None:
         _finish(db, run, SyncStatus.FAILED, clock, error=message, retryable=retryable)
         return
-    runs.schedule_retry(db, ctx, run, at=clock() + delay)
+    run.status = SyncStatus.RETRYING  # still active: a request meanwhile joins it
+    run.next_attempt_at = retry_at
+    run.error, run.retryable = message, retryable
     log.info("sync.retry_scheduled", sync_run_id=str(run.id), attempt=run.attempts,
-             next_attempt_at=run.next_attempt_at.isoformat() if run.next_attempt_at else None)
+             next_attempt_at=retry_at.isoformat())
 
 
 # --- fetch -> stage ---------------------------------------------------------------------------
@@ -167,7 +174,7 @@ def since_of(run: SyncRun, link: EventLink, overlap: timedelta) -> datetime | No
     return link.cursor - overlap
 
 
-def stage(handle: JobHandle, db: Session, run: SyncRun, link: EventLink,
+def stage(handle: RunningJob, db: Session, run: SyncRun, link: EventLink,
           connection: ProviderConnection, adapter: ProviderAdapter, *,
           overlap: timedelta | None = None) -> None:
     """Read every page into StagedRows, committing page by page."""
@@ -225,7 +232,7 @@ def stage(handle: JobHandle, db: Session, run: SyncRun, link: EventLink,
 # --- apply ----------------------------------------------------------------------------------
 
 
-def apply_run(handle: JobHandle, db: Session, ctx: TenantContext, run: SyncRun,
+def apply_run(handle: RunningJob, db: Session, ctx: TenantContext, run: SyncRun,
               link: EventLink, connection: ProviderConnection, *, clock: Clock = _now) -> None:
     """Apply what the run staged, all in the caller's one transaction, then commit."""
     # Imported here until the EP write path and the merge rule it uses (built in parallel)

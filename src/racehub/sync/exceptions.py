@@ -27,6 +27,26 @@ class SampleUnavailable(Invalid):
     """No sample could be fetched for the mapping preview (the message says why)."""
 
 
+class LinkNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("link not found")
+
+
+class ProviderEventLinked(Conflict):
+    """A provider event feeds at most one racehub event per connection."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, field="providerEventRef")
+
+
+class LinkSyncing(Conflict):
+    """A link whose run is queued, running or retrying keeps its event until the run ends."""
+
+
+class NotAParticipantSource(Invalid):
+    """Only registration connections feed participants into an event."""
+
+
 class SyncRunNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("sync run not found")

@@ -51,7 +51,8 @@ class ProviderConnection(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     # Which key encrypted it (crypto.key_id): tells when a rotation has reached every row.
     credentials_key_id: Mapped[str] = mapped_column(String(16))
     direction: Mapped[Direction] = mapped_column(pg_enum(Direction, "connection_direction"))
-    # {"eventIds": [...]}: the provider's events to sync; empty means all of them.
+    # The provider's own settings (catalog.py); the provider events chosen on the connection
+    # are EventLink rows (sync/links.py), read by the adapters as their "eventIds".
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     # A list of transforms.MappingRule dicts overriding the adapter's default mapping.
     field_mapping: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)

@@ -20,6 +20,7 @@ from racehub.providers.catalog import PROVIDERS, Direction
 from racehub.sync import service, webhooks
 from racehub.sync.api import AppKeyring
 from racehub.sync.exceptions import ConnectionNotFound, SampleUnavailable
+from racehub.sync.links_pages import links_context
 from racehub.sync.mapping import connection_rules
 from racehub.sync.models import ProviderConnection
 from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate
@@ -138,7 +139,9 @@ def _edit(request: Request, db: DB, ctx: TenantContext, keyring: Keyring,
                   spec=service.spec_of(connection), connection=service.to_read(keyring, connection),
                   providers=list(PROVIDERS.values()), directions=list(Direction),
                   can_edit_base_url=ctx.is_platform_admin,
-                  webhook_providers=webhooks.WEBHOOK_PROVIDERS, **context)
+                  webhook_providers=webhooks.WEBHOOK_PROVIDERS,
+                  participant_source=connection.direction == Direction.REGISTRATION,
+                  **links_context(db, ctx, connection.id), **context)
 
 
 @router.get("/connections/{connection_id}")
@@ -257,7 +260,7 @@ def _mapping(request: Request, db: DB, ctx: TenantContext, connection: ProviderC
                   connection=connection, spec=service.spec_of(connection), rows=rows,
                   ignored_rules=connection_rules(connection.field_mapping).ignored,
                   targets=TARGET_FIELDS, notation_help=NOTATION_HELP,
-                  event_ids=(connection.settings or {}).get("eventIds", []), **context)
+                  event_ids=service.chosen_events(connection), **context)
 
 
 @router.get("/connections/{connection_id}/mapping")

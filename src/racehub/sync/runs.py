@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -42,18 +41,10 @@ SYNC_PARTICIPANTS_KIND = "sync.participants"
 # A worker takes the higher priority first: someone is waiting on a manual run.
 PRIORITY_OF = {SyncTrigger.MANUAL: 100, SyncTrigger.WEBHOOK: 50, SyncTrigger.RETRY: 10,
                SyncTrigger.SCHEDULE: 0}
-# Retryable provider failures (down, throttled, timed out) are tried again after these
-# waits; after the last the run is a permanent failure.
-RETRY_DELAYS = (timedelta(minutes=2), timedelta(minutes=4), timedelta(minutes=8))
 RECENT_FAILURES = 5
 # What the history shows of a change: the fields the participants page shows.
 HISTORY_FIELDS = ("first_name", "last_name", "bib", "category_id", "registration_id", "team",
                   "status", "withdrawn_at", "withdrawn_reason", "transferred_from_id")
-
-
-def retry_delay(attempts: int) -> timedelta | None:
-    """The wait before the next attempt after ``attempts`` failed ones; None: give up."""
-    return RETRY_DELAYS[attempts - 1] if 1 <= attempts <= len(RETRY_DELAYS) else None
 
 
 # --- requesting runs ---------------------------------------------------------------------
@@ -155,19 +146,6 @@ def _abandoned(db: Session, run: SyncRun) -> bool:
     queued, say) would hold its link forever."""
     job = db.get(JobRun, run.job_run_id) if run.job_run_id else None
     return job is None or job.status.is_terminal
-
-
-def schedule_retry(db: Session, ctx: TenantContext, run: SyncRun, *, at: datetime) -> None:
-    """The run's next attempt: a job of its own, held back until ``at``, first in line
-    after manual runs. The run stays active (retrying), so requests meanwhile join it."""
-    run.status = SyncStatus.RETRYING
-    run.next_attempt_at = at
-    job = jobs_service.start_job(
-        db, ctx, kind=SYNC_PARTICIPANTS_KIND,
-        params={"sync_run_id": str(run.id), "link_id": str(run.link_id)},
-        subject_id=run.link_id, priority=PRIORITY_OF[SyncTrigger.RETRY], schedule_at=at,
-        message=f"attempt {run.attempts + 1} of sync run {run.id}")
-    run.job_run_id = job.id
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ from racehub.sync.models import ConnectionStatus
 from racehub.sync.transforms import MappingRule, check_unique_targets
 
 MAX_EVENT_IDS = 200
+EVENT_IDS_HELP = (
+    "The provider events chosen on this connection: its links, linked to a racehub event or "
+    "not (GET /api/connections/{id}/links shows which event each feeds); empty: all events")
 
 
 def _known_provider(provider: str) -> str:
@@ -50,7 +53,7 @@ class ConnectionCreate(APIModel):
         default_factory=dict, description="The provider's credential fields (write-only)")
     direction: Direction | None = Field(default=None, description="Unset: the provider's role")
     event_ids: list[str] = Field(default_factory=list, max_length=MAX_EVENT_IDS,
-                                 description="The provider's events to sync; empty: all")
+                                 description=EVENT_IDS_HELP)
     field_mapping: list[MappingRule] = Field(default_factory=list)
     settings: dict[str, Any] = Field(
         default_factory=dict,
@@ -77,7 +80,10 @@ class ConnectionUpdate(APIModel):
     base_url: str | None = Field(default=None, max_length=500)
     credentials: dict[str, SecretStr] | None = None
     direction: Direction | None = None
-    event_ids: list[str] | None = Field(default=None, max_length=MAX_EVENT_IDS)
+    event_ids: list[str] | None = Field(
+        default=None, max_length=MAX_EVENT_IDS,
+        description=EVENT_IDS_HELP + ". The list sent replaces the chosen ones; a provider "
+                    "event linked to a racehub event must be unlinked before it is left out")
     field_mapping: list[MappingRule] | None = None
     settings: dict[str, Any] | None = Field(
         default=None, description="Only the settings sent change; an empty value removes one")
@@ -109,7 +115,7 @@ class ConnectionRead(APIModel):
     base_url: str
     is_default_base_url: bool
     direction: Direction
-    event_ids: list[str]
+    event_ids: list[str] = Field(description=EVENT_IDS_HELP)
     field_mapping: list[dict[str, Any]]
     settings: dict[str, Any] = Field(description="The provider's own settings that are set")
     credentials: dict[str, CredentialHint]
@@ -118,6 +124,103 @@ class ConnectionRead(APIModel):
     last_check_message: str | None
     created_at: datetime
     updated_at: datetime
+
+
+# --- links: provider event -> racehub event, provider race -> category -----------------------
+
+
+def _clean_ref(ref: str) -> str:
+    ref = ref.strip()
+    if not ref:
+        raise ValueError("must not be blank")
+    return ref
+
+
+class LinkCreate(APIModel):
+    """Link one provider event of a connection to the event of the path. The provider event
+    may already be chosen on the connection (its ``eventIds``): that row becomes linked."""
+
+    connection_id: uuid.UUID
+    provider_event_ref: str = Field(
+        min_length=1, max_length=200,
+        description="The provider's event ref, as GET /api/connections/{id}/events lists it")
+    provider_event_name: str | None = Field(default=None, max_length=300)
+    check_provider: bool = Field(
+        default=False,
+        description="Look the ref up in the provider's event list first (as when the operator "
+                    "picks it from there): refused when the provider does not list it among "
+                    "its first 200 events; the name comes from there when none is given")
+
+    _ref = field_validator("provider_event_ref")(_clean_ref)
+
+
+class LinkUpdate(APIModel):
+    """Only the fields sent change. To feed another event: unlink, then link there."""
+
+    provider_event_name: str | None = Field(default=None, max_length=300)
+    auto_sync: bool | None = Field(default=None,
+                                   description="Whether scheduled runs sync this link")
+
+
+class LinkRead(APIModel):
+    id: uuid.UUID
+    connection_id: uuid.UUID
+    connection_name: str
+    provider: str
+    provider_label: str
+    provider_event_ref: str
+    provider_event_name: str | None
+    event_id: uuid.UUID | None = Field(description="The racehub event it feeds; null: chosen "
+                                       "on the connection, not linked yet")
+    event_name: str | None
+    participant_source: bool = Field(
+        description="Whether its registrations are synced into the event: only links of "
+                    "registration connections are (a scoring connection cannot be linked)")
+    linked_at: datetime | None
+    cursor: datetime | None = Field(description="The newest provider change fully applied; "
+                                    "null: the next run reads everything")
+    last_success_at: datetime | None
+    auto_sync: bool
+    next_run_at: datetime | None
+    syncing: bool = Field(description="A run of this link is queued, running or retrying "
+                          "(it cannot be unlinked until that run ends)")
+    created_at: datetime
+    updated_at: datetime
+
+
+class CategoryLinkSet(APIModel):
+    provider_ref: str = Field(min_length=1, max_length=200,
+                              description="The provider's race, sub-event or distance")
+    provider_name: str | None = Field(default=None, max_length=300,
+                                      description="Unset: the name stored stays")
+    category_id: uuid.UUID | None = Field(
+        description="A category of the linked event; null: not mapped (no category)")
+
+    _ref = field_validator("provider_ref")(_clean_ref)
+
+
+class CategoryLinksUpdate(APIModel):
+    """The mappings sent are set; the link's other provider races stay as they are."""
+
+    categories: list[CategoryLinkSet] = Field(max_length=500)
+
+    @field_validator("categories")
+    @classmethod
+    def _unique(cls, rows: list[CategoryLinkSet]) -> list[CategoryLinkSet]:
+        seen: set[str] = set()
+        for row in rows:
+            if row.provider_ref in seen:
+                raise ValueError(f"provider race {row.provider_ref!r} is given twice")
+            seen.add(row.provider_ref)
+        return rows
+
+
+class CategoryLinkRead(APIModel):
+    id: uuid.UUID
+    provider_ref: str
+    provider_name: str | None
+    category_id: uuid.UUID | None
+    category_name: str | None
 
 
 class CheckRead(APIModel):

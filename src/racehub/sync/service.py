@@ -30,6 +30,7 @@ from racehub.core.exceptions import Forbidden, Invalid
 from racehub.core.logging import remember_secrets
 from racehub.core.query import scoped
 from racehub.providers.catalog import PROVIDERS, ProviderSpec, SettingKind, with_article
+from racehub.sync import links
 from racehub.sync.exceptions import (
     BaseUrlForbidden,
     ConnectionNameTaken,
@@ -111,6 +112,14 @@ def credential_hints(keyring: Keyring, connection: ProviderConnection) -> dict[s
     return hints
 
 
+def chosen_events(connection: ProviderConnection) -> list[str]:
+    """The provider events chosen on the connection (its ``eventIds``): its link rows."""
+    db = Session.object_session(connection)
+    if db is None:
+        raise RuntimeError("chosen_events needs a connection loaded in a session")
+    return links.chosen_refs(db, connection)
+
+
 def to_read(keyring: Keyring, connection: ProviderConnection) -> ConnectionRead:
     spec = spec_of(connection)
     return ConnectionRead(
@@ -118,7 +127,7 @@ def to_read(keyring: Keyring, connection: ProviderConnection) -> ConnectionRead:
         name=connection.name, base_url=connection.base_url,
         is_default_base_url=_same_url(connection.base_url, spec.base_url),
         direction=connection.direction,
-        event_ids=list((connection.settings or {}).get("eventIds", [])),
+        event_ids=chosen_events(connection),
         field_mapping=list(connection.field_mapping or []),
         settings=provider_settings(connection),
         credentials=credential_hints(keyring, connection), status=connection.status,
@@ -149,8 +158,8 @@ def _check_base_url(ctx: TenantContext, url: str, current: str) -> str:
 
 
 def provider_settings(connection: ProviderConnection) -> dict[str, Any]:
-    """The provider's own settings (not the events to sync, kept beside them)."""
-    return {k: v for k, v in (connection.settings or {}).items() if k != "eventIds"}
+    """The provider's own settings (the events to sync are link rows: ``chosen_events``)."""
+    return dict(connection.settings or {})
 
 
 def _merge_settings(ctx: TenantContext, spec: ProviderSpec, current: Mapping[str, Any],
@@ -227,7 +236,7 @@ def _public(connection: ProviderConnection) -> dict[str, Any]:
     """What an audit entry may show of a connection: no credential, only which are set."""
     return {"provider": connection.provider, "name": connection.name,
             "baseUrl": connection.base_url, "direction": connection.direction.value,
-            "eventIds": list((connection.settings or {}).get("eventIds", [])),
+            "eventIds": chosen_events(connection),
             "settings": provider_settings(connection),
             "fieldMapping": [r.get("target") for r in connection.field_mapping or []]}
 
@@ -244,12 +253,13 @@ def create_connection(
     connection = ProviderConnection(
         tenant_id=ctx.tenant_id, provider=spec.key, name=data.name, base_url=base_url,
         direction=data.direction or spec.direction,
-        settings={**_merge_settings(ctx, spec, {}, data.settings), "eventIds": data.event_ids},
+        settings=_merge_settings(ctx, spec, {}, data.settings),
         field_mapping=[r.model_dump(mode="json") for r in data.field_mapping],
         status=ConnectionStatus.UNTESTED)
     _encrypt(keyring, connection, creds)
     db.add(connection)
-    db.flush()  # id for the audit entry
+    db.flush()  # id for the links and the audit entry
+    links.choose_events(db, ctx, connection=connection, refs=data.event_ids)
     audit.record(db, ctx, action="connection.create", target_type="provider_connection",
                  target_id=connection.id,
                  after={**_public(connection), "credentials": sorted(creds)})
@@ -276,15 +286,15 @@ def update_connection(
         retest = retest or new_url != connection.base_url
         connection.base_url = new_url
     if changes.get("direction") is not None:
+        links.check_direction(db, ctx, connection=connection, direction=changes["direction"])
         connection.direction = data.direction  # type: ignore[assignment]
     if data.event_ids is not None:
-        connection.settings = {**(connection.settings or {}), "eventIds": data.event_ids}
+        links.choose_events(db, ctx, connection=connection, refs=data.event_ids)
     if data.settings:
         current = provider_settings(connection)
         merged = _merge_settings(ctx, spec, current, data.settings)
         retest = retest or merged != current
-        connection.settings = {**merged, "eventIds": (connection.settings or {}).get(
-            "eventIds", [])}
+        connection.settings = merged
     if data.field_mapping is not None:
         connection.field_mapping = [r.model_dump(mode="json") for r in data.field_mapping]
     changed_credentials: list[str] = []
@@ -426,8 +436,7 @@ def fetch_sample(
     fields only when asked, e.g. RunSignUp's question responses)."""
     sources = list(mapping_sources)
     connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
-    event_ref = (event_id or "").strip() or next(
-        iter((connection.settings or {}).get("eventIds", [])), "")
+    event_ref = (event_id or "").strip() or next(iter(chosen_events(connection)), "")
     if not event_ref:
         raise SampleUnavailable("eventId: name the provider event to fetch a sample from",
                                 field="eventId")
@@ -474,7 +483,9 @@ def list_provider_events(
     from racehub.providers.base import Capability
 
     connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
-    chosen = [EventChoice(ref, ref) for ref in (connection.settings or {}).get("eventIds", [])]
+    chosen = [EventChoice(link.provider_event_ref,
+                          link.provider_event_name or link.provider_event_ref)
+              for link in links.list_connection_links(db, ctx, connection_id=connection_id)]
 
     def first_events(adapter: Any) -> list[EventChoice]:
         if not adapter.supports(Capability.LIST_EVENTS):

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from racehub.core.context import TenantContext
 from racehub.core.rbac import Perm
 from racehub.jobs.registry import Subject
+from racehub.jobs.retry import PROVIDER_OUTAGES
 from racehub.jobs.runner import JobHandle, job_task
 from racehub.sync import engine, runs
 
@@ -26,6 +27,9 @@ blueprint = Blueprint()
     # One run per link at a time: the partial unique index keeps one SyncRun active, and
     # this keeps procrastinate from starting two attempts of it at once.
     lock="sync-link:{link_id}",
+    # A provider down, timing out or throttling: retried after 2, 4 and 8 minutes; bad
+    # credentials, an unknown event or unreadable data fail at once.
+    retry=PROVIDER_OUTAGES,
 )
 def sync_participants(handle: JobHandle, db: Session, ctx: TenantContext, **params: Any) -> None:
     engine.run_participant_sync(handle, db, ctx, **params)

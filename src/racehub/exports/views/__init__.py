@@ -6,13 +6,12 @@ keys refused), its sorts, and a query builder returning the tenant-scoped, filte
 statement with the keyset order and the creation-time cutoff applied. The export job
 does the rest (counting, keyset batches, CSV/XLSX, storage, expiry).
 
-A new list plugs in with one module here that calls ``register``: add it to
-``_VIEW_MODULES``.
+A new list plugs in with one module here that calls ``register``, declared in its
+domain's ``export_views`` (racehub.domains).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +22,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy import ColumnElement, Select
 from sqlalchemy.orm import QueryableAttribute, Session
 
+from racehub import domains
 from racehub.core.context import TenantContext
 from racehub.core.exceptions import Invalid
 from racehub.core.pagination import SortKey
@@ -110,15 +110,6 @@ class ExportView:
 
 EXPORT_VIEWS: dict[str, ExportView] = {}
 
-_VIEW_MODULES = (
-    "racehub.exports.views.participants",
-    "racehub.exports.views.race_numbers",
-    "racehub.exports.views.imports",
-    "racehub.exports.views.audit",
-    "racehub.exports.views.results",
-    "racehub.exports.views.webhook_deliveries",
-)
-
 
 def register(view: ExportView) -> ExportView:
     EXPORT_VIEWS[view.key] = view
@@ -126,8 +117,7 @@ def register(view: ExportView) -> ExportView:
 
 
 def load_views() -> dict[str, ExportView]:
-    for module in _VIEW_MODULES:
-        importlib.import_module(module)
+    domains.load_export_views()
     return EXPORT_VIEWS
 
 

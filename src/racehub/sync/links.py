@@ -1,0 +1,388 @@
+"""Links: which racehub event each provider event of a connection feeds, and which category
+each of its provider races/distances maps to.
+
+An ``EventLink`` row is a provider event chosen on a connection (the connection API's
+``eventIds``, and discovery in part 2); it is *linked* once ``event_id`` is set. One racehub
+event may link several provider events; a provider event feeds at most one event per
+connection (the row is unique per connection and ref). Every query starts from
+``scoped(ctx, ...)``, so another tenant's ids are not found.
+
+Only links of registration connections feed participants. A scoring connection's provider
+events may be chosen (its adapter reads them) but not linked to an event: pushing start
+lists and pulling results per link is the timing sync's part, and it lifts this rule.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from racehub.core import audit
+from racehub.core.context import TenantContext
+from racehub.core.exceptions import Conflict, Invalid
+from racehub.core.query import scoped
+from racehub.events import service as events_service
+from racehub.events.models import Category, Event
+from racehub.providers.catalog import PROVIDERS, Direction
+from racehub.sync.exceptions import (
+    ConnectionNotFound,
+    LinkNotFound,
+    LinkSyncing,
+    NotAParticipantSource,
+    ProviderEventLinked,
+)
+from racehub.sync.models import CategoryLink, EventLink, ProviderConnection, SyncRun, SyncStatus
+from racehub.sync.schemas import (
+    CategoryLinkRead,
+    CategoryLinksUpdate,
+    LinkCreate,
+    LinkRead,
+    LinkUpdate,
+)
+
+UNIQUE_REF = "uq_event_links_connection_id_provider_event_ref"
+UNIQUE_CATEGORY_REF = "uq_category_links_link_id_provider_ref"
+ACTIVE_STATUSES = [s for s in SyncStatus if s.is_active]
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _syncing() -> Any:
+    return exists().where(SyncRun.link_id == EventLink.id,
+                          SyncRun.status.in_(ACTIVE_STATUSES)).label("syncing")
+
+
+def _link_rows(ctx: TenantContext) -> Select[Any]:
+    """Links with what a reader is shown beside them: the connection, the event, a run."""
+    return (scoped(ctx, EventLink)
+            .add_columns(ProviderConnection.name, ProviderConnection.direction, Event.name,
+                         _syncing())
+            .join(ProviderConnection, ProviderConnection.id == EventLink.connection_id)
+            .outerjoin(Event, Event.id == EventLink.event_id))
+
+
+def _reads(db: Session, stmt: Select[Any]) -> list[LinkRead]:
+    stmt = stmt.order_by(ProviderConnection.name, EventLink.provider_event_ref, EventLink.id)
+    return [LinkRead(
+        id=link.id, connection_id=link.connection_id, connection_name=connection_name,
+        provider=link.provider, provider_label=PROVIDERS[link.provider].label,
+        provider_event_ref=link.provider_event_ref,
+        provider_event_name=link.provider_event_name, event_id=link.event_id,
+        event_name=event_name, participant_source=direction == Direction.REGISTRATION,
+        linked_at=link.linked_at, cursor=link.cursor, last_success_at=link.last_success_at,
+        auto_sync=link.auto_sync, next_run_at=link.next_run_at, syncing=syncing,
+        created_at=link.created_at, updated_at=link.updated_at)
+        for link, connection_name, direction, event_name, syncing in db.execute(stmt)]
+
+
+def list_event_links(db: Session, ctx: TenantContext, *, event_id: uuid.UUID) -> list[LinkRead]:
+    """The provider events feeding one racehub event."""
+    events_service.get_event_or_raise(db, ctx, event_id=event_id)
+    return _reads(db, _link_rows(ctx).where(EventLink.event_id == event_id))
+
+
+def list_connection_links(
+    db: Session, ctx: TenantContext, *, connection_id: uuid.UUID
+) -> list[LinkRead]:
+    """Every provider event chosen on a connection, linked or not."""
+    _connection_or_raise(db, ctx, connection_id=connection_id)
+    return _reads(db, _link_rows(ctx).where(EventLink.connection_id == connection_id))
+
+
+def read_link(db: Session, ctx: TenantContext, *, link_id: uuid.UUID) -> LinkRead:
+    found = _reads(db, _link_rows(ctx).where(EventLink.id == link_id))
+    if not found:
+        raise LinkNotFound()
+    return found[0]
+
+
+def get_link_or_raise(
+    db: Session, ctx: TenantContext, *, link_id: uuid.UUID, event_id: uuid.UUID | None = None,
+    connection_id: uuid.UUID | None = None, for_update: bool = False,
+) -> EventLink:
+    """A link of the tenant; under an event (or a connection) only one of its own."""
+    stmt = scoped(ctx, EventLink).where(EventLink.id == link_id)
+    if event_id is not None:
+        stmt = stmt.where(EventLink.event_id == event_id)
+    if connection_id is not None:
+        stmt = stmt.where(EventLink.connection_id == connection_id)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    link = db.scalar(stmt)
+    if link is None:
+        raise LinkNotFound()
+    return link
+
+
+def _connection_or_raise(
+    db: Session, ctx: TenantContext, *, connection_id: uuid.UUID
+) -> ProviderConnection:
+    connection = db.scalar(scoped(ctx, ProviderConnection)
+                           .where(ProviderConnection.id == connection_id))
+    if connection is None:
+        raise ConnectionNotFound()
+    return connection
+
+
+def _active_run(db: Session, link_id: uuid.UUID) -> SyncRun | None:
+    return db.scalar(select(SyncRun).where(SyncRun.link_id == link_id,
+                                           SyncRun.status.in_(ACTIVE_STATUSES)).limit(1))
+
+
+def _public(link: EventLink, connection_name: str, event_name: str | None) -> dict[str, Any]:
+    """What an audit entry shows of a link."""
+    return {"connectionId": str(link.connection_id), "connection": connection_name,
+            "provider": link.provider, "providerEventRef": link.provider_event_ref,
+            "providerEventName": link.provider_event_name,
+            "eventId": str(link.event_id) if link.event_id else None, "event": event_name,
+            "autoSync": link.auto_sync}
+
+
+def _names(db: Session, link: EventLink) -> tuple[str, str | None]:
+    """The connection's and the linked event's names (already tenant-checked through link)."""
+    connection_name = db.scalar(select(ProviderConnection.name)
+                                .where(ProviderConnection.id == link.connection_id)) or ""
+    event_name = (db.scalar(select(Event.name).where(Event.id == link.event_id))
+                  if link.event_id else None)
+    return connection_name, event_name
+
+
+# --- linking ---------------------------------------------------------------------------------
+
+
+def create_link(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, data: LinkCreate,
+    listed: Mapping[str, str] | None = None, now: datetime | None = None,
+) -> EventLink:
+    """Link a connection's provider event to ``event_id``; the row is made when the event
+    was not chosen on the connection yet. ``listed`` (ref -> name): the provider's events
+    when the operator picked from them (``checkProvider``): the ref must be one of them."""
+    event = events_service.get_event_or_raise(db, ctx, event_id=event_id)
+    connection = _connection_or_raise(db, ctx, connection_id=data.connection_id)
+    if connection.direction != Direction.REGISTRATION:
+        raise NotAParticipantSource(
+            f"connectionId: {connection.name!r} is a {connection.direction.value} connection; "
+            "only registration connections feed participants into an event",
+            field="connectionId")
+    ref, name = data.provider_event_ref, data.provider_event_name
+    if listed is not None:
+        if ref not in listed:
+            raise Invalid(f"providerEventRef: {ref!r} is not among the events "
+                          f"{connection.name!r} lists", field="providerEventRef")
+        name = name or listed[ref]
+    # Made if missing, then locked: two operators linking the same provider event at once
+    # meet here, and the second is told where it went.
+    db.execute(pg_insert(EventLink).values(
+        id=uuid.uuid4(), tenant_id=ctx.tenant_id, connection_id=connection.id,
+        provider=connection.provider, provider_event_ref=ref, provider_event_name=name,
+        state={}, auto_sync=True, sync_settings={},
+    ).on_conflict_do_nothing(constraint=UNIQUE_REF))
+    link = db.scalar(scoped(ctx, EventLink)
+                     .where(EventLink.connection_id == connection.id,
+                            EventLink.provider_event_ref == ref)
+                     .with_for_update().execution_options(populate_existing=True))
+    assert link is not None
+    if link.event_id is not None:
+        label = f"provider event {ref!r}" + (
+            f" ({link.provider_event_name})" if link.provider_event_name else "")
+        if link.event_id == event.id:
+            raise ProviderEventLinked(
+                f"{label} of connection {connection.name!r} is already linked to this event")
+        other = db.scalar(select(Event.name).where(Event.id == link.event_id))
+        raise ProviderEventLinked(
+            f"{label} of connection {connection.name!r} already feeds event {other!r}: a "
+            "provider event feeds one event per connection; unlink it there first")
+    link.event_id = event.id
+    link.linked_at = now or datetime.now(UTC)
+    if name:
+        link.provider_event_name = name
+    db.flush()  # updated_at and the row as read back for the response
+    audit.record(db, ctx, action="link.create", target_type="event_link", target_id=link.id,
+                 after=_public(link, connection.name, event.name))
+    return link
+
+
+def update_link(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, link_id: uuid.UUID,
+    data: LinkUpdate,
+) -> EventLink:
+    link = get_link_or_raise(db, ctx, link_id=link_id, event_id=event_id, for_update=True)
+    names = _names(db, link)
+    before = _public(link, *names)
+    changes = data.model_dump(exclude_unset=True)
+    if "provider_event_name" in changes:
+        link.provider_event_name = changes["provider_event_name"]
+    if changes.get("auto_sync") is not None:
+        link.auto_sync = changes["auto_sync"]
+    after = _public(link, *names)
+    if after != before:
+        audit.record(db, ctx, action="link.update", target_type="event_link",
+                     target_id=link.id,
+                     before={k: v for k, v in before.items() if after[k] != v},
+                     after={k: v for k, v in after.items() if before[k] != v})
+    db.flush()
+    return link
+
+
+def unlink(db: Session, ctx: TenantContext, *, event_id: uuid.UUID, link_id: uuid.UUID) -> None:
+    """The provider event stops feeding the event; it stays chosen on its connection.
+
+    Refused while a run of the link is queued, running or retrying: that run was started
+    for this event. The stream starts over when linked again (its cursor belonged to this
+    event), and its provider races map to no category (they named this event's)."""
+    link = get_link_or_raise(db, ctx, link_id=link_id, event_id=event_id, for_update=True)
+    run = _active_run(db, link.id)
+    if run is not None:
+        raise LinkSyncing(f"provider event {link.provider_event_ref!r} is syncing (run "
+                          f"{run.id} is {run.status.value}): unlink it once the run has ended")
+    names = _names(db, link)
+    before = _public(link, *names)
+    link.event_id = None
+    link.linked_at = None
+    link.cursor = None
+    link.state = {}
+    link.last_success_at = None
+    link.next_run_at = None
+    db.execute(update(CategoryLink).where(CategoryLink.tenant_id == ctx.tenant_id,
+                                          CategoryLink.link_id == link.id)
+               .values(category_id=None))
+    audit.record(db, ctx, action="link.delete", target_type="event_link", target_id=link.id,
+                 before=before, after={"eventId": None})
+    db.flush()
+
+
+def check_direction(
+    db: Session, ctx: TenantContext, *, connection: ProviderConnection, direction: Direction
+) -> None:
+    """A connection that feeds events stays a registration connection until unlinked."""
+    if direction == Direction.REGISTRATION:
+        return
+    linked = db.scalar(select(func.count()).select_from(EventLink).where(
+        EventLink.tenant_id == ctx.tenant_id, EventLink.connection_id == connection.id,
+        EventLink.event_id.is_not(None)))
+    if linked:
+        raise Conflict(f"direction: {connection.name!r} feeds participants into {linked} "
+                       "event(s); unlink its provider events before making it a "
+                       f"{direction.value} connection", field="direction")
+
+
+# --- the connection's chosen provider events (its ``eventIds``) ----------------------------
+
+
+def chosen_refs(db: Session, connection: ProviderConnection) -> list[str]:
+    """The provider events chosen on a connection (its links, linked or not), oldest first:
+    what the connection API calls ``eventIds`` and what the adapters read as that setting."""
+    return list(db.scalars(
+        select(EventLink.provider_event_ref)
+        .where(EventLink.tenant_id == connection.tenant_id,
+               EventLink.connection_id == connection.id)
+        .order_by(EventLink.created_at, EventLink.provider_event_ref)))
+
+
+def choose_events(
+    db: Session, ctx: TenantContext, *, connection: ProviderConnection, refs: Sequence[str]
+) -> None:
+    """Make ``refs`` the connection's chosen provider events: a new one becomes an unlinked
+    link, an unlinked one left out is removed, and leaving out a linked one is refused (it
+    feeds an event: unlink it first). Links and their streams are kept for refs that stay."""
+    wanted = list(dict.fromkeys(refs))
+    existing = {link.provider_event_ref: link for link in db.scalars(
+        scoped(ctx, EventLink).where(EventLink.connection_id == connection.id)
+        .with_for_update().execution_options(populate_existing=True))}
+    dropped = [link for ref, link in existing.items() if ref not in wanted]
+    linked = [link for link in dropped if link.event_id is not None]
+    if linked:
+        shown = ", ".join(repr(link.provider_event_ref) for link in linked)
+        raise Conflict(f"eventIds: provider event {shown} feeds a racehub event; unlink it "
+                       "before leaving it out", field="eventIds")
+    for link in dropped:
+        db.delete(link)
+    missing = [ref for ref in wanted if ref not in existing]
+    if missing:
+        db.execute(pg_insert(EventLink).values([
+            {"id": uuid.uuid4(), "tenant_id": ctx.tenant_id, "connection_id": connection.id,
+             "provider": connection.provider, "provider_event_ref": ref, "state": {},
+             "auto_sync": True, "sync_settings": {}} for ref in missing
+        ]).on_conflict_do_nothing(constraint=UNIQUE_REF))
+    db.flush()
+
+
+# --- category links --------------------------------------------------------------------------
+
+
+def list_category_links(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, link_id: uuid.UUID
+) -> list[CategoryLinkRead]:
+    """The provider races/distances seen for a link, each with its category (or none)."""
+    get_link_or_raise(db, ctx, link_id=link_id, event_id=event_id)
+    rows = db.execute(
+        scoped(ctx, CategoryLink).add_columns(Category.name)
+        .outerjoin(Category, Category.id == CategoryLink.category_id)
+        .where(CategoryLink.link_id == link_id)
+        .order_by(CategoryLink.provider_name, CategoryLink.provider_ref))
+    return [CategoryLinkRead(id=c.id, provider_ref=c.provider_ref, provider_name=c.provider_name,
+                             category_id=c.category_id, category_name=name)
+            for c, name in rows]
+
+
+def set_category_links(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, link_id: uuid.UUID,
+    data: CategoryLinksUpdate,
+) -> list[CategoryLinkRead]:
+    """Map each provider race sent to a category of the linked event (or to none); a race
+    not seen yet is added. Races not sent keep their mapping."""
+    link = get_link_or_raise(db, ctx, link_id=link_id, event_id=event_id, for_update=True)
+    for i, row in enumerate(data.categories):
+        if row.category_id is not None:
+            events_service.get_category_or_raise(db, ctx, event_id=event_id,
+                                                 category_id=row.category_id,
+                                                 field=f"categories.{i}.categoryId")
+    existing = {c.provider_ref: c for c in db.scalars(
+        scoped(ctx, CategoryLink).where(CategoryLink.link_id == link.id))}
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for row in data.categories:
+        current = existing.get(row.provider_ref)
+        if current is None:
+            current = CategoryLink(tenant_id=ctx.tenant_id, link_id=link.id,
+                                   provider_ref=row.provider_ref)
+            db.add(current)
+            before[row.provider_ref] = None
+        elif current.category_id != row.category_id:
+            before[row.provider_ref] = str(current.category_id) if current.category_id else None
+        if "provider_name" in row.model_fields_set:
+            current.provider_name = row.provider_name
+        if row.provider_ref in before:
+            after[row.provider_ref] = str(row.category_id) if row.category_id else None
+        current.category_id = row.category_id
+    if after:
+        audit.record(db, ctx, action="link.categories", target_type="event_link",
+                     target_id=link.id, before={"categories": before},
+                     after={"categories": after})
+    db.flush()
+    return list_category_links(db, ctx, event_id=event_id, link_id=link.id)
+
+
+def record_seen_categories(
+    db: Session, ctx: TenantContext, *, link_id: uuid.UUID, seen: Mapping[str, str | None]
+) -> None:
+    """The provider races a run met (ref -> name): new ones are stored unmapped for an
+    operator to map; known ones keep their mapping and get the newer name."""
+    if not seen:
+        return
+    get_link_or_raise(db, ctx, link_id=link_id)
+    stmt = pg_insert(CategoryLink).values([
+        {"id": uuid.uuid4(), "tenant_id": ctx.tenant_id, "link_id": link_id,
+         "provider_ref": ref, "provider_name": name} for ref, name in seen.items()])
+    db.execute(stmt.on_conflict_do_update(
+        constraint=UNIQUE_CATEGORY_REF,
+        set_={"provider_name": stmt.excluded.provider_name},
+        where=stmt.excluded.provider_name.is_not(None)
+        & (CategoryLink.provider_name.is_distinct_from(stmt.excluded.provider_name))))
