@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
@@ -163,7 +163,7 @@ def test_an_incremental_pull_reads_only_changes_and_a_mapped_category_applies(
     # The provider's race mapped to a category: a full refresh reads everything again and
     # the category reaches every EP (an unchanged payload with something to write is written).
     category = make_category(db, event, name="5K")
-    db.execute(CategoryLink.__table__.update().values(category_id=category.id))
+    db.execute(update(CategoryLink).values(category_id=category.id))
     full = sync(db, ctx, keyring, connection, event_link, full_refresh=True)
     assert full.fetched == len(rows) and full.created == 0 and full.updated == len(rows)
     assert {ep.category_id for ep in _eps(db, event)} == {category.id}

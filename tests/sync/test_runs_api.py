@@ -142,7 +142,7 @@ def test_the_run_list_filters_and_pages_and_a_run_shows_its_changes(
     assert sorted(seen) == sorted(str(r.id) for r in ours) and len(seen) == 3
     assert [r["linkId"] for r in failed["items"]] == [str(second.id)]
     changes = detail["changes"]["items"] + rest["changes"]["items"]
-    assert [c["sourceRef"] for c in changes] == ["r0", "r1", "r2"]
+    assert sorted(c["sourceRef"] for c in changes) == ["r0", "r1", "r2"]  # each once
     # The history shows what the participants page shows: no e-mail.
     assert all(c["changes"] == {"bib": ["1", "2"]} for c in changes)
     other = make_tenant(db)

@@ -84,7 +84,7 @@ def test_a_sync_of_a_killed_worker_resumes_from_its_staged_pages(
                                  .where(EventParticipant.event_id == event.id)).all()
             records = db.scalar(select(func.count()).select_from(SyncedRecord))
             staged = db.scalar(select(func.count()).select_from(StagedRow))
-        assert sorted(sources) == sorted(str(r["registration_id"]) for r in rows)
+        assert sorted(str(s) for s in sources) == sorted(str(r["registration_id"]) for r in rows)
         assert records == len(rows) and staged == 0
 
 
