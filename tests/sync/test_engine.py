@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from racehub.core.context import TenantContext
 from racehub.core.crypto import Keyring
 from racehub.core.models import Tenant
-from racehub.events.models import Event, EventParticipant, Person
+from racehub.events.models import Event, EventParticipant, ParticipantStatus, Person
 from racehub.events.writes import ParticipantWrite, write_participants
 from racehub.jobs.retry import RetryScheduled
 from racehub.providers.runsignup.simulator import RunSignUpSimulator
@@ -47,9 +47,6 @@ from tests.sync.engine_helpers import (
 @pytest.fixture
 def sim() -> Iterator[tuple[RunSignUpSimulator, str]]:
     with simulator(real_shapes=True) as served:
-        # Until withdrawals are applied (sync.withdrawals), the provider has none.
-        for removed in served[0].removed.values():
-            removed.clear()
         yield served
 
 
@@ -78,7 +75,7 @@ def _rows(sim: RunSignUpSimulator) -> list[dict[str, Any]]:
 
 def _key(row: dict[str, Any]) -> str:
     """The ref a row is synced under: its registration id, else its user within the event."""
-    if row.get("_keyless"):
+    if row.get("_keyless") or "registration_id" not in row:
         return f"user:{row['user']['user_id']}@{row['event_id']}"
     return str(row["registration_id"])
 
@@ -121,7 +118,9 @@ def test_a_full_pull_creates_one_ep_per_registration_and_records_each(
         assert record.payload is not None and record.content_hash
         assert record.person_match == "new"
     # The cursor is the newest modification applied; nothing stays staged.
-    newest = max(int(r["last_modified"]) for r in rows)
+    newest = max([int(r["last_modified"]) for r in rows]
+                 + [int(r["last_modified_ts"])
+                    for r in simulator_.removed[provider_event_id(simulator_)]])
     assert event_link.cursor == datetime.fromtimestamp(newest, UTC) == run.cursor_after
     assert event_link.last_success_at == run.finished_at
     assert db.scalar(select(func.count()).select_from(StagedRow)) == 0
@@ -272,6 +271,7 @@ def test_a_fault_storm_converges_with_no_duplicate_and_no_lost_ep(
     faults.arm("throttle", 2)
     faults.arm("malformed_rows", 2, rows=[0, 2])
     faults.arm("repeat_page", 1)  # the read fails (RepeatedPage): retried later
+    faults.arm("change_between_pages", 2)  # a row changes, another is removed, mid-read
     clock = Clock()
     [request] = runs.request_participant_sync(db, ctx, connection_id=connection.id)
     run = request.run
@@ -286,17 +286,59 @@ def test_a_fault_storm_converges_with_no_duplicate_and_no_lost_ep(
             continue
         break
     assert run.status == SyncStatus.SUCCEEDED, run.error
-    # Then a quiet provider: the next runs pick up the rows the storm left unreadable.
+    # Then a full read picks up the rows the storm left unreadable, while one more
+    # registration arrives and a synced one is removed between two of its pages.
     simulator_.add_participant(provider_event_id(simulator_))
+    faults.arm("change_between_pages", 1)
     after = sync(db, ctx, keyring, connection, event_link, full_refresh=True)
     assert after.status == SyncStatus.SUCCEEDED and after.problems == 0
+    assert after.withdrawn == 1
 
     rows = _rows(simulator_)
+    removed = {_key(r) for r in simulator_.removed[provider_event_id(simulator_)]}
     records = _records(db)
-    assert set(records) == {_key(r) for r in rows}
     eps = _eps(db, event)
-    assert len(eps) == len(rows)
+    active = [ep for ep in eps if ep.status == ParticipantStatus.ACTIVE]
+    # Every registration is one EP (none lost, none twice); the ones removed at the
+    # provider while it was read are withdrawn, not deleted.
+    assert {ep.source_id for ep in active} == {_key(r) for r in rows}
     assert len({ep.source_id for ep in eps}) == len(eps)
     assert {r.participant_id for r in records.values()} == {ep.id for ep in eps}
+    withdrawn = {ep.source_id for ep in eps if ep.status == ParticipantStatus.WITHDRAWN}
+    assert withdrawn and withdrawn == removed & set(records)
     assert db.scalar(select(func.count()).select_from(SyncRun)
                      .where(SyncRun.status != SyncStatus.SUCCEEDED)) == 0
+
+
+def test_a_withdrawal_is_soft_and_a_transfer_moves_the_bib_with_its_lineage(
+    db: Session, ctx: TenantContext, keyring: Keyring, sim: tuple[RunSignUpSimulator, str],
+    connection: ProviderConnection, event_link: EventLink, event: Event,
+) -> None:
+    simulator_ = sim[0]
+    sync(db, ctx, keyring, connection, event_link)
+    keyed = [r for r in _rows(simulator_) if r["bib_num"] and not r.get("_keyless")]
+    cancelled, moved = keyed[0], keyed[1]
+    records = _records(db)
+    cancelled_ep = records[str(cancelled["registration_id"])].participant_id
+    moved_ep = records[str(moved["registration_id"])].participant_id
+    simulator_.remove(cancelled["registration_id"], reason="Cancelled by participant")
+    simulator_.remove(moved["registration_id"], reason="Transferred to another registration")
+    new = simulator_.add_participant(provider_event_id(simulator_))
+    new["user"] = dict(moved["user"])  # the same person, registered again
+    new["bib_num"] = None
+
+    run = sync(db, ctx, keyring, connection, event_link)
+
+    assert run.status == SyncStatus.SUCCEEDED, run.error
+    assert (run.created, run.withdrawn) == (1, 2)
+    by_id = {ep.id: ep for ep in _eps(db, event)}
+    gone = by_id[cancelled_ep]  # type: ignore[index]
+    assert gone.status == ParticipantStatus.WITHDRAWN and gone.withdrawn_at is not None
+    assert gone.withdrawn_reason == "Cancelled by participant"
+    old = by_id[moved_ep]  # type: ignore[index]
+    successor = by_id[_records(db)[str(new["registration_id"])].participant_id]  # type: ignore[index]
+    assert old.status == ParticipantStatus.WITHDRAWN
+    assert successor.bib == str(moved["bib_num"]) and successor.transferred_from_id == old.id
+    assert successor.person_id == old.person_id
+    actions = {c.action for c in db.scalars(select(SyncChange).where(SyncChange.run_id == run.id))}
+    assert {ChangeAction.CREATED, ChangeAction.WITHDRAWN, ChangeAction.TRANSFERRED} <= actions

@@ -36,8 +36,6 @@ def test_a_sync_of_a_killed_worker_resumes_from_its_staged_pages(
 ) -> None:
     keyring = keyring_from_settings(Settings(database_url=database_url))
     with simulator(participants_per_event=150) as (sim, base_url):
-        for removed in sim.removed.values():
-            removed.clear()  # until withdrawals are applied (sync.withdrawals)
         rows = sim.participants[provider_event_id(sim)]
         with committed_db() as db:
             tenant = make_tenant(db)

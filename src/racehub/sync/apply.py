@@ -35,6 +35,7 @@ from racehub.sync.models import (
     SyncedRecord,
     SyncRun,
 )
+from racehub.sync.withdrawals import apply_withdrawals, restore_participants
 
 
 def _python_value(field: str, value: Any) -> Any:
@@ -135,6 +136,11 @@ class Applier:
             db, self.ctx, event_id=self.event_id, rows=writes, origin=self.origin,
             mark_local=False)} if writes else {}
         self._record(planned, outcomes)
+        # Registrations active at the provider again after a withdrawal come back.
+        restored = restore_participants(db, self.ctx, run=run, link=self.link,
+                                        source_refs=[d["ref"] for d in items])
+        run.updated += restored.restored
+        run.problems += restored.problems
 
     def _record_of(self, data: dict[str, Any], records: dict[str, SyncedRecord]
                    ) -> tuple[SyncedRecord | None, bool]:
@@ -244,9 +250,6 @@ class Applier:
     def apply_withdrawals(self, rows: Sequence[StagedRow]) -> None:
         if not rows:
             return
-        # Imported here until sync.withdrawals lands on main (built in parallel).
-        from racehub.sync.withdrawals import apply_withdrawals
-
         withdrawals = []
         for row in rows:
             data = row.data
@@ -258,6 +261,7 @@ class Applier:
         outcome = apply_withdrawals(self.db, self.ctx, run=self.run, link=self.link,
                                     withdrawals=withdrawals, created=self.created)
         self.run.withdrawn += outcome.withdrawn
+        self.run.problems += outcome.problems
 
     def record_problems(self, rows: Sequence[StagedRow]) -> None:
         """Rows the adapter could not read (or a field it could not map), as changes naming
