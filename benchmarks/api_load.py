@@ -9,7 +9,8 @@ settings, then drives each view with async httpx clients on 127.0.0.1:
 - (a) saturated: ``--clients`` clients (20) sending back to back;
 - (b) polling: ``--clients`` clients each sending ``--rate`` requests a second (2).
 
-Each prints p50/p95/p99 and requests/s, and the ratio of racehub to its baseline. Every
+Each prints p50/p95/p99, requests/s and the server process's CPU time per request (Linux),
+and the ratios of racehub to its baseline. Every
 phase is bounded by ``--seconds`` and a request count. The load generator shares the
 machine's cores with the server: compare ratios, not absolute figures, across machines.
 
@@ -28,7 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,8 @@ HERE = Path(__file__).resolve().parent
 class Figures:
     latencies: list[float]
     seconds: float
+    errors: int = 0  # connections the server dropped (counted, not timed)
+    cpu_seconds: float | None = None  # the server process's CPU time over the phase
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -62,8 +65,43 @@ class Figures:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
     def line(self) -> str:
+        dropped = f"  {self.errors} dropped" if self.errors else ""
+        cpu = (f"  cpu {self.cpu_seconds / len(self.latencies) * 1000:5.2f} ms/req"
+               if self.cpu_seconds is not None and self.latencies else "")
         return (f"p50 {self.pct(50):7.2f} ms  p95 {self.pct(95):7.2f} ms  "
-                f"p99 {self.pct(99):7.2f} ms  {self.rps:7.1f} req/s")
+                f"p99 {self.pct(99):7.2f} ms  {self.rps:7.1f} req/s{cpu}{dropped}")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (Linux), else None. What a request costs the
+    server in CPU stays comparable when other work slows the machine (latencies do not)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(pid: int, phase: Awaitable[Figures]) -> Figures:
+    before = cpu_seconds(pid)
+    figures = await phase
+    after = cpu_seconds(pid)
+    if before is not None and after is not None:
+        figures.cpu_seconds = after - before
+    return figures
+
+
+async def timed_get(client: httpx.AsyncClient, url: str, figures: Figures) -> None:
+    """One request into ``figures``. On this shared machine a loaded server now and then
+    drops a kept-alive connection: that is counted, and the run goes on."""
+    t0 = time.perf_counter()
+    try:
+        response = await client.get(url)
+    except httpx.TransportError:
+        figures.errors += 1
+        return
+    figures.latencies.append(time.perf_counter() - t0)
+    response.raise_for_status()
 
 
 def free_port() -> int:
@@ -73,8 +111,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
-    """A server process on ``port`` until the block ends (waits until it answers)."""
+def served(args: list[str], env: dict[str, str], port: int) -> Iterator[tuple[str, int]]:
+    """A server process on ``port`` until the block ends (waits until it answers): its URL
+    and process id."""
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -89,7 +128,7 @@ def served(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise SystemExit("server did not answer within 120 s")
             time.sleep(0.2)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         try:
@@ -100,38 +139,34 @@ def served(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
 
 
 async def one_at_a_time(client: httpx.AsyncClient, url: str, count: int) -> Figures:
-    latencies = []
+    figures = Figures([], 0.0)
     started = time.perf_counter()
     for _ in range(count):
-        t0 = time.perf_counter()
-        response = await client.get(url)
-        latencies.append(time.perf_counter() - t0)
-        response.raise_for_status()
-    return Figures(latencies, time.perf_counter() - started)
+        await timed_get(client, url, figures)
+    figures.seconds = time.perf_counter() - started
+    return figures
 
 
 async def saturated(client: httpx.AsyncClient, url: str, clients: int, seconds: float,
                     max_requests: int) -> Figures:
-    latencies: list[float] = []
+    figures = Figures([], 0.0)
     stop = time.perf_counter() + seconds
 
     async def worker() -> None:
-        while time.perf_counter() < stop and len(latencies) < max_requests:
-            t0 = time.perf_counter()
-            response = await client.get(url)
-            latencies.append(time.perf_counter() - t0)
-            response.raise_for_status()
+        while time.perf_counter() < stop and len(figures.latencies) < max_requests:
+            await timed_get(client, url, figures)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
-    return Figures(latencies, time.perf_counter() - started)
+    figures.seconds = time.perf_counter() - started
+    return figures
 
 
 async def polling(client: httpx.AsyncClient, url: str, clients: int, rate: float,
                   seconds: float) -> Figures:
     """Each client sends ``rate`` requests a second on its own schedule (late requests do
     not pile up: a client that falls behind sends its next one at once)."""
-    latencies: list[float] = []
+    figures = Figures([], 0.0)
     period = 1 / rate
 
     async def worker(offset: float) -> None:
@@ -139,29 +174,28 @@ async def polling(client: httpx.AsyncClient, url: str, clients: int, rate: float
         stop = time.perf_counter() + seconds
         while next_at < stop:
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-            t0 = time.perf_counter()
-            response = await client.get(url)
-            latencies.append(time.perf_counter() - t0)
-            response.raise_for_status()
+            await timed_get(client, url, figures)
             next_at = max(next_at + period, time.perf_counter())
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(i * period / clients) for i in range(clients)))
-    return Figures(latencies, time.perf_counter() - started)
+    figures.seconds = time.perf_counter() - started
+    return figures
 
 
-async def drive(name: str, base: str, path: str, token: str, opts: argparse.Namespace
-                ) -> dict[str, Figures]:
+async def drive(name: str, server: tuple[str, int], path: str, token: str,
+                opts: argparse.Namespace) -> dict[str, Figures]:
+    base, pid = server
     limits = httpx.Limits(max_connections=opts.clients, max_keepalive_connections=opts.clients)
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"},
                                  limits=limits, timeout=30) as client:
         await one_at_a_time(client, path, 5)  # warm the pool and the plans
         figures = {
-            "one at a time": await one_at_a_time(client, path, opts.requests),
-            f"(a) {opts.clients} clients, saturated": await saturated(
-                client, path, opts.clients, opts.seconds, opts.requests * 20),
-            f"(b) {opts.clients} clients x {opts.rate:g}/s": await polling(
-                client, path, opts.clients, opts.rate, opts.seconds),
+            "one at a time": await measured(pid, one_at_a_time(client, path, opts.requests)),
+            f"(a) {opts.clients} clients, saturated": await measured(pid, saturated(
+                client, path, opts.clients, opts.seconds, opts.requests * 20)),
+            f"(b) {opts.clients} clients x {opts.rate:g}/s": await measured(pid, polling(
+                client, path, opts.clients, opts.rate, opts.seconds)),
         }
     for phase, fig in figures.items():
         print(f"  {name:<34} {phase:<28} {fig.line()}")
@@ -204,12 +238,12 @@ def main() -> None:
         page = f"/api/events/{event_id}/participants?limit=50"
         print(f"{opts.participants} participants; {opts.clients} clients; "
               f"{opts.seconds:g} s per loaded phase")
-        with served(racehub, env, port) as base, served(bare, env, bare_port) as bare_base:
+        with served(racehub, env, port) as ours_at, served(bare, env, bare_port) as bare_at:
             views = [
-                ("GET /api/me", base, "/api/me", "bare: one token lookup", bare_base,
+                ("GET /api/me", ours_at, "/api/me", "bare: one token lookup", bare_at,
                  "/bare/me"),
-                ("participants, 50 rows", base, page, "bare: one keyset query of 50",
-                 bare_base, f"/bare/events/{event_id}/participants?tenant={tenant_id}"),
+                ("participants, 50 rows", ours_at, page, "bare: one keyset query of 50",
+                 bare_at, f"/bare/events/{event_id}/participants?tenant={tenant_id}"),
             ]
             for name, url_base, path, bare_name, bare_url, bare_path in views:
                 ours = asyncio.run(drive(name, url_base, path, token, opts))
@@ -217,7 +251,13 @@ def main() -> None:
                 for phase in ours:
                     ratio = (statistics.median(ours[phase].latencies)
                              / statistics.median(theirs[phase].latencies))
-                    print(f"  {name:<34} {phase:<28} median ratio {ratio:5.2f}x")
+                    cpu = ""
+                    our_cpu, their_cpu = ours[phase].cpu_seconds, theirs[phase].cpu_seconds
+                    if our_cpu and their_cpu:
+                        cpu_ratio = (our_cpu / len(ours[phase].latencies)) / (
+                            their_cpu / len(theirs[phase].latencies))
+                        cpu = f"  cpu per request {cpu_ratio:5.2f}x"
+                    print(f"  {name:<34} {phase:<28} median ratio {ratio:5.2f}x{cpu}")
 
 
 if __name__ == "__main__":

@@ -172,18 +172,18 @@ def test_settings_event_ids_are_dropped_for_link_rows_and_written_back_on_downgr
 
         migrate(empty_database)
         with engine.connect() as conn:
-            settings = dict(conn.exec_driver_sql(
+            stored: dict[str, object] = dict(conn.exec_driver_sql(
                 "SELECT name, settings FROM provider_connections").all())
             links = sorted(conn.exec_driver_sql(
                 "SELECT provider_event_ref, event_id FROM event_links").all())
-        assert settings == {"a": {"time_zone": "UTC"}, "b": {"results_per_page": 50}}
+        assert stored == {"a": {"time_zone": "UTC"}, "b": {"results_per_page": 50}}
         assert links == [("1", event), ("9", None)]  # the linked row kept, the new one made
 
         command.downgrade(alembic_config(empty_database), "0015")
         with engine.connect() as conn:
-            settings = dict(conn.exec_driver_sql(
+            stored = dict(conn.exec_driver_sql(
                 "SELECT name, settings FROM provider_connections").all())
-        assert settings == {"a": {"time_zone": "UTC", "eventIds": ["1", "9"]},
+        assert stored == {"a": {"time_zone": "UTC", "eventIds": ["1", "9"]},
                             "b": {"results_per_page": 50, "eventIds": []}}
     finally:
         engine.dispose()

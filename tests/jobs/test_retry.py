@@ -242,29 +242,33 @@ def test_a_kind_without_a_policy_does_not_retry_an_outage(
         JobStatus.FAILED, 0, "runsignup: 503 Service Unavailable")
 
 
-def test_a_run_waiting_to_retry_can_be_paused_resumed_or_cancelled(
+def test_a_run_waiting_to_retry_is_paused_or_cancelled_at_once_and_leaves_the_queue(
     committed_db: Factory, ctx: TenantContext
 ) -> None:
-    paused_id, cancelled_id = (start(committed_db, ctx, "down").id for _ in range(2))
-    for run_id in (paused_id, cancelled_id):
+    paused, cancelled = start(committed_db, ctx, "down"), start(committed_db, ctx, "down")
+    for run in (paused, cancelled):
         with pytest.raises(RetryScheduled):
-            attempt(committed_db, run_id)
+            attempt(committed_db, run.id)
     with committed_db() as db:
-        jobs_service.pause_job(db, ctx, job_id=paused_id)
-        jobs_service.cancel_job(db, ctx, job_id=cancelled_id)
+        jobs_service.pause_job(db, ctx, job_id=paused.id)
+        jobs_service.cancel_job(db, ctx, job_id=cancelled.id)
         db.commit()
 
-    attempt(committed_db, paused_id, now=T0 + timedelta(minutes=2))  # the retry comes due
-    attempt(committed_db, cancelled_id, now=T0 + timedelta(minutes=2))
+    # Their queue jobs no longer hold the kind's lock until the retry time.
+    assert queue_row(committed_db, paused.queue_job_id)["status"] == "cancelled"
+    assert queue_row(committed_db, cancelled.queue_job_id)["status"] == "cancelled"
+    run = load(committed_db, paused.id)
+    assert (run.status, run.stage, run.retry_at, run.retries) == (
+        JobStatus.PAUSED, "Paused", None, 1)
+    run = load(committed_db, cancelled.id)
+    assert (run.status, run.stage, run.retry_at) == (JobStatus.CANCELLED, "Cancelled", None)
 
-    paused, cancelled = load(committed_db, paused_id), load(committed_db, cancelled_id)
-    assert (paused.status, paused.retry_at, paused.retries) == (JobStatus.PAUSED, None, 1)
-    assert (cancelled.status, cancelled.retry_at) == (JobStatus.CANCELLED, None)
     with committed_db() as db:
-        jobs_service.resume_job(db, ctx, job_id=paused_id)
+        resumed = jobs_service.resume_job(db, ctx, job_id=paused.id)
         db.commit()
-    attempt(committed_db, paused_id, now=T0 + timedelta(minutes=30))
-    run = load(committed_db, paused_id)
+    assert queue_row(committed_db, resumed.queue_job_id)["status"] == "todo"
+    attempt(committed_db, paused.id, now=T0 + timedelta(minutes=30))
+    run = load(committed_db, paused.id)
     assert (run.status, run.retries) == (JobStatus.COMPLETED, 1)
     # Resumed by an operator, not by the policy: not a retry.
     assert run.checkpoint["attempts"][-1] == {"retries": 1, "is_retry": False}

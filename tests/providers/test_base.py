@@ -33,11 +33,15 @@ def haku(**settings: Any) -> HakuAdapter:
     (None, int(haku_mapping.ASSUMED["per_page"])),  # unset: the provider's maximum
     (5, 5),
     (10_000, int(haku_mapping.ASSUMED["per_page"])),  # never above it
-    (0, 1),
-    (-3, 1),
 ])
 def test_a_page_size_is_kept_within_the_providers_limits(asked: int | None, used: int) -> None:
     assert haku(**({} if asked is None else {"per_page": asked})).per_page == used
+
+
+@pytest.mark.parametrize("asked", [0, -3, "many"])
+def test_a_page_size_below_one_is_refused_naming_the_setting(asked: Any) -> None:
+    with pytest.raises(BadData, match="settings.per_page: "):
+        haku(per_page=asked)
 
 
 def test_a_page_size_keeps_the_adapters_own_minimum() -> None:

@@ -185,12 +185,56 @@ def test_the_preview_maps_a_live_sample_from_the_provider(
     assert all(r["values"]["gender"] in {"M", "F", "U"} for r in body["rows"])
     assert "user.first_name" in body["sourcePaths"]
 
+    assert all(r["fromRule"] == ["first_name", "gender"] for r in body["rows"])
+    # The default mapping fills the fields no rule names.
+    assert [r["values"]["last_name"] for r in body["rows"]] == [
+        p["user"]["last_name"] for p in simulator.participants[event_id][:len(body["rows"])]]
+
     pasted = platform_client.post(
         f"/api/connections/{created.json()['id']}/mapping-preview",
         json={"fieldMapping": rules, "sample": [{"user": {"first_name": "ada", "gender": "Z"}}]})
-    assert pasted.json()["rows"] == [{"values": {"first_name": "ADA", "gender": "U"},
-                                      "errors": {}}]
+    [row] = pasted.json()["rows"]
+    # Not a record RunSignUp sends (no event id): only the rules fill it.
+    assert row["unreadable"] == "event_id: missing"
+    assert {k: v for k, v in row["values"].items() if v is not None} == {
+        "first_name": "ADA", "gender": "U"}
+    assert row["errors"] == {} and row["fromRule"] == ["first_name", "gender"]
     assert pasted.json()["sampleOrigin"] == "pasted"
+
+
+def test_the_preview_shows_the_default_mapping_before_any_rule(
+    platform_client: TestClient, runsignup: tuple[str, Any]
+) -> None:
+    base_url, simulator = runsignup
+    created = platform_client.post("/api/connections", json={
+        "provider": "RUNSIGNUP", "name": "RSU", "baseUrl": base_url,
+        "credentials": {"api_key": RSU_KEY, "api_secret": RSU_SECRET}})
+    url = f"/api/connections/{created.json()['id']}/mapping-preview"
+    live = platform_client.post(url, json={"fieldMapping": [], "eventId": _event_ref(simulator)})
+    assert live.status_code == 200, live.text
+    event_id = int(_event_ref(simulator).split(":")[1])
+    sent = simulator.participants[event_id]
+    rows = live.json()["rows"]
+    assert rows and [r["values"]["first_name"] for r in rows] == [
+        p["user"]["first_name"] for p in sent[:len(rows)]]
+    assert all(r["fromRule"] == [] and r["errors"] == {} for r in rows)
+
+    record = {"registration_id": 8, "event_id": 4, "bib_num": 12,
+              "user": {"user_id": 3, "first_name": "Ada", "last_name": "Lovelace",
+                       "dob": "1990-04-02", "gender": "F", "email": ""}}
+    pasted = platform_client.post(url, json={
+        "fieldMapping": [{"target": "team", "sources": ["user.club"]}], "sample": [record]})
+    [row] = pasted.json()["rows"]
+    assert row["unreadable"] is None
+    assert row["values"] == {
+        "first_name": "Ada", "last_name": "Lovelace", "email": None,
+        "birth_date": "1990-04-02", "gender": "F", "bib": "12", "team": None, "city": None,
+        "region": None, "country": None}
+    assert row["fromRule"] == ["team"]
+    refused = platform_client.post(url, json={
+        "fieldMapping": [{"target": "chip", "sources": ["chip_num"]}], "sample": [record]})
+    assert refused.status_code == 422
+    assert "no field 'chip'" in refused.text and "fieldMapping" in refused.text
 
 
 def test_the_provider_list_names_credentials_sets_and_settings(
@@ -205,6 +249,8 @@ def test_the_provider_list_names_credentials_sets_and_settings(
     assert settings["event_names"]["kind"] == "mapping"
     assert {s["key"]: s["choices"] for s in providers["RUNSIGNUP"]["settings"]}[
         "auth_style"] == ["header", "query"]
+    defaults = providers["RUNSIGNUP"]["defaultFieldMapping"]
+    assert defaults["first_name"] == "user.first_name" and "chip" not in defaults
 
 
 def test_the_providers_events_are_listed_live_for_pickers(

@@ -134,6 +134,8 @@ def test_a_stored_rule_of_a_field_no_longer_offered_is_named_not_a_crash(
     page = browser.get(f"/connections/{connection_id}/mapping")
     assert page.status_code == 200
     assert "rule 1 (chip): racehub participants have no field" in page.text
+    # The default mapping the rules override, from the adapter's own table.
+    assert "<code>detail.participant.first_name</code>" in page.text
     assert 'value="team.name"' in page.text
     read = browser.get(f"/api/connections/{connection_id}")
     assert read.status_code == 200

@@ -188,6 +188,28 @@ def test_provider_settings_are_checked_stored_audited_and_removed(
     assert "preset_owner" not in change.after["settings"]
 
 
+def test_every_setting_an_adapter_reads_is_stored_checked_by_its_model(
+    db: Session, ctx: TenantContext, keyring: Keyring
+) -> None:
+    connection = service.create_connection(db, ctx, keyring=keyring, data=ConnectionCreate(
+        provider="RUNSIGNUP", name="RSU", credentials={
+            "api_key": SecretStr("key-123456"), "api_secret": SecretStr("x" * 12)},
+        settings={"race_ids": "12, 13", "results_per_page": "500", "max_pages": 20000,
+                  "include_questions": "yes"}))
+    assert service.provider_settings(connection) == {
+        "race_ids": ["12", "13"], "results_per_page": 500, "max_pages": 20000,
+        "include_questions": "yes"}
+    for bad, field in (({"max_attempts": 50}, "settings.max_attempts"),
+                       ({"race_ids": "12, next"}, "settings.race_ids"),
+                       ({"eventIds": ["1:2"]}, "settings.eventIds"),
+                       ({"mapping_sources": ["a"]}, "settings.mapping_sources")):
+        with pytest.raises(Invalid) as refused:
+            service.update_connection(db, ctx, keyring=keyring, connection_id=connection.id,
+                                      data=ConnectionUpdate(settings=bad))
+        assert refused.value.field == field, bad
+    assert service.provider_settings(connection)["race_ids"] == ["12", "13"]
+
+
 def test_only_a_platform_admin_may_move_an_oauth_token_endpoint(
     db: Session, ctx: TenantContext, keyring: Keyring
 ) -> None:

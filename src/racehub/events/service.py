@@ -311,13 +311,13 @@ def participants_query(
 
 
 # What a page of the list reads: the read model's fields, in one row per participant.
-_PARTICIPANT_COLUMNS = (
+_PARTICIPANT_COLUMNS: tuple[Any, ...] = (
     EventParticipant.id, EventParticipant.event_id, EventParticipant.category_id,
     EventParticipant.bib, EventParticipant.registration_id, EventParticipant.team,
     EventParticipant.status, EventParticipant.source_provider, EventParticipant.source_id,
     EventParticipant.created_at, EventParticipant.updated_at, Category.name,
 )
-_PERSON_COLUMNS = (
+_PERSON_COLUMNS: tuple[Any, ...] = (
     Person.id, Person.first_name, Person.last_name, Person.birth_date, Person.gender,
     Person.email, Person.nationality, Person.city, Person.region, Person.country,
 )

@@ -175,7 +175,7 @@ def run_job(
             elif run.started_at is not None:
                 handle.log("resumed from checkpoint", checkpoint=run.checkpoint)
             run.status = JobStatus.RUNNING
-            run.started_at = run.started_at or _now()
+            run.started_at = run.started_at or clock()
             run.attempts += 1
             if run.stage == "Queued" or handle.is_retry:
                 run.stage = "Starting"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy import ColumnElement, and_, false, or_, select, text
 from sqlalchemy.orm import Session
 
 from racehub.core import audit
@@ -222,7 +222,7 @@ def cancel_job(db: Session, ctx: TenantContext, *, job_id: uuid.UUID) -> JobRun:
         run.status = JobStatus.CANCELLED
         run.stage = "Cancelled"
         run.finished_at = _now()
-        run.retry_at = None  # no retry is awaited any more
+        _stop_waiting_for_retry(db, run)
     run.cancel_requested = True
     append_log(run, "cancel requested", by=ctx.actor_label)
     audit.record(db, ctx, action="job.cancel", target_type="job", target_id=run.id)
@@ -236,8 +236,24 @@ def pause_job(db: Session, ctx: TenantContext, *, job_id: uuid.UUID) -> JobRun:
                                f"{run.status.value} one")
     run.pause_requested = True
     append_log(run, "pause requested", by=ctx.actor_label)
+    if run.retry_at is not None:  # waiting for a retry: paused now, resumed by a new job
+        _stop_waiting_for_retry(db, run)
+        run.status = JobStatus.PAUSED
+        run.stage = "Paused"
+        append_log(run, "paused", checkpoint=run.checkpoint)
     audit.record(db, ctx, action="job.pause", target_type="job", target_id=run.id)
     return run
+
+
+def _stop_waiting_for_retry(db: Session, run: JobRun) -> None:
+    """Take a run waiting for its retry out of the queue: its job there would hold the
+    kind's lock (blocking the runs queued after it) until the retry time."""
+    if run.retry_at is None:
+        return
+    run.retry_at = None
+    if run.queue_job_id is not None:
+        db.execute(text("SELECT procrastinate_cancel_job_v1(:id, false, false)"),
+                   {"id": run.queue_job_id})
 
 
 def resume_job(db: Session, ctx: TenantContext, *, job_id: uuid.UUID) -> JobRun:

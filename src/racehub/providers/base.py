@@ -19,6 +19,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 
+from pydantic import ValidationError
+
 from racehub.core.logging import remember_secrets
 from racehub.providers.errors import (
     AuthFailed,
@@ -33,6 +35,7 @@ from racehub.providers.errors import (
 )
 from racehub.providers.http import ProviderHttp
 from racehub.providers.ratelimit import InMemoryRateLimiter, RateLimit, RateLimiter
+from racehub.providers.settings import DEFAULT_MAX_PAGES, ProviderSettings, describe
 from racehub.providers.values import MappingError
 
 __all__ = [
@@ -180,8 +183,6 @@ class ProviderResult:
 
 T = TypeVar("T")
 
-DEFAULT_MAX_PAGES = 10_000
-
 
 @dataclass
 class Page(Generic[T]):
@@ -292,13 +293,15 @@ class ProviderAdapter:
     default_rate_limit: ClassVar[RateLimit] = RateLimit(per_second=5.0, burst=10)
     # Normalized field name -> provider field path (dotted), shown in the mapping UI.
     default_field_mapping: ClassVar[Mapping[str, str]] = {}
+    # What ``settings`` may hold: the adapter reads ``self.settings.<name>`` only.
+    settings_model: ClassVar[type[ProviderSettings]] = ProviderSettings
 
     def __init__(
         self,
         *,
         base_url: str | None = None,
         credentials: Mapping[str, str],
-        settings: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | ProviderSettings | None = None,
         limiter: RateLimiter | None = None,
         rate_key: str | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -306,7 +309,7 @@ class ProviderAdapter:
         transport: Any = None,
     ) -> None:
         self.base_url = (base_url or self.default_base_url).rstrip("/")
-        self.settings: dict[str, Any] = dict(settings or {})
+        self.settings = self.read_settings(settings)
         missing = [f for f in self.credential_fields if not (credentials.get(f) or "").strip()]
         if missing:
             raise AuthFailed(f"missing credential field(s): {', '.join(missing)}",
@@ -316,9 +319,9 @@ class ProviderAdapter:
         self.clock = clock
         self.sleep = sleep
         # A bound on every paging loop, so a provider that never says "last page" ends.
-        self.max_pages = int(self.settings.get("max_pages", DEFAULT_MAX_PAGES))
-        rate = self.settings.get("rate_per_second")
-        burst = self.settings.get("rate_burst")
+        self.max_pages = self.settings.max_pages
+        rate = self.settings.rate_per_second
+        burst = self.settings.rate_burst
         self.rate_limit = RateLimit(
             per_second=float(rate) if rate else self.default_rate_limit.per_second,
             burst=int(burst) if burst else self.default_rate_limit.burst,
@@ -331,12 +334,12 @@ class ProviderAdapter:
             rate_limit=self.rate_limit,
             secrets=[v for v in self.credentials.values() if v],
             sleep=sleep,
-            max_attempts=int(self.settings.get("max_attempts", 4)),
-            max_retry_after=float(self.settings.get("max_retry_after", 120.0)),
-            backoff_base=float(self.settings.get("backoff_base", 0.5)),
-            backoff_max=float(self.settings.get("backoff_max", 30.0)),
-            connect_timeout=float(self.settings.get("connect_timeout", 5.0)),
-            read_timeout=float(self.settings.get("read_timeout", 30.0)),
+            max_attempts=self.settings.max_attempts,
+            max_retry_after=self.settings.max_retry_after,
+            backoff_base=self.settings.backoff_base,
+            backoff_max=self.settings.backoff_max,
+            connect_timeout=self.settings.connect_timeout,
+            read_timeout=self.settings.read_timeout,
             error_hook=self.inspect_response,
             on_unauthorized=(self.refresh_auth
                              if type(self).refresh_auth is not ProviderAdapter.refresh_auth
@@ -344,18 +347,42 @@ class ProviderAdapter:
             transport=transport,
         )
 
-    def page_size_setting(self, name: str, cap: int, *, default: int | None = None,
-                          minimum: int = 1) -> int:
-        """Setting ``name`` (rows per request), kept within ``minimum`` and the provider's
-        ``cap``: a server that quietly sends fewer rows than asked would look like a last
-        page."""
-        return max(minimum, min(int(self.settings.get(name, cap if default is None
-                                                      else default)), cap))
+    @classmethod
+    def read_settings(cls, settings: Mapping[str, Any] | ProviderSettings | None
+                      ) -> Any:
+        """``settings`` checked by the adapter's ``settings_model``; BadData names each
+        field at fault (an unknown key among them)."""
+        if isinstance(settings, cls.settings_model):
+            return settings
+        given = settings.model_dump() if isinstance(settings, ProviderSettings) else (
+            settings or {})
+        try:
+            return cls.settings_model.model_validate(dict(given))
+        except ValidationError as exc:
+            raise BadData(f"settings refused: {describe(exc)}",
+                          provider=cls.provider) from None
+
+    @staticmethod
+    def bounded_page_size(value: int | None, cap: int, *, default: int | None = None,
+                  minimum: int = 1) -> int:
+        """A page size setting's ``value`` (rows per request), kept within ``minimum`` and
+        the provider's ``cap``: a server that quietly sends fewer rows than asked would
+        look like a last page."""
+        return max(minimum, min(value if value is not None
+                                else cap if default is None else default, cap))
 
     def page_guard(self, where: str) -> PageGuard:
         """A :class:`PageGuard` for one paging loop, bounded by this connection's
         ``max_pages``; its errors name ``where`` (e.g. ``"GET events"``)."""
         return PageGuard(where, provider=self.provider, max_pages=self.max_pages)
+
+    @classmethod
+    def participant_from_raw(cls, raw: Any, event_ref: str) -> ProviderParticipant:
+        """One record as ``list_participants`` keeps it in ``ProviderParticipant.raw``, read
+        again by the adapter's default mapping (the preview of a pasted sample). Raises
+        MappingError naming the field, or NotSupported."""
+        raise NotSupported("this provider's records are read only from the provider",
+                           provider=cls.provider)
 
     # -- hooks -------------------------------------------------------------------------
     def inspect_response(self, status: int, body: Any) -> None:

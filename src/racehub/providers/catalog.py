@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
     from racehub.providers.base import ProviderAdapter
+    from racehub.providers.settings import ProviderSettings
 
 
 class Direction(enum.StrEnum):
@@ -58,7 +59,8 @@ class SettingKind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class SettingField:
-    """One provider-specific setting of a connection, passed to its adapter as is."""
+    """One provider-specific setting of a connection as the form and API take it; its type
+    and bounds are checked by the provider's settings model (providers/settings.py)."""
 
     key: str
     label: str
@@ -94,8 +96,8 @@ class SettingField:
                 number = float(text)
             except ValueError:
                 raise ValueError("must be a number") from None
-            if not 0 < number <= 1000:
-                raise ValueError("must be a number above 0 and at most 1000")
+            if not 0 <= number < float("inf"):
+                raise ValueError("must be a number of 0 or more")
             return int(number) if number.is_integer() else number
         if self.kind == SettingKind.TIME_ZONE and text:
             try:
@@ -147,12 +149,26 @@ def _mapping_pairs(value: Any) -> dict[str, str]:
 TOKEN_URL = SettingField("token_url", "Token endpoint", SettingKind.URL,
                          help="Default: derived from the base URL")
 
-# Read by every adapter (providers/base.py): the connection's request budget.
+# Read by every adapter (providers/base.py): the connection's request budget, paging bound,
+# retries and time-outs (bounds in providers/settings.py ProviderSettings).
 COMMON_SETTINGS = (
     SettingField("rate_per_second", "Requests per second", SettingKind.NUMBER,
                  help="Default: the provider's known or assumed limit"),
     SettingField("rate_burst", "Request burst", SettingKind.NUMBER,
                  help="Requests allowed at once before the rate applies"),
+    SettingField("max_pages", "Most pages one read may take", SettingKind.NUMBER,
+                 help="Default 10000: a read that goes on past it stops with an error"),
+    SettingField("max_attempts", "Tries per request", SettingKind.NUMBER,
+                 help="Default 4 (1 to 10), for errors worth retrying"),
+    SettingField("max_retry_after", "Longest Retry-After waited (s)", SettingKind.NUMBER,
+                 help="Default 120: a longer wait fails the request so the job retries later"),
+    SettingField("backoff_base", "First retry delay (s)", SettingKind.NUMBER,
+                 help="Default 0.5, doubled at each retry"),
+    SettingField("backoff_max", "Longest retry delay (s)", SettingKind.NUMBER,
+                 help="Default 30"),
+    SettingField("connect_timeout", "Connect time-out (s)", SettingKind.NUMBER,
+                 help="Default 5"),
+    SettingField("read_timeout", "Read time-out (s)", SettingKind.NUMBER, help="Default 30"),
 )
 
 
@@ -175,6 +191,12 @@ class ProviderSpec:
         module_name, _, class_name = self.adapter.partition(":")
         cls: type[ProviderAdapter] = getattr(importlib.import_module(module_name), class_name)
         return cls
+
+    @property
+    def settings_model(self) -> type[ProviderSettings]:
+        """The model the adapter reads its settings through; stored settings are checked
+        with it too."""
+        return self.adapter_class().settings_model
 
     def setting(self, key: str) -> SettingField | None:
         return next((f for f in self.all_settings if f.key == key), None)
@@ -236,6 +258,16 @@ PROVIDERS: dict[str, ProviderSpec] = {
                              SettingKind.TIME_ZONE,
                              help="An IANA name such as America/Chicago. Without it, such "
                                   "races' event times stay unset (zone unknown)"),
+                SettingField("race_ids", "Races to read events from", SettingKind.LIST,
+                             help="Default: the races of the connection's events, else every "
+                                  "race the key can see"),
+                SettingField("include_questions", "Always read question responses",
+                             SettingKind.CHOICE, choices=("yes", "no"),
+                             help="Default no: read only when a mapping rule uses them"),
+                SettingField("results_per_page", "Participants per request", SettingKind.NUMBER,
+                             help="Default and most: 2500"),
+                SettingField("races_per_page", "Races per request", SettingKind.NUMBER,
+                             help="Default and most: 1000"),
             )),
         ProviderSpec(
             "RACE_ROSTER", "Race Roster", Direction.REGISTRATION, "https://raceroster.com/api/v1",
@@ -257,6 +289,12 @@ PROVIDERS: dict[str, ProviderSpec] = {
                 SettingField("result_event_ids", "Result event ids", SettingKind.MAPPING,
                              help="One per line: eventId = result event id (default: the "
                                   "event id)"),
+                SettingField("page_size", "Registrations per request", SettingKind.NUMBER,
+                             help="Default and most: 100 (at least 2)"),
+                SettingField("results_per_page", "Results per request (v1)",
+                             SettingKind.NUMBER, help="Default 100"),
+                SettingField("results_limit", "Results per request (v2)", SettingKind.NUMBER,
+                             help="Default and most: 1000"),
             )),
         ProviderSpec(
             "HAKU", "Haku", Direction.REGISTRATION, "https://api.hakuapp.com",
@@ -264,7 +302,9 @@ PROVIDERS: dict[str, ProviderSpec] = {
              CredentialField("client_secret", "Client secret")),
             adapter="racehub.providers.haku:HakuAdapter",
             simulator="racehub.providers.haku.simulator",
-            settings=(TOKEN_URL,)),
+            settings=(TOKEN_URL,
+                      SettingField("per_page", "Registrations per request",
+                                   SettingKind.NUMBER, help="Default and most: 100"))),
         ProviderSpec(
             "CHRONOTRACK", "ChronoTrack Live", Direction.SCORING,
             "https://api.chronotrack.com/api",
@@ -275,7 +315,9 @@ PROVIDERS: dict[str, ProviderSpec] = {
              CredentialField("user_pass", "Password", password=True)),
             adapter="racehub.providers.chronotrack:ChronoTrackAdapter",
             simulator="racehub.providers.chronotrack.simulator",
-            docs="https://api.chronotrack.com/dev/docs"),
+            docs="https://api.chronotrack.com/dev/docs",
+            settings=(SettingField("page_size", "Rows per request", SettingKind.NUMBER,
+                                   help="Default 100, most 250"),)),
         ProviderSpec(
             "COPERNICO", "Copernico (Timingsense)", Direction.SCORING,
             "https://api.copernico.cloud",

@@ -18,6 +18,7 @@ from racehub.core.rbac import Perm
 from racehub.core.schemas import APIModel
 from racehub.providers.catalog import PROVIDERS, Direction, SettingKind
 from racehub.sync import service, webhooks
+from racehub.sync.mapping import default_mapping
 from racehub.sync.schemas import (
     CheckRead,
     ConnectionCreate,
@@ -69,6 +70,9 @@ class ProviderRead(APIModel):
     credential_sets: list[list[str]] = Field(
         description="Where not empty: give every field of one of these sets")
     settings: list[SettingFieldRead]
+    default_field_mapping: dict[str, str] = Field(
+        description="racehub field -> the path in the provider's record the adapter reads "
+                    "it from, before a connection's rules")
 
 
 class ProvidersRead(APIModel):
@@ -86,7 +90,8 @@ def list_providers(ctx: ReadConnections) -> ProvidersRead:
             credentials=[CredentialFieldRead(**vars(f)) for f in s.credentials],
             credential_sets=[list(g) for g in s.credential_sets],
             settings=[SettingFieldRead(**{**vars(f), "choices": list(f.choices)})
-                      for f in s.all_settings])
+                      for f in s.all_settings],
+            default_field_mapping=default_mapping(s.key))
             for s in PROVIDERS.values()],
         target_fields=TARGET_FIELDS)
 
@@ -147,18 +152,23 @@ def preview_mapping(
     connection_id: uuid.UUID, data: PreviewRequest, db: DB, ctx: ManageConnections,
     keyring: AppKeyring,
 ) -> PreviewRead:
-    """Apply a field mapping (not saved) to a sample: the one sent, else a few participants
-    fetched live from the provider's event ``eventId``."""
-    sample: list[dict[str, Any]]
+    """A field mapping (not saved) on a sample, through the pipeline a sync runs: the
+    adapter's default mapping, then the rules sent (none: what the default mapping alone
+    gives). The sample is the one sent (raw records, read by the adapter first), else a few
+    participants fetched live from the provider's event ``eventId``. Each row has every
+    racehub field and names those a rule gave (``fromRule``)."""
+    connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+    sample: list[Any]
     if data.sample is not None:
-        service.get_connection_or_raise(db, ctx, connection_id=connection_id)
         sample, origin = data.sample, "pasted"
     else:
-        sample = service.fetch_sample(db, ctx, keyring=keyring, connection_id=connection_id,
-                                      event_id=data.event_id, mapping_sources=[
-                                          p for rule in data.field_mapping for p in rule.sources])
+        sample = service.fetch_sample_participants(
+            db, ctx, keyring=keyring, connection_id=connection_id, event_id=data.event_id,
+            mapping_sources=[p for rule in data.field_mapping for p in rule.sources])
         origin = "provider"
-    return service.preview_mapping(data.field_mapping, sample, origin=origin)
+    return service.preview_mapping(data.field_mapping, sample, origin=origin,
+                                   provider=connection.provider,
+                                   event_ref=(data.event_id or "").strip())
 
 
 class EventChoiceRead(APIModel):

@@ -18,6 +18,7 @@ from racehub.core.exceptions import DomainError, Invalid
 from racehub.core.pagination import MAX_PAGE_SIZE
 from racehub.core.rbac import Perm
 from racehub.events import service as events_service
+from racehub.events.models import Event
 from racehub.providers.catalog import Direction
 from racehub.sync import links, service
 from racehub.sync.schemas import LinkCreate
@@ -37,7 +38,7 @@ def _redirect(connection_id: uuid.UUID, flash: str) -> Response:
 def links_context(db: Session, ctx: TenantContext, connection_id: uuid.UUID) -> dict[str, Any]:
     """What the links table needs (also shown on the connection's edit page)."""
     can_link = ctx.can(Perm.SYNC_LINK_MANAGE)
-    events = []
+    events: list[Event] = []
     if can_link:  # the newest events first, as the events list shows them
         events, _ = events_service.list_events(db, ctx, limit=MAX_PAGE_SIZE)
     return {"links": links.list_connection_links(db, ctx, connection_id=connection_id),

@@ -31,7 +31,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from racehub.providers.base import ProviderParticipant, RowProblem
+from racehub.providers.base import ProviderAdapter, ProviderParticipant, RowProblem
+from racehub.providers.errors import ProviderError
+from racehub.providers.values import MappingError
 from racehub.sync.transforms import MappingRule, TransformError, apply_rule
 
 # The racehub fields a participant's mapping fills (persons.* and event_participants.*),
@@ -94,6 +96,17 @@ def connection_rules(stored: Sequence[Any] | None) -> StoredRules:
     return StoredRules(rules, ignored)
 
 
+def default_mapping(provider: str) -> dict[str, str]:
+    """The provider's default mapping as the mapping page shows it: racehub field -> the
+    path in the provider's record (its adapter's ``DEFAULT_FIELD_MAPPING``; a test checks
+    the adapter reads each field there)."""
+    from racehub.providers.catalog import get_spec
+
+    spec = get_spec(provider)
+    table = spec.adapter_class().default_field_mapping if spec else {}
+    return {name: table[name] for name in PARTICIPANT_FIELDS if name in table}
+
+
 def default_values(participant: ProviderParticipant) -> dict[str, Any]:
     """Step 1: the adapter's normalized values of racehub's fields, "" read as empty."""
     values: dict[str, Any] = {}
@@ -132,6 +145,25 @@ def map_participant(
             problems.append(_problem(participant, row, name, str(exc)))
     return MappedParticipant(participant=participant, values=values,
                              from_rule=frozenset(from_rule), problems=tuple(problems))
+
+
+def read_record(adapter: type[ProviderAdapter] | None, record: Any,
+                event_ref: str = "") -> tuple[ProviderParticipant, str | None]:
+    """A raw record (a pasted sample) read by the adapter's default mapping, as a sync
+    reads it: (the participant, None); or, when the adapter cannot read it, a participant
+    with no values (only the rules will fill it) and why."""
+    if adapter is not None:
+        try:
+            return adapter.participant_from_raw(record, event_ref), None
+        except MappingError as exc:
+            why = f"{exc.field}: {exc.message}"
+        except ProviderError as exc:
+            why = exc.message
+        except (ValueError, TypeError, AttributeError) as exc:
+            why = f"not the shape the provider sends ({type(exc).__name__}: {exc})"
+    else:
+        why = "no adapter to read it"
+    return ProviderParticipant(ref="", event_ref=event_ref, raw=record), why
 
 
 def _problem(participant: ProviderParticipant, row: int, name: str,

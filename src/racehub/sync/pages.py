@@ -21,7 +21,7 @@ from racehub.sync import service, webhooks
 from racehub.sync.api import AppKeyring
 from racehub.sync.exceptions import ConnectionNotFound, SampleUnavailable
 from racehub.sync.links_pages import links_context
-from racehub.sync.mapping import connection_rules
+from racehub.sync.mapping import connection_rules, default_mapping
 from racehub.sync.models import ProviderConnection
 from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate
 from racehub.sync.transforms import (
@@ -259,6 +259,7 @@ def _mapping(request: Request, db: DB, ctx: TenantContext, connection: ProviderC
     return render(request, db, ctx, "sync/mapping.html", status_code=status_code,
                   connection=connection, spec=service.spec_of(connection), rows=rows,
                   ignored_rules=connection_rules(connection.field_mapping).ignored,
+                  defaults=default_mapping(connection.provider),
                   targets=TARGET_FIELDS, notation_help=NOTATION_HELP,
                   event_ids=service.chosen_events(connection), **context)
 
@@ -296,26 +297,28 @@ def preview_mapping(
 ) -> Response:
     """The mapping as typed (not saved) on a pasted sample or a live one; a partial."""
     try:
-        service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+        connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
         rules = _rules_from_form(form)
         pasted = str(form.get("sample", "")).strip()
+        event_ref = str(form.get("event_id", "")).strip()
+        sample: list[Any]
         if pasted:
             sample, origin = _parse_sample(pasted), "pasted"
         else:
-            sample = service.fetch_sample(db, ctx, keyring=keyring,
-                                          connection_id=connection_id,
-                                          event_id=str(form.get("event_id", "")) or None,
-                                          mapping_sources=[p for rule in rules
-                                                           for p in rule.sources])
+            sample = service.fetch_sample_participants(
+                db, ctx, keyring=keyring, connection_id=connection_id,
+                event_id=event_ref or None,
+                mapping_sources=[p for rule in rules for p in rule.sources])
             origin = "provider"
-        preview = service.preview_mapping(rules, sample, origin=origin)
+        preview = service.preview_mapping(rules, sample, origin=origin,
+                                          provider=connection.provider, event_ref=event_ref)
     except ConnectionNotFound:
         raise
     except DomainError as exc:
         return render(request, db, ctx, "sync/_preview.html", status_code=200, preview=None,
                       **form_error(exc))
     return render(request, db, ctx, "sync/_preview.html", preview=preview,
-                  targets=[r.target for r in rules], labels=TARGET_FIELDS)
+                  targets=list(TARGET_FIELDS), labels=TARGET_FIELDS)
 
 
 def _parse_sample(text: str) -> list[dict[str, Any]]:

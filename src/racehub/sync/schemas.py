@@ -242,8 +242,15 @@ class PreviewRequest(APIModel):
 
 
 class PreviewRow(APIModel):
-    values: dict[str, str | None]
-    errors: dict[str, str]
+    values: dict[str, str | None] = Field(
+        description="Every racehub field as a sync would store it (null: empty): the "
+                    "adapter's default mapping, then the rules")
+    errors: dict[str, str] = Field(description="Fields a rule or value failed on, and why")
+    from_rule: list[str] = Field(default_factory=list,
+                                 description="The fields whose value a rule gave")
+    unreadable: str | None = Field(
+        default=None, description="Why the adapter could not read this record (a pasted "
+        "one not in the provider's shape): only the rules fill it")
 
 
 class PreviewRead(APIModel):

@@ -13,13 +13,14 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus, urlsplit
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,10 @@ from racehub.core.crypto import DecryptError, Keyring
 from racehub.core.exceptions import Forbidden, Invalid
 from racehub.core.logging import remember_secrets
 from racehub.core.query import scoped
+from racehub.providers.base import ProviderParticipant
 from racehub.providers.catalog import PROVIDERS, ProviderSpec, SettingKind, with_article
+from racehub.providers.settings import ProviderSettings
+from racehub.providers.settings import problems as setting_problems
 from racehub.sync import links
 from racehub.sync.exceptions import (
     BaseUrlForbidden,
@@ -38,6 +42,7 @@ from racehub.sync.exceptions import (
     InvalidCredentials,
     SampleUnavailable,
 )
+from racehub.sync.mapping import map_participant, read_record
 from racehub.sync.models import ConnectionStatus, ProviderConnection
 from racehub.sync.schemas import (
     CheckRead,
@@ -48,7 +53,7 @@ from racehub.sync.schemas import (
     PreviewRead,
     PreviewRow,
 )
-from racehub.sync.transforms import MappingRule, apply_mapping, source_paths
+from racehub.sync.transforms import MappingRule, source_paths
 
 log = structlog.get_logger(__name__)
 
@@ -186,6 +191,13 @@ def _merge_settings(ctx: TenantContext, spec: ProviderSpec, current: Mapping[str
             merged.pop(key, None)
         else:
             merged[key] = cleaned
+    # The adapter reads them through this model: what it refuses is not stored.
+    try:
+        spec.settings_model.model_validate(merged)
+    except ValidationError as exc:
+        found = setting_problems(exc)
+        raise Invalid("; ".join(f"{where}: {why}" for where, why in found),
+                      field=found[0][0]) from None
     return merged
 
 
@@ -434,6 +446,19 @@ def fetch_sample(
     """A few raw participant records of one of the provider's events, for the preview.
     ``mapping_sources``: the paths the previewed mapping reads (a provider may send some
     fields only when asked, e.g. RunSignUp's question responses)."""
+    return [item.raw if isinstance(item.raw, dict) else _as_dict(item)
+            for item in fetch_sample_participants(
+                db, ctx, keyring=keyring, connection_id=connection_id, event_id=event_id,
+                limit=limit, adapter_factory=adapter_factory, mapping_sources=mapping_sources)]
+
+
+def fetch_sample_participants(
+    db: Session, ctx: TenantContext, *, keyring: Keyring, connection_id: uuid.UUID,
+    event_id: str | None, limit: int = SAMPLE_SIZE, adapter_factory: AdapterFactory | None = None,
+    mapping_sources: Iterable[str] = (),
+) -> list[Any]:
+    """As :func:`fetch_sample`, the participants as the adapter read them (its default
+    mapping applied, the raw record in ``.raw``)."""
     sources = list(mapping_sources)
     connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
     event_ref = (event_id or "").strip() or next(iter(chosen_events(connection)), "")
@@ -443,13 +468,12 @@ def fetch_sample(
 
     problems: list[Any] = []
 
-    def first_rows(adapter: Any) -> list[dict[str, Any]]:
+    def first_rows(adapter: Any) -> list[Any]:
         settings = getattr(adapter, "settings", None)
-        if sources and isinstance(settings, dict):
-            settings["mapping_sources"] = [*settings.get("mapping_sources", []), *sources]
-        return [item.raw if isinstance(item.raw, dict) else _as_dict(item)
-                for item in _first_items(adapter.list_participants(event_ref), limit,
-                                         problems=problems)]
+        if sources and isinstance(settings, ProviderSettings):
+            adapter.settings = settings.model_copy(update={
+                "mapping_sources": [*settings.mapping_sources, *sources]})
+        return _first_items(adapter.list_participants(event_ref), limit, problems=problems)
 
     rows = _ask_provider(connection, keyring, adapter_factory, first_rows,
                          failing="no sample from the provider")
@@ -550,14 +574,32 @@ def _as_dict(item: Any) -> dict[str, Any]:
 
 
 def preview_mapping(
-    rules: list[MappingRule], sample: list[dict[str, Any]], *, origin: str
+    rules: list[MappingRule], sample: Sequence[ProviderParticipant | dict[str, Any]], *,
+    origin: str, provider: str | None = None, event_ref: str = "",
 ) -> PreviewRead:
+    """``rules`` (not saved) on a sample, through the pipeline a sync runs
+    (sync/mapping.py): participants fetched by the adapter as they are; raw records (pasted)
+    read by ``provider``'s adapter first, as a sync would read them."""
+    spec = PROVIDERS.get(provider or "")
+    adapter = spec.adapter_class() if spec else None
     rows = []
-    for record in sample:
-        values, errors = apply_mapping(rules, record)
-        rows.append(PreviewRow(values=values, errors=errors))
+    records: list[Any] = []
+    for index, item in enumerate(sample):
+        unreadable = None
+        if isinstance(item, ProviderParticipant):
+            participant = item
+        else:
+            participant, unreadable = read_record(adapter, item, event_ref)
+        records.append(participant.raw)
+        mapped = map_participant(participant, rules, row=index)
+        rows.append(PreviewRow(
+            values={k: v.isoformat() if isinstance(v, date) else v
+                    for k, v in mapped.values.items()},
+            errors={p.field or "record": p.message for p in mapped.problems},
+            from_rule=[k for k in mapped.values if k in mapped.from_rule],
+            unreadable=unreadable))
     paths: list[str] = []
-    for record in sample[:5]:
+    for record in records[:5]:
         paths += [p for p in source_paths(record) if p not in paths]
     return PreviewRead(rows=rows, source_paths=paths, sample_origin=origin)
 

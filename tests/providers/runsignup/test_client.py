@@ -66,7 +66,7 @@ def test_the_secret_goes_in_a_header_unless_query_auth_is_asked_for(rsu: Rsu) ->
     header_call, query_call = rsu.sim.faults.requests[-2:]
     assert "rsu_api_key" in header_call.params and "api_secret" not in header_call.params
     assert {"api_key", "api_secret"} <= set(query_call.params)
-    with pytest.raises(BadData, match="auth_style must be one of header, query"):
+    with pytest.raises(BadData, match="settings.auth_style: must be one of header, query"):
         rsu.adapter(auth_style="cookie")
 
 

@@ -34,6 +34,7 @@ from racehub.providers.base import (
     RowProblem,
 )
 from racehub.providers.chronotrack import mapping as m
+from racehub.providers.chronotrack.settings import ChronoTrackSettings
 from racehub.providers.errors import AuthFailed, BadData
 from racehub.providers.http import ProviderResponse
 from racehub.providers.ratelimit import RateLimit
@@ -60,6 +61,8 @@ class ChronoTrackAdapter(ProviderAdapter):
     default_rate_limit = RateLimit(per_second=float(m.ASSUMED["rate_per_second"]),
                                    burst=int(m.ASSUMED["rate_burst"]))
     default_field_mapping = m.DEFAULT_FIELD_MAPPING
+    settings_model = ChronoTrackSettings
+    settings: ChronoTrackSettings
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -73,9 +76,13 @@ class ChronoTrackAdapter(ProviderAdapter):
             "user_id": self.credentials["user_id"],
             "user_pass": hashed,
         })
-        self.page_size = self.page_size_setting(
-            "page_size", int(m.ASSUMED["max_page_size"]),
+        self.page_size = self.bounded_page_size(
+            self.settings.page_size, int(m.ASSUMED["max_page_size"]),
             default=int(m.ASSUMED["default_page_size"]))
+
+    @classmethod
+    def participant_from_raw(cls, raw: Any, event_ref: str) -> ProviderParticipant:
+        return m.map_entry(raw, event_ref)
 
     # -- credentials ----------------------------------------------------------------------
     def check_credentials(self) -> CredentialCheck:
@@ -149,10 +156,7 @@ class ChronoTrackAdapter(ProviderAdapter):
 
     # -- events ---------------------------------------------------------------------------
     def _event_ids(self) -> list[str]:
-        ids = self.settings.get("eventIds") or self.settings.get("event_ids") or []
-        if isinstance(ids, str | int):
-            ids = [ids]
-        return [str(i).split(":")[0].strip() for i in ids if str(i).strip()]
+        return [i.split(":")[0].strip() for i in self.settings.eventIds]
 
     def _races(self, event: dict[str, Any]) -> list[Any]:
         event_id = m.id_text(event.get(m.ASSUMED["event_fields"]["id"]), "event_id")

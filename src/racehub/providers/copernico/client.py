@@ -33,6 +33,7 @@ from racehub.providers.base import (
     RowProblem,
 )
 from racehub.providers.copernico import mapping as m
+from racehub.providers.copernico.settings import CopernicoSettings
 from racehub.providers.errors import AuthFailed, BadData, NotFound
 from racehub.providers.ratelimit import RateLimit
 
@@ -48,14 +49,20 @@ class CopernicoAdapter(ProviderAdapter):
     default_rate_limit = RateLimit(per_second=float(m.ASSUMED["rate_per_second"]),
                                    burst=int(m.ASSUMED["rate_burst"]))
     default_field_mapping = m.DEFAULT_FIELD_MAPPING
+    settings_model = CopernicoSettings
+    settings: CopernicoSettings
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.api_key = (self.credentials.get("api_key") or "").strip() or None
         if self.api_key:
             self.http.client.headers[m.API_KEY_HEADER] = self.api_key
-        self.results_base_url = str(self.settings.get("results_base_url")
-                                    or m.RESULTS_BASE_URL).rstrip("/")
+        self.results_base_url = (self.settings.results_base_url
+                                 or m.RESULTS_BASE_URL).rstrip("/")
+
+    @classmethod
+    def participant_from_raw(cls, raw: Any, event_ref: str) -> ProviderParticipant:
+        return m.map_registration(raw, event_ref)
 
     # -- errors inside the envelope ---------------------------------------------------------
     def inspect_response(self, status: int, body: Any) -> None:
@@ -95,10 +102,7 @@ class CopernicoAdapter(ProviderAdapter):
         return CredentialCheck(True, f"API key accepted for race {race_id}")
 
     def _first_race_id(self) -> str | None:
-        ids = self.settings.get("eventIds") or []
-        if isinstance(ids, str):
-            ids = [ids]
-        for ref in ids:
+        for ref in self.settings.eventIds:
             race_id = str(ref).strip().partition(":")[0]
             if race_id:
                 return race_id
@@ -189,15 +193,13 @@ class CopernicoAdapter(ProviderAdapter):
     # -- results --------------------------------------------------------------------------
     def results_url(self, event_ref: str) -> str:
         race_id, event_id = m.split_event_ref(event_ref)
-        owner = str(self.settings.get("preset_owner") or "").strip()
+        owner = self.settings.preset_owner or ""
         if not owner:
             raise BadData("settings.preset_owner: results need the login e-mail the preset "
                           "belongs to", provider=self.provider)
-        names = self.settings.get("event_names") or {}
-        path = m.results_path(race=str(self.settings.get("race_slug") or race_id), owner=owner,
-                              preset=str(self.settings.get("preset")
-                                         or m.ASSUMED["default_preset"]),
-                              event=str(names.get(event_id) or event_id))
+        path = m.results_path(race=self.settings.race_slug or race_id, owner=owner,
+                              preset=self.settings.preset or str(m.ASSUMED["default_preset"]),
+                              event=self.settings.event_names.get(event_id) or event_id)
         return f"{self.results_base_url}/{path}"
 
     def get_results(self, event_ref: str) -> Iterator[Page[ProviderResult]]:

@@ -33,6 +33,7 @@ from racehub.providers.base import (
 )
 from racehub.providers.errors import AuthFailed, BadData, NotFound
 from racehub.providers.haku import mapping as m
+from racehub.providers.haku.settings import HakuSettings
 from racehub.providers.http import Redactor
 from racehub.providers.oauth import OAuthToken
 from racehub.providers.ratelimit import RateLimit
@@ -49,11 +50,13 @@ class HakuAdapter(ProviderAdapter):
     default_rate_limit = RateLimit(per_second=m.CALLS_PER_HOUR / 3600,
                                    burst=int(m.ASSUMED["rate_burst"]))
     default_field_mapping = m.DEFAULT_FIELD_MAPPING
+    settings_model = HakuSettings
+    settings: HakuSettings
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if self.settings.get("token_url"):
-            token_url = str(self.settings["token_url"])
+        if self.settings.token_url:
+            token_url = self.settings.token_url
         elif self.base_url == m.PRODUCTION_BASE_URL:
             token_url = m.PRODUCTION_TOKEN_URL
         else:
@@ -64,8 +67,14 @@ class HakuAdapter(ProviderAdapter):
         # Sent raw: Haku wants no "Bearer".
         self.token = OAuthToken(self, url=token_url, endpoint="POST oauth2/token",
                                 default_lifetime=3600.0, header=str, secrets=[self._basic])
-        self.per_page = self.page_size_setting("per_page", int(m.ASSUMED["per_page"]))
+        self.per_page = self.bounded_page_size(self.settings.per_page, int(m.ASSUMED["per_page"]))
         self.detail_calls = 0  # registration detail requests made (sync statistics)
+
+    @classmethod
+    def participant_from_raw(cls, raw: Any, event_ref: str) -> ProviderParticipant:
+        # Kept as {"row": list row, "detail": registration detail} (see mapping).
+        record = raw if isinstance(raw, dict) else {}
+        return m.map_participant(record.get("row"), record.get("detail"), event_ref)
 
     # -- tokens ---------------------------------------------------------------------------
     def refresh_auth(self) -> None:

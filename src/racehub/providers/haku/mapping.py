@@ -59,8 +59,10 @@ ASSUMED: dict[str, Any] = {
     "naive_time_zone": "UTC",
 }
 
+# Paths within the record a participant keeps (``{"row": list row, "detail": its
+# registration detail}``), as a mapping rule's sources name them.
 DEFAULT_FIELD_MAPPING: dict[str, str] = {
-    "ref": "registration_number",
+    "ref": "row.registration_number",
     "first_name": "detail.participant.first_name",
     "last_name": "detail.participant.last_name",
     "email": "detail.participant.email",
@@ -71,13 +73,13 @@ DEFAULT_FIELD_MAPPING: dict[str, str] = {
     "region": "detail.participant.address.state",
     "postal_code": "detail.participant.address.zip_code",
     "country": "detail.participant.address.country",
-    "bib": "detail.event_categories[0].tag_number",
-    "chip": "detail.event_categories[0].chip_number",
-    "age": "age",
-    "team": "team.name",
-    "registered_at": "registered_at",
-    "modified_at": "updated_at",
-    "amount_paid": "transaction_amount",
+    "bib": "detail.event_categories.0.tag_number",
+    "chip": "detail.event_categories.0.chip_number",
+    "age": "row.age",
+    "team": "row.team.name",
+    "registered_at": "row.registered_at",
+    "modified_at": "row.updated_at",
+    "amount_paid": "row.transaction_amount",
 }
 
 

@@ -43,6 +43,7 @@ from racehub.providers.base import (
 from racehub.providers.errors import AuthFailed, BadData, NotFound
 from racehub.providers.oauth import OAuthToken
 from racehub.providers.raceroster import mapping as m
+from racehub.providers.raceroster.settings import RaceRosterSettings
 from racehub.providers.ratelimit import RateLimit
 
 T = TypeVar("T")
@@ -63,17 +64,23 @@ class RaceRosterAdapter(ProviderAdapter):
     default_rate_limit = RateLimit(per_second=float(m.ASSUMED["rate_per_second"]),
                                    burst=int(m.ASSUMED["rate_burst"]))
     default_field_mapping = m.DEFAULT_FIELD_MAPPING
+    settings_model = RaceRosterSettings
+    settings: RaceRosterSettings
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.token = OAuthToken(
-            self, url=str(self.settings.get("token_url")
-                          or urljoin(self.base_url + "/", m.TOKEN_PATH)),
+            self, url=(self.settings.token_url
+                       or urljoin(self.base_url + "/", m.TOKEN_PATH)),
             endpoint="POST oauth/authorize",
             default_lifetime=float(m.ASSUMED["default_token_lifetime"]))
         # At least 2: each page re-reads the previous page's last row (see _registrations).
-        self.page_size = self.page_size_setting(
-            "page_size", int(m.ASSUMED["registrations_limit"]), minimum=2)
+        self.page_size = self.bounded_page_size(
+            self.settings.page_size, int(m.ASSUMED["registrations_limit"]), minimum=2)
+
+    @classmethod
+    def participant_from_raw(cls, raw: Any, event_ref: str) -> ProviderParticipant:
+        return m.map_registration(raw, event_ref.partition(":")[0])
 
     # -- tokens ---------------------------------------------------------------------------
     def _token_call(self, form: dict[str, str]) -> None:
@@ -243,16 +250,11 @@ class RaceRosterAdapter(ProviderAdapter):
         if sub_event_id is None:
             raise BadData(f"results need a sub-event: 'eventId:subEventId', got {event_ref!r}",
                           provider=self.provider)
-        api = str(self.settings.get("results_api") or m.RESULTS_APIS[0])
-        if api not in m.RESULTS_APIS:
-            raise BadData(f"settings.results_api: expected one of {', '.join(m.RESULTS_APIS)}, "
-                          f"got {api!r}", provider=self.provider)
-        if api == "v2":
+        if self.settings.results_api == "v2":
             yield from self._results_v2(event_ref, event_id, sub_event_id)
             return
         path = str(m.ASSUMED["results_path"]).format(event_id=event_id)
-        per_page = max(1, int(self.settings.get("results_per_page",
-                                                m.ASSUMED["results_per_page"])))
+        per_page = self.settings.results_per_page or int(m.ASSUMED["results_per_page"])
         guard = self.page_guard(f"GET {path}")
         for number in guard:
             body = self._get(path, {"resultsRaceId": sub_event_id, "page": number,
@@ -267,13 +269,11 @@ class RaceRosterAdapter(ProviderAdapter):
     def _results_v2(self, event_ref: str, event_id: str, sub_event_id: str
                     ) -> Iterator[Page[ProviderResult]]:
         """The public results API: ``start``/``limit`` pages up to ``meta.totalResults``."""
-        base = str(self.settings.get("results_base_url") or m.RESULTS_V2_BASE_URL).rstrip("/")
-        ids = self.settings.get("result_event_ids") or {}
-        result_event_id = str(ids.get(event_id) or event_id) if isinstance(ids, dict) else (
-            event_id)
+        base = (self.settings.results_base_url or m.RESULTS_V2_BASE_URL).rstrip("/")
+        result_event_id = self.settings.result_event_ids.get(event_id) or event_id
         path = m.RESULTS_V2_PATH.format(result_event_id=result_event_id,
                                         sub_event_id=sub_event_id)
-        limit = self.page_size_setting("results_limit", m.RESULTS_V2_MAX_LIMIT)
+        limit = self.bounded_page_size(self.settings.results_limit, m.RESULTS_V2_MAX_LIMIT)
         guard = self.page_guard(f"GET {path}")
         start = 0
         for number in guard:

@@ -42,6 +42,7 @@ from racehub.providers.errors import (
 )
 from racehub.providers.ratelimit import RateLimit
 from racehub.providers.runsignup import mapping as m
+from racehub.providers.runsignup.settings import RunSignUpSettings
 
 T = TypeVar("T")
 
@@ -59,17 +60,23 @@ class RunSignUpAdapter(ProviderAdapter):
     default_rate_limit = RateLimit(per_second=float(m.ASSUMED["rate_per_second"]),
                                    burst=int(m.ASSUMED["rate_burst"]))
     default_field_mapping = m.DEFAULT_FIELD_MAPPING
+    settings_model = RunSignUpSettings
+    settings: RunSignUpSettings
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.http.default_params["format"] = "json"
         self._authenticate()
-        self.per_page = self.page_size_setting("results_per_page", m.MAX_PARTICIPANTS_PER_PAGE)
-        try:
-            # For races that give no time zone (see mapping.ASSUMED["race_time_zone"]).
-            self.fallback_zone = m.setting_zone(self.settings.get("time_zone"))
-        except ValueError as exc:
-            raise BadData(str(exc), provider=self.provider) from None
+        self.per_page = self.bounded_page_size(self.settings.results_per_page,
+                                       m.MAX_PARTICIPANTS_PER_PAGE)
+        # For races that give no time zone (see mapping.ASSUMED["race_time_zone"]); the
+        # settings model checked the name.
+        self.fallback_zone = m.setting_zone(self.settings.time_zone)
+
+    @classmethod
+    def participant_from_raw(cls, raw: Any, event_ref: str) -> ProviderParticipant:
+        race_id = event_ref.partition(":")[0] if event_ref else ""
+        return m.map_participant(raw, race_id or "0")
 
     def _authenticate(self) -> None:
         """An OAuth access token when the connection has one; else the API key and secret,
@@ -84,11 +91,7 @@ class RunSignUpAdapter(ProviderAdapter):
             missing = [name for name, v in (("api_key", key), ("api_secret", secret)) if not v]
             raise AuthFailed(f"missing credential field(s): {', '.join(missing)} (or give an "
                              "OAuth access_token instead)", provider=self.provider)
-        style = str(self.settings.get("auth_style", "header"))
-        if style not in m.AUTH_STYLES:
-            raise BadData(f"auth_style must be one of {', '.join(m.AUTH_STYLES)}",
-                          provider=self.provider)
-        if style == "query":
+        if self.settings.auth_style == "query":
             self.http.default_params.update({"api_key": key, "api_secret": secret})
         else:
             self.http.default_params["rsu_api_key"] = key
@@ -138,11 +141,8 @@ class RunSignUpAdapter(ProviderAdapter):
 
     def _configured_events(self) -> list[tuple[str, str]]:
         """The connection's ``eventIds`` that name an event (``race_id:event_id``)."""
-        refs = self.settings.get("eventIds") or []
-        if isinstance(refs, str | int):
-            refs = [refs]
-        return list(dict.fromkeys(m.split_event_ref(str(ref).strip()) for ref in refs
-                                  if ":" in str(ref)))
+        return list(dict.fromkeys(m.split_event_ref(ref) for ref in self.settings.eventIds
+                                  if ":" in ref))
 
     def _first_event_id(self, race_id: str) -> str:
         race = self._get_race(race_id)
@@ -155,11 +155,8 @@ class RunSignUpAdapter(ProviderAdapter):
     def _race_ids(self) -> list[str]:
         """``race_ids``, else the races of the connection's events (``race_id:event_id``
         refs, or bare race ids), in order, once each."""
-        ids = self.settings.get("race_ids") or [
-            str(ref).split(":")[0] for ref in self.settings.get("eventIds") or []]
-        if isinstance(ids, str | int):
-            ids = [ids]
-        return list(dict.fromkeys(str(i).strip() for i in ids if str(i).strip()))
+        ids = self.settings.race_ids or [ref.split(":")[0] for ref in self.settings.eventIds]
+        return list(dict.fromkeys(i.strip() for i in ids if i.strip()))
 
     def _get_race(self, race_id: str) -> dict[str, Any]:
         body = self.http.request_json("GET", f"race/{race_id}", params={"events": "T"})
@@ -176,7 +173,7 @@ class RunSignUpAdapter(ProviderAdapter):
                 race = self._get_race(race_id)
                 yield self._events_page([race], since, number, number == len(race_ids), race)
             return
-        per_page = self.page_size_setting("races_per_page", m.MAX_RACES_PER_PAGE)
+        per_page = self.bounded_page_size(self.settings.races_per_page, m.MAX_RACES_PER_PAGE)
         guard = self.page_guard("GET races")
         for number in guard:
             body = self.http.request_json("GET", "races", params={
@@ -278,11 +275,9 @@ class RunSignUpAdapter(ProviderAdapter):
         """Question responses come only with ``include_questions=T``: asked when the
         connection's mapping reads them (``mapping_sources``, set from its field mapping)
         or its ``include_questions`` setting says so."""
-        if str(self.settings.get("include_questions", "")).strip().upper() in ("T", "TRUE",
-                                                                                "1", "YES"):
+        if self.settings.include_questions:
             return True
-        sources = self.settings.get("mapping_sources") or []
-        return any(str(s).split(".")[0] == m.QUESTIONS_PATH for s in sources)
+        return any(s.split(".")[0] == m.QUESTIONS_PATH for s in self.settings.mapping_sources)
 
     def _event_rows(self, body: Any, event_id: str, where: str) -> list[Any]:
         if not isinstance(body, list):
@@ -458,7 +453,7 @@ class RunSignUpAdapter(ProviderAdapter):
                                            field=exc.field))
         if not rows:
             return PushReport(0, problems)
-        set_id = self.settings.get("individual_result_set_id") or self._new_result_set(
+        set_id = self.settings.individual_result_set_id or self._new_result_set(
             race_id, event_id)
         accepted = 0
         replies = []
@@ -483,7 +478,7 @@ class RunSignUpAdapter(ProviderAdapter):
                                                    "replies": replies})
 
     def _new_result_set(self, race_id: str, event_id: str) -> Any:
-        name = str(self.settings.get("result_set_name") or "Results")
+        name = self.settings.result_set_name or "Results"
         body = self.http.request_json("POST", f"race/{race_id}/results/new-result-set",
                                       data={"event_id": event_id,
                                             "individual_result_set_name": name})
