@@ -58,3 +58,8 @@ class ConflictAlreadyResolved(Conflict):
 
 class NothingToSplit(Conflict):
     """Splitting a participant whose person no other entry shares."""
+
+
+class SyncRunNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("sync run not found")
