@@ -22,7 +22,15 @@ from racehub.sync import links, service
 from racehub.sync.adapters import build_adapter
 from racehub.sync.models import CategoryLink, EventLink, ProviderConnection, SyncStatus
 from racehub.sync.schemas import ConnectionUpdate, LinkCreate
-from tests.factories import auth, make_category, make_event, make_tenant, system_ctx
+from tests.factories import (
+    auth,
+    make_category,
+    make_event,
+    make_participant,
+    make_synced_record,
+    make_tenant,
+    system_ctx,
+)
 from tests.sync.conftest import (
     RSU_KEY,
     RSU_SECRET,
@@ -121,6 +129,30 @@ def test_one_event_takes_several_provider_events_but_a_provider_event_feeds_one(
         "connectionId": str(rsu.id), "providerEventRef": "1"})
     assert again.status_code == 409
     assert "is already linked to this event" in again.json()["detail"]
+
+
+def test_a_provider_event_synced_into_one_event_is_not_relinked_to_another(
+    client: TestClient, db: Session, tenant: Tenant, ctx: TenantContext, keyring: Keyring,
+    admin: dict[str, str],
+) -> None:
+    rsu = make_connection(db, ctx, keyring, name="RSU")
+    race_day, other = make_event(db, tenant, name="Race day"), make_event(db, tenant, name="Other")
+    fed = link(db, ctx, race_day, rsu, "1")
+    make_synced_record(db, make_participant(db, race_day), link_id=fed.id)
+    links.unlink(db, ctx, event_id=race_day.id, link_id=fed.id)
+    db.commit()
+
+    moved = client.post(f"/api/events/{other.id}/links", headers=admin, json={
+        "connectionId": str(rsu.id), "providerEventRef": "1"})
+
+    assert moved.status_code == 409
+    assert moved.json()["detail"] == (
+        "provider event '1' of connection 'RSU' was synced into event 'Race day' (1 "
+        "registration(s)): its registrations are that event's entries; link it to that "
+        "event again")
+    back = client.post(f"/api/events/{race_day.id}/links", headers=admin, json={
+        "connectionId": str(rsu.id), "providerEventRef": "1"})
+    assert back.status_code == 201, back.text
 
 
 def test_unlinking_waits_for_the_links_active_run(
@@ -380,8 +412,8 @@ def test_event_ids_read_and_write_the_connections_link_rows(
     connection = db.get(ProviderConnection, uuid.UUID(connection_id))
     assert connection is not None
     adapter = build_adapter(connection, {"api_key": RSU_KEY, "api_secret": RSU_SECRET})
-    assert adapter.settings["eventIds"] == ["1", "3"]  # type: ignore[attr-defined]
-    assert adapter.settings["time_zone"] == "Europe/Paris"  # type: ignore[attr-defined]
+    assert adapter.settings.eventIds == ["1", "3"]
+    assert str(adapter.settings.time_zone) == "Europe/Paris"
 
 
 def test_the_sample_and_the_event_picker_fall_back_on_the_chosen_rows(

@@ -103,6 +103,8 @@ class Person(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
         # Name and e-mail search: LIKE '%word%' on search_text through trigrams.
         Index("ix_persons_search_text_trgm", "search_text", postgresql_using="gin",
               postgresql_ops={"search_text": "gin_trgm_ops"}),
+        # Person matching (events.writes): candidates share a birth date in the tenant.
+        Index("ix_persons_tenant_id_birth_date", "tenant_id", "birth_date"),
     )
 
     first_name: Mapped[str] = mapped_column(String(120))

@@ -37,7 +37,14 @@ from racehub.sync.exceptions import (
     NotAParticipantSource,
     ProviderEventLinked,
 )
-from racehub.sync.models import CategoryLink, EventLink, ProviderConnection, SyncRun, SyncStatus
+from racehub.sync.models import (
+    CategoryLink,
+    EventLink,
+    ProviderConnection,
+    SyncedRecord,
+    SyncRun,
+    SyncStatus,
+)
 from racehub.sync.schemas import (
     CategoryLinkRead,
     CategoryLinksUpdate,
@@ -189,9 +196,9 @@ def create_link(
                             EventLink.provider_event_ref == ref)
                      .with_for_update().execution_options(populate_existing=True))
     assert link is not None
+    label = f"provider event {ref!r}" + (
+        f" ({link.provider_event_name})" if link.provider_event_name else "")
     if link.event_id is not None:
-        label = f"provider event {ref!r}" + (
-            f" ({link.provider_event_name})" if link.provider_event_name else "")
         if link.event_id == event.id:
             raise ProviderEventLinked(
                 f"{label} of connection {connection.name!r} is already linked to this event")
@@ -199,6 +206,18 @@ def create_link(
         raise ProviderEventLinked(
             f"{label} of connection {connection.name!r} already feeds event {other!r}: a "
             "provider event feeds one event per connection; unlink it there first")
+    # Its registrations synced into another event are that event's entries (their synced
+    # records, keyed tenant-wide by registration id, point at those EPs): feeding them to a
+    # second event would rewrite the first event's participants.
+    synced = db.execute(
+        select(Event.name, func.count()).join(SyncedRecord, SyncedRecord.event_id == Event.id)
+        .where(SyncedRecord.link_id == link.id, SyncedRecord.event_id != event.id)
+        .group_by(Event.name).limit(1)).first()
+    if synced is not None:
+        raise ProviderEventLinked(
+            f"{label} of connection {connection.name!r} was synced into event {synced[0]!r} "
+            f"({synced[1]} registration(s)): its registrations are that event's entries; "
+            "link it to that event again")
     link.event_id = event.id
     link.linked_at = now or datetime.now(UTC)
     if name:
