@@ -196,7 +196,8 @@ class PhaseTimer:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        originals = {"stage": sync_engine.stage, "apply_run": sync_engine.apply_run}
+        originals: dict[str, Callable[..., Any]] = {
+            "stage": sync_engine.stage, "apply_run": sync_engine.apply_run}
 
         def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
             def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -360,6 +361,7 @@ def main() -> None:
     args = parser.parse_args()
     # Quiet: the adapter logs every request at debug level.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # figures as they come
     if args.serve_simulator:
         serve_simulator(*args.serve_simulator)
         return
@@ -382,6 +384,7 @@ def pull_over_http(url: str, participants: int, page_wait: float) -> None:
         factory = make_sessionmaker(engine)
         setup = seed(factory, keyring, base_url, ref, "http")
         fetches = [fetch(factory, keyring, setup)]
+        print(f"(a) the fetch alone, before the sync: {fetches[0][0]:.2f} s")
         phases = PhaseTimer()
         took, run = sync(factory, keyring, setup, phases=phases)
         fetches.append(fetch(factory, keyring, setup))
