@@ -50,7 +50,7 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("jobs", models="racehub.jobs.models", tasks="racehub.jobs.tasks"),
     Domain("exports", models="racehub.exports.models", tasks="racehub.exports.tasks"),
     Domain("providers", models="racehub.providers.models"),
-    Domain("sync", models="racehub.sync.models",
+    Domain("sync", models="racehub.sync.models", tasks="racehub.sync.tasks",
            export_views=("racehub.exports.views.webhook_deliveries",)),
 )
 

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         "finish before stopping them at their next batch (they resume elsewhere).",
     )
 
+    sync_cursor_overlap_minutes: float = Field(
+        default=10, ge=0, description="An incremental sync asks the provider for changes "
+        "since its cursor minus this much, so a change saved late is not skipped.",
+    )
+
     export_storage: Literal["local", "s3"] = Field(
         default="local", description="Where finished exports are kept: a folder or S3."
     )

@@ -40,6 +40,8 @@ from racehub.jobs.registry import load_kinds
 from racehub.settings import Settings
 from racehub.sync import links as sync_links
 from racehub.sync import service as sync_service
+from racehub.sync.models import SyncRun, SyncStatus
+from racehub.sync.runs import SYNC_PARTICIPANTS_KIND
 from racehub.sync.schemas import ConnectionCreate, LinkCreate
 from tests.factories import (
     auth,
@@ -228,6 +230,12 @@ API_CASES: dict[tuple[str, str], Case] = {
         Perm.SYNC_LINK_MANAGE, 200, json={"categories": [
             {"providerRef": "5k", "providerName": "5K", "categoryId": Ref("category_id")}]}),
     ("GET", "/api/connections/{connection_id}/links"): Case(Perm.SYNC_CONNECTION_READ, 200),
+    # Sync runs: EVENT_MANAGER and up run them; everyone in the tenant reads the history.
+    ("POST", "/api/sync/manual"): Case(Perm.SYNC_RUN_START, 202, json={
+        "connectionId": Ref("connection_id"), "syncType": "participants"}),
+    ("GET", "/api/sync/status/{connection_id}"): Case(Perm.SYNC_RUN_READ, 200),
+    ("GET", "/api/sync/runs"): Case(Perm.SYNC_RUN_READ, 200),
+    ("GET", "/api/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),
 }
 
 # A page needs what its API counterpart needs; a page showing a form needs what the form's
@@ -329,12 +337,12 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
 # Who holds what, written out from the README's Roles table, never read from rbac.py: the
 # role matrix expects 403 or success from this table, so a permission wrongly granted to
 # (or taken from) a role fails there and in test_role_permissions_match_the_readme.
-# VIEWER: "read events, participants, jobs, inventory, imports, results"; GET /api/me is
-# "any role".
+# VIEWER: "read events, participants, jobs, inventory, imports, results, sync history";
+# GET /api/me is "any role".
 _EVERY_ROLE = {
     Perm.EVENTS_EVENT_READ, Perm.EVENTS_PARTICIPANT_READ, Perm.JOBS_RUN_READ,
     Perm.INVENTORY_NUMBER_READ, Perm.IMPORTS_IMPORT_READ, Perm.TIMING_RESULT_READ,
-    Perm.CORE_SELF_READ,
+    Perm.CORE_SELF_READ, Perm.SYNC_RUN_READ,
 }
 # RESULTS_OFFICER: "+ edit participants, assign bibs, run imports, export to the timing
 # system, import results, export lists".
@@ -343,9 +351,9 @@ _RESULTS_OFFICER = _EVERY_ROLE | {
     Perm.TIMING_RESULT_IMPORT, Perm.EXPORTS_EXPORT_RUN,
 }
 # EVENT_MANAGER: "+ create and edit events and categories, see provider connections and
-# their health, link provider events to events".
+# their health, link provider events to events, run syncs".
 _EVENT_MANAGER = _RESULTS_OFFICER | {Perm.EVENTS_EVENT_WRITE, Perm.SYNC_CONNECTION_READ,
-                                     Perm.SYNC_LINK_MANAGE}
+                                     Perm.SYNC_LINK_MANAGE, Perm.SYNC_RUN_START}
 GRANTS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset(_EVERY_ROLE),
     Role.RESULTS_OFFICER: frozenset(_RESULTS_OFFICER),
@@ -483,7 +491,20 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
     link = sync_links.create_link(db, system_ctx(tenant), event_id=event.id, data=LinkCreate(
         connection_id=connection.id, provider_event_ref="101"))
     db.flush()
+    # A finished run of the linked provider event, and a queued one (pause requested, like
+    # the jobs above): no worker runs it here.
+    sync_job = JobRun(tenant_id=tenant.id, kind=SYNC_PARTICIPANTS_KIND, pause_requested=True,
+                      params={"sync_run_id": "", "link_id": str(link.id)},
+                      subject_type="event_link", subject_id=link.id)
+    db.add(sync_job)
+    db.flush()
+    sync_run = SyncRun(tenant_id=tenant.id, connection_id=connection.id, provider="RUNSIGNUP",
+                       link_id=link.id, event_id=event.id, sync_type="participants",
+                       trigger="manual", status=SyncStatus.SUCCEEDED, job_run_id=sync_job.id)
+    db.add(sync_run)
+    db.flush()
     return {"connection_id": str(connection.id), "link_id": str(link.id),
+            "sync_run_id": str(sync_run.id), "sync_job_id": str(sync_job.id),
             "event_id": str(event.id), "category_id": str(category.id), "export_id": str(export.id),
             "race_number_id": str(numbered.race_number_id),
             "number_type_id": str(number_type.id), "import_id": str(upload.id),
@@ -773,6 +794,10 @@ JOB_SAMPLES: dict[str, JobSample] = {
         frozenset({Perm.IMPORTS_IMPORT_RUN}) | _IMPORT_TYPE_PERMS),
     "export-without-subject": JobSample(
         "orphan_export_job_id", EXPORT_KIND, _VIEW_PERMS, frozenset({Perm.EXPORTS_EXPORT_RUN})),
+    # A sync run: its history is everyone's; running (and controlling) one, EVENT_MANAGER's.
+    "sync-participants": JobSample("sync_job_id", SYNC_PARTICIPANTS_KIND,
+                                   frozenset({Perm.SYNC_RUN_READ}),
+                                   frozenset({Perm.SYNC_RUN_START})),
 }
 
 
@@ -997,6 +1022,14 @@ FOREIGN_ID_CASES = [
               {"params": {"numberTypeId": "{number_type_id}"}}),
     ForeignId(("GET", "/api/events/{event_id}/participants"), "category_id",
               {"params": {"categoryId": "{category_id}"}}, refused=200),
+    ForeignId(("POST", "/api/sync/manual"), "connection_id"),
+    ForeignId(("POST", "/api/sync/manual"), "event_id", {"json": {
+        "connectionId": Ref("connection_id"), "syncType": "participants",
+        "eventId": Ref("event_id")}}, refused=422),  # nothing of B's connection linked to it
+    ForeignId(("GET", "/api/sync/runs"), "connection_id",
+              {"params": {"connectionId": "{connection_id}"}}, refused=200),
+    ForeignId(("GET", "/api/sync/runs"), "event_id",
+              {"params": {"eventId": "{event_id}"}}, refused=200),
     ForeignId(("GET", "/api/audit"), "token_id",  # the token.create entry of A's token
               {"params": {"targetId": "{token_id}"}}, refused=200),
 ]

@@ -29,6 +29,10 @@ class Perm(enum.StrEnum):
     SYNC_CONNECTION_MANAGE = "sync:connection:manage"
     # Which racehub event each provider event feeds (and race -> category): EVENT_MANAGER up.
     SYNC_LINK_MANAGE = "sync:link:manage"
+    # Sync runs: everyone reads their history (the fields the participants page shows);
+    # EVENT_MANAGER and up start them.
+    SYNC_RUN_READ = "sync:run:read"
+    SYNC_RUN_START = "sync:run:start"
     AUDIT_LOG_READ = "core:audit:read"
     CORE_TOKEN_MANAGE = "core:token:manage"
     CORE_MEMBER_MANAGE = "core:member:manage"
@@ -43,6 +47,7 @@ _EVERYONE = {
     Perm.JOBS_RUN_READ,
     Perm.CORE_SELF_READ,
     Perm.TIMING_RESULT_READ,
+    Perm.SYNC_RUN_READ,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
@@ -55,7 +60,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
         _EVERYONE | {Perm.EVENTS_EVENT_WRITE, Perm.EVENTS_PARTICIPANT_WRITE,
                      Perm.IMPORTS_IMPORT_RUN, Perm.TIMING_EXPORT, Perm.EXPORTS_EXPORT_RUN,
                      Perm.TIMING_RESULT_IMPORT, Perm.SYNC_CONNECTION_READ,
-                     Perm.SYNC_LINK_MANAGE}
+                     Perm.SYNC_LINK_MANAGE, Perm.SYNC_RUN_START}
     ),
     Role.TENANT_ADMIN: frozenset(Perm),
 }

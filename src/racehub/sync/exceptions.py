@@ -45,3 +45,8 @@ class LinkSyncing(Conflict):
 
 class NotAParticipantSource(Invalid):
     """Only registration connections feed participants into an event."""
+
+
+class SyncRunNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("sync run not found")

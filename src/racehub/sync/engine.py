@@ -1,0 +1,268 @@
+"""The participant pull of one sync run: fetch -> stage -> apply.
+
+Fetch: the link's pages (``list_participants`` since the cursor minus the overlap window,
+and ``list_withdrawn`` where the adapter offers it) become StagedRows, committed page by
+page with the job's progress. Rows the adapter could not read are staged as problems.
+A read that fails leaves the staged rows unapplied: nothing is applied from a partial
+read, and no withdrawal is inferred from one.
+
+Apply: every staged row in ONE transaction, together with the synced records, the
+changes, the counts, the link's cursor and the deletion of the staged rows, so a crash
+either applied all of it and moved the cursor, or nothing. Part 2's preview and circuit
+breaker sit between the two steps (``staged`` in the job's checkpoint marks the border).
+
+A worker killed while fetching starts the read again (the staged rows of the cut read are
+dropped); killed while applying, it applies the staged rows again (the first try was
+rolled back with its transaction).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from racehub.core.context import TenantContext
+from racehub.core.crypto import DecryptError, Keyring, get_keyring
+from racehub.jobs.exceptions import JobCancelled
+from racehub.jobs.handle import RunningJob
+from racehub.jobs.retry import PROVIDER_OUTAGES
+from racehub.providers.base import Capability, Page, ProviderAdapter
+from racehub.providers.errors import ProviderError
+from racehub.settings import get_settings
+from racehub.sync import mapping, staging
+from racehub.sync.models import (
+    EventLink,
+    ProviderConnection,
+    StagedKind,
+    StagedRow,
+    SyncRun,
+    SyncStatus,
+    SyncTrigger,
+)
+from racehub.sync.service import AdapterFactory, read_credentials, redact, secret_variants
+
+log = structlog.get_logger(__name__)
+
+MESSAGE_MAX = staging.MESSAGE_MAX
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SyncFailed(Exception):
+    """The run failed; the message is the scrubbed line stored on the run."""
+
+
+def run_participant_sync(
+    handle: RunningJob, db: Session, ctx: TenantContext, *, sync_run_id: str,
+    link_id: str | None = None, keyring: Keyring | None = None,
+    adapter_factory: AdapterFactory | None = None, clock: Clock = _now,
+    overlap: timedelta | None = None,
+) -> None:
+    """One attempt of one sync run (the body of a "sync.participants" job)."""
+    run = db.scalar(select(SyncRun).where(SyncRun.id == uuid.UUID(sync_run_id),
+                                          SyncRun.tenant_id == ctx.tenant_id)
+                    .with_for_update().execution_options(populate_existing=True))
+    if run is None or not run.status.is_active:
+        handle.log("nothing to do: the sync run is " + (run.status.value if run else "gone"))
+        return
+    link = db.get(EventLink, run.link_id) if run.link_id else None
+    connection = db.get(ProviderConnection, run.connection_id) if run.connection_id else None
+    if run.status == SyncStatus.RETRYING:
+        run.trigger = SyncTrigger.RETRY.value
+    run.status = SyncStatus.RUNNING
+    run.started_at = run.started_at or clock()
+    run.next_attempt_at = None
+    run.attempts += 1
+    if link is None or connection is None or link.event_id is None:
+        _finish(db, run, SyncStatus.FAILED, clock, error="the provider event is no longer "
+                "linked to a racehub event", retryable=False)
+        db.commit()
+        return
+    handle.set_progress(stage="Starting", message=f"attempt {run.attempts}")
+    secrets: set[str] = set()
+    try:
+        credentials = read_credentials(keyring or get_keyring(), connection)
+        secrets = secret_variants(credentials)
+        if not handle.checkpoint.get("staged"):
+            factory = adapter_factory or _default_factory()
+            with factory(connection, credentials) as adapter:
+                stage(handle, db, run, link, connection, adapter, overlap=overlap)
+        apply_run(handle, db, ctx, run, link, connection, clock=clock)
+    except JobCancelled:
+        db.rollback()
+        _give_up(db, run, SyncStatus.CANCELLED, clock, error="cancelled")
+        db.commit()
+        raise
+    except ProviderError as exc:
+        db.rollback()
+        # The kind's retry policy decides in the runner; the run says the same, and when.
+        retry_at = PROVIDER_OUTAGES.next_attempt_at(exc, retries=handle.retries, now=clock())
+        _failed_attempt(db, run, redact(str(exc), secrets)[:MESSAGE_MAX],
+                        retryable=exc.retryable, retry_at=retry_at, clock=clock)
+        db.commit()
+        raise
+    except DecryptError as exc:
+        db.rollback()
+        _give_up(db, run, SyncStatus.FAILED, clock, error=str(exc)[:MESSAGE_MAX])
+        db.commit()
+        raise SyncFailed(str(exc)) from None
+    except Exception as exc:
+        db.rollback()
+        message = redact(f"unexpected error ({type(exc).__name__}): {exc}", secrets)
+        _give_up(db, run, SyncStatus.FAILED, clock, error=message[:MESSAGE_MAX])
+        db.commit()
+        raise
+
+
+def _default_factory() -> AdapterFactory:
+    from racehub.sync.adapters import build_adapter
+
+    return build_adapter
+
+
+def _finish(db: Session, run: SyncRun, status: SyncStatus, clock: Clock, *,
+            error: str | None = None, retryable: bool | None = None) -> None:
+    run.status = status
+    run.finished_at = clock()
+    run.next_attempt_at = None
+    run.error = error
+    run.retryable = retryable
+
+
+def _give_up(db: Session, run: SyncRun, status: SyncStatus, clock: Clock, *,
+             error: str) -> None:
+    """End the run without applying anything (its staged rows go)."""
+    db.refresh(run)
+    db.execute(delete(StagedRow).where(StagedRow.run_id == run.id))
+    _finish(db, run, status, clock, error=error, retryable=False)
+
+
+def _failed_attempt(db: Session, run: SyncRun, message: str, *, retryable: bool,
+                    retry_at: datetime | None, clock: Clock) -> None:
+    """A provider error ended the read (nothing was applied): the run waits for its retry
+    at ``retry_at`` (an outage or throttling, retries left), else it failed for good."""
+    db.refresh(run)
+    db.execute(delete(StagedRow).where(StagedRow.run_id == run.id))
+    if retry_at is None:
+        _finish(db, run, SyncStatus.FAILED, clock, error=message, retryable=retryable)
+        return
+    run.status = SyncStatus.RETRYING  # still active: a request meanwhile joins it
+    run.next_attempt_at = retry_at
+    run.error, run.retryable = message, retryable
+    log.info("sync.retry_scheduled", sync_run_id=str(run.id), attempt=run.attempts,
+             next_attempt_at=retry_at.isoformat())
+
+
+# --- fetch -> stage ---------------------------------------------------------------------------
+
+
+def since_of(run: SyncRun, link: EventLink, overlap: timedelta) -> datetime | None:
+    """Where an incremental read starts: the cursor minus the overlap window (a change
+    the provider saved late, with an earlier time, is read again rather than skipped)."""
+    if run.full_refresh or link.cursor is None:
+        return None
+    return link.cursor - overlap
+
+
+def stage(handle: RunningJob, db: Session, run: SyncRun, link: EventLink,
+          connection: ProviderConnection, adapter: ProviderAdapter, *,
+          overlap: timedelta | None = None) -> None:
+    """Read every page into StagedRows, committing page by page."""
+    if overlap is None:
+        overlap = timedelta(minutes=get_settings().sync_cursor_overlap_minutes)
+    # A read cut short (a killed worker) starts again: its pages are not all the pages.
+    db.execute(delete(StagedRow).where(StagedRow.run_id == run.id))
+    since = since_of(run, link, overlap)
+    run.cursor_before = link.cursor
+    run.fetched = run.problems = 0
+    changed = f" changed since {since:%Y-%m-%d %H:%M} UTC" if since else ""
+    handle.set_progress(stage="Fetching", done=0, total=None,
+                        message=f"reading registrations{changed}")
+    seq = 0
+    rules = mapping.connection_rules(connection.field_mapping).rules
+
+    def stage_page(page: Page[Any], kind: StagedKind, what: str) -> None:
+        nonlocal seq
+        rows: list[dict[str, Any]] = []
+        problems = list(page.problems)
+        for index, item in enumerate(page.items):
+            seq += 1
+            if kind == StagedKind.PARTICIPANT:
+                mapped = mapping.map_participant(item, rules, row=index)
+                data = staging.participant_data(mapped)
+                problems += mapped.problems  # the field stays empty; the row is applied
+            else:
+                data = staging.withdrawal_data(item)
+            rows.append({"tenant_id": run.tenant_id, "run_id": run.id, "seq": seq,
+                         "kind": kind, "source_ref": item.ref, "data": data})
+        for problem in problems:
+            seq += 1
+            rows.append({"tenant_id": run.tenant_id, "run_id": run.id, "seq": seq,
+                         "kind": StagedKind.PROBLEM, "source_ref": problem.ref,
+                         "data": staging.problem_data(problem, page.number, what)})
+        if rows:
+            db.execute(insert(StagedRow), rows)
+        if kind == StagedKind.PARTICIPANT:
+            run.fetched += page.row_count
+        run.problems += len(problems)
+        handle.commit_batch(checkpoint={"staged": False, "seq": seq}, done=run.fetched,
+                            counts={"fetched": run.fetched, "problems": run.problems},
+                            message=f"{what}: page {page.number} read")
+
+    for page in adapter.list_participants(link.provider_event_ref, since=since):
+        stage_page(page, StagedKind.PARTICIPANT, "registrations")
+    if adapter.supports(Capability.LIST_WITHDRAWN):
+        for withdrawn in adapter.list_withdrawn(link.provider_event_ref, since=since):
+            stage_page(withdrawn, StagedKind.WITHDRAWAL, "withdrawals")
+    handle.commit_batch(checkpoint={"staged": True, "seq": seq}, done=run.fetched,
+                        counts={"fetched": run.fetched, "problems": run.problems},
+                        message=f"read {run.fetched} registration(s); applying")
+
+
+# --- apply ----------------------------------------------------------------------------------
+
+
+def apply_run(handle: RunningJob, db: Session, ctx: TenantContext, run: SyncRun,
+              link: EventLink, connection: ProviderConnection, *, clock: Clock = _now) -> None:
+    """Apply what the run staged, all in the caller's one transaction, then commit."""
+    # Imported here until the EP write path and the merge rule it uses (built in parallel)
+    # are on main: the rest of the engine (requests, fetch, retries) works without them.
+    from racehub.sync.apply import Applier
+
+    handle.set_progress(stage="Applying", done=0, total=run.fetched, commit=False)
+    applier = Applier(db, ctx, run=run, link=link, connection=connection, clock=clock)
+    done = 0
+    for rows in staging.staged_rows(db, run.id, StagedKind.PARTICIPANT):
+        applier.apply_participants(rows)
+        done += len(rows)
+        handle.set_progress(done=done, commit=False)
+    withdrawals = [row for rows in staging.staged_rows(db, run.id, StagedKind.WITHDRAWAL)
+                   for row in rows]
+    applier.apply_withdrawals(withdrawals)
+    for rows in staging.staged_rows(db, run.id, StagedKind.PROBLEM):
+        applier.record_problems(rows)
+    applier.finish()
+    db.execute(delete(StagedRow).where(StagedRow.run_id == run.id))
+    _finish(db, run, SyncStatus.SUCCEEDED, clock)
+    link.last_success_at = run.finished_at
+    handle.set_progress(stage="Done", done=done, commit=False, counts={
+        "fetched": run.fetched, "created": run.created, "updated": run.updated,
+        "unchanged": run.unchanged, "withdrawn": run.withdrawn, "conflicts": run.conflicts,
+        "problems": run.problems}, message=summary(run))
+    db.commit()
+
+
+def summary(run: SyncRun) -> str:
+    return (f"{run.fetched} read: {run.created} created, {run.updated} updated, "
+            f"{run.unchanged} unchanged, {run.withdrawn} withdrawn, {run.conflicts} "
+            f"conflict(s), {run.problems} problem(s)")

@@ -1,0 +1,35 @@
+"""Background jobs of the sync domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from procrastinate import Blueprint
+from sqlalchemy.orm import Session
+
+from racehub.core.context import TenantContext
+from racehub.core.rbac import Perm
+from racehub.jobs.registry import Subject
+from racehub.jobs.retry import PROVIDER_OUTAGES
+from racehub.jobs.runner import JobHandle, job_task
+from racehub.sync import engine, runs
+
+blueprint = Blueprint()
+
+
+@job_task(
+    blueprint,
+    kind=runs.SYNC_PARTICIPANTS_KIND,
+    label="Sync participants",
+    permission=Perm.SYNC_RUN_START,
+    read_permission=Perm.SYNC_RUN_READ,
+    subject=Subject("event_link"),  # no rule: the permissions above are the tenant's
+    # One run per link at a time: the partial unique index keeps one SyncRun active, and
+    # this keeps procrastinate from starting two attempts of it at once.
+    lock="sync-link:{link_id}",
+    # A provider down, timing out or throttling: retried after 2, 4 and 8 minutes; bad
+    # credentials, an unknown event or unreadable data fail at once.
+    retry=PROVIDER_OUTAGES,
+)
+def sync_participants(handle: JobHandle, db: Session, ctx: TenantContext, **params: Any) -> None:
+    engine.run_participant_sync(handle, db, ctx, **params)
