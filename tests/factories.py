@@ -20,6 +20,7 @@ from racehub.inventory import service as inventory_service
 from racehub.inventory.models import NumberType
 from racehub.inventory.schemas import NumberTypeCreate
 from racehub.inventory.service import ManufacturedRow, RowResult
+from racehub.sync.models import SyncedRecord
 
 PASSWORD = "correct horse battery"
 _seq = itertools.count(1)
@@ -105,3 +106,17 @@ def store_starts_out_of_range(db: Session, event: Event, category: Category,
                     "timezone = 'Pacific/Kiritimati' WHERE id = :id"), {"id": event.id})
     db.execute(text("UPDATE categories SET start_at = CAST(:start AS timestamptz) "
                     "WHERE id = :id"), {"id": category.id, "start": category_start})
+
+
+def make_synced_record(db: Session, participant: EventParticipant, *,
+                       provider: str = "RUNSIGNUP", source_ref: str | None = None,
+                       **fields: Any) -> SyncedRecord:
+    """A provider registration as a sync would have left it behind ``participant``."""
+    values = {"tenant_id": participant.tenant_id, "event_id": participant.event_id,
+              "participant_id": participant.id, "provider": provider,
+              "source_ref": source_ref or f"reg-{next(_seq)}", "content_hash": "0" * 64,
+              "person_match": "new", "synced_values": {}, **fields}
+    record = SyncedRecord(**values)
+    db.add(record)
+    db.flush()
+    return record

@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     )
     export_batch_size: int = Field(default=1000, description="Rows read per keyset page.")
 
+    sync_payload_retention_days: int = Field(
+        default=365, ge=1, description="Raw provider payloads (personal data) older than "
+        "this are purged by a daily job; the synced records themselves stay.",
+    )
+
     environment: Literal["development", "test", "production"] = Field(
         default="development",
         description="production refuses to start without RACEHUB_SECRET_KEYS; development "

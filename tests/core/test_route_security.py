@@ -30,6 +30,8 @@ from racehub.core.deps import PermissionDependency
 from racehub.core.models import Role, Tenant
 from racehub.core.rbac import ROLE_PERMISSIONS, Perm
 from racehub.core.schemas import ApiTokenCreate
+from racehub.events import service as events_service
+from racehub.events.schemas import ParticipantCreate
 from racehub.events.service import ASSIGN_BIBS_KIND
 from racehub.exports.models import Export
 from racehub.exports.service import EXPORT_KIND
@@ -40,7 +42,7 @@ from racehub.jobs.registry import load_kinds
 from racehub.settings import Settings
 from racehub.sync import links as sync_links
 from racehub.sync import service as sync_service
-from racehub.sync.models import SyncRun, SyncStatus
+from racehub.sync.models import SyncConflict, SyncRun, SyncStatus
 from racehub.sync.runs import SYNC_PARTICIPANTS_KIND
 from racehub.sync.schemas import ConnectionCreate, LinkCreate
 from tests.factories import (
@@ -49,6 +51,7 @@ from tests.factories import (
     make_event,
     make_number_type,
     make_participant,
+    make_synced_record,
     make_tenant,
     make_user,
     onboard,
@@ -236,6 +239,18 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/sync/status/{connection_id}"): Case(Perm.SYNC_RUN_READ, 200),
     ("GET", "/api/sync/runs"): Case(Perm.SYNC_RUN_READ, 200),
     ("GET", "/api/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),
+    # What a sync left on participants: everyone reads conflicts and sources (raw payloads
+    # only with sync:payload:read); sync:record:manage (EVENT_MANAGER and up) resolves
+    # conflicts and splits a wrong person match.
+    ("GET", "/api/events/{event_id}/conflicts"): Case(Perm.EVENTS_PARTICIPANT_READ, 200),
+    ("POST", "/api/events/{event_id}/conflicts/{conflict_id}/keep"):
+        Case(Perm.SYNC_RECORD_MANAGE, 200),
+    ("POST", "/api/events/{event_id}/conflicts/{conflict_id}/take"):
+        Case(Perm.SYNC_RECORD_MANAGE, 200),
+    ("GET", "/api/events/{event_id}/participants/{participant_id}/sources"):
+        Case(Perm.EVENTS_PARTICIPANT_READ, 200),
+    ("POST", "/api/events/{event_id}/participants/{participant_id}/split-person"):
+        Case(Perm.SYNC_RECORD_MANAGE, 200),
 }
 
 # A page needs what its API counterpart needs; a page showing a form needs what the form's
@@ -351,9 +366,11 @@ _RESULTS_OFFICER = _EVERY_ROLE | {
     Perm.TIMING_RESULT_IMPORT, Perm.EXPORTS_EXPORT_RUN,
 }
 # EVENT_MANAGER: "+ create and edit events and categories, see provider connections and
-# their health, link provider events to events, run syncs".
+# their health, link provider events to events, run syncs, resolve sync conflicts and split
+# wrong person matches, read the raw provider payloads".
 _EVENT_MANAGER = _RESULTS_OFFICER | {Perm.EVENTS_EVENT_WRITE, Perm.SYNC_CONNECTION_READ,
-                                     Perm.SYNC_LINK_MANAGE, Perm.SYNC_RUN_START}
+                                     Perm.SYNC_LINK_MANAGE, Perm.SYNC_RUN_START,
+                                     Perm.SYNC_RECORD_MANAGE, Perm.SYNC_PAYLOAD_READ}
 GRANTS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset(_EVERY_ROLE),
     Role.RESULTS_OFFICER: frozenset(_RESULTS_OFFICER),
@@ -503,8 +520,23 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
                        trigger="manual", status=SyncStatus.SUCCEEDED, job_run_id=sync_job.id)
     db.add(sync_run)
     db.flush()
+    # A sync's leftovers on the participant: its registration (a raw payload), an open
+    # conflict on its racehub-owned team (keep and take both apply), and a second entry
+    # of its person in another event (a match to split).
+    participant.local_fields = ["team"]
+    record = make_synced_record(db, participant, payload={"user": {"first_name": "Ada"}},
+                                synced_values={"team": "Harriers"})
+    conflict = SyncConflict(tenant_id=tenant.id, event_id=event.id,
+                            participant_id=participant.id, record_id=record.id, field="team",
+                            local_value=None, provider_value="Harriers B")
+    db.add(conflict)
+    events_service.create_participant(
+        db, system_ctx(tenant), event_id=make_event(db, tenant).id,
+        data=ParticipantCreate(person_id=participant.person_id))
+    db.flush()
     return {"connection_id": str(connection.id), "link_id": str(link.id),
             "sync_run_id": str(sync_run.id), "sync_job_id": str(sync_job.id),
+            "conflict_id": str(conflict.id),
             "event_id": str(event.id), "category_id": str(category.id), "export_id": str(export.id),
             "race_number_id": str(numbered.race_number_id),
             "number_type_id": str(number_type.id), "import_id": str(upload.id),

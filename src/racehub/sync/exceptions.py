@@ -50,3 +50,16 @@ class NotAParticipantSource(Invalid):
 class SyncRunNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("sync run not found")
+
+
+class SyncConflictNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("sync conflict not found in this event")
+
+
+class ConflictAlreadyResolved(Conflict):
+    """Keep ours / take theirs on a conflict someone already resolved."""
+
+
+class NothingToSplit(Conflict):
+    """Splitting a participant whose person no other entry shares."""

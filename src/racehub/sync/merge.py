@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, literal_column, text
+from sqlalchemy import Table, func, literal_column, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.events.writes import PERSON_FIELDS
 from racehub.sync.models import ConflictStatus, SyncConflict
+
+_CONFLICTS: Table = SyncConflict.__table__  # type: ignore[assignment]
 
 SYNCED_FIELDS: tuple[str, ...] = PERSON_FIELDS + ("bib", "category_id", "team",
                                                   "registration_id")
@@ -98,10 +100,10 @@ def record_conflicts(db: Session, ctx: TenantContext, *, run_id: uuid.UUID | Non
              "field": name, "local_value": as_json(ours), "provider_value": as_json(theirs),
              "status": ConflictStatus.OPEN}
             for name, (ours, theirs) in sorted(conflicts.items())]
-    table = SyncConflict.__table__
-    stmt = insert(table).values(rows)
-    excluded = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
+    table = _CONFLICTS
+    upsert = insert(table).values(rows)
+    excluded = upsert.excluded
+    stmt: Any = upsert.on_conflict_do_update(
         index_elements=[table.c.participant_id, table.c.field],
         index_where=text("status = 'open'"),
         set_={"local_value": excluded.local_value, "provider_value": excluded.provider_value,
