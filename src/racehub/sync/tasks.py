@@ -12,9 +12,11 @@ from racehub.core.rbac import Perm
 from racehub.jobs.registry import Subject
 from racehub.jobs.retry import PROVIDER_OUTAGES
 from racehub.jobs.runner import JobHandle, job_task
-from racehub.sync import engine, runs
+from racehub.sync import engine, retention, runs
 
 blueprint = Blueprint()
+# The daily purge of raw payloads (sync:retention:purge_payloads), declared in its module.
+blueprint.add_tasks_from(retention.blueprint, namespace="retention")
 
 
 @job_task(
