@@ -99,8 +99,8 @@ def create_app(
     for module in (core_api, events_api, imports_api, inventory_api, jobs_api, timing_api,
                    core_pages, events_pages, imports_pages, inventory_pages, jobs_pages,
                    exports_api, exports_pages, sync_api, sync_links_api, sync_records_api,
-                   sync_pages, sync_links_pages, timing_results_api, timing_pages, ops_api,
-                   sync_runs_api):
+                   sync_runs_api, sync_pages, sync_links_pages, timing_results_api, timing_pages,
+                   ops_api):
         app.include_router(module.router)
     _serve_openapi_once(app, OPENAPI_URL)
     return app

@@ -233,12 +233,6 @@ API_CASES: dict[tuple[str, str], Case] = {
         Perm.SYNC_LINK_MANAGE, 200, json={"categories": [
             {"providerRef": "5k", "providerName": "5K", "categoryId": Ref("category_id")}]}),
     ("GET", "/api/connections/{connection_id}/links"): Case(Perm.SYNC_CONNECTION_READ, 200),
-    # Sync runs: EVENT_MANAGER and up run them; everyone in the tenant reads the history.
-    ("POST", "/api/sync/manual"): Case(Perm.SYNC_RUN_START, 202, json={
-        "connectionId": Ref("connection_id"), "syncType": "participants"}),
-    ("GET", "/api/sync/status/{connection_id}"): Case(Perm.SYNC_RUN_READ, 200),
-    ("GET", "/api/sync/runs"): Case(Perm.SYNC_RUN_READ, 200),
-    ("GET", "/api/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),
     # What a sync left on participants: everyone reads conflicts and sources (raw payloads
     # only with sync:payload:read); sync:record:manage (EVENT_MANAGER and up) resolves
     # conflicts and splits a wrong person match.
@@ -251,6 +245,12 @@ API_CASES: dict[tuple[str, str], Case] = {
         Case(Perm.EVENTS_PARTICIPANT_READ, 200),
     ("POST", "/api/events/{event_id}/participants/{participant_id}/split-person"):
         Case(Perm.SYNC_RECORD_MANAGE, 200),
+    # Sync runs: EVENT_MANAGER and up run them; everyone in the tenant reads the history.
+    ("POST", "/api/sync/manual"): Case(Perm.SYNC_RUN_START, 202, json={
+        "connectionId": Ref("connection_id"), "syncType": "participants"}),
+    ("GET", "/api/sync/status/{connection_id}"): Case(Perm.SYNC_RUN_READ, 200),
+    ("GET", "/api/sync/runs"): Case(Perm.SYNC_RUN_READ, 200),
+    ("GET", "/api/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),
 }
 
 # A page needs what its API counterpart needs; a page showing a form needs what the form's
@@ -369,8 +369,8 @@ _RESULTS_OFFICER = _EVERY_ROLE | {
 # their health, link provider events to events, run syncs, resolve sync conflicts and split
 # wrong person matches, read the raw provider payloads".
 _EVENT_MANAGER = _RESULTS_OFFICER | {Perm.EVENTS_EVENT_WRITE, Perm.SYNC_CONNECTION_READ,
-                                     Perm.SYNC_LINK_MANAGE, Perm.SYNC_RUN_START,
-                                     Perm.SYNC_RECORD_MANAGE, Perm.SYNC_PAYLOAD_READ}
+                                     Perm.SYNC_LINK_MANAGE, Perm.SYNC_RECORD_MANAGE,
+                                     Perm.SYNC_PAYLOAD_READ, Perm.SYNC_RUN_START}
 GRANTS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset(_EVERY_ROLE),
     Role.RESULTS_OFFICER: frozenset(_RESULTS_OFFICER),
@@ -508,18 +508,6 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
     link = sync_links.create_link(db, system_ctx(tenant), event_id=event.id, data=LinkCreate(
         connection_id=connection.id, provider_event_ref="101"))
     db.flush()
-    # A finished run of the linked provider event, and a queued one (pause requested, like
-    # the jobs above): no worker runs it here.
-    sync_job = JobRun(tenant_id=tenant.id, kind=SYNC_PARTICIPANTS_KIND, pause_requested=True,
-                      params={"sync_run_id": "", "link_id": str(link.id)},
-                      subject_type="event_link", subject_id=link.id)
-    db.add(sync_job)
-    db.flush()
-    sync_run = SyncRun(tenant_id=tenant.id, connection_id=connection.id, provider="RUNSIGNUP",
-                       link_id=link.id, event_id=event.id, sync_type="participants",
-                       trigger="manual", status=SyncStatus.SUCCEEDED, job_run_id=sync_job.id)
-    db.add(sync_run)
-    db.flush()
     # A sync's leftovers on the participant: its registration (a raw payload), an open
     # conflict on its racehub-owned team (keep and take both apply), and a second entry
     # of its person in another event (a match to split).
@@ -534,9 +522,21 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
         db, system_ctx(tenant), event_id=make_event(db, tenant).id,
         data=ParticipantCreate(person_id=participant.person_id))
     db.flush()
+    # A finished run of the linked provider event, and a queued one (pause requested, like
+    # the jobs above): no worker runs it here.
+    sync_job = JobRun(tenant_id=tenant.id, kind=SYNC_PARTICIPANTS_KIND, pause_requested=True,
+                      params={"sync_run_id": "", "link_id": str(link.id)},
+                      subject_type="event_link", subject_id=link.id)
+    db.add(sync_job)
+    db.flush()
+    sync_run = SyncRun(tenant_id=tenant.id, connection_id=connection.id, provider="RUNSIGNUP",
+                       link_id=link.id, event_id=event.id, sync_type="participants",
+                       trigger="manual", status=SyncStatus.SUCCEEDED, job_run_id=sync_job.id)
+    db.add(sync_run)
+    db.flush()
     return {"connection_id": str(connection.id), "link_id": str(link.id),
-            "sync_run_id": str(sync_run.id), "sync_job_id": str(sync_job.id),
             "conflict_id": str(conflict.id),
+            "sync_run_id": str(sync_run.id), "sync_job_id": str(sync_job.id),
             "event_id": str(event.id), "category_id": str(category.id), "export_id": str(export.id),
             "race_number_id": str(numbered.race_number_id),
             "number_type_id": str(number_type.id), "import_id": str(upload.id),

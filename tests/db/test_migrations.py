@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -172,7 +173,7 @@ def test_settings_event_ids_are_dropped_for_link_rows_and_written_back_on_downgr
 
         migrate(empty_database)
         with engine.connect() as conn:
-            stored: dict[str, object] = dict(conn.exec_driver_sql(
+            stored: dict[str, Any] = dict(conn.exec_driver_sql(
                 "SELECT name, settings FROM provider_connections").all())
             links = sorted(conn.exec_driver_sql(
                 "SELECT provider_event_ref, event_id FROM event_links").all())

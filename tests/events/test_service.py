@@ -35,6 +35,7 @@ from racehub.events.schemas import (
     EventCreate,
     EventUpdate,
     ParticipantCreate,
+    ParticipantRead,
     ParticipantUpdate,
     PersonIn,
 )
@@ -261,6 +262,20 @@ def test_participant_list_total_counts_the_filtered_rows_not_the_page(
         limit=2)
     assert (len(rows), total) == (2, 5)
     assert cursor is not None
+
+
+def test_the_list_reads_every_field_of_the_read_model_as_the_orm_object_gives_it(
+    db: Session, ctx: TenantContext, event: Event
+) -> None:
+    # The list builds its read models from columns without validation: a field added to
+    # ParticipantRead or PersonRead must be read by the list too, or this fails.
+    ten_k = make_category(db, event, name="10K")
+    ep = make_participant(db, event, first_name="Zoë", last_name="Ñúñez", bib="7",
+                          registration_id="R-7", team="Club", category_id=ten_k.id)
+    make_participant(db, event, last_name="Zz-no-category")
+    rows, _, _ = service.list_participants(db, ctx, event_id=event.id)
+    assert [r.model_dump() for r in rows][0] == ParticipantRead.model_validate(ep).model_dump()
+    assert rows[0].category_name == "10K" and rows[1].category_name is None
 
 
 def test_category_bib_range_is_validated_per_field() -> None:

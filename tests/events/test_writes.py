@@ -370,3 +370,31 @@ def test_a_bib_taken_by_a_concurrent_writer_refuses_that_row_and_the_batch_lands
             AuditEntry.action == "participant.batch_write",
             AuditEntry.target_id == str(event_id)))["refused"] == 1  # type: ignore[index]
 
+
+
+def test_values_a_column_cannot_hold_refuse_their_row_not_the_batch(
+    db: Session, ctx: TenantContext, event: Event
+) -> None:
+    ep = make_participant(db, event, first_name="Ada", last_name="Lovelace")
+    long_bib, blank_name, bad_gender, kept = write(
+        db, ctx, event, new("Grace", "Hopper", bib="9" * 21),
+        ParticipantWrite(ep.id, {"last_name": None}), new("Alan", "Turing", gender="Q"),
+        new("Kept", "Anyway"))
+    assert long_bib.error == "bib is longer than 20 characters"
+    assert (blank_name.error_field, bad_gender.error_field) == ("last_name", "gender")
+    assert kept.created and kept.error is None
+    db.refresh(ep)
+    assert ep.person.last_name == "Lovelace"
+
+
+def test_json_shaped_values_are_read_as_their_columns_types(
+    db: Session, ctx: TenantContext, event: Event
+) -> None:
+    category = make_category(db, event, "10K")
+    [outcome, bad] = write(db, ctx, event, new("Ada", "Lovelace", birth_date=BORN.isoformat(),
+                                               category_id=str(category.id)),
+                           new("Grace", "Hopper", birth_date="17/05/1990"))
+    assert outcome.error is None and outcome.changes["birth_date"] == (None, BORN)
+    ep = db.get(EventParticipant, outcome.participant_id)
+    assert ep is not None and ep.category_id == category.id and ep.person.birth_date == BORN
+    assert bad.error_field == "birth_date"

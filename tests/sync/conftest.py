@@ -1,4 +1,5 @@
-"""Fixtures of the connection tests: a keyring, captured log output, fake adapters."""
+"""Fixtures of the connection tests: a keyring, captured log output, fake adapters, and
+connections with links."""
 
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from racehub.core.context import TenantContext
 from racehub.core.crypto import Keyring
 from racehub.core.models import AuditEntry
+from racehub.events.models import Event
 from racehub.providers.base import CredentialCheck, Page
+from racehub.providers.catalog import Direction
 from racehub.providers.errors import AuthFailed
 from racehub.settings import Settings
+from racehub.sync import links, service
+from racehub.sync.models import EventLink, ProviderConnection, SyncRun, SyncStatus
+from racehub.sync.schemas import ConnectionCreate, LinkCreate
 from tests.logs import captured_log
 
 # Long, distinctive values: a leak of any of them (or of their last 5+ characters) is
@@ -96,3 +103,32 @@ def fake_factory(**options: Any):  # type: ignore[no-untyped-def]
 
     factory.made = made  # type: ignore[attr-defined]
     return factory
+
+
+# --- links ----------------------------------------------------------------------------------
+
+
+def make_connection(db: Session, ctx: TenantContext, keyring: Keyring, *, name: str = "RSU",
+                    provider: str = "RUNSIGNUP", event_ids: list[str] | None = None,
+                    direction: Direction | None = None) -> ProviderConnection:
+    credentials: dict[str, Any] = (
+        {"api_key": RSU_KEY, "api_secret": RSU_SECRET} if provider == "RUNSIGNUP"
+        else {"api_key": "copernico-key-1234"})
+    return service.create_connection(db, ctx, keyring=keyring, data=ConnectionCreate(
+        provider=provider, name=name, credentials=credentials, event_ids=event_ids or [],
+        direction=direction))
+
+
+def link(db: Session, ctx: TenantContext, event: Event, connection: ProviderConnection,
+         ref: str, **fields: Any) -> EventLink:
+    return links.create_link(db, ctx, event_id=event.id, data=LinkCreate(
+        connection_id=connection.id, provider_event_ref=ref, **fields))
+
+
+def start_run(db: Session, link_row: EventLink, status: SyncStatus) -> SyncRun:
+    run = SyncRun(tenant_id=link_row.tenant_id, connection_id=link_row.connection_id,
+                  provider=link_row.provider, link_id=link_row.id, event_id=link_row.event_id,
+                  sync_type="participants", trigger="manual", status=status)
+    db.add(run)
+    db.flush()
+    return run

@@ -30,7 +30,7 @@ from racehub.sync.schemas import ConnectionCreate
 
 T0 = datetime(2026, 9, 10, 12, 0, tzinfo=UTC)
 # Small pages, so a read has several; no waiting between the adapter's own retries.
-FAST = {"results_per_page": 50, "rate_per_second": 10_000, "rate_burst": 10_000,
+FAST = {"results_per_page": 50, "rate_per_second": 1000, "rate_burst": 1000,
         "backoff_base": 0.001, "backoff_max": 0.01, "max_retry_after": 0.05,
         "read_timeout": 2.0}
 

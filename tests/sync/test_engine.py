@@ -342,3 +342,47 @@ def test_a_withdrawal_is_soft_and_a_transfer_moves_the_bib_with_its_lineage(
     assert successor.person_id == old.person_id
     actions = {c.action for c in db.scalars(select(SyncChange).where(SyncChange.run_id == run.id))}
     assert {ChangeAction.CREATED, ChangeAction.WITHDRAWN, ChangeAction.TRANSFERRED} <= actions
+
+
+def test_a_registration_the_write_path_refuses_is_read_again_by_the_next_incremental_run(
+    db: Session, ctx: TenantContext, keyring: Keyring, sim: tuple[RunSignUpSimulator, str],
+    connection: ProviderConnection, event_link: EventLink, event: Event,
+) -> None:
+    simulator_ = sim[0]
+    sync(db, ctx, keyring, connection, event_link)
+    refused, later = [r for r in _rows(simulator_) if not r.get("_keyless")][:2]
+    # A bib entered by hand in racehub, then given to a registration at the provider.
+    [holder] = write_participants(db, ctx, event_id=event.id, origin="api", mark_local=True,
+                                  rows=[ParticipantWrite(participant_id=None, values={
+                                      "first_name": "Hand", "last_name": "Entered",
+                                      "bib": "4242"})])
+    simulator_.modify(refused["registration_id"], bib_num=4242)
+    # A change long after it (beyond the overlap window) moves the cursor on.
+    simulator_.pass_time(24 * 3600)
+    simulator_.modify(later["registration_id"], first_name="Later")
+
+    run = sync(db, ctx, keyring, connection, event_link)
+
+    assert run.status == SyncStatus.SUCCEEDED, run.error
+    assert run.problems == 1 and run.updated == 1
+    [problem] = db.scalars(select(SyncChange).where(SyncChange.run_id == run.id,
+                                                    SyncChange.action == ChangeAction.PROBLEM))
+    assert problem.source_ref == str(refused["registration_id"]) and "4242" in (
+        problem.message or "")
+    # The bib is freed in racehub; the provider changes nothing: the next incremental run
+    # still reads the refused registration and applies it.
+    write_participants(db, ctx, event_id=event.id, origin="api", mark_local=True,
+                       rows=[ParticipantWrite(participant_id=holder.participant_id,
+                                              values={"status": ParticipantStatus.WITHDRAWN})])
+    again = sync(db, ctx, keyring, connection, event_link)
+
+    assert again.status == SyncStatus.SUCCEEDED, again.error
+    assert again.problems == 0 and again.updated == 1
+    ep_id = _records(db)[str(refused["registration_id"])].participant_id
+    ep = db.get(EventParticipant, ep_id)
+    assert ep is not None
+    db.refresh(ep)
+    assert ep.bib == "4242"
+    # Nothing refused any more: the cursor moves past both changes.
+    third = sync(db, ctx, keyring, connection, event_link)
+    assert third.fetched < again.fetched or third.updated == 0

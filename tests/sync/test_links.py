@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,40 +17,21 @@ from racehub.core.context import TenantContext
 from racehub.core.crypto import Keyring
 from racehub.core.exceptions import Conflict, Invalid, NotFound
 from racehub.core.models import Role, Tenant
-from racehub.events.models import Event
 from racehub.providers.catalog import Direction
 from racehub.sync import links, service
 from racehub.sync.adapters import build_adapter
-from racehub.sync.models import CategoryLink, EventLink, ProviderConnection, SyncRun, SyncStatus
-from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate, LinkCreate
+from racehub.sync.models import CategoryLink, EventLink, ProviderConnection, SyncStatus
+from racehub.sync.schemas import ConnectionUpdate, LinkCreate
 from tests.factories import auth, make_category, make_event, make_tenant, system_ctx
-from tests.sync.conftest import RSU_KEY, RSU_SECRET, audit_entries
-
-
-def make_connection(db: Session, ctx: TenantContext, keyring: Keyring, *, name: str = "RSU",
-                    provider: str = "RUNSIGNUP", event_ids: list[str] | None = None,
-                    direction: Direction | None = None) -> ProviderConnection:
-    credentials: dict[str, Any] = (
-        {"api_key": RSU_KEY, "api_secret": RSU_SECRET} if provider == "RUNSIGNUP"
-        else {"api_key": "copernico-key-1234"})
-    return service.create_connection(db, ctx, keyring=keyring, data=ConnectionCreate(
-        provider=provider, name=name, credentials=credentials, event_ids=event_ids or [],
-        direction=direction))
-
-
-def link(db: Session, ctx: TenantContext, event: Event, connection: ProviderConnection,
-         ref: str, **fields: Any) -> EventLink:
-    return links.create_link(db, ctx, event_id=event.id, data=LinkCreate(
-        connection_id=connection.id, provider_event_ref=ref, **fields))
-
-
-def start_run(db: Session, link_row: EventLink, status: SyncStatus) -> SyncRun:
-    run = SyncRun(tenant_id=link_row.tenant_id, connection_id=link_row.connection_id,
-                  provider=link_row.provider, link_id=link_row.id, event_id=link_row.event_id,
-                  sync_type="participants", trigger="manual", status=status)
-    db.add(run)
-    db.flush()
-    return run
+from tests.sync.conftest import (
+    RSU_KEY,
+    RSU_SECRET,
+    audit_entries,
+    fake_factory,
+    link,
+    make_connection,
+    start_run,
+)
 
 
 @pytest.fixture
@@ -407,8 +387,6 @@ def test_event_ids_read_and_write_the_connections_link_rows(
 def test_the_sample_and_the_event_picker_fall_back_on_the_chosen_rows(
     db: Session, ctx: TenantContext, keyring: Keyring
 ) -> None:
-    from tests.sync.conftest import fake_factory
-
     connection = make_connection(db, ctx, keyring, event_ids=["55:1"])
     factory = fake_factory(records=[{"first_name": "Ada"}])
     service.fetch_sample(db, ctx, keyring=keyring, connection_id=connection.id, event_id=None,

@@ -29,15 +29,15 @@ class Perm(enum.StrEnum):
     SYNC_CONNECTION_MANAGE = "sync:connection:manage"
     # Which racehub event each provider event feeds (and race -> category): EVENT_MANAGER up.
     SYNC_LINK_MANAGE = "sync:link:manage"
-    # Sync runs: everyone reads their history (the fields the participants page shows);
-    # EVENT_MANAGER and up start them.
-    SYNC_RUN_READ = "sync:run:read"
-    SYNC_RUN_START = "sync:run:start"
     # What a sync left on participants: resolve its conflicts (keep ours / take theirs),
     # split a person it matched wrongly. EVENT_MANAGER and up.
     SYNC_RECORD_MANAGE = "sync:record:manage"
     # The raw provider payloads behind participants (personal data): EVENT_MANAGER and up.
     SYNC_PAYLOAD_READ = "sync:payload:read"
+    # Sync runs: everyone reads their history (the fields the participants page shows);
+    # EVENT_MANAGER and up start them.
+    SYNC_RUN_READ = "sync:run:read"
+    SYNC_RUN_START = "sync:run:start"
     AUDIT_LOG_READ = "core:audit:read"
     CORE_TOKEN_MANAGE = "core:token:manage"
     CORE_MEMBER_MANAGE = "core:member:manage"
@@ -65,8 +65,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
         _EVERYONE | {Perm.EVENTS_EVENT_WRITE, Perm.EVENTS_PARTICIPANT_WRITE,
                      Perm.IMPORTS_IMPORT_RUN, Perm.TIMING_EXPORT, Perm.EXPORTS_EXPORT_RUN,
                      Perm.TIMING_RESULT_IMPORT, Perm.SYNC_CONNECTION_READ,
-                     Perm.SYNC_LINK_MANAGE, Perm.SYNC_RUN_START, Perm.SYNC_RECORD_MANAGE,
-                     Perm.SYNC_PAYLOAD_READ}
+                     Perm.SYNC_LINK_MANAGE, Perm.SYNC_RECORD_MANAGE, Perm.SYNC_PAYLOAD_READ,
+                     Perm.SYNC_RUN_START}
     ),
     Role.TENANT_ADMIN: frozenset(Perm),
 }

@@ -15,23 +15,22 @@ from __future__ import annotations
 import enum
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     String,
     Table,
-    Uuid,
-    cast,
-    column,
+    Text,
+    bindparam,
     func,
     insert,
     or_,
     select,
     text,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
@@ -63,9 +62,6 @@ OWNABLE_FIELDS = ("bib", "category_id", "team")
 
 # ``values`` of a NEW row may also name the Person to enter (no matching then).
 PERSON_ID = "person_id"
-
-# Rows per statement: a statement's bound parameters stay far below Postgres' 65535.
-CHUNK = 1000
 
 _EP: Table = EventParticipant.__table__  # type: ignore[assignment]
 _PERSON: Table = Person.__table__  # type: ignore[assignment]
@@ -160,7 +156,7 @@ def write_participants(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
     if event is None:
         raise EventNotFound()
     db.flush()  # the caller's pending rows (an event, a category) before ours refer to them
-    plan = _prepare(db, ctx, event_id, rows, mark_local)
+    plan = _prepare(db, ctx, event, rows, mark_local)
     try:
         with db.begin_nested():
             _write(db, ctx, plan, plan.updates(), plan.inserts())
@@ -170,7 +166,7 @@ def write_participants(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
         # A concurrent transaction took a bib or a provider record between our check and
         # our write, and committed: check again (now seeing it), then write row by row so
         # that a row losing yet another race is refused alone.
-        plan = _prepare(db, ctx, event_id, rows, mark_local)
+        plan = _prepare(db, ctx, event, rows, mark_local)
         _write_row_by_row(db, ctx, plan)
     _forget_loaded(db, plan)
     _audit(db, ctx, event_id, plan, origin)
@@ -180,27 +176,57 @@ def write_participants(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
 # --- planning -----------------------------------------------------------------------------
 
 
-def _normalized(values: dict[str, Any]) -> dict[str, Any]:
+_ENUMS: dict[str, type[enum.Enum]] = {"status": ParticipantStatus, "gender": Gender}
+_REQUIRED = ("first_name", "last_name")
+_PARSED: dict[str, Any] = {
+    "birth_date": date.fromisoformat, "withdrawn_at": datetime.fromisoformat,
+    "category_id": uuid.UUID, "transferred_from_id": uuid.UUID, PERSON_ID: uuid.UUID}
+
+
+def _normalized(values: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, str] | None]:
+    """The row's values with enums as members, and why the row is refused, if it is (a
+    value its column cannot hold would fail the whole batch's statement)."""
     unknown = set(values) - set(PERSON_FIELDS) - set(EP_FIELDS) - {PERSON_ID}
     if unknown:
         raise ValueError(f"not participant fields: {', '.join(sorted(unknown))}")
     out = dict(values)
-    if "status" in out and out["status"] is None:
-        raise ValueError("status cannot be None")
-    if out.get("status") is not None:
-        out["status"] = ParticipantStatus(out["status"])
-    if out.get("gender") is not None:
-        out["gender"] = Gender(out["gender"])
-    return out
+    for name, value in out.items():
+        if value is None:
+            if name in _REQUIRED or name == "status":
+                return out, (f"{name} cannot be empty", name)
+            continue
+        if name in _ENUMS:
+            try:
+                out[name] = _ENUMS[name](value)
+            except ValueError:
+                return out, (f"{name} {value!r} is not one of "
+                             f"{', '.join(m.value for m in _ENUMS[name])}", name)
+        elif name in _PARSED and isinstance(value, str):
+            # JSON-shaped values (a staged row, a file) are read as their column's type.
+            try:
+                out[name] = _PARSED[name](value)
+            except ValueError:
+                return out, (f"{name} {value!r} is not a valid "
+                             f"{_PARSED[name].__name__}", name)
+        elif isinstance(value, str):
+            table = _PERSON if name in PERSON_FIELDS else _EP
+            limit = getattr(table.c[name].type, "length", None)
+            if limit is not None and len(value) > limit:
+                return out, (f"{name} is longer than {limit} characters", name)
+            if name in _REQUIRED and not value.strip():
+                return out, (f"{name} cannot be empty", name)
+    return out, None
 
 
-def _prepare(db: Session, ctx: TenantContext, event_id: uuid.UUID,
+def _prepare(db: Session, ctx: TenantContext, event: Event,
              writes: Sequence[ParticipantWrite], mark_local: bool) -> _Plan:
     rows = [_Row(write=w, outcome=WriteOutcome(key=w.key, participant_id=w.participant_id,
                                                person_id=None, created=False, changes={},
                                                person_match=None))
             for w in writes]
-    values = [_normalized(w.values) for w in writes]
+    event_id = event.id
+    normalized = [_normalized(w.values) for w in writes]
+    values = [vals for vals, _ in normalized]
     existing = _existing(db, ctx, event_id, [w.participant_id for w in writes
                                              if w.participant_id is not None])
     categories = _known(db, select(Category.id).where(
@@ -213,8 +239,11 @@ def _prepare(db: Session, ctx: TenantContext, event_id: uuid.UUID,
         EventParticipant.id, [v.get("transferred_from_id") for v in values])
 
     seen: set[uuid.UUID] = set()
-    for row, vals in zip(rows, values, strict=True):
+    for row, (vals, invalid) in zip(rows, normalized, strict=True):
         w = row.write
+        if invalid is not None:
+            row.refuse(*invalid)
+            continue
         if w.participant_id is not None:
             row.current = existing.get(w.participant_id)
             if row.current is None:
@@ -240,7 +269,7 @@ def _prepare(db: Session, ctx: TenantContext, event_id: uuid.UUID,
         else:
             _plan_values(row, vals, event_id, ctx.tenant_id, mark_local)
 
-    _check_sources(db, ctx, rows)
+    _check_sources(db, ctx, rows, event.name)
     _check_bibs(db, ctx, event_id, rows)
     new_persons = _match_persons(db, ctx, rows, values) if any(
         r.ep_insert is not None and not r.refused for r in rows) else {}
@@ -320,7 +349,7 @@ def _source_of(row: _Row) -> tuple[str, str] | None:
     return None
 
 
-def _check_sources(db: Session, ctx: TenantContext, rows: list[_Row]) -> None:
+def _check_sources(db: Session, ctx: TenantContext, rows: list[_Row], event_name: str) -> None:
     """Refuse rows whose provider record another EP of the tenant (any event) holds: a sync
     finds entries by it, so it may be held once."""
     wanted = {source for row in rows if (source := _source_of(row))}
@@ -344,10 +373,10 @@ def _check_sources(db: Session, ctx: TenantContext, rows: list[_Row]) -> None:
             continue
         holder = holders.get(source)
         if holder is not None and holder.participant_id != row.outcome.participant_id:
-            row.refuse(source_taken_message(source, holder), "source_id")
+            row.refuse(_source_taken(source, holder), "source_id")
         else:
             holders[source] = _Holder(row.outcome.participant_id,  # type: ignore[arg-type]
-                                      *_names(row), event_name="this batch")
+                                      *_names(row), event_name=event_name)
 
 
 def _names(row: _Row) -> tuple[str, str, str | None]:
@@ -358,14 +387,14 @@ def _names(row: _Row) -> tuple[str, str, str | None]:
             row.final.get("registration_id", current.get("registration_id")))
 
 
-def source_taken_message(source: tuple[str, str], holder: _Holder) -> str:
+def _source_taken(source: tuple[str, str], holder: _Holder) -> str:
     provider, source_id = source
     return (f"source {provider} {source_id} is already held by {holder.first_name} "
             f"{holder.last_name} (participant {holder.participant_id}, event "
             f"{holder.event_name!r})")
 
 
-def bib_taken_message(bib: str, holder: _Holder) -> str:
+def _bib_taken(bib: str, holder: _Holder) -> str:
     return (f"bib {bib} is already used in this event by {holder.first_name} "
             f"{holder.last_name} (participant {holder.participant_id}"
             + (f", registration {holder.registration_id}" if holder.registration_id else "")
@@ -434,7 +463,7 @@ def _check_bibs(db: Session, ctx: TenantContext, event_id: uuid.UUID,
             for row in blocked:
                 bib = _held_bib(row.final)
                 assert bib is not None
-                row.refuse(bib_taken_message(bib, holders[bib]), "bib")
+                row.refuse(_bib_taken(bib, holders[bib]), "bib")
             return
         pending = blocked
 
@@ -465,21 +494,25 @@ def _match_persons(db: Session, ctx: TenantContext, rows: list[_Row],
 
     by_email: dict[tuple[Any, ...], set[uuid.UUID]] = defaultdict(set)
     by_name: dict[tuple[Any, ...], set[uuid.UUID]] = defaultdict(set)
+    known: dict[uuid.UUID, dict[str, Any]] = {}  # candidates' values, as the batch fills them
     if matching:
         candidates = db.execute(
-            select(Person.id, func.lower(Person.email), func.racehub_fold(Person.first_name),
-                   func.racehub_fold(Person.last_name), Person.birth_date)
+            select(Person.id, func.lower(Person.email).label("email_key"),
+                   func.racehub_fold(Person.first_name).label("first_key"),
+                   func.racehub_fold(Person.last_name).label("last_key"),
+                   *[getattr(Person, n) for n in PERSON_FIELDS])
             .where(Person.tenant_id == ctx.tenant_id,
                    any_of(Person.birth_date, {v["birth_date"] for _, v in matching}),
                    or_(any_of(func.lower(Person.email, type_=String),
                               {k[0] for _, v in matching if (k := email_key(v))}),
                        any_of(func.racehub_fold(Person.last_name, type_=String),
                               {folded[v["last_name"]][1] for _, v in matching})))
-        ).all()
-        for person_id, email, first, last, birth_date in candidates:
-            if email:
-                by_email[(email, birth_date)].add(person_id)
-            by_name[(first, last, birth_date)].add(person_id)
+        ).mappings()
+        for c in candidates:
+            if c["email_key"]:
+                by_email[(c["email_key"], c["birth_date"])].add(c["id"])
+            by_name[(c["first_key"], c["last_key"], c["birth_date"])].add(c["id"])
+            known[c["id"]] = {n: c[n] for n in PERSON_FIELDS}
 
     new_persons: dict[uuid.UUID, dict[str, Any]] = {}
     for row, vals in new_rows:
@@ -496,7 +529,7 @@ def _match_persons(db: Session, ctx: TenantContext, rows: list[_Row],
                 person_id, how = next(iter(by_name[name])), "name_birth_date"
         if person_id is None:
             person_id = uuid.uuid4()
-            new_persons[person_id] = {"id": person_id, "tenant_id": row.ep_insert["tenant_id"],
+            new_persons[person_id] = {"id": person_id, "tenant_id": ctx.tenant_id,
                                       **person_vals}
             row.outcome.changes.update(
                 {k: (None, v) for k, v in person_vals.items() if v is not None})
@@ -505,45 +538,18 @@ def _match_persons(db: Session, ctx: TenantContext, rows: list[_Row],
                     by_email[key].add(person_id)
                 if (key := name_key(vals)) is not None:
                     by_name[key].add(person_id)
-        elif person_id in new_persons:
-            _fill_blanks(row, new_persons[person_id], person_vals)
         else:
-            _fill_blanks_later(row, person_vals)
+            # A matched Person keeps its values; the row only fills the ones it lacks.
+            person = new_persons.get(person_id) or known[person_id]
+            filled = {k: v for k, v in person_vals.items()
+                      if v is not None and person.get(k) is None}
+            person.update(filled)
+            if person_id not in new_persons:
+                row.person_changes = filled
+            row.outcome.changes.update({k: (None, v) for k, v in filled.items()})
         row.ep_insert["person_id"] = row.outcome.person_id = person_id
         row.outcome.person_match = how
-    _load_blanks(db, rows)
     return new_persons
-
-
-def _fill_blanks(row: _Row, person: dict[str, Any], vals: dict[str, Any]) -> None:
-    """A matched Person keeps its values; the row only fills the ones it lacks."""
-    for name, value in vals.items():
-        if value is not None and person.get(name) is None:
-            person[name] = value
-            row.outcome.changes[name] = (None, value)
-
-
-def _fill_blanks_later(row: _Row, vals: dict[str, Any]) -> None:
-    row.person_changes = {k: v for k, v in vals.items() if v is not None}  # narrowed below
-
-
-def _load_blanks(db: Session, rows: list[_Row]) -> None:
-    """Narrow the matched existing Persons' changes to the fields they lack."""
-    matched = [r for r in rows if r.ep_insert is not None and r.person_changes]
-    if not matched:
-        return
-    ids = {r.ep_insert["person_id"] for r in matched if r.ep_insert is not None}
-    current = {row["id"]: row for row in db.execute(
-        select(Person.id, *[getattr(Person, n) for n in PERSON_FIELDS])
-        .where(any_of(Person.id, ids))).mappings()}
-    filled: dict[uuid.UUID, set[str]] = defaultdict(set)
-    for row in matched:
-        assert row.ep_insert is not None
-        person_id = row.ep_insert["person_id"]
-        row.person_changes = {k: v for k, v in row.person_changes.items()
-                              if current[person_id][k] is None and k not in filled[person_id]}
-        filled[person_id].update(row.person_changes)
-        row.outcome.changes.update({k: (None, v) for k, v in row.person_changes.items()})
 
 
 def _folded(db: Session, texts: list[str]) -> dict[str, tuple[str, str]]:
@@ -560,64 +566,86 @@ def _folded(db: Session, texts: list[str]) -> dict[str, tuple[str, str]]:
 # --- writing ------------------------------------------------------------------------------
 
 
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 def _write(db: Session, ctx: TenantContext, plan: _Plan, updates: list[_Row],
            inserts: list[_Row], persons: list[dict[str, Any]] | None = None) -> None:
     """Persons first (EPs refer to them), then the EP updates level by level (a level's
     rows take bibs the previous one freed), then the new EPs."""
     persons = list(plan.new_persons.values()) if persons is None else persons
-    for chunk in _chunks(persons):
-        db.execute(insert(_PERSON).values(list(chunk)))
+    _insert(db, _PERSON, persons)
     person_changes: dict[uuid.UUID, dict[str, Any]] = defaultdict(dict)
     for row in updates + inserts:
         if row.person_changes:
             assert row.outcome.person_id is not None
             person_changes[row.outcome.person_id].update(row.person_changes)
-    _update_by_values(db, ctx, _PERSON, list(person_changes.items()), {})
+    _update(db, ctx, _PERSON, person_changes, {})
     levels: dict[int, list[_Row]] = defaultdict(list)
     for row in updates:
         levels[row.level].append(row)
     for level in sorted(levels):
-        changed = [(r.outcome.participant_id, r.ep_changes) for r in levels[level]
-                   if r.ep_changes or r.local_add]
-        local = {r.outcome.participant_id: r.local_add for r in levels[level] if r.local_add}
-        _update_by_values(db, ctx, _EP, changed, local)  # type: ignore[arg-type]
-    for chunk in _chunks(inserts):
-        db.execute(insert(_EP).values([r.ep_insert for r in chunk]))
+        changed: dict[uuid.UUID, dict[str, Any]] = {}
+        local: dict[uuid.UUID, list[str]] = {}
+        for r in levels[level]:
+            assert r.outcome.participant_id is not None
+            if r.ep_changes or r.local_add:
+                changed[r.outcome.participant_id] = r.ep_changes
+            if r.local_add:
+                local[r.outcome.participant_id] = r.local_add
+        _update(db, ctx, _EP, changed, local)
+    _insert(db, _EP, [r.ep_insert for r in inserts if r.ep_insert is not None])
 
 
-def _update_by_values(db: Session, ctx: TenantContext, table: Table,
-                      changes: list[tuple[uuid.UUID, dict[str, Any]]],
-                      local_add: dict[uuid.UUID, list[str]]) -> None:
-    """``UPDATE table SET <changed columns> FROM (VALUES ...)``, one statement per set of
-    changed columns (and per CHUNK rows); ``local_add`` joins the EPs' local_fields."""
+# The statements below send one array per column and unnest them in SQL, rather than a
+# VALUES list of one parameter per value: their text is the same for 10 rows or 10,000,
+# so neither SQLAlchemy nor Postgres compiles a statement the size of the batch each time.
+
+def _array(rows: list[dict[str, Any]], name: str, type_: Any) -> Any:
+    values = [row[name] for row in rows]
+    if name in ("local_fields", "local_add"):
+        # An array of arrays does not unnest into rows of arrays: each one goes as text.
+        return bindparam(name, [",".join(v) for v in values], type_=ARRAY(Text()))
+    values = [v.value if isinstance(v, enum.Enum) else v for v in values]
+    return bindparam(name, values, type_=ARRAY(type_))
+
+
+def _unnest(table: Table, names: Sequence[str], rows: list[dict[str, Any]]) -> Any:
+    """``unnest(:a, :b, ...) AS u(a, b, ...)``: one array parameter per column."""
+    arrays = [_array(rows, n, table.c[n].type if n in table.c else Text()) for n in names]
+    return func.unnest(*arrays).table_valued(*names).render_derived(name="u")
+
+
+def _insert(db: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """One INSERT of every row (all rows hold the same keys)."""
+    if not rows:
+        return
+    names = list(rows[0])
+    u = _unnest(table, names, rows)
+    picked = [func.string_to_array(u.c[n], ",") if n == "local_fields" else u.c[n]
+              for n in names]
+    db.execute(insert(table).from_select(names, select(*picked)))
+
+
+def _update(db: Session, ctx: TenantContext, table: Table,
+            changes: dict[uuid.UUID, dict[str, Any]],
+            local_add: dict[uuid.UUID, list[str]]) -> None:
+    """``UPDATE table SET <changed columns> FROM unnest(...)``, one statement per set of
+    changed columns; ``local_add`` joins the EPs' local_fields."""
     groups: dict[tuple[str, ...], list[uuid.UUID]] = defaultdict(list)
-    by_id = dict(changes)
-    for row_id, cols in changes:
+    for row_id, cols in changes.items():
         groups[tuple(sorted(cols))].append(row_id)
     for names, ids in groups.items():
         with_local = any(i in local_add for i in ids)
-        for chunk in _chunks(ids):
-            value_columns = [column("id", Uuid()),
-                             *[column(n, table.c[n].type) for n in names]]
-            if with_local:
-                value_columns.append(column("local_add", ARRAY(String())))
-            data = [(i, *[by_id[i][n] for n in names],
-                     *([local_add.get(i, [])] if with_local else [])) for i in chunk]
-            v = values(*value_columns, name="v").data(data)
-            assignments: dict[str, Any] = {n: cast(v.c[n], table.c[n].type) for n in names}
-            assignments["updated_at"] = func.now()
-            if with_local:
-                assignments["local_fields"] = text(
-                    "ARRAY(SELECT DISTINCT f FROM unnest(event_participants.local_fields "
-                    "|| v.local_add) AS f ORDER BY f)")
-            db.execute(update(table).where(table.c.id == v.c.id,
-                                           table.c.tenant_id == ctx.tenant_id)
-                       .values(assignments))
+        columns = ["id", *names, *(["local_add"] if with_local else [])]
+        u = _unnest(table, columns, [
+            {"id": i, **changes[i], "local_add": local_add.get(i, [])} for i in ids])
+        assignments: dict[str, Any] = {n: u.c[n] for n in names}
+        assignments["updated_at"] = func.now()
+        if with_local:
+            assignments["local_fields"] = text(
+                "ARRAY(SELECT DISTINCT f FROM unnest(event_participants.local_fields "
+                "|| string_to_array(u.local_add, ',')) AS f ORDER BY f)")
+        db.execute(update(table).where(table.c.id == u.c.id,
+                                       table.c.tenant_id == ctx.tenant_id)
+                   .values(assignments))
 
 
 def _write_row_by_row(db: Session, ctx: TenantContext, plan: _Plan) -> None:
@@ -649,7 +677,7 @@ def _write_row_by_row(db: Session, ctx: TenantContext, plan: _Plan) -> None:
 def _forget_loaded(db: Session, plan: _Plan) -> None:
     """Expire the written EPs and Persons the session holds: the writes bypassed the ORM."""
     for row in plan.rows:
-        if row.refused:
+        if row.refused or not (row.outcome.changes or row.local_add):
             continue
         for model, ident in ((EventParticipant, row.outcome.participant_id),
                              (Person, row.outcome.person_id)):

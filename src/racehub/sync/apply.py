@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -79,6 +79,10 @@ class Applier:
         self.clock = clock
         self.origin = f"sync run {run.id}"
         self.newest: datetime | None = None  # the newest provider modification applied
+        # The oldest modification of a registration the write path refused (a bib held by
+        # another entry...): the cursor stays before it, so the next run reads it again.
+        self.oldest_refused: datetime | None = None
+        self.refused_undated = False  # a refused registration without a modification time
         self.created: dict[str, uuid.UUID] = {}  # source_ref -> new EP (transfers read it)
         run.created = run.updated = run.unchanged = run.withdrawn = run.conflicts = 0
 
@@ -187,6 +191,7 @@ class Applier:
                     participant_id=outcome.participant_id, source_ref=item.ref,
                     message=f"{item.ref}: {field}{outcome.error}"))
                 run.problems += 1
+                self._refused(staging.as_datetime(item.data.get("modified_at")))
                 continue  # nothing recorded as synced: the next run tries it again
             participant_id = outcome.participant_id if outcome and outcome.participant_id \
                 else item.participant_id
@@ -277,11 +282,22 @@ class Applier:
                                              message=f"{where}: {field}{data.get('message')}"))
         write_changes(self.db, changes)
 
+    def _refused(self, modified_at: datetime | None) -> None:
+        if modified_at is None:
+            self.refused_undated = True
+        elif self.oldest_refused is None or modified_at < self.oldest_refused:
+            self.oldest_refused = modified_at
+
     def finish(self) -> None:
-        """Move the link's cursor to the newest change applied (never back)."""
+        """Move the link's cursor to the newest change applied (never back), but not past
+        a registration the write path refused: an incremental read would otherwise skip it
+        until the provider changes it again."""
         link = self.link
-        if self.newest is not None and (link.cursor is None or self.newest > link.cursor):
-            link.cursor = self.newest
+        target = None if self.refused_undated else self.newest
+        if target is not None and self.oldest_refused is not None:
+            target = min(target, self.oldest_refused - timedelta(microseconds=1))
+        if target is not None and (link.cursor is None or target > link.cursor):
+            link.cursor = target
         self.run.cursor_after = link.cursor
 
 

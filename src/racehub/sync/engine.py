@@ -68,7 +68,8 @@ def run_participant_sync(
     adapter_factory: AdapterFactory | None = None, clock: Clock = _now,
     overlap: timedelta | None = None,
 ) -> None:
-    """One attempt of one sync run (the body of a "sync.participants" job)."""
+    """One attempt of one sync run (the body of a "sync.participants" job). ``link_id`` is
+    in the job's params for its lock (one attempt of a link at a time) only."""
     run = db.scalar(select(SyncRun).where(SyncRun.id == uuid.UUID(sync_run_id),
                                           SyncRun.tenant_id == ctx.tenant_id)
                     .with_for_update().execution_options(populate_existing=True))

@@ -47,11 +47,6 @@ class NotAParticipantSource(Invalid):
     """Only registration connections feed participants into an event."""
 
 
-class SyncRunNotFound(NotFound):
-    def __init__(self) -> None:
-        super().__init__("sync run not found")
-
-
 class SyncConflictNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("sync conflict not found in this event")
@@ -63,3 +58,8 @@ class ConflictAlreadyResolved(Conflict):
 
 class NothingToSplit(Conflict):
     """Splitting a participant whose person no other entry shares."""
+
+
+class SyncRunNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("sync run not found")

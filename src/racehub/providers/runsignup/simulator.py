@@ -107,6 +107,11 @@ class RunSignUpSimulator:
         self._clock += 1
         return self._clock
 
+    def pass_time(self, seconds: int) -> None:
+        """Move the simulator's clock on: the next change is stamped ``seconds`` later."""
+        with self.lock:
+            self._clock += seconds
+
     def _build(self, races: int, events_per_race: int, per_event: int,
                with_results: bool) -> None:
         rng = self.rng
