@@ -128,7 +128,7 @@ def test_the_demo_links_a_runsignup_event_ready_to_sync_and_one_to_link(db: Sess
         # The provider event's race feeds the category of its distance.
         [category] = sync_links.list_category_links(db, ctx, event_id=event.id,
                                                     link_id=linked.id)
-        assert category.provider_ref == first_ref
+        assert category.provider_ref == first_ref and category.category_name is not None
         assert first_name.endswith(" " + category.category_name)
         # Nothing ran: the operator starts the first sync.
         assert count(db, SyncRun) == 0

@@ -70,7 +70,9 @@ DEMO_USERS = [
 ]
 PLATFORM_ADMIN = ("platform@racehub.test", "Pat Platform")
 
-DEMO_EVENTS = [
+# name, time zone, location, days ahead, categories (name, metres, bib range), participants
+DemoEvent = tuple[str, str, str, int, list[tuple[str, int, int | None, int | None]], int]
+DEMO_EVENTS: list[DemoEvent] = [
     ("Riverside Half Marathon", "America/New_York", "Riverside Park, NY", 40,
      [("Half Marathon", 21097, 1, 1999), ("10K", 10000, 2000, 2999), ("5K", 5000, 3000, 3999)],
      320),

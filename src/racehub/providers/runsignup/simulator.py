@@ -701,7 +701,8 @@ REAL_SHAPES = True  # make_app() takes real_shapes=True (see providers.demo)
 
 def demo_events(sim: RunSignUpSimulator) -> list[tuple[str, str]]:
     """(ref, name) of every event the simulator serves, first race first, named as the
-    connection's event list names them ("<race> · <event>"): the demo links the first to a racehub event and leaves the next unlinked."""
+    connection's event list names them ("<race> · <event>"): the demo links the first to a
+    racehub event and leaves the next unlinked."""
     return [(m.event_ref(race_id, event["event_id"]), f"{race['name']} · {event['name']}")
             for race_id, race in sorted(sim.races.items()) for event in race["events"]]
 
