@@ -31,6 +31,7 @@ from racehub.core.context import TenantContext
 from racehub.core.crypto import Keyring
 from racehub.demo import (
     DEMO_TENANT,
+    SYNCED_EVENT,
     run_demo,
     seed_demo,
     seed_demo_connections,
@@ -41,18 +42,27 @@ from racehub.imports.reader import open_table
 from racehub.inventory.models import NumberType, RaceNumber
 from racehub.providers.demo import serve_simulators
 from racehub.settings import get_settings
+from racehub.sync import links as sync_links
 from racehub.sync import service as sync_service
+from racehub.sync.models import SyncRun
 
 
 def count(db: Session, model: type) -> int:
     return db.scalar(select(func.count()).select_from(model)) or 0
 
 
+def count_where(db: Session, condition: Any) -> int:
+    return db.scalar(select(func.count()).select_from(EventParticipant).where(condition)) or 0
+
+
 def test_the_demo_tenant_is_seeded_once(db: Session) -> None:
     assert seed_demo(db) is True
     tenant = core_service.get_tenant_by_slug(db, DEMO_TENANT)
     assert tenant is not None
-    assert count(db, Event) == 3 and 500 <= count(db, EventParticipant) <= 1000
+    assert count(db, Event) == 4 and 500 <= count(db, EventParticipant) <= 1000
+    synced = db.scalar(select(Event).where(Event.name == SYNCED_EVENT))
+    assert synced is not None  # empty until its registrations are synced
+    assert count_where(db, EventParticipant.event_id == synced.id) == 0
     assert count(db, NumberType) == 2 and count(db, RaceNumber) == 200
     assert seed_demo(db) is False
     assert count(db, RaceNumber) == 200
@@ -93,6 +103,45 @@ def test_the_demo_connections_reach_their_simulators(db: Session) -> None:
         assert connections[names[0]].base_url == moved[0].base_url
         seed_demo_connections(db, keyring, moved)  # unchanged: nothing to do
         assert len(sync_service.list_connections(db, ctx)) == len(simulators)
+
+
+def test_the_demo_links_a_runsignup_event_ready_to_sync_and_one_to_link(db: Session) -> None:
+    seed_demo(db)
+    keyring = Keyring([Fernet.generate_key()])
+    with ExitStack() as stack:
+        simulators = serve_simulators(stack)
+        runsignup = next(s for s in simulators if s.provider == "RUNSIGNUP")
+        seed_demo_connections(db, keyring, simulators)
+        tenant = core_service.get_tenant_by_slug(db, DEMO_TENANT)
+        ctx = TenantContext.system(tenant.id)
+        connection = next(c for c in sync_service.list_connections(db, ctx)
+                          if c.provider == "RUNSIGNUP")
+        event = db.scalar(select(Event).where(Event.name == SYNCED_EVENT))
+        (first_ref, first_name), (second_ref, second_name) = runsignup.events[:2]
+        found = {link.provider_event_ref: link for link in sync_links.list_connection_links(
+            db, ctx, connection_id=connection.id)}
+        assert sorted(found) == sorted([first_ref, second_ref])
+        linked, unlinked = found[first_ref], found[second_ref]
+        assert (linked.event_id, linked.event_name) == (event.id, SYNCED_EVENT)
+        assert linked.provider_event_name == first_name and linked.cursor is None
+        assert unlinked.event_id is None and unlinked.provider_event_name == second_name
+        # The provider event's race feeds the category of its distance.
+        [category] = sync_links.list_category_links(db, ctx, event_id=event.id,
+                                                    link_id=linked.id)
+        assert category.provider_ref == first_ref and category.category_name is not None
+        assert first_name.endswith(" " + category.category_name)
+        # Nothing ran: the operator starts the first sync.
+        assert count(db, SyncRun) == 0
+
+        # The adapter reads the chosen events: the connection check lists both.
+        check = sync_service.check_connection(db, ctx, keyring=keyring,
+                                              connection_id=connection.id)
+        assert check.ok, check.message
+        # A later start leaves the links as the operator made them.
+        sync_links.unlink(db, ctx, event_id=event.id, link_id=linked.id)
+        seed_demo_connections(db, keyring, simulators)
+        assert sync_links.read_link(db, ctx, link_id=linked.id).event_id is None
+        assert len(sync_links.list_connection_links(db, ctx, connection_id=connection.id)) == 2
 
 
 # --- `racehub demo` as a process --------------------------------------------------------

@@ -1,9 +1,11 @@
 """``racehub demo``: a ready-to-click racehub on the embedded database.
 
-Seeds (once) a demo timing company with three events, categories, a few hundred
+Seeds (once) a demo timing company with four events, categories, a few hundred
 participants and one user per role; serves the provider simulators on 127.0.0.1 and
-points one connection per provider at them; then runs the web app and a worker until
-Ctrl-C, which stops all of it (see "The demo process group" below).
+points one connection per provider at them, the RunSignUp one with a provider event linked
+to the (empty) fourth event, ready to sync; then runs the web app and a worker until
+Ctrl-C, which stops all of it (see "The demo process group" below). Nothing syncs at
+start-up: the operator starts a sync (the API, see the README's "Syncing registrations").
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import typer
 import uvicorn
 from faker import Faker
 from pydantic import SecretStr
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from racehub.core import service as core_service
@@ -37,15 +40,23 @@ from racehub.core.crypto import Keyring
 from racehub.core.models import Role
 from racehub.core.rbac import Perm
 from racehub.events import service as events_service
-from racehub.events.models import EventStatus, Gender, TimingIdentifier
+from racehub.events.models import Event, EventStatus, Gender, TimingIdentifier
 from racehub.events.schemas import CategoryCreate, EventCreate, ParticipantCreate, PersonIn
 from racehub.inventory import service as inventory_service
 from racehub.inventory.schemas import NumberTypeCreate
 from racehub.inventory.service import ManufacturedRow
 from racehub.providers.demo import RunningSimulator
 from racehub.settings import Settings, get_settings
+from racehub.sync import links
 from racehub.sync import service as sync_service
-from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate
+from racehub.sync.models import EventLink, ProviderConnection
+from racehub.sync.schemas import (
+    CategoryLinkSet,
+    CategoryLinksUpdate,
+    ConnectionCreate,
+    ConnectionUpdate,
+    LinkCreate,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +70,9 @@ DEMO_USERS = [
 ]
 PLATFORM_ADMIN = ("platform@racehub.test", "Pat Platform")
 
-DEMO_EVENTS = [
+# name, time zone, location, days ahead, categories (name, metres, bib range), participants
+DemoEvent = tuple[str, str, str, int, list[tuple[str, int, int | None, int | None]], int]
+DEMO_EVENTS: list[DemoEvent] = [
     ("Riverside Half Marathon", "America/New_York", "Riverside Park, NY", 40,
      [("Half Marathon", 21097, 1, 1999), ("10K", 10000, 2000, 2999), ("5K", 5000, 3000, 3999)],
      320),
@@ -67,7 +80,12 @@ DEMO_EVENTS = [
      [("10K", 10000, 1, 999), ("Kids 1K", 1000, 5000, 5499)], 180),
     ("Trail des Crêtes", "Europe/Paris", "Annecy", 120,
      [("32K Trail", 32000, 1, 499), ("15K Trail", 15000, 500, 999)], 140),
+    # No participants: its registrations come from the RunSignUp simulator once synced.
+    ("Boston City Run", "America/New_York", "Boston, MA", 90,
+     [("5K", 5000, None, None), ("10K", 10000, None, None)], 0),
 ]
+# The event a simulator's first provider event is linked to (see seed_demo_connections).
+SYNCED_EVENT = "Boston City Run"
 
 
 def seed_demo(db: Session, *, seed: int = 7) -> bool:
@@ -142,8 +160,9 @@ def seed_demo_connections(db: Session, keyring: Keyring,
                           simulators: list[RunningSimulator]) -> list[str]:
     """One connection per running simulator in the demo tenant, named "<provider>
     (simulator)", with the settings the simulator asks for. Made on the first run; later
-    runs only re-point it when the simulator's address changed (a port was taken). Returns
-    the connections' names."""
+    runs only re-point it when the simulator's address changed (a port was taken). A
+    connection with no provider event chosen gets the simulator's first two events (see
+    ``_choose_demo_events``). Returns the connections' names."""
     tenant = core_service.get_tenant_by_slug(db, DEMO_TENANT)
     if tenant is None:
         raise RuntimeError("seed the demo tenant first")
@@ -159,17 +178,45 @@ def seed_demo_connections(db: Session, keyring: Keyring,
         event_ids = settings.pop("eventIds", [])
         connection = existing.get(name)
         if connection is None:
-            sync_service.create_connection(db, ctx, keyring=keyring, data=ConnectionCreate(
-                provider=sim.provider, name=name, base_url=sim.base_url,
-                credentials=credentials, event_ids=event_ids, settings=settings))
+            connection = sync_service.create_connection(
+                db, ctx, keyring=keyring, data=ConnectionCreate(
+                    provider=sim.provider, name=name, base_url=sim.base_url,
+                    credentials=credentials, event_ids=event_ids, settings=settings))
         elif (connection.base_url != sim.base_url
               or sync_service.provider_settings(connection) != settings):
             sync_service.update_connection(
                 db, ctx, keyring=keyring, connection_id=connection.id,
                 data=ConnectionUpdate(base_url=sim.base_url, credentials=credentials,
                                       settings=settings))
+        if sim.events and not sync_service.chosen_events(connection):
+            _choose_demo_events(db, ctx, connection, sim.events)
         names.append(name)
     return names
+
+
+def _choose_demo_events(db: Session, ctx: TenantContext, connection: ProviderConnection,
+                        events: list[tuple[str, str]]) -> None:
+    """So a new user can sync at once and see how linking looks: the simulator's first
+    provider event feeds SYNCED_EVENT (its race mapped to the category whose name ends the
+    provider event's name), the second is chosen on the connection but left unlinked."""
+    chosen = events[:2]
+    links.choose_events(db, ctx, connection=connection, refs=[ref for ref, _ in chosen])
+    for link in db.scalars(select(EventLink).where(EventLink.connection_id == connection.id)):
+        link.provider_event_name = dict(chosen)[link.provider_event_ref]
+    event = db.scalar(select(Event).where(Event.tenant_id == ctx.tenant_id,
+                                          Event.name == SYNCED_EVENT))
+    if event is None:  # a demo database seeded before this event existed
+        return
+    ref, name = chosen[0]
+    link = links.create_link(db, ctx, event_id=event.id, data=LinkCreate(
+        connection_id=connection.id, provider_event_ref=ref, provider_event_name=name))
+    category = next((c for c in events_service.list_categories(db, ctx, event_id=event.id)
+                     if name.endswith(f" {c.name}")), None)
+    if category is not None:
+        links.set_category_links(db, ctx, event_id=event.id, link_id=link.id,
+                                 data=CategoryLinksUpdate(categories=[CategoryLinkSet(
+                                     provider_ref=ref, provider_name=name,
+                                     category_id=category.id)]))
 
 
 def write_demo_manufacturer_file(folder: Path) -> Path:

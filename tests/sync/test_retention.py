@@ -62,3 +62,12 @@ def test_the_purge_is_a_daily_periodic_task() -> None:
     [periodic] = retention.blueprint.periodic_registry.periodic_tasks.values()
     assert periodic.task is retention.purge_payloads_task
     assert periodic.cron == "23 3 * * *"
+
+
+def test_the_worker_runs_the_purge_with_the_sync_domain_tasks() -> None:
+    from racehub.jobs.queue import load_tasks
+
+    app = load_tasks()
+    assert app.tasks["sync:retention:purge_payloads"] is retention.purge_payloads_task
+    assert any(p.task is retention.purge_payloads_task
+               for p in app.periodic_registry.periodic_tasks.values())

@@ -9,7 +9,9 @@ The demo serves the providers as they really answer: a simulator module that set
 ``REAL_SHAPES = True`` takes ``make_app(real_shapes=True)`` and is started so (the shapes
 seen in real responses, see ``../shared/PROVIDERS.md``; tests start plain simulators unless
 they ask for it). A new simulator option is added the same way: a module flag and a
-``make_app`` keyword, passed here.
+``make_app`` keyword, passed here. A module's ``demo_settings(server)`` gives the
+connection's extra settings, its ``demo_events(simulator)`` the provider events (ref, name)
+the demo links.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class RunningSimulator:
     base_url: str  # what the connection's adapter is pointed at
     credentials: dict[str, str]
     settings: dict[str, Any] = field(default_factory=dict)  # extra adapter settings
+    # The provider events it serves, (ref, name), for the demo to link; empty: none linked.
+    events: list[tuple[str, str]] = field(default_factory=list)
 
 
 def simulator_options(module: Any, *, real_shapes: bool = True) -> dict[str, Any]:
@@ -54,8 +58,10 @@ def serve_simulators(stack: ExitStack, *, first_port: int | None = None,
             server = stack.enter_context(serve_in_thread(app))
         base_url = server + module.BASE_PATH
         settings_for = getattr(module, "demo_settings", None)
+        events_of = getattr(module, "demo_events", None)
         running.append(RunningSimulator(
             provider=spec.key, label=spec.label, base_url=base_url,
             credentials=dict(module.DEMO_CREDENTIALS),
-            settings=settings_for(server) if settings_for else {}))
+            settings=settings_for(server) if settings_for else {},
+            events=events_of(app.state.simulator) if events_of else []))
     return running

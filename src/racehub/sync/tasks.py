@@ -15,7 +15,7 @@ from racehub.jobs.runner import JobHandle, job_task
 from racehub.sync import engine, retention, runs
 
 blueprint = Blueprint()
-# The daily purge of raw provider payloads past their retention (sync:retention:purge_payloads).
+# The daily purge of raw payloads (sync:retention:purge_payloads), declared in its module.
 blueprint.add_tasks_from(retention.blueprint, namespace="retention")
 
 

@@ -14,6 +14,9 @@ Faults (``Faults.arm(name, times, **options)``), besides the generic HTTP ones:
 - ``repeat_page``: the next participants, races or results page is the page served before
   it again (a provider ignoring the paging parameter).
 Shapes marked assumed in ``mapping.ASSUMED`` are served exactly as the adapter assumes.
+Besides ``/_sim/faults``, control routes change the data as a registrant would (the demo's
+walk-through uses them): ``POST /_sim/registrations/{id}`` with the fields to change,
+``DELETE /_sim/registrations/{id}?reason=...``, ``POST /_sim/events/{event_id}/registrations``.
 
 ``real_shapes=True`` (the demo's default) serves what real RunSignUp replies were seen to
 carry (PROVIDERS.md): every fourth participant row without ``registration_id`` (keyed only
@@ -618,6 +621,47 @@ class RunSignUpSimulator:
         return JSONResponse({"num_results_added": added,
                              str(m.ASSUMED["full_results_reply_errors_key"]): errors})
 
+    # -- control routes (the demo's way to change its data; not RunSignUp's API) -------------
+    async def sim_modify(self, request: Request) -> Response:
+        """POST /_sim/registrations/{id} {"team_name": ..., "first_name": ...}: a change on
+        the provider side (user fields go in the row's user), seen by the next sync."""
+        changes = await request.json()
+        if not isinstance(changes, dict) or not changes:
+            return JSONResponse({"error": "send an object of fields to change"}, 400)
+        try:
+            row = self.modify(int(request.path_params["registration_id"]), **changes)
+        except (KeyError, ValueError):
+            return JSONResponse({"error": "no such registration"}, 404)
+        return JSONResponse(_public(row))
+
+    async def sim_remove(self, request: Request) -> Response:
+        """DELETE /_sim/registrations/{id}?reason=...: the registration is removed (a
+        withdrawal the next sync reads)."""
+        try:
+            self.remove(int(request.path_params["registration_id"]),
+                        reason=request.query_params.get("reason") or "Cancelled by participant")
+        except (KeyError, ValueError):
+            return JSONResponse({"error": "no such registration"}, 404)
+        return JSONResponse({"removed": int(request.path_params["registration_id"])})
+
+    async def sim_add(self, request: Request) -> Response:
+        """POST /_sim/events/{event_id}/registrations: a new registration in that event."""
+        try:
+            event_id = int(request.path_params["event_id"])
+        except ValueError:
+            event_id = -1
+        if event_id not in self.participants:
+            return JSONResponse({"error": "no such event"}, 404)
+        return JSONResponse(_public(self.add_participant(event_id)))
+
+    def control_routes(self) -> list[Route]:
+        return [
+            Route("/_sim/registrations/{registration_id}", self.sim_modify, methods=["POST"]),
+            Route("/_sim/registrations/{registration_id}", self.sim_remove,
+                  methods=["DELETE"]),
+            Route("/_sim/events/{event_id}/registrations", self.sim_add, methods=["POST"]),
+        ]
+
     def routes(self) -> list[Route]:
         return [
             Route("/races", self.races_list),
@@ -655,10 +699,18 @@ def _corrupt(row: dict[str, Any], index: int) -> None:
 REAL_SHAPES = True  # make_app() takes real_shapes=True (see providers.demo)
 
 
+def demo_events(sim: RunSignUpSimulator) -> list[tuple[str, str]]:
+    """(ref, name) of every event the simulator serves, first race first, named as the
+    connection's event list names them ("<race> · <event>"): the demo links the first to a
+    racehub event and leaves the next unlinked."""
+    return [(m.event_ref(race_id, event["event_id"]), f"{race['name']} · {event['name']}")
+            for race_id, race in sorted(sim.races.items()) for event in race["events"]]
+
+
 def make_app(*, simulator: RunSignUpSimulator | None = None, **kwargs: Any) -> Starlette:
     """The simulator as an ASGI app; its base URL for the adapter is ``<server>/Rest``."""
     sim = simulator or RunSignUpSimulator(**kwargs)
-    return simulator_app(sim, [Mount(BASE_PATH, routes=sim.routes())])
+    return simulator_app(sim, [Mount(BASE_PATH, routes=sim.routes()), *sim.control_routes()])
 
 
 def main(argv: list[str] | None = None) -> None:
