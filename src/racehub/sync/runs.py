@@ -21,6 +21,7 @@ from racehub.core.context import TenantContext
 from racehub.core.exceptions import Invalid
 from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
 from racehub.core.query import scoped
+from racehub.db.errors import violates
 from racehub.jobs import service as jobs_service
 from racehub.jobs.models import JobRun
 from racehub.sync.exceptions import SyncRunNotFound
@@ -119,7 +120,7 @@ def request_link_sync(
             db.add(run)
             db.flush()
     except IntegrityError as exc:
-        if ONE_ACTIVE_RUN_INDEX not in str(exc.orig):
+        if not violates(exc, ONE_ACTIVE_RUN_INDEX):
             raise
         # Another request inserted (and committed: the insert waited for it) first.
         current = active_run(db, link.id)
