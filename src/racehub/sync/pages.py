@@ -159,7 +159,8 @@ def update_connection(
     connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
     data: dict[str, Any] = {"name": form.get("name") or None,
                             "direction": form.get("direction") or None,
-                            "event_ids": _event_ids(form),
+                            # absent from the form (a partial post): the chosen events stay
+                            "event_ids": _event_ids(form) if "event_ids" in form else None,
                             "credentials": _credentials_from_form(form, connection.provider),
                             "settings": _settings_from_form(form, connection.provider)}
     base_url = str(form.get("base_url", "")).strip()
