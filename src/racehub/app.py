@@ -92,6 +92,7 @@ def create_app(
     from racehub.sync import pages as sync_pages
     from racehub.sync import records_api as sync_records_api
     from racehub.sync import runs_api as sync_runs_api
+    from racehub.sync import runs_pages as sync_runs_pages
     from racehub.timing import api as timing_api
     from racehub.timing import pages as timing_pages
     from racehub.timing import results_api as timing_results_api
@@ -99,8 +100,8 @@ def create_app(
     for module in (core_api, events_api, imports_api, inventory_api, jobs_api, timing_api,
                    core_pages, events_pages, imports_pages, inventory_pages, jobs_pages,
                    exports_api, exports_pages, sync_api, sync_links_api, sync_records_api,
-                   sync_runs_api, sync_pages, sync_links_pages, timing_results_api, timing_pages,
-                   ops_api):
+                   sync_runs_api, sync_pages, sync_links_pages, sync_runs_pages,
+                   timing_results_api, timing_pages, ops_api):
         app.include_router(module.router)
     _serve_openapi_once(app, OPENAPI_URL)
     return app

@@ -347,6 +347,17 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
         form={"provider_event_ref": "202", "event_id": Ref("event_id")}),
     ("POST", "/connections/{connection_id}/links/{link_id}/unlink"):
         Case(Perm.SYNC_LINK_MANAGE, 303, form={}),
+    # The Sync tabs and a run's page: everyone reads; Sync now needs sync:run:start, the
+    # conflict buttons sync:record:manage, as their API counterparts do.
+    ("GET", "/events/{event_id}/sync"): Case(Perm.SYNC_RUN_READ, 200),
+    ("POST", "/events/{event_id}/sync"): Case(Perm.SYNC_RUN_START, 303, form={}),
+    ("POST", "/events/{event_id}/conflicts/{conflict_id}/keep"):
+        Case(Perm.SYNC_RECORD_MANAGE, 303, form={}),
+    ("POST", "/events/{event_id}/conflicts/{conflict_id}/take"):
+        Case(Perm.SYNC_RECORD_MANAGE, 303, form={}),
+    ("GET", "/connections/{connection_id}/sync"): Case(Perm.SYNC_RUN_READ, 200),
+    ("POST", "/connections/{connection_id}/sync"): Case(Perm.SYNC_RUN_START, 303, form={}),
+    ("GET", "/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),
 }
 
 # Who holds what, written out from the README's Roles table, never read from rbac.py: the

@@ -190,6 +190,15 @@ def get_job_or_raise(db: Session, ctx: TenantContext, *, job_id: uuid.UUID) -> J
     return run
 
 
+def get_readable_job(db: Session, ctx: TenantContext, *, job_id: uuid.UUID) -> JobRun | None:
+    """The tenant's run if the caller may read it, else None: for pages that show a run's
+    progress beside what it works on, and nothing where the caller may not see it."""
+    run = db.scalar(select(JobRun).where(JobRun.id == job_id, JobRun.tenant_id == ctx.tenant_id))
+    if run is None or not access_of(db, ctx, run).can_read:
+        return None
+    return run
+
+
 def list_jobs(
     db: Session, ctx: TenantContext, *, kind: str | None = None, limit: int = 20
 ) -> list[JobRun]:

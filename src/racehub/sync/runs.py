@@ -22,8 +22,11 @@ from racehub.core.exceptions import Invalid
 from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
 from racehub.core.query import scoped
 from racehub.db.errors import violates
+from racehub.events import service as events_service
+from racehub.events.models import EventParticipant, Person
 from racehub.jobs import service as jobs_service
 from racehub.jobs.models import JobRun
+from racehub.providers.catalog import Direction
 from racehub.sync.exceptions import SyncRunNotFound
 from racehub.sync.models import (
     ACTIVE_SYNC_STATUSES,
@@ -150,6 +153,43 @@ def _abandoned(db: Session, run: SyncRun) -> bool:
 
 
 # --- reading -------------------------------------------------------------------------------
+
+
+def connections_feeding(db: Session, ctx: TenantContext, *,
+                        event_id: uuid.UUID) -> list[uuid.UUID]:
+    """The registration connections with a provider event linked to ``event_id``."""
+    events_service.get_event_or_raise(db, ctx, event_id=event_id)
+    return list(db.scalars(
+        scoped(ctx, EventLink).with_only_columns(EventLink.connection_id).distinct()
+        .join(ProviderConnection, ProviderConnection.id == EventLink.connection_id)
+        .where(EventLink.event_id == event_id,
+               ProviderConnection.direction == Direction.REGISTRATION)
+        .order_by(EventLink.connection_id)))
+
+
+def active_runs_of(db: Session, ctx: TenantContext, *,
+                   link_ids: list[uuid.UUID]) -> dict[uuid.UUID, SyncRun]:
+    """The run queued, running or waiting to retry of each of these links (at most one)."""
+    if not link_ids:
+        return {}
+    return {run.link_id: run for run in db.scalars(scoped(ctx, SyncRun).where(
+        SyncRun.link_id.in_(link_ids), SyncRun.status.in_(ACTIVE_SYNC_STATUSES)))
+        if run.link_id is not None}
+
+
+def participant_labels(db: Session, ctx: TenantContext,
+                       ids: list[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+    """How pages name the EPs a run or a conflict points at: "Last, First (#bib)"."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = db.execute(
+        select(EventParticipant.id, Person.last_name, Person.first_name, EventParticipant.bib)
+        .join(Person, Person.id == EventParticipant.person_id)
+        .where(EventParticipant.tenant_id == ctx.tenant_id,
+               EventParticipant.id.in_(wanted)))
+    return {ep_id: ", ".join(n for n in (last, first) if n) + (f" (#{bib})" if bib else "")
+            for ep_id, last, first, bib in rows}
 
 
 def get_run_or_raise(db: Session, ctx: TenantContext, *, run_id: uuid.UUID) -> SyncRun:

@@ -1,0 +1,252 @@
+"""The Sync tab of an event and of a connection, and the page of one run.
+
+A tab shows the provider events it syncs with (last success, the run active now with its
+live progress, the next scheduled run), "Sync now", the history of runs (filters, keyset
+pages) and, on an event, the open conflicts to resolve (keep ours / take theirs). Thin:
+runs.py, conflicts.py and links.py hold the rules; the permissions are the API's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+from urllib.parse import quote_plus, urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from racehub.core.context import TenantContext
+from racehub.core.deps import DB, require
+from racehub.core.exceptions import DomainError, Invalid
+from racehub.core.rbac import Perm
+from racehub.events import service as events_service
+from racehub.jobs import service as jobs_service
+from racehub.sync import conflicts, links, runs
+from racehub.sync import service as connections_service
+from racehub.sync.models import ChangeAction, SyncStatus, SyncTrigger
+from racehub.web.pages import PostedForm, form_error, render
+from racehub.web.templating import is_htmx
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+ReadRuns = Annotated[TenantContext, Depends(require(Perm.SYNC_RUN_READ))]
+StartRuns = Annotated[TenantContext, Depends(require(Perm.SYNC_RUN_START))]
+ManageRecords = Annotated[TenantContext, Depends(require(Perm.SYNC_RECORD_MANAGE))]
+
+HISTORY_PAGE = 25
+CHANGES_PAGE = 100
+CONFLICTS_SHOWN = 100
+
+
+def _enum_param(enum: Any, value: str | None, name: str) -> Any:
+    """A filter from the query string; an unknown value is a 422 naming it."""
+    if not value:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in enum)
+        raise Invalid(f"{name}: '{value}' is not one of {choices}", field=name) from None
+
+
+def _history(db: Session, ctx: TenantContext, base_url: str, params: dict[str, str],
+             **scope: uuid.UUID) -> dict[str, Any]:
+    """A keyset page of runs, newest first, filtered by status and trigger."""
+    status = _enum_param(SyncStatus, params.get("status"), "status")
+    trigger = _enum_param(SyncTrigger, params.get("trigger"), "trigger")
+    rows, next_cursor = runs.list_runs(
+        db, ctx, filters=runs.RunFilter(status=status, trigger=trigger, **scope),
+        cursor=params.get("cursor") or None, limit=HISTORY_PAGE)
+    kept = {k: v for k, v in (("status", status and status.value),
+                              ("trigger", trigger and trigger.value)) if v}
+    url = f"{base_url}?{urlencode(kept)}" if kept else base_url
+    return {
+        "history": rows, "history_status": kept.get("status", ""),
+        "history_trigger": kept.get("trigger", ""), "history_url": base_url,
+        "statuses": [s.value for s in SyncStatus], "triggers": [t.value for t in SyncTrigger],
+        "history_first_url": url if params.get("cursor") else None,
+        "history_next_url": (f"{url}{'&' if kept else '?'}cursor={quote_plus(next_cursor)}"
+                             if next_cursor else None),
+    }
+
+
+def _status(db: Session, ctx: TenantContext, link_rows: list[Any]) -> dict[str, Any]:
+    """The links, each with its active run and that run's job (for the live progress)."""
+    active = runs.active_runs_of(db, ctx, link_ids=[link.id for link in link_rows])
+    jobs = {run.id: jobs_service.get_readable_job(db, ctx, job_id=run.job_run_id)
+            for run in active.values() if run.job_run_id}
+    return {"links": link_rows, "active": active, "jobs": jobs, "any_active": bool(active)}
+
+
+def _tab(request: Request, db: Session, ctx: TenantContext, *, template: str,
+         status_code: int = 200, **context: Any) -> Response:
+    """The tab, or (htmx) only the part that asked: the polled status, the history."""
+    target = request.headers.get("hx-target") if is_htmx(request) else None
+    if target == "sync-status":
+        response = render(request, db, ctx, "sync/_sync_status.html", **context)
+        if not context["any_active"]:
+            # The runs it showed ended: reload once, for the history and the conflicts.
+            response.headers["HX-Refresh"] = "true"
+        return response
+    if target == "sync-history":
+        return render(request, db, ctx, "sync/_sync_history.html", **context)
+    return render(request, db, ctx, template, status_code=status_code,
+                  can_start=ctx.can(Perm.SYNC_RUN_START),
+                  can_resolve=ctx.can(Perm.SYNC_RECORD_MANAGE), **context)
+
+
+# --- the event's tab ----------------------------------------------------------------------------
+
+
+def _event_context(db: Session, ctx: TenantContext, request: Request,
+                   event_id: uuid.UUID) -> dict[str, Any]:
+    event = events_service.get_event_or_raise(db, ctx, event_id=event_id)
+    base = f"/events/{event.id}/sync"
+    open_conflicts, more = conflicts.list_conflicts(db, ctx, event_id=event.id,
+                                                    limit=CONFLICTS_SHOWN)
+    return {
+        "event": event, "tab_url": base, "timezone": event.timezone,
+        **_status(db, ctx, links.list_event_links(db, ctx, event_id=event.id)),
+        **_history(db, ctx, base, dict(request.query_params), event_id=event.id),
+        "conflicts": open_conflicts, "more_conflicts": more is not None,
+        "names": runs.participant_labels(db, ctx, [c.participant_id for c in open_conflicts]),
+    }
+
+
+@router.get("/events/{event_id}/sync")
+def event_sync_page(event_id: uuid.UUID, request: Request, db: DB, ctx: ReadRuns) -> Response:
+    return _tab(request, db, ctx, template="sync/event_sync.html",
+                **_event_context(db, ctx, request, event_id))
+
+
+@router.post("/events/{event_id}/sync")
+def sync_event_now(event_id: uuid.UUID, request: Request, db: DB, ctx: StartRuns,
+                   form: PostedForm) -> Response:
+    """A run for each provider event feeding the event (joining any active one)."""
+    try:
+        connection_ids = runs.connections_feeding(db, ctx, event_id=event_id)
+        if not connection_ids:
+            raise Invalid("No provider event feeds this event: link one first",
+                          field="event_id")
+        requested = [r for connection_id in connection_ids
+                     for r in runs.request_participant_sync(
+                         db, ctx, connection_id=connection_id, event_id=event_id,
+                         full_refresh=bool(form.get("full_refresh")))]
+    except DomainError as exc:
+        db.rollback()
+        return _tab(request, db, ctx, template="sync/event_sync.html",
+                    status_code=exc.status_code, **_event_context(db, ctx, request, event_id),
+                    **form_error(exc))
+    db.commit()
+    return RedirectResponse(f"/events/{event_id}/sync?flash={quote_plus(_started(requested))}",
+                            status_code=303)
+
+
+def _started(requested: list[runs.RunRequest]) -> str:
+    new = sum(1 for r in requested if not r.joined)
+    joined = len(requested) - new
+    parts = [f"{new} sync run(s) started"] if new else []
+    if joined:
+        parts.append(f"{joined} already running (joined)")
+    return "; ".join(parts)
+
+
+def _resolve(request: Request, db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
+             conflict_id: uuid.UUID, keep: bool) -> Response:
+    resolve = conflicts.keep_ours if keep else conflicts.take_theirs
+    try:
+        conflict = resolve(db, ctx, event_id=event_id, conflict_id=conflict_id)
+    except DomainError as exc:
+        db.rollback()
+        return _tab(request, db, ctx, template="sync/event_sync.html",
+                    status_code=exc.status_code, **_event_context(db, ctx, request, event_id),
+                    **form_error(exc))
+    db.commit()
+    done = "racehub's value kept" if keep else "the provider's value taken"
+    flash = f"{conflict.field}: {done}"
+    return RedirectResponse(f"/events/{event_id}/sync?flash={quote_plus(flash)}#conflicts",
+                            status_code=303)
+
+
+@router.post("/events/{event_id}/conflicts/{conflict_id}/keep")
+def keep_ours(event_id: uuid.UUID, conflict_id: uuid.UUID, request: Request, db: DB,
+              ctx: ManageRecords) -> Response:
+    return _resolve(request, db, ctx, event_id=event_id, conflict_id=conflict_id, keep=True)
+
+
+@router.post("/events/{event_id}/conflicts/{conflict_id}/take")
+def take_theirs(event_id: uuid.UUID, conflict_id: uuid.UUID, request: Request, db: DB,
+                ctx: ManageRecords) -> Response:
+    return _resolve(request, db, ctx, event_id=event_id, conflict_id=conflict_id, keep=False)
+
+
+# --- the connection's tab -----------------------------------------------------------------------
+
+
+def _connection_context(db: Session, ctx: TenantContext, request: Request,
+                        connection_id: uuid.UUID) -> dict[str, Any]:
+    connection = connections_service.get_connection_or_raise(db, ctx,
+                                                             connection_id=connection_id)
+    base = f"/connections/{connection.id}/sync"
+    linked = [link for link in links.list_connection_links(db, ctx, connection_id=connection.id)
+              if link.event_id is not None]
+    return {"connection": connection, "tab_url": base, "timezone": None,
+            **_status(db, ctx, linked),
+            **_history(db, ctx, base, dict(request.query_params), connection_id=connection.id)}
+
+
+@router.get("/connections/{connection_id}/sync")
+def connection_sync_page(connection_id: uuid.UUID, request: Request, db: DB,
+                         ctx: ReadRuns) -> Response:
+    return _tab(request, db, ctx, template="sync/connection_sync.html",
+                **_connection_context(db, ctx, request, connection_id))
+
+
+@router.post("/connections/{connection_id}/sync")
+def sync_connection_now(connection_id: uuid.UUID, request: Request, db: DB, ctx: StartRuns,
+                        form: PostedForm) -> Response:
+    """A run for each provider event of the connection linked to a racehub event."""
+    try:
+        requested = runs.request_participant_sync(
+            db, ctx, connection_id=connection_id, full_refresh=bool(form.get("full_refresh")))
+    except DomainError as exc:
+        db.rollback()
+        return _tab(request, db, ctx, template="sync/connection_sync.html",
+                    status_code=exc.status_code,
+                    **_connection_context(db, ctx, request, connection_id), **form_error(exc))
+    db.commit()
+    return RedirectResponse(
+        f"/connections/{connection_id}/sync?flash={quote_plus(_started(requested))}",
+        status_code=303)
+
+
+# --- one run ------------------------------------------------------------------------------------
+
+
+@router.get("/sync/runs/{sync_run_id}")
+def run_page(sync_run_id: uuid.UUID, request: Request, db: DB, ctx: ReadRuns) -> Response:
+    """A run: what it read and did, its error, and its changes, a page at a time."""
+    run = runs.get_run_or_raise(db, ctx, run_id=sync_run_id)
+    cursor = request.query_params.get("cursor") or None
+    changes, next_cursor = runs.list_changes(db, ctx, run_id=run.id, cursor=cursor,
+                                             limit=CHANGES_PAGE)
+    # Both are SET NULL when deleted: an id on the run is an existing row of the tenant.
+    event = (events_service.get_event_or_raise(db, ctx, event_id=run.event_id)
+             if run.event_id else None)
+    connection = (connections_service.get_connection_or_raise(
+        db, ctx, connection_id=run.connection_id) if run.connection_id else None)
+    url = f"/sync/runs/{run.id}"
+    context: dict[str, Any] = {
+        "run": run, "event": event, "connection": connection, "changes": changes,
+        "names": runs.participant_labels(db, ctx, [c.participant_id for c in changes]),
+        "timezone": event.timezone if event else None,
+        "job": (jobs_service.get_readable_job(db, ctx, job_id=run.job_run_id)
+                if run.job_run_id else None),
+        "actions": [a.value for a in ChangeAction],
+        "changes_first_url": url if cursor else None,
+        "changes_next_url": f"{url}?cursor={quote_plus(next_cursor)}" if next_cursor else None,
+    }
+    if is_htmx(request) and request.headers.get("hx-target") == "sync-changes":
+        return render(request, db, ctx, "sync/_run_changes.html", **context)
+    return render(request, db, ctx, "sync/run.html", **context)
