@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import socket
 import statistics
 import subprocess
@@ -36,9 +37,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import structlog
 from _common import (
     add_smoke_argument,
@@ -58,7 +61,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
 from racehub.core.crypto import Keyring
-from racehub.db.session import make_sessionmaker
+from racehub.db.session import libpq_url, make_sessionmaker
 from racehub.events import service as events_service
 from racehub.events.models import EventParticipant
 from racehub.events.schemas import EventCreate
@@ -284,6 +287,35 @@ def writes_between(before: dict[str, int], after: dict[str, int]) -> dict[str, i
             if after[name] != before.get(name, 0)}
 
 
+# --- CPU time: this process and the database's backends -----------------------------------
+
+
+def backend_cpu(url: str) -> dict[int, float] | None:
+    """CPU seconds used so far by each backend of the bench database (from /proc: only
+    when Postgres runs on this machine, else None). On a loaded machine wall times say
+    little; the CPU spent on both sides of the connection says what the sync costs."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        pids = [pid for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()")]
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None  # not a local server (or not ours to read)
+        out[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return out
+
+
+def backend_cpu_between(before: dict[int, float] | None,
+                        after: dict[int, float] | None) -> float | None:
+    if before is None or after is None:
+        return None
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 # --- (b): the sync from an in-memory page source, in a child process per size ---------------
 
 
@@ -335,9 +367,16 @@ def write_child(url: str, size: int) -> None:
     rss_before = rss_mb()
     reset_peak_rss()
     phases = PhaseTimer()
+    # Open the pool's connection before the first reading, so its backend is counted.
+    with factory() as db:
+        db.execute(select(1))
+    server_before, cpu_before = backend_cpu(url), time.process_time()
     took, run = sync(factory, keyring, setup, adapter_factory=lambda *_: source,
                      phases=phases)
-    print_result({"size": size, "seconds": took, "stage": phases.seconds.get("stage"),
+    cpu, server = time.process_time() - cpu_before, backend_cpu_between(server_before,
+                                                                         backend_cpu(url))
+    print_result({"size": size, "seconds": took, "cpu": cpu, "server_cpu": server,
+                  "stage": phases.seconds.get("stage"),
                   "apply": phases.seconds.get("apply_run"), "rss_before": rss_before,
                   "peak": max_rss_mb(), "created": run.created, "fetched": run.fetched,
                   "eps": event_size(factory, setup.event_id)})
@@ -432,6 +471,13 @@ def write_path(url: str, sizes: list[int]) -> None:
               f"[stage {result['stage']:.2f} s, apply {result['apply']:.2f} s]; peak RSS "
               f"{result['peak']:.0f} MB, +{result['peak'] - result['rss_before']:.0f} MB "
               "during the sync")
+        server = result["server_cpu"]
+        total = result["cpu"] + (server or 0.0)
+        print(f"           CPU: {result['cpu']:.2f} s this process"
+              + (f" + {server:.2f} s the database's backends = {total:.2f} s, "
+                 f"{size / total:,.0f} registrations per CPU second" if server is not None
+                 else f", {size / total:,.0f} registrations per CPU second (the database's "
+                      "backends not measured: not a local server)"))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
@@ -33,6 +33,7 @@ from racehub.sync.models import (
 )
 from tests.factories import make_category, make_event
 from tests.sync.engine_helpers import (
+    T0,
     Clock,
     attempt,
     connect,
@@ -181,6 +182,55 @@ def test_an_unchanged_resync_writes_no_row(
     assert again.fetched == first.fetched and again.unchanged == first.fetched
     assert (again.created, again.updated, again.conflicts) == (0, 0, 0)
     assert rows_written(db) == before
+
+
+def _staged_inserts(db: Session) -> int:
+    db.flush()
+    return int(db.execute(text(
+        "SELECT n_tup_ins FROM pg_stat_xact_user_tables WHERE relname = 'sync_staged_rows'"))
+        .scalar() or 0)
+
+
+def test_an_unchanged_resync_stages_nothing_and_still_moves_the_cursor(
+    db: Session, ctx: TenantContext, keyring: Keyring, sim: tuple[RunSignUpSimulator, str],
+    connection: ProviderConnection, event_link: EventLink, event: Event,
+) -> None:
+    first = sync(db, ctx, keyring, connection, event_link)
+    staged = _staged_inserts(db)
+    event_link.cursor = None  # as if the cursor had never moved: the re-read moves it
+    db.flush()
+
+    again = sync(db, ctx, keyring, connection, event_link, full_refresh=True)
+
+    assert again.status == SyncStatus.SUCCEEDED, again.error
+    assert again.unchanged == again.fetched == first.fetched
+    # The withdrawals the simulator lists are staged (the apply step decides on them);
+    # no registration is.
+    withdrawn = len(sim[0].removed[provider_event_id(sim[0])])
+    assert _staged_inserts(db) - staged == withdrawn
+    assert event_link.cursor == first.cursor_after == again.cursor_after
+
+
+def test_an_unchanged_registration_withdrawn_in_racehub_is_staged_and_restored(
+    db: Session, ctx: TenantContext, keyring: Keyring, sim: tuple[RunSignUpSimulator, str],
+    connection: ProviderConnection, event_link: EventLink, event: Event,
+) -> None:
+    sync(db, ctx, keyring, connection, event_link)
+    row = next(r for r in _rows(sim[0]) if not r.get("_keyless"))
+    record = _records(db)[str(row["registration_id"])]
+    record.withdrawn_at = T0
+    db.execute(update(EventParticipant).where(EventParticipant.id == record.participant_id)
+               .values(status=ParticipantStatus.WITHDRAWN, withdrawn_at=T0))
+    db.flush()
+
+    again = sync(db, ctx, keyring, connection, event_link, full_refresh=True)
+
+    assert again.status == SyncStatus.SUCCEEDED, again.error
+    # Its payload is unchanged (counted so); coming back counts as an update.
+    assert (again.updated, again.unchanged) == (1, again.fetched)
+    ep = db.get_one(EventParticipant, record.participant_id)
+    db.refresh(ep)
+    assert (ep.status, ep.withdrawn_at) == (ParticipantStatus.ACTIVE, None)
 
 
 def test_a_row_without_registration_id_that_gains_one_stays_the_same_ep(

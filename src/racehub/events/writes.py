@@ -1,8 +1,8 @@
 """The one write path for event participants (EPs) and their Persons.
 
 The API's create and update, the sync, and later the bulk edits and the file import all
-write EPs here, a batch at a time and set-based: one read of what the batch touches, a
-multi-row INSERT for new Persons and EPs (ids made here), ``UPDATE ... FROM (VALUES ...)``
+write EPs here, a batch at a time and set-based: one read of what the batch touches, one
+COPY stream each for new Persons and EPs (ids made here), ``UPDATE ... FROM unnest(...)``
 for changed rows, and nothing at all for values that did not change.
 
 A row that cannot be written (its bib is held by another active EP of the event, its
@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     String,
     Table,
     Text,
     bindparam,
     func,
-    insert,
     or_,
     select,
     text,
@@ -40,6 +40,7 @@ from sqlalchemy.orm.util import identity_key
 from racehub.core import audit
 from racehub.core.context import TenantContext
 from racehub.core.query import any_of
+from racehub.db.bulk import copy_rows
 from racehub.db.errors import violates
 from racehub.events.exceptions import EventNotFound
 from racehub.events.models import (
@@ -614,14 +615,16 @@ def _unnest(table: Table, names: Sequence[str], rows: list[dict[str, Any]]) -> A
 
 
 def _insert(db: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """One INSERT of every row (all rows hold the same keys)."""
+    """One COPY stream of every row (all rows hold the same keys). Measured on the sync's
+    first pull of thousands of rows, psycopg adapting one array per column cost the client
+    about four times what formatting the same rows as COPY text does. A unique violation
+    comes back as the IntegrityError an INSERT raises (``write_participants`` reads it)."""
     if not rows:
         return
-    names = list(rows[0])
-    u = _unnest(table, names, rows)
-    picked = [func.string_to_array(u.c[n], ",") if n == "local_fields" else u.c[n]
-              for n in names]
-    db.execute(insert(table).from_select(names, select(*picked)))
+    try:
+        copy_rows(db, table, rows)
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(f"COPY {table.name}", None, exc) from exc
 
 
 def _update(db: Session, ctx: TenantContext, table: Table,

@@ -5,6 +5,13 @@ one query for their synced records (by each of ``match_refs``: a record stored u
 row's fallback key is re-keyed to its registration id and stays the same EP), one for
 their EPs, one write through ``events.writes.write_participants``. A record whose payload
 is unchanged (same content hash) and which has nothing to write costs no write at all.
+
+Bulk rows go set-based: new synced records and the run's changes are COPY streams
+(``db.bulk.copy_rows``), not ORM objects; a record that already existed is still changed
+through the ORM (other steps of the run, withdrawals and restores, load and lock it).
+Lookups that cannot find anything are skipped: the Applier notes at its start whether the
+tenant had synced records of this provider and whether the event had EPs with this
+provider as their source, and afterwards only looks up what this run itself recorded.
 """
 
 from __future__ import annotations
@@ -15,11 +22,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, selectinload
 
 from racehub.core.context import TenantContext
+from racehub.core.query import any_of
+from racehub.db.bulk import copy_rows
+from racehub.db.statistics import refresh_while_growing
 from racehub.events.models import EventParticipant
 from racehub.events.writes import ParticipantWrite, WriteOutcome, write_participants
 from racehub.providers.base import ProviderWithdrawal
@@ -36,6 +46,9 @@ from racehub.sync.models import (
     SyncRun,
 )
 from racehub.sync.withdrawals import apply_withdrawals, restore_participants
+
+# The tables a first sync fills, ANALYZEd as it passes 2k, 4k, 8k... new registrations.
+GROWING_TABLES = ("event_participants", "persons", "synced_records")
 
 
 def _python_value(field: str, value: Any) -> Any:
@@ -85,6 +98,23 @@ class Applier:
         self.refused_undated = False  # a refused registration without a modification time
         self.created: dict[str, uuid.UUID] = {}  # source_ref -> new EP (transfers read it)
         run.created = run.updated = run.unchanged = run.withdrawn = run.conflicts = 0
+        # What lookups can find: records of this tenant and provider made before this run
+        # (else only the refs this run recorded), EPs of the event entered with this
+        # provider as their source before this run (else none: this run's have records).
+        self._records_before = bool(db.scalar(select(exists().where(
+            SyncedRecord.tenant_id == run.tenant_id, SyncedRecord.provider == self.provider))))
+        self._sourced_before = bool(db.scalar(select(exists().where(
+            EventParticipant.tenant_id == run.tenant_id,
+            EventParticipant.event_id == self.event_id,
+            EventParticipant.source_provider == self.provider))))
+        self._recorded: set[str] = set()  # source refs of the records this run wrote
+
+    def skipped_unchanged(self, count: int, newest: datetime | None) -> None:
+        """Registrations the staging step already found unchanged (same content hash, same
+        values as last synced, nothing to restore) and did not stage: they count as
+        unchanged, and their modification times move the cursor as an applied row's do."""
+        self.run.unchanged += count
+        self._seen(newest)
 
     def _seen(self, modified_at: datetime | None) -> None:
         if modified_at is not None and (self.newest is None or modified_at > self.newest):
@@ -100,23 +130,28 @@ class Applier:
             latest[row.data["ref"]] = row.data
         items = list(latest.values())
         refs = [ref for d in items for ref in (d["ref"], d.get("fallback_ref")) if ref]
-        records = records_by_ref(db, run.tenant_id, self.provider, refs)
-        adopted = self._eps_by_source([r for r in refs if r not in records])
+        records = records_by_ref(db, run.tenant_id, self.provider, refs if self._records_before
+                                 else [r for r in refs if r in self._recorded])
+        adopted = self._eps_by_source([r for r in refs if r not in records]) \
+            if self._sourced_before else {}
         categories = upsert_category_links(
             db, self.link, {d["event_ref"]: None for d in items if d.get("event_ref")})
         eps = eps_by_id(db, [r.participant_id for r in records.values()
                                     if r.participant_id] + list(adopted.values()))
         planned: list[_Planned] = []
         writes: list[ParticipantWrite] = []
+        withdrawn: list[str] = []  # refs of records withdrawn before: they may come back
         for data in items:
             self._seen(staging.as_datetime(data.get("modified_at")))
             record, rekeyed = self._record_of(data, records)
+            if record is not None and record.withdrawn_at is not None:
+                withdrawn.append(data["ref"])
             ep = eps.get(record.participant_id) if record and record.participant_id else None
             if ep is None and record is None and data["ref"] in adopted:
                 ep = eps.get(adopted[data["ref"]])  # entered by hand with this source
             values = {**data["values"], "category_id": categories.get(data.get("event_ref") or "")}
             values = staging.jsonable(values)
-            digest = staging.content_hash(data["raw"])
+            digest = data.get("hash") or staging.content_hash(data["raw"])
             if ep is None:
                 planned.append(_Planned(data, record, None, values, {}, digest))
                 writes.append(ParticipantWrite(
@@ -139,10 +174,17 @@ class Applier:
         outcomes = {o.key: o for o in write_participants(
             db, self.ctx, event_id=self.event_id, rows=writes, origin=self.origin,
             mark_local=False)} if writes else {}
+        created_before = run.created
         self._record(planned, outcomes)
-        # Registrations active at the provider again after a withdrawal come back.
+        # A big first sync grows these tables faster than autovacuum notices: with the
+        # statistics of an empty event, each batch's checks (sources, bibs, persons)
+        # read the whole event through the wrong index, and the run slows as it grows.
+        refresh_while_growing(db, GROWING_TABLES, rows_before=created_before,
+                              rows_after=run.created)
+        # Registrations active at the provider again after a withdrawal come back (only a
+        # record withdrawn before can be: restore_participants picks those out again).
         restored = restore_participants(db, self.ctx, run=run, link=self.link,
-                                        source_refs=[d["ref"] for d in items])
+                                        source_refs=withdrawn)
         run.updated += restored.restored
         run.problems += restored.problems
 
@@ -172,15 +214,15 @@ class Applier:
                 EventParticipant.tenant_id == self.run.tenant_id,
                 EventParticipant.event_id == self.event_id,
                 EventParticipant.source_provider == self.provider,
-                EventParticipant.source_id.in_(refs))) if source_id}
+                any_of(EventParticipant.source_id, refs))) if source_id}
 
     def _record(self, planned: list[_Planned], outcomes: dict[str | None, WriteOutcome]
                 ) -> None:
         """Synced records, changes, counts and conflicts of a written batch."""
         db, run, now = self.db, self.run, self.clock()
         changes: list[dict[str, Any]] = []
-        new_records: list[SyncedRecord] = []
-        conflicted: list[_Planned] = []
+        new_records: list[dict[str, Any]] = []
+        conflicted: list[tuple[_Planned, uuid.UUID]] = []
         for item in planned:
             outcome = outcomes.get(item.ref)
             record = item.record
@@ -195,56 +237,71 @@ class Applier:
                 continue  # nothing recorded as synced: the next run tries it again
             participant_id = outcome.participant_id if outcome and outcome.participant_id \
                 else item.participant_id
+            modified_at = staging.as_datetime(item.data.get("modified_at"))
             if record is None:
-                record = SyncedRecord(
-                    id=uuid.uuid4(), tenant_id=run.tenant_id, provider=self.provider,
-                    source_ref=item.ref, event_id=self.event_id,
-                    person_match=outcome.person_match if outcome else None)
-                new_records.append(record)
-                item.record = record
-            elif outcome is not None and outcome.created:
-                record.person_match = outcome.person_match  # its EP was gone: a new one
-            synced = {k: v for k, v in item.values.items() if k not in item.conflicts}
-            synced.update({k: (record.synced_values or {}).get(k) for k in item.conflicts})
-            record.ref_is_fallback = bool(item.data["ref_is_fallback"])
-            record.participant_id = participant_id
-            record.connection_id, record.link_id = run.connection_id, self.link.id
-            record.provider_person_ref = item.data.get("person_ref")
-            record.synced_values = synced
-            record.content_hash = item.digest
-            record.payload = item.data["raw"]
-            record.payload_synced_at = record.last_synced_at = now
-            record.provider_modified_at = staging.as_datetime(item.data.get("modified_at"))
+                # A new record: a row of one COPY (no ORM object); no conflict can name it
+                # (its EP is new or adopted as it is).
+                record_id = uuid.uuid4()
+                new_records.append({
+                    "id": record_id, "tenant_id": run.tenant_id, "provider": self.provider,
+                    "source_ref": item.ref,
+                    "ref_is_fallback": bool(item.data["ref_is_fallback"]),
+                    "connection_id": run.connection_id, "link_id": self.link.id,
+                    "event_id": self.event_id, "participant_id": participant_id,
+                    "provider_person_ref": item.data.get("person_ref"),
+                    # (a field in conflict stays unsynced: none was synced before)
+                    "synced_values": {k: (None if k in item.conflicts else v)
+                                      for k, v in item.values.items()},
+                    "content_hash": item.digest, "payload": item.data["raw"],
+                    "payload_synced_at": now, "provider_modified_at": modified_at,
+                    "last_synced_at": now,
+                    "person_match": outcome.person_match if outcome else None})
+            else:
+                record_id = record.id
+                if outcome is not None and outcome.created:
+                    record.person_match = outcome.person_match  # its EP was gone: a new one
+                synced = {k: v for k, v in item.values.items() if k not in item.conflicts}
+                synced.update({k: (record.synced_values or {}).get(k) for k in item.conflicts})
+                record.ref_is_fallback = bool(item.data["ref_is_fallback"])
+                record.participant_id = participant_id
+                record.connection_id, record.link_id = run.connection_id, self.link.id
+                record.provider_person_ref = item.data.get("person_ref")
+                record.synced_values = synced
+                record.content_hash = item.digest
+                record.payload = item.data["raw"]
+                record.payload_synced_at = record.last_synced_at = now
+                record.provider_modified_at = modified_at
+            self._recorded.add(item.ref)
             shown = {k: [old, new] for k, (old, new) in (outcome.changes if outcome else {})
                      .items()}
             if outcome is not None and outcome.created:
                 run.created += 1
                 if participant_id is not None:
                     self.created[item.ref] = participant_id
-                changes.append(change_row(run, ChangeAction.CREATED, record_id=record.id,
-                                                 participant_id=participant_id,
-                                                 source_ref=item.ref, changes=shown))
+                changes.append(change_row(run, ChangeAction.CREATED, record_id=record_id,
+                                          participant_id=participant_id,
+                                          source_ref=item.ref, changes=shown))
             elif outcome is not None and outcome.changes:
                 run.updated += 1
-                changes.append(change_row(run, ChangeAction.UPDATED, record_id=record.id,
-                                                 participant_id=participant_id,
-                                                 source_ref=item.ref, changes=shown))
+                changes.append(change_row(run, ChangeAction.UPDATED, record_id=record_id,
+                                          participant_id=participant_id,
+                                          source_ref=item.ref, changes=shown))
             else:
                 run.unchanged += 1
             if item.conflicts and participant_id is not None:
                 item.participant_id = participant_id
-                conflicted.append(item)
-        db.add_all(new_records)
+                conflicted.append((item, record_id))
+        copy_rows(db, SyncedRecord.__table__, new_records)
         db.flush()  # the records exist before conflicts and changes point at them
-        for item in conflicted:
-            assert item.record is not None and item.participant_id is not None
+        for item, record_id in conflicted:
+            assert item.participant_id is not None
             raised = record_conflicts(db, self.ctx, run_id=run.id, event_id=self.event_id,
                                       participant_id=item.participant_id,
-                                      record_id=item.record.id, conflicts=item.conflicts)
+                                      record_id=record_id, conflicts=item.conflicts)
             run.conflicts += raised
             if raised:
                 changes.append(change_row(
-                    run, ChangeAction.CONFLICT, record_id=item.record.id,
+                    run, ChangeAction.CONFLICT, record_id=record_id,
                     participant_id=item.participant_id, source_ref=item.ref,
                     changes={k: [ours, theirs] for k, (ours, theirs) in item.conflicts.items()},
                     message="changed at the provider and edited in racehub: racehub's value "
@@ -345,7 +402,7 @@ def records_by_ref(db: Session, tenant_id: uuid.UUID, provider: str,
         return {}
     return {r.source_ref: r for r in db.scalars(select(SyncedRecord).where(
         SyncedRecord.tenant_id == tenant_id, SyncedRecord.provider == provider,
-        SyncedRecord.source_ref.in_(refs)))}
+        any_of(SyncedRecord.source_ref, refs)))}
 
 
 def change_row(run: SyncRun, action: ChangeAction, *, record_id: uuid.UUID | None = None,
@@ -360,5 +417,5 @@ def change_row(run: SyncRun, action: ChangeAction, *, record_id: uuid.UUID | Non
 
 
 def write_changes(db: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        db.execute(insert(SyncChange), rows)
+    """The rows of ``change_row`` as one COPY stream."""
+    copy_rows(db, SyncChange.__table__, rows)

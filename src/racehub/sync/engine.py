@@ -19,16 +19,17 @@ rolled back with its transaction).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.core.crypto import DecryptError, Keyring, get_keyring
+from racehub.db.bulk import copy_rows
 from racehub.jobs.exceptions import JobCancelled
 from racehub.jobs.handle import RunningJob
 from racehub.jobs.retry import PROVIDER_OUTAGES
@@ -45,6 +46,7 @@ from racehub.sync.models import (
     SyncStatus,
     SyncTrigger,
 )
+from racehub.sync.prefetch import Prefetch
 from racehub.sync.service import AdapterFactory, read_credentials, redact, secret_variants
 
 log = structlog.get_logger(__name__)
@@ -175,58 +177,77 @@ def since_of(run: SyncRun, link: EventLink, overlap: timedelta) -> datetime | No
     return link.cursor - overlap
 
 
+PREFETCH_PAGES = 2  # pages read ahead of the one being staged
+
+
 def stage(handle: RunningJob, db: Session, run: SyncRun, link: EventLink,
           connection: ProviderConnection, adapter: ProviderAdapter, *,
           overlap: timedelta | None = None) -> None:
-    """Read every page into StagedRows, committing page by page."""
+    """Read every page into StagedRows, committing page by page. The pages are read by a
+    thread of their own, a page or two ahead (``Prefetch``), so that staging a page overlaps
+    reading the next; registrations found unchanged are counted, not staged
+    (``staging.UnchangedFilter``)."""
     if overlap is None:
         overlap = timedelta(minutes=get_settings().sync_cursor_overlap_minutes)
     # A read cut short (a killed worker) starts again: its pages are not all the pages.
     db.execute(delete(StagedRow).where(StagedRow.run_id == run.id))
     since = since_of(run, link, overlap)
     run.cursor_before = link.cursor
-    run.fetched = run.problems = 0
+    run.fetched = run.problems = run.unchanged = 0
     changed = f" changed since {since:%Y-%m-%d %H:%M} UTC" if since else ""
     handle.set_progress(stage="Fetching", done=0, total=None,
                         message=f"reading registrations{changed}")
     seq = 0
     rules = mapping.connection_rules(connection.field_mapping).rules
+    unchanged = staging.UnchangedFilter(db, link)
+
+    def checkpoint(staged: bool) -> dict[str, Any]:
+        newest = unchanged.newest
+        return {"staged": staged, "seq": seq, "unchanged": len(unchanged.unchanged),
+                "unchanged_newest": newest.isoformat() if newest else None}
 
     def stage_page(page: Page[Any], kind: StagedKind, what: str) -> None:
         nonlocal seq
         rows: list[dict[str, Any]] = []
         problems = list(page.problems)
-        for index, item in enumerate(page.items):
-            seq += 1
-            if kind == StagedKind.PARTICIPANT:
+        if kind == StagedKind.PARTICIPANT:
+            read = []
+            for index, item in enumerate(page.items):
                 mapped = mapping.map_participant(item, rules, row=index)
-                data = staging.participant_data(mapped)
+                read.append(staging.participant_data(mapped))
                 problems += mapped.problems  # the field stays empty; the row is applied
-            else:
-                data = staging.withdrawal_data(item)
-            rows.append({"tenant_id": run.tenant_id, "run_id": run.id, "seq": seq,
-                         "kind": kind, "source_ref": item.ref, "data": data})
-        for problem in problems:
+            staged = [(StagedKind.PARTICIPANT, data) for data in unchanged.keep(read)]
+        else:
+            staged = [(kind, staging.withdrawal_data(item)) for item in page.items]
+        staged += [(StagedKind.PROBLEM, staging.problem_data(problem, page.number, what))
+                   for problem in problems]
+        for staged_kind, data in staged:
             seq += 1
             rows.append({"tenant_id": run.tenant_id, "run_id": run.id, "seq": seq,
-                         "kind": StagedKind.PROBLEM, "source_ref": problem.ref,
-                         "data": staging.problem_data(problem, page.number, what)})
-        if rows:
-            db.execute(insert(StagedRow), rows)
+                         "kind": staged_kind, "source_ref": data.get("ref"), "data": data})
+        copy_rows(db, StagedRow.__table__, rows)
         if kind == StagedKind.PARTICIPANT:
             run.fetched += page.row_count
         run.problems += len(problems)
-        handle.commit_batch(checkpoint={"staged": False, "seq": seq}, done=run.fetched,
-                            counts={"fetched": run.fetched, "problems": run.problems},
+        run.unchanged = len(unchanged.unchanged)
+        handle.commit_batch(checkpoint=checkpoint(False), done=run.fetched,
+                            counts={"fetched": run.fetched, "problems": run.problems,
+                                    "unchanged": run.unchanged},
                             message=f"{what}: page {page.number} read")
 
-    for page in adapter.list_participants(link.provider_event_ref, since=since):
-        stage_page(page, StagedKind.PARTICIPANT, "registrations")
-    if adapter.supports(Capability.LIST_WITHDRAWN):
-        for withdrawn in adapter.list_withdrawn(link.provider_event_ref, since=since):
-            stage_page(withdrawn, StagedKind.WITHDRAWAL, "withdrawals")
-    handle.commit_batch(checkpoint={"staged": True, "seq": seq}, done=run.fetched,
-                        counts={"fetched": run.fetched, "problems": run.problems},
+    def pages() -> Iterator[tuple[StagedKind, str, Page[Any]]]:
+        for page in adapter.list_participants(link.provider_event_ref, since=since):
+            yield StagedKind.PARTICIPANT, "registrations", page
+        if adapter.supports(Capability.LIST_WITHDRAWN):
+            for withdrawn in adapter.list_withdrawn(link.provider_event_ref, since=since):
+                yield StagedKind.WITHDRAWAL, "withdrawals", withdrawn
+
+    with Prefetch(pages, depth=PREFETCH_PAGES) as read:
+        for kind, what, page in read:
+            stage_page(page, kind, what)
+    handle.commit_batch(checkpoint=checkpoint(True), done=run.fetched,
+                        counts={"fetched": run.fetched, "problems": run.problems,
+                                "unchanged": run.unchanged},
                         message=f"read {run.fetched} registration(s); applying")
 
 
@@ -242,6 +263,10 @@ def apply_run(handle: RunningJob, db: Session, ctx: TenantContext, run: SyncRun,
 
     handle.set_progress(stage="Applying", done=0, total=run.fetched, commit=False)
     applier = Applier(db, ctx, run=run, link=link, connection=connection, clock=clock)
+    # Registrations the staging step found unchanged (not staged): counted, and their
+    # times move the cursor as applied rows' do.
+    applier.skipped_unchanged(int(handle.checkpoint.get("unchanged") or 0),
+                              staging.as_datetime(handle.checkpoint.get("unchanged_newest")))
     done = 0
     for rows in staging.staged_rows(db, run.id, StagedKind.PARTICIPANT):
         applier.apply_participants(rows)
