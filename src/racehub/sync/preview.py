@@ -216,7 +216,7 @@ def counts(db: Session, run_id: uuid.UUID) -> dict[str, int]:
     """Items per action (every action named, 0 when none)."""
     found = dict(db.execute(select(SyncPreviewItem.action, func.count())
                             .where(SyncPreviewItem.run_id == run_id)
-                            .group_by(SyncPreviewItem.action)).tuples().all())
+                            .group_by(SyncPreviewItem.action)).all())
     return {action.value: int(found.get(action, 0)) for action in PreviewAction}
 
 
