@@ -5,6 +5,7 @@ full read until someone confirms, and scheduled runs applying directly."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,8 +20,9 @@ from racehub.core.crypto import Keyring
 from racehub.core.models import Role, Tenant
 from racehub.events.models import Event, EventParticipant, ParticipantStatus
 from racehub.events.writes import ParticipantWrite, write_participants
+from racehub.jobs import service as jobs_service
 from racehub.providers.runsignup.simulator import RunSignUpSimulator
-from racehub.sync import runs
+from racehub.sync import review, runs
 from racehub.sync.models import (
     ConflictStatus,
     EventLink,
@@ -211,7 +213,14 @@ def test_a_discarded_preview_applies_nothing_and_the_next_run_reads_it_again(
     row = _rows(simulator_)[0]
     simulator_.modify(row["registration_id"], team_name="Changed")
     cursor = event_link.cursor
-    run = _request(db, ctx, keyring, connection, event_link, preview=True)
+    asked = client.post("/api/sync/manual", headers=manager, json={
+        "connectionId": str(connection.id), "syncType": "participants", "preview": True})
+    assert asked.status_code == 202, asked.text
+    [requested] = asked.json()["runs"]
+    assert requested["run"]["preview"] and requested["run"]["status"] == "queued"
+    asked_run = db.get(SyncRun, uuid.UUID(requested["run"]["id"]))
+    assert asked_run is not None
+    run = attempt(db, ctx, keyring, asked_run)
     assert run.status.is_waiting and run.preview
 
     refused = client.post(f"/api/sync/runs/{run.id}/confirm", headers=manager)
@@ -376,3 +385,22 @@ def test_applying_names_refs_the_preview_does_not_hold_and_needs_one_choice(
     assert both.status_code == neither.status_code == 422
     db.refresh(run)
     assert run.status == SyncStatus.AWAITING_REVIEW and run.review is None
+
+
+def test_a_reviewed_run_whose_applying_job_was_cancelled_frees_its_link_and_read(
+    db: Session, ctx: TenantContext, keyring: Keyring, sim: tuple[RunSignUpSimulator, str],
+    connection: ProviderConnection, event_link: EventLink,
+) -> None:
+    sync(db, ctx, keyring, connection, event_link)
+    sim[0].modify(_rows(sim[0])[0]["registration_id"], team_name="Changed")
+    run = _request(db, ctx, keyring, connection, event_link, preview=True)
+    review.apply_reviewed(db, ctx, run_id=run.id)
+    assert run.job_run_id is not None
+    jobs_service.cancel_job(db, ctx, job_id=run.job_run_id)  # from the jobs page
+
+    requested = runs.request_link_sync(db, ctx, connection=connection, link=event_link)
+
+    assert not requested.joined and run.status == SyncStatus.CANCELLED
+    assert db.scalar(select(func.count()).select_from(StagedRow)
+                     .where(StagedRow.run_id == run.id)) == 0
+    assert db.scalar(select(func.count()).select_from(SyncPreviewItem)) == 0

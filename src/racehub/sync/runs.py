@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,9 @@ from racehub.sync.models import (
     ONE_ACTIVE_RUN_INDEX,
     EventLink,
     ProviderConnection,
+    StagedRow,
     SyncChange,
+    SyncPreviewItem,
     SyncRun,
     SyncStatus,
     SyncTrigger,
@@ -108,6 +110,9 @@ def request_link_sync(
         current.status = SyncStatus.CANCELLED
         current.finished_at = func.now()
         current.error = "its job ended before the run did (cancelled from the jobs page?)"
+        # A reviewed run whose applying job was cancelled kept its read: it goes.
+        for table in (StagedRow, SyncPreviewItem):
+            db.execute(delete(table).where(table.run_id == current.id))
         db.flush()  # frees the link for the run below
         current = None
     if current is not None:
