@@ -250,7 +250,8 @@ def apply_run(handle: RunningJob, db: Session, ctx: TenantContext, run: SyncRun,
     handle.set_progress(stage="Applying", done=0, total=run.fetched, commit=False)
     applier = Applier(db, ctx, run=run, link=link, connection=connection, clock=clock)
     # Registrations a reviewer did not select: not applied, the cursor stays before them.
-    left = preview.left_out(db, run.id)
+    reviewed = run.reviewed_at is not None  # else no preview: no query spent on one
+    left = preview.left_out(db, run.id) if reviewed else set()
     done = 0
     for rows in staging.staged_rows(db, run.id, StagedKind.PARTICIPANT):
         applier.apply_participants(preview.kept(rows, left, applier.leave_out))
@@ -263,7 +264,8 @@ def apply_run(handle: RunningJob, db: Session, ctx: TenantContext, run: SyncRun,
         applier.record_problems(rows)
     applier.finish()
     db.execute(delete(StagedRow).where(StagedRow.run_id == run.id))
-    preview.drop(db, run.id)
+    if reviewed:
+        preview.drop(db, run.id)
     _finish(db, run, SyncStatus.SUCCEEDED, clock)
     link.last_success_at = run.finished_at
     handle.set_progress(stage="Done", done=done, commit=False, counts={
