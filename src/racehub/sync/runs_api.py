@@ -1,6 +1,5 @@
 """JSON API of sync runs: ask for one, follow it, review it (preview, apply, confirm,
-discard: review.py), read the history. Thin: runs.py holds
-the rules."""
+discard), read the history. Thin: runs.py and review.py hold the rules."""
 
 from __future__ import annotations
 
