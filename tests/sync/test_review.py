@@ -380,9 +380,11 @@ def test_applying_names_refs_the_preview_does_not_hold_and_needs_one_choice(
     both = client.post(f"/api/sync/runs/{run.id}/apply", headers=manager,
                        json={"all": True, "sourceRefs": ["x"]})
     neither = client.post(f"/api/sync/runs/{run.id}/apply", headers=manager, json={})
+    none = client.post(f"/api/sync/runs/{run.id}/apply", headers=manager,
+                       json={"sourceRefs": []})  # applying none is discarding
 
     assert unknown.status_code == 422 and "no-such-ref" in unknown.json()["detail"]
-    assert both.status_code == neither.status_code == 422
+    assert both.status_code == neither.status_code == none.status_code == 422
     db.refresh(run)
     assert run.status == SyncStatus.AWAITING_REVIEW and run.review is None
 

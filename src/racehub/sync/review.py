@@ -80,14 +80,17 @@ def stop_before_apply(handle: RunningJob, db: Session, run: SyncRun, link: Event
     run.status = SyncStatus.HELD if reason else SyncStatus.AWAITING_REVIEW
     run.hold_reason = reason
     run.waiting_since = clock()
+    would = ", ".join(f"{n} {action}" for action, n in counts.items() if n)
     if reason:
-        handle.log("held by the circuit breaker", reason=reason)
+        handle.log("held by the circuit breaker", reason=reason, preview=counts)
         log.warning("sync.held", sync_run_id=str(run.id), reason=reason)
         message = f"held: {reason}"
     else:
-        message = "staged: waiting for someone to review and apply it"
-    handle.set_progress(stage="Held" if reason else "Awaiting review", message=message,
-                        counts={"fetched": run.fetched, "problems": run.problems, **counts},
+        message = "read: waiting for someone to review and apply it"
+    # The job's counts stay what it did (it read); what applying would do is the message's.
+    handle.set_progress(stage="Held" if reason else "Awaiting review",
+                        message=f"{message} (preview: {would or 'nothing'})",
+                        counts={"fetched": run.fetched, "problems": run.problems},
                         commit=False)
     return True
 

@@ -242,9 +242,10 @@ class ApplyRequest(APIModel):
 
     all: bool = Field(default=False, description="Apply every registration of the preview")
     source_refs: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
-        default=None, max_length=100_000,
+        default=None, min_length=1, max_length=100_000,
         description="Apply only these registrations (the preview's sourceRef); registrations "
-                    "shown unchanged need no choice and are always taken")
+                    "shown unchanged need no choice and are always taken. To apply none, "
+                    "discard the run")
 
     @model_validator(mode="after")
     def _one_choice(self) -> ApplyRequest:
