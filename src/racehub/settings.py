@@ -78,6 +78,16 @@ class Settings(BaseSettings):
         default=10, ge=0, description="An incremental sync asks the provider for changes "
         "since its cursor minus this much, so a change saved late is not skipped.",
     )
+    sync_breaker_withdraw_percent: float = Field(
+        default=10, ge=0, le=100, description="The circuit breaker holds a sync run whose "
+        "read would withdraw more than this share of the event's active participants; "
+        "it applies nothing until someone with sync:run:start confirms it (100: never).",
+    )
+    sync_breaker_zero_rows_min_records: int = Field(
+        default=10, ge=1, description="The circuit breaker holds a full read that returned "
+        "no registration at all while the link has at least this many synced registrations "
+        "(not withdrawn).",
+    )
 
     export_storage: Literal["local", "s3"] = Field(
         default="local", description="Where finished exports are kept: a folder or S3."

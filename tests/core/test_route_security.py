@@ -251,6 +251,16 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/sync/status/{connection_id}"): Case(Perm.SYNC_RUN_READ, 200),
     ("GET", "/api/sync/runs"): Case(Perm.SYNC_RUN_READ, 200),
     ("GET", "/api/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),
+    # Between the read and the apply: everyone reads a waiting run's preview; applying,
+    # confirming a held run and discarding are sync:run:start, like starting one.
+    ("GET", "/api/sync/runs/{sync_run_id}/preview"):
+        Case(Perm.SYNC_RUN_READ, 200, ids={"sync_run_id": "review_run_id"}),
+    ("POST", "/api/sync/runs/{sync_run_id}/apply"): Case(
+        Perm.SYNC_RUN_START, 202, json={"all": True}, ids={"sync_run_id": "review_run_id"}),
+    ("POST", "/api/sync/runs/{sync_run_id}/confirm"):
+        Case(Perm.SYNC_RUN_START, 202, ids={"sync_run_id": "held_run_id"}),
+    ("POST", "/api/sync/runs/{sync_run_id}/discard"):
+        Case(Perm.SYNC_RUN_START, 200, ids={"sync_run_id": "review_run_id"}),
 }
 
 # A page needs what its API counterpart needs; a page showing a form needs what the form's
@@ -544,8 +554,24 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
                        link_id=link.id, event_id=event.id, sync_type="participants",
                        trigger="manual", status=SyncStatus.SUCCEEDED, job_run_id=sync_job.id)
     db.add(sync_run)
+    # Two runs stopped before applying, each on a provider event of its own (a link has
+    # one active run, and link 101 must stay free to unlink): one awaiting review (preview,
+    # apply, discard), one held by the circuit breaker (confirm).
+    stopped = {}
+    for ref, status in (("303", SyncStatus.AWAITING_REVIEW), ("404", SyncStatus.HELD)):
+        other = sync_links.create_link(db, system_ctx(tenant), event_id=event.id,
+                                       data=LinkCreate(connection_id=connection.id,
+                                                       provider_event_ref=ref))
+        stopped[status] = SyncRun(
+            tenant_id=tenant.id, connection_id=connection.id, provider="RUNSIGNUP",
+            link_id=other.id, event_id=event.id, sync_type="participants", trigger="manual",
+            status=status, preview=status == SyncStatus.AWAITING_REVIEW,
+            hold_reason="a sample hold" if status == SyncStatus.HELD else None)
+        db.add(stopped[status])
     db.flush()
     return {"connection_id": str(connection.id), "link_id": str(link.id),
+            "review_run_id": str(stopped[SyncStatus.AWAITING_REVIEW].id),
+            "held_run_id": str(stopped[SyncStatus.HELD].id),
             "conflict_id": str(conflict.id),
             "sync_run_id": str(sync_run.id), "sync_job_id": str(sync_job.id),
             "event_id": str(event.id), "category_id": str(category.id), "export_id": str(export.id),

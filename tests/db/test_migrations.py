@@ -188,3 +188,32 @@ def test_settings_event_ids_are_dropped_for_link_rows_and_written_back_on_downgr
                             "b": {"results_per_page": 50, "eventIds": []}}
     finally:
         engine.dispose()
+
+
+def test_runs_waiting_for_a_person_are_cancelled_on_downgrade(empty_database: str) -> None:
+    migrate(empty_database, "0019")
+    engine = create_engine(empty_database)
+    tenant = uuid.uuid4()
+    statuses = ("held", "awaiting_review", "discarded", "succeeded", "queued")
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO tenants (id, name, slug) VALUES (%s, 't', 't')",
+                                 (tenant,))
+            for status in statuses:
+                conn.exec_driver_sql(
+                    "INSERT INTO sync_runs (id, tenant_id, provider, sync_type, trigger, status, "
+                    "requested_by_label, full_refresh, attempts, fetched, created, updated, "
+                    "unchanged, withdrawn, conflicts, problems, preview, hold_reason) VALUES "
+                    "(gen_random_uuid(), %s, 'RUNSIGNUP', 'participants', 'manual', %s, 'x', "
+                    "false, 1, 0, 0, 0, 0, 0, 0, 0, true, 'why')", (tenant, status))
+
+        command.downgrade(alembic_config(empty_database), "0018")
+        with engine.connect() as conn:
+            left = sorted(conn.exec_driver_sql("SELECT status::text FROM sync_runs").scalars())
+            columns = {c["name"] for c in inspect(conn).get_columns("sync_runs")}
+        assert left == ["cancelled", "cancelled", "cancelled", "queued", "succeeded"]
+        assert not columns & {"preview", "hold_reason", "reviewed_at"}
+
+        migrate(empty_database)  # and up again
+    finally:
+        engine.dispose()

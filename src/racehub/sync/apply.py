@@ -339,6 +339,11 @@ class Applier:
                                              message=f"{where}: {field}{data.get('message')}"))
         write_changes(self.db, changes)
 
+    def leave_out(self, modified_at: datetime | None) -> None:
+        """A staged row this run does not apply (a reviewer did not select it): the cursor
+        stays before it, as before a refused one, so the next run reads it again."""
+        self._refused(modified_at)
+
     def _refused(self, modified_at: datetime | None) -> None:
         if modified_at is None:
             self.refused_undated = True

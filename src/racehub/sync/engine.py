@@ -8,8 +8,10 @@ read, and no withdrawal is inferred from one.
 
 Apply: every staged row in ONE transaction, together with the synced records, the
 changes, the counts, the link's cursor and the deletion of the staged rows, so a crash
-either applied all of it and moved the cursor, or nothing. Part 2's preview and circuit
-breaker sit between the two steps (``staged`` in the job's checkpoint marks the border).
+either applied all of it and moved the cursor, or nothing. The preview and the circuit
+breaker sit between the two steps (``staged`` in the job's checkpoint marks the border):
+a run may stop there for a person (sync/review.py), and the job that resumes it applies
+what they chose.
 
 A worker killed while fetching starts the read again (the staged rows of the cut read are
 dropped); killed while applying, it applies the staged rows again (the first try was
@@ -36,7 +38,7 @@ from racehub.jobs.retry import PROVIDER_OUTAGES
 from racehub.providers.base import Capability, Page, ProviderAdapter
 from racehub.providers.errors import ProviderError
 from racehub.settings import get_settings
-from racehub.sync import mapping, staging
+from racehub.sync import mapping, preview, review, staging
 from racehub.sync.models import (
     EventLink,
     ProviderConnection,
@@ -100,6 +102,10 @@ def run_participant_sync(
             factory = adapter_factory or _default_factory()
             with factory(connection, credentials) as adapter:
                 stage(handle, db, run, link, connection, adapter, overlap=overlap)
+        # The border: a held read, or a manual one asking for a preview, stops here for a
+        # person (sync/review.py); the job ends and its resumption applies what they chose.
+        if review.stop_before_apply(handle, db, run, link, clock=clock):
+            return
         apply_run(handle, db, ctx, run, link, connection, clock=clock)
     except JobCancelled:
         db.rollback()
@@ -147,6 +153,7 @@ def _give_up(db: Session, run: SyncRun, status: SyncStatus, clock: Clock, *,
     """End the run without applying anything (its staged rows go)."""
     db.refresh(run)
     db.execute(delete(StagedRow).where(StagedRow.run_id == run.id))
+    preview.drop(db, run.id)  # a reviewed run that failed applying
     _finish(db, run, status, clock, error=error, retryable=False)
 
 
@@ -267,18 +274,23 @@ def apply_run(handle: RunningJob, db: Session, ctx: TenantContext, run: SyncRun,
     # times move the cursor as applied rows' do.
     applier.skipped_unchanged(int(handle.checkpoint.get("unchanged") or 0),
                               staging.as_datetime(handle.checkpoint.get("unchanged_newest")))
+    # Registrations a reviewer did not select: not applied, the cursor stays before them.
+    reviewed = run.reviewed_at is not None  # else no preview: no query spent on one
+    left = preview.left_out(db, run.id) if reviewed else set()
     done = 0
     for rows in staging.staged_rows(db, run.id, StagedKind.PARTICIPANT):
-        applier.apply_participants(rows)
+        applier.apply_participants(preview.kept(rows, left, applier.leave_out))
         done += len(rows)
         handle.set_progress(done=done, commit=False)
     withdrawals = [row for rows in staging.staged_rows(db, run.id, StagedKind.WITHDRAWAL)
                    for row in rows]
-    applier.apply_withdrawals(withdrawals)
+    applier.apply_withdrawals(preview.kept(withdrawals, left, applier.leave_out))
     for rows in staging.staged_rows(db, run.id, StagedKind.PROBLEM):
         applier.record_problems(rows)
     applier.finish()
     db.execute(delete(StagedRow).where(StagedRow.run_id == run.id))
+    if reviewed:
+        preview.drop(db, run.id)
     _finish(db, run, SyncStatus.SUCCEEDED, clock)
     link.last_success_at = run.finished_at
     handle.set_progress(stage="Done", done=done, commit=False, counts={

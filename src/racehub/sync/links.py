@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from racehub.core import audit
 from racehub.core.context import TenantContext
@@ -51,11 +51,13 @@ from racehub.sync.schemas import (
     LinkCreate,
     LinkRead,
     LinkUpdate,
+    WaitingRunRead,
 )
 
 UNIQUE_REF = "uq_event_links_connection_id_provider_event_ref"
 UNIQUE_CATEGORY_REF = "uq_category_links_link_id_provider_ref"
 ACTIVE_STATUSES = [s for s in SyncStatus if s.is_active]
+WAITING_STATUSES = [s for s in SyncStatus if s.is_waiting]
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -67,12 +69,24 @@ def _syncing() -> Any:
 
 
 def _link_rows(ctx: TenantContext) -> Select[Any]:
-    """Links with what a reader is shown beside them: the connection, the event, a run."""
+    """Links with what a reader is shown beside them: the connection, the event, a run,
+    and the run waiting for a person (held by the circuit breaker, or awaiting review)."""
+    waiting = aliased(SyncRun)
     return (scoped(ctx, EventLink)
             .add_columns(ProviderConnection.name, ProviderConnection.direction, Event.name,
-                         _syncing())
+                         _syncing(), waiting)
             .join(ProviderConnection, ProviderConnection.id == EventLink.connection_id)
-            .outerjoin(Event, Event.id == EventLink.event_id))
+            .outerjoin(Event, Event.id == EventLink.event_id)
+            # At most one: a link has one active run, and waiting runs are active.
+            .outerjoin(waiting, (waiting.link_id == EventLink.id)
+                       & waiting.status.in_(WAITING_STATUSES)))
+
+
+def _waiting(run: SyncRun | None) -> WaitingRunRead | None:
+    if run is None:
+        return None
+    return WaitingRunRead(id=run.id, status=run.status.value, hold_reason=run.hold_reason,
+                          waiting_since=run.waiting_since)
 
 
 def _reads(db: Session, stmt: Select[Any]) -> list[LinkRead]:
@@ -85,8 +99,8 @@ def _reads(db: Session, stmt: Select[Any]) -> list[LinkRead]:
         event_name=event_name, participant_source=direction == Direction.REGISTRATION,
         linked_at=link.linked_at, cursor=link.cursor, last_success_at=link.last_success_at,
         auto_sync=link.auto_sync, next_run_at=link.next_run_at, syncing=syncing,
-        created_at=link.created_at, updated_at=link.updated_at)
-        for link, connection_name, direction, event_name, syncing in db.execute(stmt)]
+        waiting_run=_waiting(waiting), created_at=link.created_at, updated_at=link.updated_at)
+        for link, connection_name, direction, event_name, syncing, waiting in db.execute(stmt)]
 
 
 def list_event_links(db: Session, ctx: TenantContext, *, event_id: uuid.UUID) -> list[LinkRead]:

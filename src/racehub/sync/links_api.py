@@ -65,7 +65,7 @@ def update_link(event_id: uuid.UUID, link_id: uuid.UUID, data: LinkUpdate, db: D
 @router.delete("/events/{event_id}/links/{link_id}", status_code=204, response_class=Response)
 def unlink(event_id: uuid.UUID, link_id: uuid.UUID, db: DB, ctx: ManageLinks) -> Response:
     """Unlink: the provider event stays chosen on its connection and feeds no event. 409
-    while a run of the link is queued, running or retrying."""
+    while a run of the link is queued, running, retrying, held or awaiting review."""
     links.unlink(db, ctx, event_id=event_id, link_id=link_id)
     db.commit()
     return Response(status_code=204)

@@ -215,14 +215,30 @@ class SyncStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # permanent error, or retries exhausted
     CANCELLED = "cancelled"
+    # Read and staged, applying nothing until a person decides (sync/review.py): a manual
+    # run asked with a preview, or a run the circuit breaker held (``hold_reason``).
+    AWAITING_REVIEW = "awaiting_review"
+    HELD = "held"
+    DISCARDED = "discarded"  # a person discarded the staged read: nothing was applied
 
     @property
     def is_active(self) -> bool:
-        return self in (SyncStatus.QUEUED, SyncStatus.RUNNING, SyncStatus.RETRYING)
+        """The link's one run: a request meanwhile joins it (a run waiting for a person
+        included, so a schedule does not read past what waits to be reviewed)."""
+        return self in (SyncStatus.QUEUED, SyncStatus.RUNNING, SyncStatus.RETRYING,
+                        SyncStatus.AWAITING_REVIEW, SyncStatus.HELD)
+
+    @property
+    def is_waiting(self) -> bool:
+        """Staged, waiting for a person (no job runs it meanwhile)."""
+        return self in (SyncStatus.AWAITING_REVIEW, SyncStatus.HELD)
 
 
 ACTIVE_SYNC_STATUSES = tuple(s.value for s in SyncStatus if s.is_active)
+WAITING_SYNC_STATUSES = tuple(s.value for s in SyncStatus if s.is_waiting)
 ONE_ACTIVE_RUN_INDEX = "uq_sync_runs_link_id_active"
+ONE_ACTIVE_RUN_WHERE = ("status IN ('queued', 'running', 'retrying', 'awaiting_review', "
+                        "'held')")
 
 
 class SyncRun(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
@@ -235,7 +251,7 @@ class SyncRun(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
         Index("ix_sync_runs_link_id_created_at", "link_id", "created_at"),
         # One run per link at a time: a second request joins the active one.
         Index(ONE_ACTIVE_RUN_INDEX, "link_id", "sync_type", unique=True,
-              postgresql_where=text("status IN ('queued', 'running', 'retrying')")),
+              postgresql_where=text(ONE_ACTIVE_RUN_WHERE)),
     )
 
     connection_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -271,6 +287,18 @@ class SyncRun(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     # What users are shown of a failure: one line, scrubbed of secrets; never a traceback.
     error: Mapped[str | None] = mapped_column(String(1000))
     retryable: Mapped[bool | None] = mapped_column(Boolean)
+    # The guards between staging and applying (sync/review.py). ``preview``: asked to stop
+    # for review once staged (a manual run's choice). ``hold_reason``: why the circuit
+    # breaker held it. ``waiting_since``: when it stopped for a person; ``review``: what
+    # that person decided ("applied", "confirmed", "discarded"), by whom and when.
+    preview: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    hold_reason: Mapped[str | None] = mapped_column(String(1000))
+    waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    review: Mapped[str | None] = mapped_column(String(20))
+    reviewed_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    reviewed_by_label: Mapped[str | None] = mapped_column(String(400))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ChangeAction(enum.StrEnum):
@@ -356,3 +384,40 @@ class StagedRow(TenantMixin, Base):
     kind: Mapped[StagedKind] = mapped_column(pg_enum(StagedKind, "sync_staged_kind"))
     source_ref: Mapped[str | None] = mapped_column(String(200))
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+class PreviewAction(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    WITHDRAWN = "withdrawn"
+    CONFLICT = "conflict"
+    UNCHANGED = "unchanged"
+
+
+class SyncPreviewItem(TenantMixin, Base):
+    """What applying a staged run would do to one registration, computed without writing
+    when the run stops for a person (sync/preview.py). ``fields`` holds, per changed field
+    the participants page shows, {"provider", "synced", "local"}; ``other_fields`` names
+    the changed fields it does not show (contact data, birth date): never their values.
+    ``selected``: applied when the run is (a reviewer may apply only some). Deleted with
+    the staged rows when the run is applied or discarded."""
+
+    __tablename__ = "sync_preview_items"
+    __table_args__ = (
+        Index("ix_sync_preview_items_run_id_action_seq", "run_id", "action", "seq"),
+    )
+
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"),
+                                              primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_ref: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[StagedKind] = mapped_column(pg_enum(StagedKind, "sync_staged_kind"))
+    action: Mapped[PreviewAction] = mapped_column(pg_enum(PreviewAction,
+                                                          "sync_preview_action"))
+    participant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("event_participants.id", ondelete="SET NULL"))
+    name: Mapped[str | None] = mapped_column(String(300))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    other_fields: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    message: Mapped[str | None] = mapped_column(String(1000))
+    selected: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,9 @@ from racehub.sync.models import (
     ONE_ACTIVE_RUN_INDEX,
     EventLink,
     ProviderConnection,
+    StagedRow,
     SyncChange,
+    SyncPreviewItem,
     SyncRun,
     SyncStatus,
     SyncTrigger,
@@ -73,10 +75,11 @@ def linked_links(db: Session, ctx: TenantContext, *, connection_id: uuid.UUID,
 def request_participant_sync(
     db: Session, ctx: TenantContext, *, connection_id: uuid.UUID,
     event_id: uuid.UUID | None = None, full_refresh: bool = False,
-    trigger: SyncTrigger = SyncTrigger.MANUAL,
+    trigger: SyncTrigger = SyncTrigger.MANUAL, preview: bool = False,
 ) -> list[RunRequest]:
     """A run per linked provider event of the connection (of ``event_id``), each with its
-    job; a link with an active run joins it instead."""
+    job; a link with an active run joins it instead. ``preview``: each run stops once
+    staged, for someone to review and apply it (sync/review.py)."""
     connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
     links = linked_links(db, ctx, connection_id=connection.id, event_id=event_id)
     if not links:
@@ -86,7 +89,8 @@ def request_participant_sync(
         raise Invalid("connectionId: no provider event of this connection is linked to a "
                       "racehub event; link one first", field="connectionId")
     return [request_link_sync(db, ctx, connection=connection, link=link,
-                              full_refresh=full_refresh, trigger=trigger) for link in links]
+                              full_refresh=full_refresh, trigger=trigger, preview=preview)
+            for link in links]
 
 
 def active_run(db: Session, link_id: uuid.UUID,
@@ -100,13 +104,18 @@ def active_run(db: Session, link_id: uuid.UUID,
 def request_link_sync(
     db: Session, ctx: TenantContext, *, connection: ProviderConnection, link: EventLink,
     full_refresh: bool = False, trigger: SyncTrigger = SyncTrigger.MANUAL,
+    preview: bool = False,
 ) -> RunRequest:
-    """One link's run and job, or the link's active run (joined)."""
+    """One link's run and job, or the link's active run (joined, as it was asked: a run
+    waiting for review or held by the circuit breaker included)."""
     current = active_run(db, link.id)
     if current is not None and _abandoned(db, current):
         current.status = SyncStatus.CANCELLED
         current.finished_at = func.now()
         current.error = "its job ended before the run did (cancelled from the jobs page?)"
+        # A reviewed run whose applying job was cancelled kept its read: it goes.
+        for table in (StagedRow, SyncPreviewItem):
+            db.execute(delete(table).where(table.run_id == current.id))
         db.flush()  # frees the link for the run below
         current = None
     if current is not None:
@@ -116,7 +125,7 @@ def request_link_sync(
         link_id=link.id, event_id=link.event_id, sync_type=SyncType.PARTICIPANTS.value,
         trigger=trigger.value, status=SyncStatus.QUEUED, requested_by_user_id=ctx.user_id,
         requested_by_label=ctx.actor_label, full_refresh=full_refresh, attempts=0,
-        cursor_before=link.cursor)
+        cursor_before=link.cursor, preview=preview)
     try:
         # A savepoint: losing the race for the link rolls back this insert only.
         with db.begin_nested():
@@ -129,7 +138,8 @@ def request_link_sync(
         current = active_run(db, link.id)
         if current is None:  # it finished meanwhile: ask again
             return request_link_sync(db, ctx, connection=connection, link=link,
-                                     full_refresh=full_refresh, trigger=trigger)
+                                     full_refresh=full_refresh, trigger=trigger,
+                                     preview=preview)
         return RunRequest(current, joined=True)
     job = jobs_service.start_job(
         db, ctx, kind=SYNC_PARTICIPANTS_KIND,
@@ -140,14 +150,17 @@ def request_link_sync(
     audit.record(db, ctx, action="sync.request", target_type="sync_run", target_id=run.id,
                  after={"connection": str(connection.id), "link": str(link.id),
                         "event": str(link.event_id), "trigger": trigger.value,
-                        "fullRefresh": full_refresh})
+                        "fullRefresh": full_refresh, "preview": preview})
     db.flush()
     return RunRequest(run, joined=False)
 
 
 def _abandoned(db: Session, run: SyncRun) -> bool:
     """An active run whose job is gone or over (cancelled from the jobs page while
-    queued, say) would hold its link forever."""
+    queued, say) would hold its link forever. A run waiting for a person has no job
+    running by design (its staging job ended): it ends by their decision."""
+    if run.status.is_waiting:
+        return False
     job = db.get(JobRun, run.job_run_id) if run.job_run_id else None
     return job is None or job.status.is_terminal
 
@@ -251,9 +264,15 @@ def shown_changes(changes: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class LinkStatus:
     link: EventLink
-    running: SyncRun | None = None
+    running: SyncRun | None = None  # the link's active run, one waiting for a person too
     last_success: SyncRun | None = None
     recent_failures: list[SyncRun] = field(default_factory=list)
+
+    @property
+    def waiting(self) -> SyncRun | None:
+        """The link's run held by the circuit breaker or awaiting review, if any."""
+        running = self.running
+        return running if running is not None and running.status.is_waiting else None
 
 
 def connection_status(db: Session, ctx: TenantContext, *,

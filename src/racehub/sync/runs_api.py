@@ -1,5 +1,5 @@
-"""JSON API of sync runs: ask for one, follow it, read the history. Thin: runs.py holds
-the rules."""
+"""JSON API of sync runs: ask for one, follow it, review it (preview, apply, confirm,
+discard), read the history. Thin: runs.py and review.py hold the rules."""
 
 from __future__ import annotations
 
@@ -8,15 +8,22 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from racehub.core.context import TenantContext
 from racehub.core.deps import DB, require
 from racehub.core.pagination import Page
 from racehub.core.rbac import Perm
 from racehub.core.schemas import APIModel
-from racehub.sync import runs
-from racehub.sync.models import ChangeAction, SyncRun, SyncStatus, SyncTrigger
+from racehub.sync import preview, review, runs
+from racehub.sync.models import (
+    ChangeAction,
+    PreviewAction,
+    StagedKind,
+    SyncRun,
+    SyncStatus,
+    SyncTrigger,
+)
 
 router = APIRouter(prefix="/api/sync", tags=["sync"])
 
@@ -35,6 +42,12 @@ class SyncRequest(APIModel):
     full_refresh: bool = Field(default=False,
                                description="Read everything again, not only what changed "
                                            "since the last run")
+    preview: bool = Field(
+        default=False,
+        description="Stop each run once read (status awaiting_review) with a preview of what "
+                    "applying it would do: GET /api/sync/runs/{id}/preview, then POST .../apply "
+                    "(all or some registrations) or .../discard. Unset: applied at once, as a "
+                    "script expects; the pages ask for a preview")
 
 
 class SyncRunRead(APIModel):
@@ -65,6 +78,14 @@ class SyncRunRead(APIModel):
     problems: int
     error: str | None = Field(description="One line, scrubbed of secrets")
     retryable: bool | None
+    preview: bool = Field(description="Asked to stop for review once read")
+    hold_reason: str | None = Field(description="Why the circuit breaker held it (status held)")
+    waiting_since: datetime | None = Field(
+        description="When it stopped for a person (held or awaiting review)")
+    review: str | None = Field(description="What a person decided: applied, confirmed or "
+                                           "discarded")
+    reviewed_by_label: str | None
+    reviewed_at: datetime | None
 
 
 class RunRequested(APIModel):
@@ -104,7 +125,11 @@ class LinkStatusRead(APIModel):
     provider_event_name: str | None
     cursor: datetime | None
     last_success_at: datetime | None
-    running: SyncRunRead | None
+    running: SyncRunRead | None = Field(description="The link's active run (one waiting for "
+                                                    "a person included)")
+    waiting: SyncRunRead | None = Field(
+        description="The link's run held by the circuit breaker (confirm or discard it) or "
+                    "awaiting review (apply or discard it); nothing syncs meanwhile")
     last_success: SyncRunRead | None
     recent_failures: list[SyncRunRead]
 
@@ -126,7 +151,8 @@ def request_sync(data: SyncRequest, db: DB, ctx: StartRuns) -> SyncRequested:
     when nothing is linked."""
     requested = runs.request_participant_sync(db, ctx, connection_id=data.connection_id,
                                               event_id=data.event_id,
-                                              full_refresh=data.full_refresh)
+                                              full_refresh=data.full_refresh,
+                                              preview=data.preview)
     db.commit()
     return SyncRequested(runs=[RunRequested(run=_read(r.run), job_id=r.run.job_run_id,
                                             joined=r.joined) for r in requested])
@@ -134,13 +160,15 @@ def request_sync(data: SyncRequest, db: DB, ctx: StartRuns) -> SyncRequested:
 
 @router.get("/status/{connection_id}", response_model=SyncStatusRead)
 def sync_status(connection_id: uuid.UUID, db: DB, ctx: ReadRuns) -> SyncStatusRead:
-    """Per linked provider event: the run active now, the last success, recent failures."""
+    """Per linked provider event: the run active now (``waiting`` when it is held by the
+    circuit breaker or awaits review), the last success, recent failures."""
     statuses = runs.connection_status(db, ctx, connection_id=connection_id)
     return SyncStatusRead(connection_id=connection_id, links=[LinkStatusRead(
         link_id=s.link.id, event_id=s.link.event_id, provider_event_ref=s.link.provider_event_ref,
         provider_event_name=s.link.provider_event_name, cursor=s.link.cursor,
         last_success_at=s.link.last_success_at,
         running=_read(s.running) if s.running else None,
+        waiting=_read(s.waiting) if s.waiting else None,
         last_success=_read(s.last_success) if s.last_success else None,
         recent_failures=[_read(r) for r in s.recent_failures]) for s in statuses])
 
@@ -173,4 +201,115 @@ def read_run(sync_run_id: uuid.UUID, db: DB, ctx: ReadRuns, cursor: str | None =
         items=[SyncChangeRead.model_validate(c) for c in changes], next_cursor=next_cursor))
 
 
+# --- between the read and the apply: preview, apply, confirm, discard --------------------
+
+
+class PreviewFieldRead(APIModel):
+    provider: Any = Field(description="The provider's value now")
+    synced: Any = Field(description="The value last synced from the provider")
+    local: Any = Field(description="racehub's value now (null: a new participant)")
+
+
+class PreviewItemRead(APIModel):
+    seq: int
+    source_ref: str = Field(description="The registration (select it by this ref)")
+    kind: StagedKind = Field(description="participant: a registration read; withdrawal: one "
+                                         "withdrawn at the provider")
+    action: PreviewAction
+    participant_id: uuid.UUID | None
+    name: str | None
+    fields: dict[str, PreviewFieldRead] = Field(
+        description="The changed fields the participants page shows (names, bib, category, "
+                    "registration id, team, status)")
+    other_fields: list[str] = Field(
+        description="Other changed fields (contact data, birth date), named without values")
+    message: str | None
+    selected: bool = Field(description="Taken when the run is applied")
+
+
+class PreviewRead(APIModel):
+    run: SyncRunRead
+    counts: dict[str, int] = Field(
+        description="Registrations per action (created, updated, withdrawn, conflict, "
+                    "unchanged) and problems (rows that could not be read)")
+    items: list[PreviewItemRead]
+    next_cursor: str | None = None
+
+
+class ApplyRequest(APIModel):
+    """All the run's registrations, or only some: the others are not applied and the next
+    run reads them again."""
+
+    all: bool = Field(default=False, description="Apply every registration of the preview")
+    source_refs: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=100_000,
+        description="Apply only these registrations (the preview's sourceRef); registrations "
+                    "shown unchanged need no choice and are always taken. To apply none, "
+                    "discard the run")
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> ApplyRequest:
+        if self.all == (self.source_refs is not None):
+            raise ValueError("send either \"all\": true or \"sourceRefs\"")
+        return self
+
+
+class RunDecided(APIModel):
+    run: SyncRunRead
+    job_id: uuid.UUID | None = Field(description="The job applying it (GET /api/jobs/{id}); "
+                                                 "null when discarded")
+
+
+def _refs(data: ApplyRequest | None) -> list[str] | None:
+    return None if data is None or data.all else data.source_refs
+
+
+@router.get("/runs/{sync_run_id}/preview", response_model=PreviewRead)
+def read_preview(
+    sync_run_id: uuid.UUID, db: DB, ctx: ReadRuns, action: PreviewAction | None = None,
+    cursor: str | None = None, limit: Limit = 100,
+) -> PreviewRead:
+    """What applying a run held by the circuit breaker or awaiting review would do, per
+    registration in the order read (``action`` filters; ``cursor`` pages on). 409 for a
+    run that does not wait: what it did is its history (GET /api/sync/runs/{id})."""
+    run = runs.get_run_or_raise(db, ctx, run_id=sync_run_id)
+    if not run.status.is_waiting:
+        raise review.RunNotWaiting(f"run {run.id} is {run.status.value}: a preview exists only "
+                                   "while a run is held or awaits review")
+    items, next_cursor = preview.list_items(db, ctx, run_id=run.id, action=action,
+                                            cursor=cursor, limit=limit)
+    return PreviewRead(run=_read(run),
+                       counts={**preview.counts(db, run.id), "problems": run.problems},
+                       items=[PreviewItemRead.model_validate(i) for i in items],
+                       next_cursor=next_cursor)
+
+
+@router.post("/runs/{sync_run_id}/apply", response_model=RunDecided, status_code=202)
+def apply_run(sync_run_id: uuid.UUID, data: ApplyRequest, db: DB,
+              ctx: StartRuns) -> RunDecided:
+    """Apply a run awaiting review, all of it or some registrations, in a job (the run goes
+    back to queued). 409 when the run does not await review (a held run is confirmed);
+    422 naming the refs the preview does not hold."""
+    run = review.apply_reviewed(db, ctx, run_id=sync_run_id, source_refs=_refs(data))
+    db.commit()
+    return RunDecided(run=_read(run), job_id=run.job_run_id)
+
+
+@router.post("/runs/{sync_run_id}/confirm", response_model=RunDecided, status_code=202)
+def confirm_run(sync_run_id: uuid.UUID, db: DB, ctx: StartRuns,
+                data: ApplyRequest | None = None) -> RunDecided:
+    """Confirm a run the circuit breaker held: applied in a job, all of it (no body) or some
+    registrations. 409 when the run is not held."""
+    run = review.confirm_held(db, ctx, run_id=sync_run_id, source_refs=_refs(data))
+    db.commit()
+    return RunDecided(run=_read(run), job_id=run.job_run_id)
+
+
+@router.post("/runs/{sync_run_id}/discard", response_model=RunDecided)
+def discard_run(sync_run_id: uuid.UUID, db: DB, ctx: StartRuns) -> RunDecided:
+    """Apply nothing of a held run or one awaiting review: the link's cursor stays, so the
+    next run reads the same changes again. 409 when the run does not wait."""
+    run = review.discard(db, ctx, run_id=sync_run_id)
+    db.commit()
+    return RunDecided(run=_read(run), job_id=None)
 

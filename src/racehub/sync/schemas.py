@@ -162,6 +162,16 @@ class LinkUpdate(APIModel):
                                    description="Whether scheduled runs sync this link")
 
 
+class WaitingRunRead(APIModel):
+    """A link's run that stopped for a person before applying anything."""
+
+    id: uuid.UUID
+    status: str = Field(description="held: by the circuit breaker (confirm or discard it); "
+                                    "awaiting_review: its preview waits (apply or discard it)")
+    hold_reason: str | None
+    waiting_since: datetime | None
+
+
 class LinkRead(APIModel):
     id: uuid.UUID
     connection_id: uuid.UUID
@@ -182,8 +192,11 @@ class LinkRead(APIModel):
     last_success_at: datetime | None
     auto_sync: bool
     next_run_at: datetime | None
-    syncing: bool = Field(description="A run of this link is queued, running or retrying "
-                          "(it cannot be unlinked until that run ends)")
+    syncing: bool = Field(description="A run of this link is queued, running or retrying, "
+                          "or waits for a person (it cannot be unlinked until that run ends)")
+    waiting_run: WaitingRunRead | None = Field(
+        default=None, description="Its run held by the circuit breaker or awaiting review: "
+                                  "nothing syncs until someone decides")
     created_at: datetime
     updated_at: datetime
 
