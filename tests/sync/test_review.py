@@ -406,3 +406,27 @@ def test_a_reviewed_run_whose_applying_job_was_cancelled_frees_its_link_and_read
     assert db.scalar(select(func.count()).select_from(StagedRow)
                      .where(StagedRow.run_id == run.id)) == 0
     assert db.scalar(select(func.count()).select_from(SyncPreviewItem)) == 0
+
+
+def test_an_applied_preview_still_counts_what_the_read_found_unchanged(
+    client: TestClient, db: Session, ctx: TenantContext, keyring: Keyring,
+    sim: tuple[RunSignUpSimulator, str], connection: ProviderConnection,
+    event_link: EventLink, manager: dict[str, str],
+) -> None:
+    simulator_ = sim[0]
+    first = sync(db, ctx, keyring, connection, event_link)
+    changed = _rows(simulator_)[0]
+    simulator_.modify(changed["registration_id"], team_name="New Team")
+
+    # A full re-read: every registration but one is unchanged, and so not even staged.
+    run = _request(db, ctx, keyring, connection, event_link, preview=True, full_refresh=True)
+    assert run.status == SyncStatus.AWAITING_REVIEW, run.error
+    response = client.post(f"/api/sync/runs/{run.id}/apply", headers=manager,
+                           json={"all": True})
+    assert response.status_code == 202, response.text
+    db.refresh(run)
+    applied = attempt(db, ctx, keyring, run)
+
+    assert applied.status == SyncStatus.SUCCEEDED, applied.error
+    assert applied.updated == 1
+    assert applied.unchanged == first.created - 1
