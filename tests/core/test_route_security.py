@@ -368,6 +368,10 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/connections/{connection_id}/sync"): Case(Perm.SYNC_RUN_READ, 200),
     ("POST", "/connections/{connection_id}/sync"): Case(Perm.SYNC_RUN_START, 303, form={}),
     ("GET", "/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),
+    ("POST", "/sync/runs/{sync_run_id}/apply"): Case(
+        Perm.SYNC_RUN_START, 303, form={"all": "1"}, ids={"sync_run_id": "held_run_id"}),
+    ("POST", "/sync/runs/{sync_run_id}/discard"):
+        Case(Perm.SYNC_RUN_START, 303, form={}, ids={"sync_run_id": "review_run_id"}),
 }
 
 # Who holds what, written out from the README's Roles table, never read from rbac.py: the

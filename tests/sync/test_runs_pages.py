@@ -5,6 +5,8 @@ role may not do is not offered."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +19,7 @@ from racehub.sync import links
 from racehub.sync.models import ConflictStatus, SyncConflict, SyncRun, SyncStatus
 from tests.core.conftest import start_browser_session
 from tests.factories import make_event, make_user
-from tests.sync.engine_helpers import connect, event_ref, link, simulator, sync
+from tests.sync.engine_helpers import attempt, connect, event_ref, link, simulator, sync
 
 
 def _browse(client: TestClient, db: Session, tenant: Tenant, role: Role) -> TestClient:
@@ -170,3 +172,66 @@ def test_a_conflict_is_resolved_from_the_tab_by_a_manager_only(
     db.refresh(conflict)
     assert conflict.status == ConflictStatus.KEPT
     assert again.status_code == 409 and "No open conflict." in again.text
+
+
+def test_sync_now_asks_for_a_preview_applied_in_part_from_the_runs_page(
+    client: TestClient, db: Session, ctx: TenantContext, tenant: Tenant, keyring: Keyring,
+) -> None:
+    with simulator(participants_per_event=4) as (sim, url):
+        connection = connect(db, ctx, keyring, url)
+        event = make_event(db, tenant)
+        event_link = link(db, connection, event, event_ref(sim))
+        browser = _browse(client, db, tenant, Role.EVENT_MANAGER)
+        assert browser.post(f"/events/{event.id}/sync", data={},
+                            follow_redirects=False).status_code == 303
+        run = db.scalars(select(SyncRun).where(SyncRun.link_id == event_link.id)).one()
+        assert run.preview
+        run = attempt(db, ctx, keyring, run)
+    assert run.status == SyncStatus.AWAITING_REVIEW, run.error
+    tab = browser.get(f"/events/{event.id}/sync")
+    assert "review and apply" in tab.text and "every 2s" not in tab.text  # waits, no poll
+    page = browser.get(f"/sync/runs/{run.id}")
+    assert "created: 4" in page.text and page.text.count('name="source_ref"') == 4
+    refs = re.findall(r'data-source-ref="([^"]+)"', page.text)
+    none_ticked = browser.post(f"/sync/runs/{run.id}/apply", data={})
+    assert none_ticked.status_code == 422 and "tick the registrations" in none_ticked.text
+
+    applied = browser.post(f"/sync/runs/{run.id}/apply", data={"source_ref": refs[:2]},
+                           follow_redirects=False)
+
+    assert applied.status_code == 303 and "Applying+2+registration" in applied.headers[
+        "location"]
+    queued = db.get(SyncRun, run.id, populate_existing=True)
+    assert queued is not None
+    assert queued.status == SyncStatus.QUEUED and queued.review == "applied"
+    done = attempt(db, ctx, keyring, queued)  # applies the read: the provider is not asked
+    assert (done.status, done.created) == (SyncStatus.SUCCEEDED, 2)
+    assert "Decision" in browser.get(f"/sync/runs/{run.id}").text
+
+
+def test_a_waiting_run_is_discarded_from_its_page(
+    client: TestClient, db: Session, ctx: TenantContext, tenant: Tenant, keyring: Keyring,
+) -> None:
+    connection = connect(db, ctx, keyring, "http://127.0.0.1:9/Rest")
+    event = make_event(db, tenant)
+    event_link = link(db, connection, event, "1:2")
+    held = SyncRun(tenant_id=tenant.id, connection_id=connection.id, provider="RUNSIGNUP",
+                   link_id=event_link.id, event_id=event.id, sync_type="participants",
+                   trigger="schedule", status=SyncStatus.HELD,
+                   hold_reason="it would withdraw 40 of 50 active participants")
+    db.add(held)
+    db.flush()
+    viewer = _browse(client, db, tenant, Role.VIEWER)
+    shown = viewer.get(f"/sync/runs/{held.id}")
+    assert "Held by the circuit breaker" in shown.text and "would withdraw 40" in shown.text
+    assert "Discard" not in shown.text
+    manager = _browse(client, db, tenant, Role.EVENT_MANAGER)
+    assert "Confirm and apply all" in manager.get(f"/sync/runs/{held.id}").text
+
+    discarded = manager.post(f"/sync/runs/{held.id}/discard", data={})
+    again = manager.post(f"/sync/runs/{held.id}/discard", data={})
+
+    assert discarded.status_code == 200 and "Discarded: nothing was applied" in discarded.text
+    db.refresh(held)
+    assert held.status == SyncStatus.DISCARDED
+    assert again.status_code == 409

@@ -37,8 +37,8 @@ from racehub.core.context import TenantContext
 from racehub.core.exceptions import Conflict
 from racehub.core.query import scoped
 from racehub.jobs import service as jobs_service
-from racehub.jobs.models import JobRun
 from racehub.jobs.handle import RunningJob
+from racehub.jobs.models import JobRun
 from racehub.sync import breaker, preview
 from racehub.sync.exceptions import SyncRunNotFound
 from racehub.sync.models import (

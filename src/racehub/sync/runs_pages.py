@@ -9,6 +9,7 @@ runs.py, conflicts.py and links.py hold the rules; the permissions are the API's
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote_plus, urlencode
 
@@ -22,9 +23,9 @@ from racehub.core.exceptions import DomainError, Invalid
 from racehub.core.rbac import Perm
 from racehub.events import service as events_service
 from racehub.jobs import service as jobs_service
-from racehub.sync import conflicts, links, runs
+from racehub.sync import conflicts, links, preview, review, runs
 from racehub.sync import service as connections_service
-from racehub.sync.models import ChangeAction, SyncStatus, SyncTrigger
+from racehub.sync.models import ChangeAction, PreviewAction, SyncRun, SyncStatus, SyncTrigger
 from racehub.web.pages import PostedForm, form_error, render
 from racehub.web.templating import is_htmx
 
@@ -37,6 +38,7 @@ ManageRecords = Annotated[TenantContext, Depends(require(Perm.SYNC_RECORD_MANAGE
 HISTORY_PAGE = 25
 CHANGES_PAGE = 100
 CONFLICTS_SHOWN = 100
+PREVIEW_PAGE = 100
 
 
 def _enum_param(enum: Any, value: str | None, name: str) -> Any:
@@ -76,7 +78,8 @@ def _status(db: Session, ctx: TenantContext, link_rows: list[Any]) -> dict[str, 
     active = runs.active_runs_of(db, ctx, link_ids=[link.id for link in link_rows])
     jobs = {run.id: jobs_service.get_readable_job(db, ctx, job_id=run.job_run_id)
             for run in active.values() if run.job_run_id}
-    return {"links": link_rows, "active": active, "jobs": jobs, "any_active": bool(active)}
+    working = any(not run.status.is_waiting for run in active.values())
+    return {"links": link_rows, "active": active, "jobs": jobs, "any_active": working}
 
 
 def _tab(request: Request, db: Session, ctx: TenantContext, *, template: str,
@@ -124,6 +127,7 @@ def event_sync_page(event_id: uuid.UUID, request: Request, db: DB, ctx: ReadRuns
 def sync_event_now(event_id: uuid.UUID, request: Request, db: DB, ctx: StartRuns,
                    form: PostedForm) -> Response:
     """A run for each provider event feeding the event (joining any active one)."""
+    options = _RunOptions.of(form)
     try:
         connection_ids = runs.connections_feeding(db, ctx, event_id=event_id)
         if not connection_ids:
@@ -132,7 +136,7 @@ def sync_event_now(event_id: uuid.UUID, request: Request, db: DB, ctx: StartRuns
         requested = [r for connection_id in connection_ids
                      for r in runs.request_participant_sync(
                          db, ctx, connection_id=connection_id, event_id=event_id,
-                         full_refresh=bool(form.get("full_refresh")))]
+                         full_refresh=options.full_refresh, preview=options.preview)]
     except DomainError as exc:
         db.rollback()
         return _tab(request, db, ctx, template="sync/event_sync.html",
@@ -141,6 +145,20 @@ def sync_event_now(event_id: uuid.UUID, request: Request, db: DB, ctx: StartRuns
     db.commit()
     return RedirectResponse(f"/events/{event_id}/sync?flash={quote_plus(_started(requested))}",
                             status_code=303)
+
+
+@dataclass(frozen=True)
+class _RunOptions:
+    """Sync now's options: a full re-read, and (unless "apply directly" is ticked) a
+    preview to review before anything is applied."""
+
+    full_refresh: bool
+    preview: bool
+
+    @classmethod
+    def of(cls, form: Any) -> _RunOptions:
+        return cls(full_refresh=bool(form.get("full_refresh")),
+                   preview=not form.get("apply_directly"))
 
 
 def _started(requested: list[runs.RunRequest]) -> str:
@@ -207,9 +225,11 @@ def connection_sync_page(connection_id: uuid.UUID, request: Request, db: DB,
 def sync_connection_now(connection_id: uuid.UUID, request: Request, db: DB, ctx: StartRuns,
                         form: PostedForm) -> Response:
     """A run for each provider event of the connection linked to a racehub event."""
+    options = _RunOptions.of(form)
     try:
         requested = runs.request_participant_sync(
-            db, ctx, connection_id=connection_id, full_refresh=bool(form.get("full_refresh")))
+            db, ctx, connection_id=connection_id, full_refresh=options.full_refresh,
+            preview=options.preview)
     except DomainError as exc:
         db.rollback()
         return _tab(request, db, ctx, template="sync/connection_sync.html",
@@ -226,7 +246,13 @@ def sync_connection_now(connection_id: uuid.UUID, request: Request, db: DB, ctx:
 
 @router.get("/sync/runs/{sync_run_id}")
 def run_page(sync_run_id: uuid.UUID, request: Request, db: DB, ctx: ReadRuns) -> Response:
-    """A run: what it read and did, its error, and its changes, a page at a time."""
+    """A run: what it read and did, its error, and its changes, a page at a time; a run
+    waiting for a person shows what applying it would do, to apply or discard."""
+    return _run_view(request, db, ctx, sync_run_id)
+
+
+def _run_view(request: Request, db: Session, ctx: TenantContext, sync_run_id: uuid.UUID, *,
+              status_code: int = 200, **extra: Any) -> Response:
     run = runs.get_run_or_raise(db, ctx, run_id=sync_run_id)
     cursor = request.query_params.get("cursor") or None
     changes, next_cursor = runs.list_changes(db, ctx, run_id=run.id, cursor=cursor,
@@ -242,11 +268,81 @@ def run_page(sync_run_id: uuid.UUID, request: Request, db: DB, ctx: ReadRuns) ->
         "names": runs.participant_labels(db, ctx, [c.participant_id for c in changes]),
         "timezone": event.timezone if event else None,
         "job": (jobs_service.get_readable_job(db, ctx, job_id=run.job_run_id)
-                if run.job_run_id else None),
+                if run.job_run_id else None), "working": _working(run),
         "actions": [a.value for a in ChangeAction],
         "changes_first_url": url if cursor else None,
         "changes_next_url": f"{url}?cursor={quote_plus(next_cursor)}" if next_cursor else None,
     }
-    if is_htmx(request) and request.headers.get("hx-target") == "sync-changes":
+    if run.status.is_waiting:
+        context.update(_preview_context(db, ctx, run, request, url))
+    target = request.headers.get("hx-target") if is_htmx(request) else None
+    if target == "sync-changes":
         return render(request, db, ctx, "sync/_run_changes.html", **context)
-    return render(request, db, ctx, "sync/run.html", **context)
+    if target == "sync-preview":
+        return render(request, db, ctx, "sync/_run_preview.html", **context)
+    response = render(request, db, ctx, "sync/run.html", status_code=status_code,
+                      can_start=ctx.can(Perm.SYNC_RUN_START), **context, **extra)
+    if target == "run-facts" and not _working(run):
+        response.headers["HX-Refresh"] = "true"  # it ended or waits: show all of it once
+    return response
+
+
+def _working(run: SyncRun) -> bool:
+    return run.status.is_active and not run.status.is_waiting
+
+
+def _preview_context(db: Session, ctx: TenantContext, run: SyncRun, request: Request,
+                     url: str) -> dict[str, Any]:
+    """A page of what applying a waiting run would do, filtered by action."""
+    params = request.query_params
+    action = _enum_param(PreviewAction, params.get("action"), "action")
+    cursor = params.get("preview_cursor") or None
+    items, next_cursor = preview.list_items(db, ctx, run_id=run.id, action=action,
+                                            cursor=cursor, limit=PREVIEW_PAGE)
+    kept = f"{url}?action={action.value}" if action else url
+    return {
+        "preview_items": items, "preview_counts": preview.counts(db, run.id),
+        "preview_action": action.value if action else "",
+        "preview_actions": [a.value for a in PreviewAction],
+        "preview_first_url": kept if cursor else None,
+        "preview_next_url": (f"{kept}{'&' if action else '?'}preview_cursor="
+                             f"{quote_plus(next_cursor)}" if next_cursor else None),
+    }
+
+
+@router.post("/sync/runs/{sync_run_id}/apply")
+def apply_run(sync_run_id: uuid.UUID, request: Request, db: DB, ctx: StartRuns,
+              form: PostedForm) -> Response:
+    """Apply (or, held by the breaker, confirm) a waiting run: all of it, or the
+    registrations ticked in its preview."""
+    chosen = [str(ref) for ref in form.getlist("source_ref")]
+    everything = bool(form.get("all"))
+    try:
+        run = runs.get_run_or_raise(db, ctx, run_id=sync_run_id)
+        if not everything and not chosen:
+            raise Invalid("source_ref: tick the registrations to apply, or apply all "
+                          "(discard applies none)", field="source_ref")
+        decide = review.confirm_held if run.status == SyncStatus.HELD else review.apply_reviewed
+        decide(db, ctx, run_id=run.id, source_refs=None if everything else chosen)
+    except DomainError as exc:
+        db.rollback()
+        return _run_view(request, db, ctx, sync_run_id, status_code=exc.status_code,
+                         **form_error(exc))
+    db.commit()
+    what = "all of it" if everything else f"{len(chosen)} registration(s)"
+    return RedirectResponse(f"/sync/runs/{sync_run_id}?flash="
+                            f"{quote_plus(f'Applying {what}')}", status_code=303)
+
+
+@router.post("/sync/runs/{sync_run_id}/discard")
+def discard_run(sync_run_id: uuid.UUID, request: Request, db: DB, ctx: StartRuns) -> Response:
+    """Apply nothing of a waiting run; the next run reads the same changes again."""
+    try:
+        review.discard(db, ctx, run_id=sync_run_id)
+    except DomainError as exc:
+        db.rollback()
+        return _run_view(request, db, ctx, sync_run_id, status_code=exc.status_code,
+                         **form_error(exc))
+    db.commit()
+    return RedirectResponse(f"/sync/runs/{sync_run_id}?flash="
+                            f"{quote_plus('Discarded: nothing was applied')}", status_code=303)
