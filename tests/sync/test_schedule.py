@@ -67,10 +67,13 @@ def test_a_due_link_is_deferred_once_and_a_link_whose_run_is_active_is_not_defer
     off = _link(db, ctx, connection, _event(db, tenant, starts_in=timedelta(days=10)), "1:3")
     links.update_link(db, ctx, event_id=off.event_id, link_id=off.id,  # type: ignore[arg-type]
                       data=LinkUpdate(auto_sync=False), now=T)
-    assert event_link.next_run_at == T  # linked: read at the next tick
+    # Linked: first synced one interval later (the 4-hour cadence, the race 10 days away).
+    due = T + timedelta(hours=4)
+    assert event_link.next_run_at == due
+    early = tick(lend(db), now=due - timedelta(minutes=1))
 
-    handled = tick(lend(db), now=T)
-    again = tick(lend(db), now=T + timedelta(seconds=30))  # a second tick, same minute
+    handled = tick(lend(db), now=due)
+    again = tick(lend(db), now=due + timedelta(seconds=30))  # a second tick, same minute
 
     [run] = _runs(db, event_link)
     assert (run.trigger, run.status, run.requested_by_label) == ("schedule", SyncStatus.QUEUED,
@@ -79,16 +82,17 @@ def test_a_due_link_is_deferred_once_and_a_link_whose_run_is_active_is_not_defer
     assert job is not None and job.priority == 0  # after manual runs
     assert db.scalar(text("SELECT count(*) FROM procrastinate_jobs WHERE id = :id"),
                      {"id": job.queue_job_id}) == 1
+    assert early["participants"] == 0
     assert handled["participants"] == 1 and again["participants"] == 0
     assert _runs(db, off) == [] and off.next_run_at is None
     # Provisional, from the tick: the run's end plans it again.
-    assert event_link.next_run_at == T + timedelta(hours=4)
+    assert event_link.next_run_at == due + timedelta(hours=4)
 
     # Its time comes again while the run still waits for a worker: the link joins it.
-    tick(lend(db), now=T + timedelta(hours=4))
+    tick(lend(db), now=due + timedelta(hours=4))
 
     assert _runs(db, event_link) == [run]
-    assert event_link.next_run_at == T + timedelta(hours=8)
+    assert event_link.next_run_at == due + timedelta(hours=8)
 
 
 def test_two_ticks_at_once_on_two_connections_defer_each_link_once(
@@ -104,12 +108,16 @@ def test_two_ticks_at_once_on_two_connections_defer_each_link_once(
         db.commit()
 
     first, second = committed_db(), committed_db()
+    # Were the second to wait for the first's rows (no SKIP LOCKED), it would wait for ever
+    # (the first commits after it): fail instead, naming the lock.
+    second.execute(text("SET lock_timeout = '5s'"))
     try:
-        taken_first = defer_due_participants(first, T)  # rows locked, not committed yet
-        taken_meanwhile = defer_due_participants(second, T)  # skips them, waits for nothing
+        due = T + timedelta(hours=4)
+        taken_first = defer_due_participants(first, due)  # rows locked, not committed yet
+        taken_meanwhile = defer_due_participants(second, due)  # skips them, waits for none
         second.commit()
         first.commit()
-        taken_after = defer_due_participants(second, T)  # their next run has moved on
+        taken_after = defer_due_participants(second, due)  # their next run has moved on
         second.commit()
     finally:
         first.close()
@@ -123,7 +131,7 @@ def test_two_ticks_at_once_on_two_connections_defer_each_link_once(
         assert db.scalar(text("SELECT count(*) FROM procrastinate_jobs")) == 3
 
 
-def test_a_linked_link_never_planned_is_planned_and_run_by_the_tick(
+def test_a_link_linked_without_a_plan_is_planned_and_run_by_the_tick(
     db: Session, ctx: TenantContext, tenant: Tenant, keyring: Keyring,
 ) -> None:
     connection = connect(db, ctx, keyring, NOWHERE)
@@ -135,10 +143,14 @@ def test_a_linked_link_never_planned_is_planned_and_run_by_the_tick(
     db.add(row)
     db.flush()
 
-    tick(lend(db), now=T)
+    tick(lend(db), now=T + timedelta(hours=1))
+
+    assert _runs(db, row) == [] and row.next_run_at == T + timedelta(hours=4)  # from linking
+
+    tick(lend(db), now=T + timedelta(hours=5))  # overdue: run at once
 
     assert [r.trigger for r in _runs(db, row)] == ["schedule"]
-    assert row.next_run_at == T + timedelta(hours=4)
+    assert row.next_run_at == T + timedelta(hours=9)
 
 
 # --- a run's end plans the next ------------------------------------------------------------------
@@ -164,9 +176,11 @@ def test_a_finished_run_plans_the_next_on_the_race_week_cadence(
     connection = connect(db, ctx, keyring, base)
     event_link = _link(db, ctx, connection, _event(db, tenant, starts_in=starts_in),
                        event_ref(simulated))
-    tick(lend(db), now=T)
+    due = event_link.next_run_at
+    assert due is not None
+    tick(lend(db), now=due)
     [run] = _runs(db, event_link)
-    clock = Clock(now=T + timedelta(seconds=40))
+    clock = Clock(now=due + timedelta(seconds=40))
 
     attempt(db, ctx, keyring, run, clock=clock)
 
@@ -187,9 +201,9 @@ def test_a_run_that_failed_for_good_plans_the_next_too(
                                                              "api_secret": "wrong-too"})
     event_link = _link(db, ctx, connection, _event(db, tenant, starts_in=timedelta(days=5)),
                        event_ref(simulated))
-    tick(lend(db), now=T)
+    tick(lend(db), now=T + timedelta(hours=4))
     [run] = _runs(db, event_link)
-    clock = Clock(now=T + timedelta(minutes=1))
+    clock = Clock(now=T + timedelta(hours=4, minutes=1))
 
     with pytest.raises(Exception):  # noqa: B017 - the job fails as a worker would see it
         attempt(db, ctx, keyring, run, clock=clock)
@@ -285,20 +299,22 @@ def test_hakus_budget_stretches_the_race_day_cadence_and_the_status_says_why(
     event = _event(db, tenant, starts_in=timedelta(hours=2))  # race day
     event_links = [_link(db, ctx, connection, event, str(100 + n)) for n in range(6)]
 
-    tick(lend(db), now=T)
+    # Linked one after another, each planned with the links there were: all due by then.
+    now = max(link.next_run_at for link in event_links if link.next_run_at)
+    tick(lend(db), now=now)
     status = client.get(f"/api/sync/status/{connection.id}",
                         headers=auth(db, tenant, Role.VIEWER))
 
     # Six links, each about 3 requests a run (a page of registrations, the same list for
     # withdrawals, a token) every 2 minutes: 540 an hour. Haku allows 500, schedules plan
     # with 80% of it (400): every interval x1.35, 2.7 minutes.
-    assert {link.next_run_at for link in event_links} == {T + timedelta(minutes=2.7)}
+    assert {link.next_run_at for link in event_links} == {now + timedelta(minutes=2.7)}
     assert status.status_code == 200, status.text
     shown = status.json()["links"]
     assert len(shown) == 6
     plan = shown[0]["schedule"]
     assert shown[0]["autoSync"] is True
-    assert datetime.fromisoformat(shown[0]["nextRunAt"]) == T + timedelta(minutes=2.7)
+    assert datetime.fromisoformat(shown[0]["nextRunAt"]) == now + timedelta(minutes=2.7)
     assert plan["stretched"] is True and plan["stretch"] == pytest.approx(1.35)
     assert (plan["phase"], plan["intervalMinutes"], plan["budgetPerHour"]) == ("race_day", 2,
                                                                                 500)
@@ -336,8 +352,6 @@ def test_a_connection_with_room_in_its_budget_is_not_stretched(
     event = _event(db, tenant, starts_in=timedelta(hours=2))
     event_links = [_link(db, ctx, connection, event, f"1:{n}") for n in range(6)]
 
-    tick(lend(db), now=T)
-
     assert {link.next_run_at for link in event_links} == {T + timedelta(minutes=2)}
     assert all((link.schedule_plan or {})["stretched"] is False for link in event_links)
 
@@ -351,7 +365,7 @@ def test_another_tenants_links_are_planned_and_run_with_their_own_tenant(
     their_link = _link(db, other_ctx, theirs, _event(db, other, starts_in=timedelta(days=3)),
                        "1:2")
 
-    tick(lend(db), now=T)
+    tick(lend(db), now=T + timedelta(hours=4))
 
     [run] = _runs(db, their_link)
     job = db.get(JobRun, run.job_run_id)
@@ -376,7 +390,7 @@ def test_the_registry_lets_another_kind_spend_part_of_the_budget(
 
     handled = tick(lend(db), now=T)
 
-    assert seen == [T] and handled == {"participants": 1, "discovery": 0}
+    assert seen == [T] and handled == {"participants": 0, "discovery": 0}
     plan = event_link.schedule_plan or {}
     # 90 an hour for the link and 100 for discovery: within 400.
     assert plan["planned_calls_per_hour"] == pytest.approx(190) and not plan["stretched"]

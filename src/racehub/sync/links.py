@@ -227,7 +227,7 @@ def create_link(
     if name:
         link.provider_event_name = name
     db.flush()  # updated_at and the row as read back for the response
-    schedule.replan(db, link, now=link.linked_at, linked=True)  # first read at the next tick
+    schedule.replan(db, link, now=link.linked_at, linked=True)
     audit.record(db, ctx, action="link.create", target_type="event_link", target_id=link.id,
                  after=_public(link, connection.name, event.name))
     return link

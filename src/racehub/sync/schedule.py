@@ -251,11 +251,11 @@ def _reason(plan: NextRun, fact: LinkFacts, budget: Budget, *, links: int) -> st
 
 
 def plan_link(db: Session, link: EventLink, *, after: datetime, now: datetime,
-              due_now: bool = False, budget: Budget | None = None,
-              settings: Settings | None = None) -> datetime | None:
+              budget: Budget | None = None, settings: Settings | None = None,
+              ) -> datetime | None:
     """Set the link's ``next_run_at`` (and its plan): one interval of its cadence after
-    ``after``, stretched to the connection's budget as it stands at ``now``; at ``now``
-    with ``due_now``. None, and no plan, when auto-sync is off or the link is not linked."""
+    ``after``, stretched to the connection's budget as it stands at ``now``. None, and no
+    plan, when auto-sync is off or the link is not linked."""
     if not link.auto_sync or link.event_id is None:
         link.next_run_at = None
         link.schedule_plan = None
@@ -270,17 +270,8 @@ def plan_link(db: Session, link: EventLink, *, after: datetime, now: datetime,
         link.schedule_plan = None
         return None
     plan = next_run(after, fact.window, fact.cadence, stretch=budget.stretch)
-    if due_now:
-        at = now
-        plan = NextRun(at=now, phase=fact.window.phase_at(now, fact.cadence),
-                       interval=plan.interval, planned=plan.planned,
-                       tightened_at_boundary=False)
-    else:
-        at = plan.at
     reason = _reason(plan, fact, budget, links=len(budget.links))
-    if due_now:
-        reason = "not synced since it was linked: runs at the next tick; then " + reason
-    link.next_run_at = at
+    link.next_run_at = at = plan.at
     link.schedule_plan = {
         "planned_at": now.isoformat(), "phase": plan.phase.value,
         "interval_minutes": plan.interval.total_seconds() / 60,
@@ -299,10 +290,12 @@ def last_run_end(db: Session, link: EventLink) -> datetime | None:
 
 
 def replan(db: Session, link: EventLink, *, now: datetime, linked: bool = False) -> None:
-    """After the link was linked (``linked``: read at the next tick) or its schedule
-    settings changed (one interval after its last run ended, or at once if it never ran)."""
-    last = None if linked else last_run_end(db, link)
-    plan_link(db, link, after=last or now, now=now, due_now=last is None)
+    """After the link was linked (``linked``: one interval from now; "Sync now" is there
+    for a first read at once) or its schedule settings changed, or found unplanned by the
+    tick: one interval after its last run ended, else after it was linked. Overdue: the
+    next tick runs it."""
+    last = None if linked else (last_run_end(db, link) or link.linked_at)
+    plan_link(db, link, after=last or now, now=now)
 
 
 def run_ended(db: Session, run: SyncRun) -> None:

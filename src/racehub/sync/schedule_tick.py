@@ -17,12 +17,14 @@ a run is queued exactly when its link's next run has moved on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 
 import structlog
 from procrastinate import Blueprint
 from sqlalchemy import ColumnElement, and_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.jobs.runner import worker_sessionmaker
@@ -89,12 +91,12 @@ schedule.register(schedule.ScheduledKind(name=schedule.PARTICIPANTS,
                                          defer_due=defer_due_participants))
 
 
-def tick(factory: sessionmaker[Session] | object, *, now: datetime,
+def tick(factory: Callable[[], AbstractContextManager[Session]], *, now: datetime,
          batch: int = BATCH) -> dict[str, int]:
     """Every kind's due work at ``now``, batch by batch, each committed. Returns how many
     rows each kind handled."""
     handled: dict[str, int] = {}
-    with factory() as db:  # type: ignore[operator]
+    with factory() as db:
         for kind in list(schedule.SCHEDULED_KINDS.values()):
             total = 0
             for _ in range(MAX_BATCHES):
