@@ -1,8 +1,8 @@
 """The sync schedule: the tick defers a due link's run once (a link with an active run
 joins it; two ticks at once on two connections never both take a link), a run's end plans
 the next one on the race-week cadence, a link's own intervals and auto-sync off through the
-links API, and the request budget stretching Haku's cadence, said by the status API. Every
-time is given (the tick's ``now``, the runs' clock): nothing waits."""
+links API, and the request budget stretching Haku's cadence, said by the status API and the
+pages. Every time is given (the tick's ``now``, the runs' clock): nothing waits."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from racehub.sync import links, schedule, service
 from racehub.sync.models import EventLink, ProviderConnection, SyncRun, SyncStatus
 from racehub.sync.schedule_tick import defer_due_participants, tick
 from racehub.sync.schemas import ConnectionCreate, LinkCreate, LinkUpdate
-from tests.factories import auth, make_event, make_tenant
+from tests.core.conftest import start_browser_session
+from tests.factories import auth, make_event, make_tenant, make_user
 from tests.sync.engine_helpers import Clock, attempt, connect, event_ref, simulator
 
 T = datetime(2026, 9, 10, 12, 0, tzinfo=UTC)
@@ -394,3 +395,27 @@ def test_the_registry_lets_another_kind_spend_part_of_the_budget(
     plan = event_link.schedule_plan or {}
     # 90 an hour for the link and 100 for discovery: within 400.
     assert plan["planned_calls_per_hour"] == pytest.approx(190) and not plan["stretched"]
+
+
+# --- the pages ------------------------------------------------------------------------------
+
+
+def test_the_pages_show_the_next_sync_and_why_hakus_cadence_was_stretched(
+    client: TestClient, db: Session, ctx: TenantContext, tenant: Tenant, keyring: Keyring,
+) -> None:
+    connection = _haku(db, ctx, keyring)
+    event = _event(db, tenant, starts_in=timedelta(hours=2))
+    event_links = [_link(db, ctx, connection, event, str(100 + n)) for n in range(6)]
+    links.update_link(db, ctx, event_id=event.id, link_id=event_links[0].id,
+                      data=LinkUpdate(auto_sync=False), now=T)
+    tick(lend(db), now=T + timedelta(minutes=3))  # all five planned with the same budget
+    client.headers["X-CSRF-Token"] = start_browser_session(
+        db, client, make_user(db, tenant, Role.TENANT_ADMIN))
+    db.commit()
+
+    for url in (f"/connections/{connection.id}/links", f"/events/{event.id}"):
+        page = client.get(url)
+        assert page.status_code == 200, url
+        assert "Next sync" in page.text and "auto-sync off" in page.text
+        # Five links on race day still need 450 requests an hour: more than 400.
+        assert "stretched ×1.12" in page.text and "Haku allows 500 an hour" in page.text
