@@ -88,6 +88,31 @@ class Settings(BaseSettings):
         "no registration at all while the link has at least this many synced registrations "
         "(not withdrawn).",
     )
+    sync_schedule_interval_minutes: float = Field(
+        default=240, ge=1, le=10_080, description="Scheduled participant syncs of a linked "
+        "provider event: every this many minutes outside race week (and after the event).",
+    )
+    sync_schedule_near_start_hours: float = Field(
+        default=24, ge=0, le=720, description="Within this many hours of the event's start "
+        "the cadence tightens to RACEHUB_SYNC_SCHEDULE_NEAR_START_INTERVAL_MINUTES.",
+    )
+    sync_schedule_near_start_interval_minutes: float = Field(
+        default=15, ge=1, le=10_080, description="The cadence within "
+        "RACEHUB_SYNC_SCHEDULE_NEAR_START_HOURS of the start.",
+    )
+    sync_schedule_race_day_hours: float = Field(
+        default=4, ge=0, le=720, description="From this many hours before the start until "
+        "the event ends (the end of its last start's day in its time zone) the cadence is "
+        "RACEHUB_SYNC_SCHEDULE_RACE_DAY_INTERVAL_MINUTES.",
+    )
+    sync_schedule_race_day_interval_minutes: float = Field(
+        default=2, ge=1, le=10_080, description="The cadence on race day.",
+    )
+    sync_schedule_budget_share: float = Field(
+        default=0.8, gt=0, le=1, description="The share of a connection's request budget "
+        "scheduled runs plan to use (the rest is left to manual runs, checks and discovery); "
+        "intervals stretch when a connection's links would need more.",
+    )
 
     export_storage: Literal["local", "s3"] = Field(
         default="local", description="Where finished exports are kept: a folder or S3."

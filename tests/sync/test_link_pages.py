@@ -115,6 +115,7 @@ def test_the_event_page_lists_the_provider_events_feeding_it(
                provider_event_name="10K")
     row.last_success_at = datetime(2026, 5, 1, 6, 30, tzinfo=UTC)
     row.cursor = datetime(2026, 5, 1, 6, 0, tzinfo=UTC)
+    row.next_run_at = datetime(2026, 5, 1, 10, 30, tzinfo=UTC)
     browser = log_in(client, db, tenant, Role.VIEWER)
     page = browser.get(f"/events/{event.id}")
     assert page.status_code == 200
@@ -122,7 +123,7 @@ def test_the_event_page_lists_the_provider_events_feeding_it(
     cells = [re.sub(r"<[^>]+>", "", c).strip()
              for c in re.findall(r"<td>(.*?)</td>", section, flags=re.S)]
     assert cells == ["RunSignUp", "RSU main", "10K (100:1)", "2026-05-01 08:30",
-                     "2026-05-01 08:00"]
+                     "2026-05-01 08:00", "2026-05-01 12:30"]
     assert "/connections/" not in section  # a viewer does not see connections
 
     manager = log_in(client, db, tenant, Role.EVENT_MANAGER)

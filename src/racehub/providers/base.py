@@ -384,6 +384,30 @@ class ProviderAdapter:
         raise NotSupported("this provider's records are read only from the provider",
                            provider=cls.provider)
 
+    # -- what a read costs (the sync schedule plans the request budget with it) ----------
+    # Requests a read makes besides its pages (a token, say).
+    auth_calls: ClassVar[int] = 0
+
+    @classmethod
+    def participant_page_size(cls, settings: Any) -> int:
+        """Registrations per page of ``list_participants`` with these settings (the
+        adapter's own model). Adapters listing participants override it."""
+        return 100
+
+    @classmethod
+    def estimated_read_calls(cls, settings: Mapping[str, Any] | None, *, rows: int) -> int:
+        """About how many requests one participant read of ``rows`` registrations costs:
+        its pages (the last one says so, hence one more than full pages), those of
+        ``list_withdrawn`` where offered, and ``auth_calls``. Settings the adapter refuses
+        count as its defaults (the run itself reports them)."""
+        try:
+            checked = cls.read_settings(settings)
+        except BadData:
+            checked = cls.settings_model()
+        pages = max(0, rows) // max(1, cls.participant_page_size(checked)) + 1
+        reads = 2 if Capability.LIST_WITHDRAWN in cls.capabilities else 1
+        return pages * reads + cls.auth_calls
+
     # -- hooks -------------------------------------------------------------------------
     def inspect_response(self, status: int, body: Any) -> None:
         """Raise a typed error for failures a provider reports inside a 2xx body."""

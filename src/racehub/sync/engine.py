@@ -38,7 +38,7 @@ from racehub.jobs.retry import PROVIDER_OUTAGES
 from racehub.providers.base import Capability, Page, ProviderAdapter
 from racehub.providers.errors import ProviderError
 from racehub.settings import get_settings
-from racehub.sync import mapping, preview, review, staging
+from racehub.sync import mapping, preview, review, schedule, staging
 from racehub.sync.models import (
     EventLink,
     ProviderConnection,
@@ -146,6 +146,7 @@ def _finish(db: Session, run: SyncRun, status: SyncStatus, clock: Clock, *,
     run.next_attempt_at = None
     run.error = error
     run.retryable = retryable
+    schedule.run_ended(db, run)  # the link's next scheduled run counts from this end
 
 
 def _give_up(db: Session, run: SyncRun, status: SyncStatus, clock: Clock, *,

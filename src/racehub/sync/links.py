@@ -30,6 +30,7 @@ from racehub.core.query import scoped
 from racehub.events import service as events_service
 from racehub.events.models import Category, Event
 from racehub.providers.catalog import PROVIDERS, Direction
+from racehub.sync import schedule
 from racehub.sync.exceptions import (
     ConnectionNotFound,
     LinkNotFound,
@@ -50,6 +51,7 @@ from racehub.sync.schemas import (
     CategoryLinksUpdate,
     LinkCreate,
     LinkRead,
+    LinkSyncSettings,
     LinkUpdate,
     WaitingRunRead,
 )
@@ -98,7 +100,9 @@ def _reads(db: Session, stmt: Select[Any]) -> list[LinkRead]:
         provider_event_name=link.provider_event_name, event_id=link.event_id,
         event_name=event_name, participant_source=direction == Direction.REGISTRATION,
         linked_at=link.linked_at, cursor=link.cursor, last_success_at=link.last_success_at,
-        auto_sync=link.auto_sync, next_run_at=link.next_run_at, syncing=syncing,
+        auto_sync=link.auto_sync, next_run_at=link.next_run_at,
+        sync_settings=LinkSyncSettings.model_validate(link.sync_settings or {}),
+        schedule=schedule.read_plan(link), syncing=syncing,
         waiting_run=_waiting(waiting), created_at=link.created_at, updated_at=link.updated_at)
         for link, connection_name, direction, event_name, syncing, waiting in db.execute(stmt)]
 
@@ -163,7 +167,7 @@ def _public(link: EventLink, connection_name: str, event_name: str | None) -> di
             "provider": link.provider, "providerEventRef": link.provider_event_ref,
             "providerEventName": link.provider_event_name,
             "eventId": str(link.event_id) if link.event_id else None, "event": event_name,
-            "autoSync": link.auto_sync}
+            "autoSync": link.auto_sync, "syncSettings": dict(link.sync_settings or {})}
 
 
 def _names(db: Session, link: EventLink) -> tuple[str, str | None]:
@@ -237,6 +241,7 @@ def create_link(
     if name:
         link.provider_event_name = name
     db.flush()  # updated_at and the row as read back for the response
+    schedule.replan(db, link, now=link.linked_at, linked=True)
     audit.record(db, ctx, action="link.create", target_type="event_link", target_id=link.id,
                  after=_public(link, connection.name, event.name))
     return link
@@ -244,7 +249,7 @@ def create_link(
 
 def update_link(
     db: Session, ctx: TenantContext, *, event_id: uuid.UUID, link_id: uuid.UUID,
-    data: LinkUpdate,
+    data: LinkUpdate, now: datetime | None = None,
 ) -> EventLink:
     link = get_link_or_raise(db, ctx, link_id=link_id, event_id=event_id, for_update=True)
     names = _names(db, link)
@@ -254,14 +259,35 @@ def update_link(
         link.provider_event_name = changes["provider_event_name"]
     if changes.get("auto_sync") is not None:
         link.auto_sync = changes["auto_sync"]
+    if "sync_settings" in changes:
+        link.sync_settings = _merged_sync_settings(link.sync_settings, data.sync_settings)
     after = _public(link, *names)
     if after != before:
         audit.record(db, ctx, action="link.update", target_type="event_link",
                      target_id=link.id,
                      before={k: v for k, v in before.items() if after[k] != v},
                      after={k: v for k, v in after.items() if before[k] != v})
+    if (before["autoSync"], before["syncSettings"]) != (after["autoSync"],
+                                                        after["syncSettings"]):
+        db.flush()  # the budget reads the link's siblings, and this link, from the database
+        schedule.replan(db, link, now=now or datetime.now(UTC))
     db.flush()
     return link
+
+
+def _merged_sync_settings(current: dict[str, Any] | None,
+                          sent: LinkSyncSettings | None) -> dict[str, Any]:
+    """The overrides sent set (null: dropped, back to the setting); the others stay.
+    ``syncSettings: null`` drops them all."""
+    if sent is None:
+        return {}
+    merged = dict(current or {})
+    for key, value in sent.model_dump(exclude_unset=True).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
 
 
 def unlink(db: Session, ctx: TenantContext, *, event_id: uuid.UUID, link_id: uuid.UUID) -> None:
@@ -283,6 +309,7 @@ def unlink(db: Session, ctx: TenantContext, *, event_id: uuid.UUID, link_id: uui
     link.state = {}
     link.last_success_at = None
     link.next_run_at = None
+    link.schedule_plan = None
     db.execute(update(CategoryLink).where(CategoryLink.tenant_id == ctx.tenant_id,
                                           CategoryLink.link_id == link.id)
                .values(category_id=None))

@@ -106,6 +106,9 @@ class EventLink(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
         UniqueConstraint("connection_id", "provider_event_ref",
                          name="uq_event_links_connection_id_provider_event_ref"),
         Index("ix_event_links_tenant_id_event_id", "tenant_id", "event_id"),
+        # The schedule's tick: the linked, auto-synced links by when they are due.
+        Index("ix_event_links_next_run_at", "next_run_at",
+              postgresql_where=text("auto_sync AND event_id IS NOT NULL")),
     )
 
     connection_id: Mapped[uuid.UUID] = mapped_column(
@@ -128,6 +131,9 @@ class EventLink(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     auto_sync: Mapped[bool] = mapped_column(Boolean, default=True)
     sync_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # How next_run_at was planned (sync/schedule.py ``LinkPlan``): the cadence's phase and
+    # interval, whether the request budget stretched it and why. NULL: not planned.
+    schedule_plan: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class CategoryLink(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):

@@ -39,7 +39,7 @@ from racehub.core.query import scoped
 from racehub.jobs import service as jobs_service
 from racehub.jobs.handle import RunningJob
 from racehub.jobs.models import JobRun
-from racehub.sync import breaker, preview
+from racehub.sync import breaker, preview, schedule
 from racehub.sync.exceptions import SyncRunNotFound
 from racehub.sync.models import (
     EventLink,
@@ -197,6 +197,7 @@ def discard(db: Session, ctx: TenantContext, *, run_id: uuid.UUID,
     _decided(run, ctx, "discarded", clock)
     run.status = SyncStatus.DISCARDED
     run.finished_at = run.reviewed_at
+    schedule.run_ended(db, run)  # the link's next scheduled run counts from this end
     audit.record(db, ctx, action="sync.discard", target_type="sync_run", target_id=run.id,
                  before=before, after={"status": run.status.value})
     db.flush()

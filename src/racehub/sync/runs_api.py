@@ -15,7 +15,7 @@ from racehub.core.deps import DB, require
 from racehub.core.pagination import Page
 from racehub.core.rbac import Perm
 from racehub.core.schemas import APIModel
-from racehub.sync import preview, review, runs
+from racehub.sync import preview, review, runs, schedule
 from racehub.sync.models import (
     ChangeAction,
     PreviewAction,
@@ -24,6 +24,7 @@ from racehub.sync.models import (
     SyncStatus,
     SyncTrigger,
 )
+from racehub.sync.schemas import SchedulePlanRead
 
 router = APIRouter(prefix="/api/sync", tags=["sync"])
 
@@ -125,6 +126,12 @@ class LinkStatusRead(APIModel):
     provider_event_name: str | None
     cursor: datetime | None
     last_success_at: datetime | None
+    auto_sync: bool = Field(description="Whether the schedule runs this link")
+    next_run_at: datetime | None = Field(description="When the schedule runs it next; null: "
+                                         "auto-sync is off")
+    schedule: SchedulePlanRead | None = Field(
+        description="How the next run was planned: the cadence's phase and interval, and "
+                    "whether the provider's request budget stretched it, and why")
     running: SyncRunRead | None = Field(description="The link's active run (one waiting for "
                                                     "a person included)")
     waiting: SyncRunRead | None = Field(
@@ -161,12 +168,15 @@ def request_sync(data: SyncRequest, db: DB, ctx: StartRuns) -> SyncRequested:
 @router.get("/status/{connection_id}", response_model=SyncStatusRead)
 def sync_status(connection_id: uuid.UUID, db: DB, ctx: ReadRuns) -> SyncStatusRead:
     """Per linked provider event: the run active now (``waiting`` when it is held by the
-    circuit breaker or awaits review), the last success, recent failures."""
+    circuit breaker or awaits review), the last success, recent failures, and the next
+    scheduled run with how it was planned."""
     statuses = runs.connection_status(db, ctx, connection_id=connection_id)
     return SyncStatusRead(connection_id=connection_id, links=[LinkStatusRead(
         link_id=s.link.id, event_id=s.link.event_id, provider_event_ref=s.link.provider_event_ref,
         provider_event_name=s.link.provider_event_name, cursor=s.link.cursor,
-        last_success_at=s.link.last_success_at,
+        last_success_at=s.link.last_success_at, auto_sync=s.link.auto_sync,
+        next_run_at=s.link.next_run_at if s.link.auto_sync else None,
+        schedule=schedule.read_plan(s.link),
         running=_read(s.running) if s.running else None,
         waiting=_read(s.waiting) if s.waiting else None,
         last_success=_read(s.last_success) if s.last_success else None,

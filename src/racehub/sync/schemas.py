@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from racehub.core.schemas import APIModel
 from racehub.providers.catalog import PROVIDERS, Direction
@@ -154,12 +154,58 @@ class LinkCreate(APIModel):
     _ref = field_validator("provider_event_ref")(_clean_ref)
 
 
+MAX_INTERVAL_MINUTES = 10_080  # a week
+
+
+class LinkSyncSettings(APIModel):
+    """A link's own cadence (minutes), overriding the settings' interval of each phase;
+    unset or null: the setting. The request budget may still stretch them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval_minutes: float | None = Field(
+        default=None, ge=1, le=MAX_INTERVAL_MINUTES,
+        description="Outside race week and after the event (default "
+                    "RACEHUB_SYNC_SCHEDULE_INTERVAL_MINUTES, 240)")
+    near_start_interval_minutes: float | None = Field(
+        default=None, ge=1, le=MAX_INTERVAL_MINUTES,
+        description="Within RACEHUB_SYNC_SCHEDULE_NEAR_START_HOURS of the start (default 15)")
+    race_day_interval_minutes: float | None = Field(
+        default=None, ge=1, le=MAX_INTERVAL_MINUTES,
+        description="From RACEHUB_SYNC_SCHEDULE_RACE_DAY_HOURS before the start until the "
+                    "event ends (default 2)")
+
+
 class LinkUpdate(APIModel):
     """Only the fields sent change. To feed another event: unlink, then link there."""
 
     provider_event_name: str | None = Field(default=None, max_length=300)
     auto_sync: bool | None = Field(default=None,
                                    description="Whether scheduled runs sync this link")
+    sync_settings: LinkSyncSettings | None = Field(
+        default=None,
+        description="The link's cadence overrides: the fields sent are set (null: back to the "
+                    "setting), the others stay; null for the whole object clears them all")
+
+
+class SchedulePlanRead(APIModel):
+    """How the link's next run was planned."""
+
+    planned_at: datetime
+    phase: str = Field(description="base, near_start, race_day or over (after the event)")
+    interval_minutes: float = Field(description="The cadence's interval in this phase")
+    planned_interval_minutes: float = Field(
+        description="The interval planned: the cadence's, stretched when the connection's "
+                    "request budget cannot afford it")
+    stretched: bool
+    stretch: float = Field(description="The factor every interval of the connection was "
+                                       "multiplied by (1: not stretched)")
+    estimated_calls_per_run: int
+    budget_per_hour: float = Field(description="Requests an hour the connection may make")
+    planned_calls_per_hour: float = Field(
+        description="What the connection's scheduled runs would need at their cadence")
+    event_end: datetime | None = Field(description="When the event is taken to end")
+    reason: str = Field(description="In words: the cadence, and why it was stretched")
 
 
 class WaitingRunRead(APIModel):
@@ -191,7 +237,11 @@ class LinkRead(APIModel):
                                     "null: the next run reads everything")
     last_success_at: datetime | None
     auto_sync: bool
-    next_run_at: datetime | None
+    next_run_at: datetime | None = Field(description="When the schedule runs it next; null: "
+                                         "auto-sync is off or the link is not linked")
+    sync_settings: LinkSyncSettings = Field(default_factory=LinkSyncSettings)
+    schedule: SchedulePlanRead | None = Field(default=None,
+                                              description="How next_run_at was planned")
     syncing: bool = Field(description="A run of this link is queued, running or retrying, "
                           "or waits for a person (it cannot be unlinked until that run ends)")
     waiting_run: WaitingRunRead | None = Field(

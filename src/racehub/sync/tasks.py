@@ -12,11 +12,13 @@ from racehub.core.rbac import Perm
 from racehub.jobs.registry import Subject
 from racehub.jobs.retry import PROVIDER_OUTAGES
 from racehub.jobs.runner import JobHandle, job_task
-from racehub.sync import engine, retention, runs
+from racehub.sync import engine, retention, runs, schedule_tick
 
 blueprint = Blueprint()
 # The daily purge of raw payloads (sync:retention:purge_payloads), declared in its module.
 blueprint.add_tasks_from(retention.blueprint, namespace="retention")
+# The minute tick deferring scheduled runs (sync:schedule:tick), declared in its module.
+blueprint.add_tasks_from(schedule_tick.blueprint, namespace="schedule")
 
 
 @job_task(

@@ -52,6 +52,17 @@ class HakuAdapter(ProviderAdapter):
     default_field_mapping = m.DEFAULT_FIELD_MAPPING
     settings_model = HakuSettings
     settings: HakuSettings
+    auth_calls = 1  # a token per adapter (one per run)
+
+    @classmethod
+    def participant_page_size(cls, settings: HakuSettings) -> int:
+        return cls.bounded_page_size(settings.per_page, int(m.ASSUMED["per_page"]))
+
+    @classmethod
+    def estimated_read_calls(cls, settings: Any, *, rows: int) -> int:
+        # Both lists page over the same registrations list; each registration read costs
+        # a detail call besides (the list rows lack the registrant's answers).
+        return super().estimated_read_calls(settings, rows=rows) + max(0, rows)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -66,6 +66,13 @@ class RaceRosterAdapter(ProviderAdapter):
     default_field_mapping = m.DEFAULT_FIELD_MAPPING
     settings_model = RaceRosterSettings
     settings: RaceRosterSettings
+    auth_calls = 1  # a token per adapter (one per run)
+
+    @classmethod
+    def participant_page_size(cls, settings: RaceRosterSettings) -> int:
+        # Each page re-reads the previous page's last row (see _registrations).
+        return cls.bounded_page_size(settings.page_size, int(m.ASSUMED["registrations_limit"]),
+                                     minimum=2) - 1
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

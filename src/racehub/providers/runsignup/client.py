@@ -63,6 +63,10 @@ class RunSignUpAdapter(ProviderAdapter):
     settings_model = RunSignUpSettings
     settings: RunSignUpSettings
 
+    @classmethod
+    def participant_page_size(cls, settings: RunSignUpSettings) -> int:
+        return cls.bounded_page_size(settings.results_per_page, m.MAX_PARTICIPANTS_PER_PAGE)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.http.default_params["format"] = "json"
