@@ -101,8 +101,8 @@ class EventLink(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     ``eventIds``) or discovered in the provider's listing (sync/discovery.py: a candidate,
     not chosen), and is linked when ``event_id`` is set (a linked row is chosen). One
     racehub event may link several provider events (a RunSignUp race and a Haku event of
-    the same race day); a provider event feeds at most one racehub event per connection. The row is also the stream's state: its cursor, its
-    last success, its schedule."""
+    the same race day); a provider event feeds at most one racehub event per connection.
+    The row is also the stream's state: its cursor, its last success, its schedule."""
 
     __tablename__ = "event_links"
     __table_args__ = (
