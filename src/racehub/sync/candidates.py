@@ -214,16 +214,17 @@ def create_event_from_candidate(
             "already feeds an event; unlink it first")
     group = _race_of(db, ctx, link) if data.with_race else [link]
     given = data.model_dump(exclude_unset=True, exclude={"with_race"})
-    values = {**event_values(link), **{k: v for k, v in given.items() if v is not None}}
+    values = event_values(link)
+    # The race starts with its first sub-event.
+    starts = [row.provider_start_at for row in group if row.provider_start_at]
+    values["start_at"] = min(starts) if starts else None
+    values.update({k: v for k, v in given.items() if v is not None})
     if values.get("start_at") is None:
-        starts = [row.provider_start_at for row in group if row.provider_start_at]
-        if not starts:
-            raise Invalid(f"startAt: {connection.name!r} gave no start time for provider "
-                          f"event {link.provider_event_ref!r}" + (
-                              " (it gave a local time without its time zone)"
-                              if not link.provider_time_zone else "") + "; give one",
-                          field="startAt")
-        values["start_at"] = min(starts)
+        raise Invalid(f"startAt: {connection.name!r} gave no start time for provider event "
+                      f"{link.provider_event_ref!r}" + (
+                          " (it gave a local time without its time zone)"
+                          if not link.provider_time_zone else "") + "; give one",
+                      field="startAt")
     if not values.get("timezone"):
         raise Invalid(f"timezone: {connection.name!r} gave no time zone for provider event "
                       f"{link.provider_event_ref!r}; give one (an IANA name such as "
