@@ -2,8 +2,9 @@
 each of its provider races/distances maps to.
 
 An ``EventLink`` row is a provider event chosen on a connection (the connection API's
-``eventIds``, and discovery in part 2); it is *linked* once ``event_id`` is set. One racehub
-event may link several provider events; a provider event feeds at most one event per
+``eventIds``) or found by discovery (sync/discovery.py: a candidate, not chosen); it is
+*linked* once ``event_id`` is set (and then chosen). One racehub event may link several
+provider events; a provider event feeds at most one event per
 connection (the row is unique per connection and ref). Every query starts from
 ``scoped(ctx, ...)``, so another tenant's ids are not found.
 
