@@ -71,6 +71,15 @@ def _as_datetime(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
+def _shifted(at: datetime, delta: timedelta) -> datetime:
+    """``at + delta``, held at the calendar's ends (an event dated in year 1 or 9999)."""
+    try:
+        return at + delta
+    except OverflowError:
+        return (datetime.max if delta > timedelta(0) else datetime.min).replace(
+            tzinfo=at.tzinfo)
+
+
 def _read(link: EventLink, connection_name: str, event_name: str | None) -> CandidateRead:
     d = dict(link.provider_details or {})
     return CandidateRead(
@@ -113,10 +122,9 @@ def list_candidates(
     if near_event_id is not None:
         event = events_service.get_event_or_raise(db, ctx, event_id=near_event_id)
         window = timedelta(days=NEAR_DAYS)
-        start_from = max(start_from, event.start_at - window) if start_from else (
-            event.start_at - window)
-        start_to = min(start_to, event.start_at + window) if start_to else (
-            event.start_at + window)
+        low, high = _shifted(event.start_at, -window), _shifted(event.start_at, window)
+        start_from = max(start_from, low) if start_from else low
+        start_to = min(start_to, high) if start_to else high
         linked = False
         stmt = stmt.where(ProviderConnection.direction == Direction.REGISTRATION)
     if q:
