@@ -42,6 +42,7 @@ from racehub.imports.reader import open_table
 from racehub.inventory.models import NumberType, RaceNumber
 from racehub.providers.demo import serve_simulators
 from racehub.settings import get_settings
+from racehub.sync import candidates as sync_candidates
 from racehub.sync import links as sync_links
 from racehub.sync import service as sync_service
 from racehub.sync.models import SyncRun
@@ -132,6 +133,13 @@ def test_the_demo_links_a_runsignup_event_ready_to_sync_and_one_to_link(db: Sess
         assert first_name.endswith(" " + category.category_name)
         # Nothing ran: the operator starts the first sync.
         assert count(db, SyncRun) == 0
+        # Its provider events were discovered: the Provider events page has candidates,
+        # the two chosen ones among them (still named as the demo named them).
+        candidates = sync_candidates.list_candidates(db, ctx, connection_id=connection.id)
+        assert len(candidates) > 2 and {first_ref, second_ref} <= {
+            c.provider_event_ref for c in candidates}
+        assert sum(1 for c in candidates if not c.chosen) == len(candidates) - 2
+        assert connection.events_discovered_at is not None
 
         # The adapter reads the chosen events: the connection check lists both.
         check = sync_service.check_connection(db, ctx, keyring=keyring,

@@ -87,6 +87,7 @@ def create_app(
     from racehub.jobs import pages as jobs_pages
     from racehub.ops import api as ops_api
     from racehub.sync import api as sync_api
+    from racehub.sync import discovery_api as sync_discovery_api
     from racehub.sync import links_api as sync_links_api
     from racehub.sync import links_pages as sync_links_pages
     from racehub.sync import pages as sync_pages
@@ -100,8 +101,8 @@ def create_app(
     for module in (core_api, events_api, imports_api, inventory_api, jobs_api, timing_api,
                    core_pages, events_pages, imports_pages, inventory_pages, jobs_pages,
                    exports_api, exports_pages, sync_api, sync_links_api, sync_records_api,
-                   sync_runs_api, sync_pages, sync_links_pages, sync_runs_pages,
-                   timing_results_api, timing_pages, ops_api):
+                   sync_runs_api, sync_discovery_api, sync_pages, sync_links_pages,
+                   sync_runs_pages, timing_results_api, timing_pages, ops_api):
         app.include_router(module.router)
     _serve_openapi_once(app, OPENAPI_URL)
     return app

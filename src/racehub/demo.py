@@ -47,7 +47,7 @@ from racehub.inventory.schemas import NumberTypeCreate
 from racehub.inventory.service import ManufacturedRow
 from racehub.providers.demo import RunningSimulator
 from racehub.settings import Settings, get_settings
-from racehub.sync import links
+from racehub.sync import discovery, links
 from racehub.sync import service as sync_service
 from racehub.sync.models import EventLink, ProviderConnection
 from racehub.sync.schemas import (
@@ -190,8 +190,24 @@ def seed_demo_connections(db: Session, keyring: Keyring,
                                       settings=settings))
         if sim.events and not sync_service.chosen_events(connection):
             _choose_demo_events(db, ctx, connection, sim.events)
+        if sim.provider == "RUNSIGNUP" and connection.events_discovered_at is None:
+            _discover_demo_events(db, ctx, keyring, connection)
         names.append(name)
     return names
+
+
+def _discover_demo_events(db: Session, ctx: TenantContext, keyring: Keyring,
+                          connection: ProviderConnection) -> None:
+    """Its provider events discovered once, so the Provider events page has candidates to
+    link or create an event from (later discoveries are the schedule's or the operator's).
+    A simulator that cannot answer leaves the page empty, not the demo stopped."""
+    from racehub.providers.errors import ProviderError
+
+    try:
+        with db.begin_nested():
+            discovery.discover_events(db, ctx, connection_id=connection.id, keyring=keyring)
+    except ProviderError as exc:
+        log.warning("demo.discovery_failed", connection=connection.name, error=str(exc))
 
 
 def _choose_demo_events(db: Session, ctx: TenantContext, connection: ProviderConnection,

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from racehub.core import service as core_service
@@ -42,7 +42,8 @@ from racehub.jobs.registry import load_kinds
 from racehub.settings import Settings
 from racehub.sync import links as sync_links
 from racehub.sync import service as sync_service
-from racehub.sync.models import SyncConflict, SyncRun, SyncStatus
+from racehub.sync.discovery import DISCOVER_EVENTS_KIND
+from racehub.sync.models import EventLink, SyncConflict, SyncRun, SyncStatus
 from racehub.sync.runs import SYNC_PARTICIPANTS_KIND
 from racehub.sync.schemas import ConnectionCreate, LinkCreate
 from tests.factories import (
@@ -233,6 +234,17 @@ API_CASES: dict[tuple[str, str], Case] = {
         Perm.SYNC_LINK_MANAGE, 200, json={"categories": [
             {"providerRef": "5k", "providerName": "5K", "categoryId": Ref("category_id")}]}),
     ("GET", "/api/connections/{connection_id}/links"): Case(Perm.SYNC_CONNECTION_READ, 200),
+    # Discovered provider events (candidates): read with connections; discovering (a job),
+    # linking one and creating an event from one: sync:link:manage (EVENT_MANAGER and up).
+    ("POST", "/api/connections/{connection_id}/discover"): Case(Perm.SYNC_LINK_MANAGE, 202),
+    ("GET", "/api/provider-events"): Case(Perm.SYNC_CONNECTION_READ, 200),
+    ("POST", "/api/provider-events/{link_id}/link"): Case(
+        Perm.SYNC_LINK_MANAGE, 201, json={"eventId": Ref("event_id")},
+        ids={"link_id": "candidate_id"}),
+    ("POST", "/api/provider-events/{link_id}/create-event"): Case(
+        Perm.SYNC_LINK_MANAGE, 201,
+        json={"startAt": "2026-10-01T07:30:00", "timezone": "Europe/Paris", "name": "From 202"},
+        ids={"link_id": "candidate_id"}),
     # What a sync left on participants: everyone reads conflicts and sources (raw payloads
     # only with sync:payload:read); sync:record:manage (EVENT_MANAGER and up) resolves
     # conflicts and splits a wrong person match.
@@ -372,6 +384,11 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
         Perm.SYNC_RUN_START, 303, form={"all": "1"}, ids={"sync_run_id": "held_run_id"}),
     ("POST", "/sync/runs/{sync_run_id}/discard"):
         Case(Perm.SYNC_RUN_START, 303, form={}, ids={"sync_run_id": "review_run_id"}),
+    ("POST", "/connections/{connection_id}/discover"): Case(Perm.SYNC_LINK_MANAGE, 303, form={}),
+    ("POST", "/connections/{connection_id}/provider-events/{link_id}/create-event"): Case(
+        Perm.SYNC_LINK_MANAGE, 303,
+        form={"name": "From 202", "start_at": "2026-10-01T07:30", "timezone": "Europe/Paris"},
+        ids={"link_id": "candidate_id"}),
 }
 
 # Who holds what, written out from the README's Roles table, never read from rbac.py: the
@@ -573,9 +590,19 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
             hold_reason="a sample hold" if status == SyncStatus.HELD else None)
         db.add(stopped[status])
     db.flush()
+    # A discovery of the connection, queued with a pause requested like the jobs above.
+    discover_job = JobRun(tenant_id=tenant.id, kind=DISCOVER_EVENTS_KIND, pause_requested=True,
+                          params={"connection_id": str(connection.id)},
+                          subject_type="provider_connection", subject_id=connection.id)
+    db.add(discover_job)
+    db.flush()
+    candidate = db.scalar(select(EventLink).where(EventLink.connection_id == connection.id,
+                                                  EventLink.provider_event_ref == "202"))
+    assert candidate is not None
     return {"connection_id": str(connection.id), "link_id": str(link.id),
             "review_run_id": str(stopped[SyncStatus.AWAITING_REVIEW].id),
             "held_run_id": str(stopped[SyncStatus.HELD].id),
+            "candidate_id": str(candidate.id), "discover_job_id": str(discover_job.id),
             "conflict_id": str(conflict.id),
             "sync_run_id": str(sync_run.id), "sync_job_id": str(sync_job.id),
             "event_id": str(event.id), "category_id": str(category.id), "export_id": str(export.id),
@@ -871,6 +898,11 @@ JOB_SAMPLES: dict[str, JobSample] = {
     "sync-participants": JobSample("sync_job_id", SYNC_PARTICIPANTS_KIND,
                                    frozenset({Perm.SYNC_RUN_READ}),
                                    frozenset({Perm.SYNC_RUN_START})),
+    # A discovery of provider events: read with connections; run and controlled by those
+    # who link provider events (EVENT_MANAGER and up).
+    "sync-discover-events": JobSample("discover_job_id", DISCOVER_EVENTS_KIND,
+                                      frozenset({Perm.SYNC_CONNECTION_READ}),
+                                      frozenset({Perm.SYNC_LINK_MANAGE})),
 }
 
 
@@ -1084,6 +1116,12 @@ FOREIGN_ID_CASES = [
     ForeignId(("POST", "/api/events/{event_id}/links"), "connection_id"),
     ForeignId(("PUT", "/api/events/{event_id}/links/{link_id}/categories"), "category_id"),
     ForeignId(("POST", "/connections/{connection_id}/links"), "event_id"),
+    # Candidates: the event one is linked to; the connection or event a list is filtered by.
+    ForeignId(("POST", "/api/provider-events/{link_id}/link"), "event_id"),
+    ForeignId(("GET", "/api/provider-events"), "connection_id",
+              {"params": {"connectionId": "{connection_id}"}}),
+    ForeignId(("GET", "/api/provider-events"), "event_id",
+              {"params": {"nearEventId": "{event_id}"}}),
     ForeignId(("GET", "/exports/new"), "event_id",
               {"params": {"view": "participants", "filter.eventId": "{event_id}"}}),
     ForeignId(("POST", "/exports"), "event_id",

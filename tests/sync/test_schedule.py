@@ -413,7 +413,8 @@ def test_the_pages_show_the_next_sync_and_why_hakus_cadence_was_stretched(
         db, client, make_user(db, tenant, Role.TENANT_ADMIN))
     db.commit()
 
-    for url in (f"/connections/{connection.id}/links", f"/events/{event.id}"):
+    for url in (f"/connections/{connection.id}/sync", f"/events/{event.id}/sync",
+                f"/events/{event.id}"):
         page = client.get(url)
         assert page.status_code == 200, url
         assert "Next sync" in page.text and "auto-sync off" in page.text

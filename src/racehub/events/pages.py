@@ -32,6 +32,7 @@ from racehub.events.schemas import (
 )
 from racehub.events.service import ParticipantFilter, ParticipantSort
 from racehub.providers.catalog import PROVIDERS
+from racehub.sync import candidates as sync_candidates
 from racehub.sync import links as sync_links
 from racehub.web.pages import PostedForm, form_error, parse_form, render, validate_model
 from racehub.web.templating import is_htmx
@@ -201,6 +202,10 @@ def _detail_page(
     return render(
         request, db, ctx, "events/detail.html", status_code=status_code, event=event,
         categories=categories, links=sync_links.list_event_links(db, ctx, event_id=event.id),
+        # Provider events of the tenant's connections starting near this event, to link.
+        provider_candidates=(sync_candidates.list_candidates(db, ctx, near_event_id=event.id)
+                             if ctx.can(Perm.SYNC_CONNECTION_READ) else []),
+        can_link=ctx.can(Perm.SYNC_LINK_MANAGE),
         can_read_connections=ctx.can(Perm.SYNC_CONNECTION_READ),
         can_write_event=ctx.can(Perm.EVENTS_EVENT_WRITE),
         can_write_participants=ctx.can(Perm.EVENTS_PARTICIPANT_WRITE), **table,

@@ -101,6 +101,14 @@ class ProviderEvent:
     country: str | None = None
     modified_at: datetime | None = None  # UTC
     raw: Any = None
+    # Where ``time_zone`` came from: "provider" (the provider gave it) or "setting" (the
+    # provider gave none; the connection's time_zone setting was used). Set by default to
+    # "provider" when a zone is given without saying.
+    time_zone_source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.time_zone and self.time_zone_source is None:
+            self.time_zone_source = "provider"
 
 
 @dataclass

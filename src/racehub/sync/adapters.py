@@ -33,10 +33,13 @@ def rate_limiter_for(db: Session) -> PostgresRateLimiter:
 
 
 def build_adapter(
-    connection: ProviderConnection, credentials: Mapping[str, str]
+    connection: ProviderConnection, credentials: Mapping[str, str], *,
+    chosen_only: bool = True,
 ) -> ProviderAdapter:
     """The connection's adapter; its request budget is keyed by the connection id and kept
-    in Postgres, so every process calling this connection shares one."""
+    in Postgres, so every process calling this connection shares one. ``chosen_only=False``
+    leaves the connection's chosen events out of its settings, so ``list_events`` lists
+    every event the account sees (discovery), not only the races of those chosen."""
     db = Session.object_session(connection)
     if db is None:
         raise RuntimeError("build_adapter needs a connection loaded in a session")
@@ -47,7 +50,14 @@ def build_adapter(
     # The provider events chosen on the connection are link rows; adapters read them as
     # their ``eventIds`` setting (RunSignUp's check, ChronoTrack's and Copernico's events).
     settings = {**(connection.settings or {}), "mapping_sources": sources,
-                "eventIds": links.chosen_refs(db, connection)}
+                "eventIds": links.chosen_refs(db, connection) if chosen_only else []}
     return registry.build_adapter(connection.provider, base_url=connection.base_url,
                                   credentials=credentials, settings=settings,
                                   limiter=rate_limiter_for(db), rate_key=str(connection.id))
+
+
+def build_listing_adapter(
+    connection: ProviderConnection, credentials: Mapping[str, str]
+) -> ProviderAdapter:
+    """The connection's adapter for discovering its provider events (see ``build_adapter``)."""
+    return build_adapter(connection, credentials, chosen_only=False)

@@ -2,8 +2,9 @@
 each of its provider races/distances maps to.
 
 An ``EventLink`` row is a provider event chosen on a connection (the connection API's
-``eventIds``, and discovery in part 2); it is *linked* once ``event_id`` is set. One racehub
-event may link several provider events; a provider event feeds at most one event per
+``eventIds``) or found by discovery (sync/discovery.py: a candidate, not chosen); it is
+*linked* once ``event_id`` is set (and then chosen). One racehub event may link several
+provider events; a provider event feeds at most one event per
 connection (the row is unique per connection and ref). Every query starts from
 ``scoped(ctx, ...)``, so another tenant's ids are not found.
 
@@ -116,9 +117,11 @@ def list_event_links(db: Session, ctx: TenantContext, *, event_id: uuid.UUID) ->
 def list_connection_links(
     db: Session, ctx: TenantContext, *, connection_id: uuid.UUID
 ) -> list[LinkRead]:
-    """Every provider event chosen on a connection, linked or not."""
+    """Every provider event chosen on a connection, linked or not (a candidate only
+    discovered is not chosen: sync/discovery.py lists those)."""
     _connection_or_raise(db, ctx, connection_id=connection_id)
-    return _reads(db, _link_rows(ctx).where(EventLink.connection_id == connection_id))
+    return _reads(db, _link_rows(ctx).where(EventLink.connection_id == connection_id,
+                                            EventLink.chosen))
 
 
 def read_link(db: Session, ctx: TenantContext, *, link_id: uuid.UUID) -> LinkRead:
@@ -238,6 +241,7 @@ def create_link(
             "link it to that event again")
     link.event_id = event.id
     link.linked_at = now or datetime.now(UTC)
+    link.chosen = True  # a candidate only discovered becomes one the adapters read
     if name:
         link.provider_event_name = name
     db.flush()  # updated_at and the row as read back for the response
@@ -337,12 +341,13 @@ def check_direction(
 
 
 def chosen_refs(db: Session, connection: ProviderConnection) -> list[str]:
-    """The provider events chosen on a connection (its links, linked or not), oldest first:
-    what the connection API calls ``eventIds`` and what the adapters read as that setting."""
+    """The provider events chosen on a connection (its chosen links, linked or not), oldest
+    first: what the connection API calls ``eventIds`` and what the adapters read as that
+    setting. Candidates only discovered are not among them."""
     return list(db.scalars(
         select(EventLink.provider_event_ref)
         .where(EventLink.tenant_id == connection.tenant_id,
-               EventLink.connection_id == connection.id)
+               EventLink.connection_id == connection.id, EventLink.chosen)
         .order_by(EventLink.created_at, EventLink.provider_event_ref)))
 
 
@@ -350,20 +355,28 @@ def choose_events(
     db: Session, ctx: TenantContext, *, connection: ProviderConnection, refs: Sequence[str]
 ) -> None:
     """Make ``refs`` the connection's chosen provider events: a new one becomes an unlinked
-    link, an unlinked one left out is removed, and leaving out a linked one is refused (it
-    feeds an event: unlink it first). Links and their streams are kept for refs that stay."""
+    link (a discovered candidate becomes chosen), an unlinked one left out is removed (one
+    discovery found stays a candidate, not chosen), and leaving out a linked one is refused
+    (it feeds an event: unlink it first). Links and their streams are kept for refs that
+    stay."""
     wanted = list(dict.fromkeys(refs))
     existing = {link.provider_event_ref: link for link in db.scalars(
         scoped(ctx, EventLink).where(EventLink.connection_id == connection.id)
         .with_for_update().execution_options(populate_existing=True))}
-    dropped = [link for ref, link in existing.items() if ref not in wanted]
+    dropped = [link for ref, link in existing.items() if link.chosen and ref not in wanted]
     linked = [link for link in dropped if link.event_id is not None]
     if linked:
         shown = ", ".join(repr(link.provider_event_ref) for link in linked)
         raise Conflict(f"eventIds: provider event {shown} feeds a racehub event; unlink it "
                        "before leaving it out", field="eventIds")
     for link in dropped:
-        db.delete(link)
+        if link.discovered_at is not None:
+            link.chosen = False
+        else:
+            db.delete(link)
+    for ref in wanted:
+        if ref in existing and not existing[ref].chosen:
+            existing[ref].chosen = True
     missing = [ref for ref in wanted if ref not in existing]
     if missing:
         db.execute(pg_insert(EventLink).values([

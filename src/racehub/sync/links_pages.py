@@ -1,12 +1,16 @@
-"""HTML page of a connection's provider events: which racehub event each feeds, and a plain
-form to link one to an event (EVENT_MANAGER and up) or unlink it. Part 2's Provider events
-page (discovery, creating an event from a provider's) grows from this one."""
+"""The Provider events page of a connection: its provider events, discovered (candidates)
+or chosen, with what the provider said of each (start, time zone as given, location, race)
+and which racehub event each feeds; for EVENT_MANAGER and up, "Discover events now", a form
+to link one to an existing event (or unlink it) and one to create a racehub event from it.
+The event page links candidates near its date through the same link form."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote_plus
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -20,7 +24,8 @@ from racehub.core.rbac import Perm
 from racehub.events import service as events_service
 from racehub.events.models import Event
 from racehub.providers.catalog import Direction
-from racehub.sync import links, service
+from racehub.sync import candidates, discovery, links, service
+from racehub.sync.discovery_schemas import CandidateEventCreate, CandidateRead
 from racehub.sync.schemas import LinkCreate
 from racehub.web.pages import PostedForm, form_error, render, validate_model
 
@@ -45,12 +50,45 @@ def links_context(db: Session, ctx: TenantContext, connection_id: uuid.UUID) -> 
             "can_link": can_link, "link_events": events}
 
 
+def _local_input(at: datetime | None, zone: str | None) -> str:
+    """``at`` as a datetime-local input shows it: in the provider's zone (blank without)."""
+    if at is None or not zone:
+        return ""
+    return at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
+
+
+def _create_values(rows: list[CandidateRead]) -> dict[uuid.UUID, dict[str, str]]:
+    """What each candidate's "Create event" form is prefilled with: the provider's name,
+    start (its race's first), time zone and location; blank what it did not give."""
+    first_start: dict[tuple[uuid.UUID, str], datetime] = {}
+    for c in rows:
+        if c.parent_ref and c.start_at and c.event_id is None and c.gone_at is None:
+            key = (c.connection_id, c.parent_ref)
+            first_start[key] = min(first_start.get(key, c.start_at), c.start_at)
+    out = {}
+    for c in rows:
+        start = first_start.get((c.connection_id, c.parent_ref or ""), c.start_at)
+        out[c.id] = {"name": (c.parent_name or c.race_name or c.name)[:200],
+                     "start_at": _local_input(start or c.start_at, c.time_zone),
+                     "timezone": c.time_zone or "", "location": c.location[:300]}
+    return out
+
+
 def _page(request: Request, db: Session, ctx: TenantContext, connection_id: uuid.UUID,
           status_code: int = 200, **context: Any) -> Response:
     connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+    participant_source = connection.direction == Direction.REGISTRATION
+    try:
+        discovery.check_discoverable(connection)
+        discoverable = True
+    except DomainError:
+        discoverable = False
+    rows = candidates.list_candidates(db, ctx, connection_id=connection_id)
     return render(request, db, ctx, "sync/links.html", status_code=status_code,
-                  connection=connection,
-                  participant_source=connection.direction == Direction.REGISTRATION,
+                  connection=connection, participant_source=participant_source,
+                  candidates=rows, create_values=_create_values(rows),
+                  discoverable=discoverable,
+                  last_discovery=discovery.last_discovery(db, ctx, connection_id=connection_id),
                   **links_context(db, ctx, connection_id), **context)
 
 
@@ -84,8 +122,47 @@ def create_link(connection_id: uuid.UUID, request: Request, db: DB, ctx: ManageL
         return _page(request, db, ctx, connection_id, status_code=exc.status_code,
                      **form_error(exc))
     db.commit()
-    return _redirect(connection_id, f"Provider event {link.provider_event_ref} now feeds "
-                                    f"{event_name}")
+    flash = f"Provider event {link.provider_event_ref} now feeds {event_name}"
+    if form.get("return_to") == "event":  # linked from the event page: back there
+        return RedirectResponse(f"/events/{event_id}?flash={quote_plus(flash)}",
+                                status_code=303)
+    return _redirect(connection_id, flash)
+
+
+@router.post("/connections/{connection_id}/discover")
+def discover(connection_id: uuid.UUID, request: Request, db: DB, ctx: ManageLinks) -> Response:
+    try:
+        asked = discovery.request_discovery(db, ctx, connection_id=connection_id)
+    except DomainError as exc:
+        db.rollback()
+        return _page(request, db, ctx, connection_id, status_code=exc.status_code,
+                     **form_error(exc))
+    db.commit()
+    return _redirect(connection_id, "A discovery is already under way: reload to see it"
+                     if asked.joined else "Discovering the provider's events: reload in a "
+                     "moment to see them")
+
+
+@router.post("/connections/{connection_id}/provider-events/{link_id}/create-event")
+def create_event(connection_id: uuid.UUID, link_id: uuid.UUID, request: Request, db: DB,
+                 ctx: ManageLinks, form: PostedForm) -> Response:
+    links.get_link_or_raise(db, ctx, link_id=link_id, connection_id=connection_id)
+    try:
+        data = validate_model(CandidateEventCreate, {
+            "name": str(form.get("name") or ""), "timezone": str(form.get("timezone") or ""),
+            "location": str(form.get("location") or ""),
+            "start_at": str(form.get("start_at") or "") or None,
+            "with_race": form.get("with_race") == "on"})
+        event, made = candidates.create_event_from_candidate(db, ctx, link_id=link_id,
+                                                             data=data)
+    except DomainError as exc:
+        db.rollback()
+        return _page(request, db, ctx, connection_id, status_code=exc.status_code,
+                     create_error_for=link_id, **form_error(exc))
+    db.commit()
+    flash = (f"Event {event.name} created from {len(made)} provider event(s), each a "
+             "category")
+    return RedirectResponse(f"/events/{event.id}?flash={quote_plus(flash)}", status_code=303)
 
 
 @router.post("/connections/{connection_id}/links/{link_id}/unlink")

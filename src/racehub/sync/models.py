@@ -60,6 +60,8 @@ class ProviderConnection(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
         pg_enum(ConnectionStatus, "connection_status"), default=ConnectionStatus.UNTESTED)
     last_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_check_message: Mapped[str | None] = mapped_column(String(500))
+    # The end of the last complete discovery of its provider events (sync/discovery.py).
+    events_discovered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WebhookDelivery(UUIDPrimaryKey, TenantMixin, Base):
@@ -95,11 +97,12 @@ class WebhookDelivery(UUIDPrimaryKey, TenantMixin, Base):
 class EventLink(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     """A provider's event as one connection sees it, and the racehub event it feeds.
 
-    A row exists once the provider event is chosen (or discovered, part 2) and is linked
-    when ``event_id`` is set. One racehub event may link several provider events (a
-    RunSignUp race and a Haku event of the same race day); a provider event feeds at most
-    one racehub event per connection. The row is also the stream's state: its cursor, its
-    last success, its schedule."""
+    A row exists once the provider event is chosen on the connection (``chosen``: its
+    ``eventIds``) or discovered in the provider's listing (sync/discovery.py: a candidate,
+    not chosen), and is linked when ``event_id`` is set (a linked row is chosen). One
+    racehub event may link several provider events (a RunSignUp race and a Haku event of
+    the same race day); a provider event feeds at most one racehub event per connection.
+    The row is also the stream's state: its cursor, its last success, its schedule."""
 
     __tablename__ = "event_links"
     __table_args__ = (
@@ -109,6 +112,8 @@ class EventLink(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
         # The schedule's tick: the linked, auto-synced links by when they are due.
         Index("ix_event_links_next_run_at", "next_run_at",
               postgresql_where=text("auto_sync AND event_id IS NOT NULL")),
+        # The event page lists the candidates whose start is near the event's.
+        Index("ix_event_links_tenant_id_provider_start_at", "tenant_id", "provider_start_at"),
     )
 
     connection_id: Mapped[uuid.UUID] = mapped_column(
@@ -134,6 +139,21 @@ class EventLink(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     # How next_run_at was planned (sync/schedule.py ``LinkPlan``): the cadence's phase and
     # interval, whether the request budget stretched it and why. NULL: not planned.
     schedule_plan: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Chosen on the connection (its ``eventIds``, read by the adapters), or linked. A row
+    # only discovered is not: it is a candidate on the Provider events page.
+    chosen: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Discovery: first and last seen in the provider's listing; ``gone_at`` when a complete
+    # listing no longer had it (marked, never deleted; cleared when it comes back).
+    discovered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    gone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the listing said of it: its start (UTC), the time zone as the provider gave it
+    # (NULL: not given; never guessed) and the rest (``discovery.DETAIL_KEYS``: end,
+    # where the zone came from, its race/parent, distance, location, modified).
+    provider_start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    provider_time_zone: Mapped[str | None] = mapped_column(String(64))
+    provider_details: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb"))
 
 
 class CategoryLink(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):

@@ -12,7 +12,7 @@ from racehub.core.rbac import Perm
 from racehub.jobs.registry import Subject
 from racehub.jobs.retry import PROVIDER_OUTAGES
 from racehub.jobs.runner import JobHandle, job_task
-from racehub.sync import engine, retention, runs, schedule_tick
+from racehub.sync import discovery, engine, retention, runs, schedule_tick
 
 blueprint = Blueprint()
 # The daily purge of raw payloads (sync:retention:purge_payloads), declared in its module.
@@ -37,3 +37,18 @@ blueprint.add_tasks_from(schedule_tick.blueprint, namespace="schedule")
 )
 def sync_participants(handle: JobHandle, db: Session, ctx: TenantContext, **params: Any) -> None:
     engine.run_participant_sync(handle, db, ctx, **params)
+
+
+@job_task(
+    blueprint,
+    kind=discovery.DISCOVER_EVENTS_KIND,
+    label="Discover provider events",
+    permission=Perm.SYNC_LINK_MANAGE,
+    read_permission=Perm.SYNC_CONNECTION_READ,
+    subject=Subject("provider_connection"),  # no rule: the permissions above are the tenant's
+    # One discovery of a connection at a time (a second one waits, then finds nothing new).
+    lock="sync-discover:{connection_id}",
+    retry=PROVIDER_OUTAGES,
+)
+def discover_events(handle: JobHandle, db: Session, ctx: TenantContext, **params: Any) -> None:
+    discovery.run_discovery(handle, db, ctx, **params)

@@ -312,6 +312,8 @@ def map_race_events(race: dict[str, Any], *, fallback_zone: ZoneInfo | None = No
             country=text_or_none(address.get("country_code")),
             modified_at=modified,
             raw={"race": {k: v for k, v in race.items() if k != "events"}, "event": event},
+            time_zone_source=None if tz is None else "provider" if race.get("timezone")
+            else "setting",
         ))
     return events
 
