@@ -249,7 +249,10 @@ def test_a_read_failing_midway_applies_nothing_and_retries_after_2_4_8_minutes(
         attempt(db, ctx, keyring, run, clock=clock, adapter_factory=failing_after_two_pages)
     assert run.status == SyncStatus.FAILED and run.attempts == 4
     assert job_of(db, run).status == JobStatus.FAILED
-    assert run.trigger == SyncTrigger.RETRY  # the re-attempts were retries
+    # The re-attempts were retries of the manual run: it stays manual, its attempts count.
+    assert run.trigger == SyncTrigger.MANUAL
+    assert runs.list_runs(db, ctx, filters=runs.RunFilter(retried=True))[0] == [run]
+    assert runs.list_runs(db, ctx, filters=runs.RunFilter(retried=False))[0] == []
     assert run.next_attempt_at is None and run.finished_at == clock.now
     assert runs.active_run(db, event_link.id) is None
 
