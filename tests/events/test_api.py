@@ -837,3 +837,28 @@ def test_participant_list_counts_only_when_asked(
     assert client.get(url, headers=headers, params={"limit": 5}).json()["total"] is None
     assert client.get(url, headers=headers, params={"limit": 5, "count": True}).json()[
         "total"] == len(crowd)
+
+
+# --- why an entry is withdrawn, and where it came from -------------------------------------
+
+
+def test_the_participant_reads_say_why_and_when_an_entry_was_withdrawn_and_its_source(
+    client: TestClient, headers: H, event: Event,
+    transferred: tuple[EventParticipant, EventParticipant],
+) -> None:
+    old, new = transferred
+
+    listed = client.get(f"/api/events/{event.id}/participants", headers=headers,
+                        params={"sort": "bib"}).json()["items"]
+    one = client.get(f"/api/participants/{old.id}", headers=headers).json()
+
+    by_id = {p["id"]: p for p in listed}
+    for shown in (by_id[str(old.id)], one):
+        assert shown["status"] == "withdrawn"
+        assert shown["withdrawnReason"] == "Transferred to another registration"
+        assert instant(shown["withdrawnAt"]) == datetime(2026, 9, 1, 8, 30, tzinfo=UTC)
+        assert (shown["sourceProvider"], shown["sourceId"]) == ("RUNSIGNUP", "R-1")
+        assert shown["transferredFromId"] is None
+    successor = by_id[str(new.id)]
+    assert successor["transferredFromId"] == str(old.id) and successor["bib"] == "21"
+    assert successor["withdrawnAt"] is None and successor["withdrawnReason"] is None

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from racehub.core.models import Role, Tenant
-from racehub.events.models import Event
+from racehub.events.models import Event, EventParticipant
 from tests.core.conftest import start_browser_session
 from tests.factories import (
     make_category,
@@ -77,3 +77,22 @@ def test_walk_up_form_takes_a_source_and_names_the_holder_of_a_taken_one(
     added = client.post(url, data={**form, "source_provider": "HAKU", "source_id": "77"},
                         follow_redirects=False)
     assert added.status_code == 303, added.text
+
+
+def test_the_participant_pages_show_why_an_entry_is_withdrawn_and_where_it_came_from(
+    client: TestClient, db: Session, csrf: str, event: Event,
+    transferred: tuple[EventParticipant, EventParticipant],
+) -> None:
+    old, new = transferred
+    db.commit()
+
+    listing = client.get(f"/events/{event.id}").text
+    detail = client.get(f"/participants/{old.id}/edit").text
+    successor = client.get(f"/participants/{new.id}/edit").text
+
+    assert "Transferred to another registration, 2026-09-01 08:30 UTC" in listing
+    assert "from RUNSIGNUP R-1" in listing and "from RUNSIGNUP R-2" in listing
+    assert f'href="/participants/{old.id}/edit">an earlier entry' in listing
+    assert ("Withdrawn on 2026-09-01 08:30 UTC: Transferred to another registration"
+            in detail)
+    assert f'/participants/{old.id}/edit">a withdrawn entry' in successor

@@ -198,7 +198,16 @@ class ParticipantRead(APIModel):
     registration_id: str | None
     team: str | None
     status: ParticipantStatus
-    source_provider: str | None
-    source_id: str | None
+    withdrawn_at: datetime | None = Field(
+        default=None, description="When the entry was withdrawn (soft: the entry stays)")
+    withdrawn_reason: str | None = Field(
+        default=None, description="Why, as the provider or the operator said")
+    transferred_from_id: uuid.UUID | None = Field(
+        default=None, description="The withdrawn entry whose registration (and bib) this "
+                                  "one took over")
+    source_provider: str | None = Field(
+        default=None, description="The provider the entry came from (unset: made in racehub)")
+    source_id: str | None = Field(
+        default=None, description="The entry's registration at that provider (its key)")
     created_at: datetime
     updated_at: datetime

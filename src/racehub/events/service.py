@@ -314,15 +314,18 @@ def participants_query(
 _PARTICIPANT_COLUMNS: tuple[Any, ...] = (
     EventParticipant.id, EventParticipant.event_id, EventParticipant.category_id,
     EventParticipant.bib, EventParticipant.registration_id, EventParticipant.team,
-    EventParticipant.status, EventParticipant.source_provider, EventParticipant.source_id,
-    EventParticipant.created_at, EventParticipant.updated_at, Category.name,
+    EventParticipant.status, EventParticipant.withdrawn_at, EventParticipant.withdrawn_reason,
+    EventParticipant.transferred_from_id, EventParticipant.source_provider,
+    EventParticipant.source_id, EventParticipant.created_at, EventParticipant.updated_at,
+    Category.name,
 )
 _PERSON_COLUMNS: tuple[Any, ...] = (
     Person.id, Person.first_name, Person.last_name, Person.birth_date, Person.gender,
     Person.email, Person.nationality, Person.city, Person.region, Person.country,
 )
 _PARTICIPANT_FIELDS = ("id", "event_id", "category_id", "bib", "registration_id", "team",
-                       "status", "source_provider", "source_id", "created_at", "updated_at",
+                       "status", "withdrawn_at", "withdrawn_reason", "transferred_from_id",
+                       "source_provider", "source_id", "created_at", "updated_at",
                        "category_name")
 _PERSON_FIELDS = ("id", "first_name", "last_name", "birth_date", "gender", "email",
                   "nationality", "city", "region", "country")
