@@ -9,7 +9,9 @@ from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.core.models import Role, Tenant
+from racehub.events import service as events_service
 from racehub.events.models import Event, EventParticipant, ParticipantStatus
+from racehub.events.schemas import ParticipantCreate
 from racehub.events.writes import ParticipantWrite, write_participants
 from tests.factories import auth, make_event, make_participant
 
@@ -38,3 +40,21 @@ def transferred(db: Session, event: Event) -> tuple[EventParticipant, EventParti
                                   "withdrawn_reason": "Transferred to another registration"}),
         ParticipantWrite(new.id, {"bib": "21", "transferred_from_id": old.id})])
     return old, new
+
+
+@pytest.fixture
+def shared(db: Session, tenant: Tenant, event: Event) -> tuple[EventParticipant,
+                                                               EventParticipant]:
+    """One person entered in two events (matched by e-mail and birth date)."""
+    earlier = make_event(db, tenant, name="Spring 5K")
+    born = datetime(1990, 4, 2).date()
+    first = make_participant(db, earlier, first_name="Ada", last_name="Lovelace",
+                             birth_date=born, bib="5")
+    first.person.email = "ada@lovelace.org"
+    db.flush()
+    second = events_service.create_participant(db, TenantContext.system(tenant.id, label="test"),
+                                        event_id=event.id, data=ParticipantCreate(
+        person={"firstName": "Ada", "lastName": "Lovelace", "birthDate": born,
+                "email": "ada@lovelace.org"}, bib="9"))
+    assert second.person_id == first.person_id
+    return first, second

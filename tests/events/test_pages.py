@@ -96,3 +96,27 @@ def test_the_participant_pages_show_why_an_entry_is_withdrawn_and_where_it_came_
     assert ("Withdrawn on 2026-09-01 08:30 UTC: Transferred to another registration"
             in detail)
     assert f'/participants/{old.id}/edit">a withdrawn entry' in successor
+
+
+def test_the_edit_form_of_a_shared_person_asks_whom_a_person_change_is_for(
+    client: TestClient, db: Session, csrf: str, event: Event,
+    shared: tuple[EventParticipant, EventParticipant],
+) -> None:
+    first, second = shared
+    db.commit()
+    url = f"/participants/{second.id}/edit"
+    form = client.get(url).text
+    assert 'data-shared="1"' in form and "Spring 5K" in form
+
+    values = {"csrf_token": csrf, "first_name": "Augusta", "last_name": "Lovelace",
+              "birth_date": "1990-04-02", "email": "ada@lovelace.org", "bib": "9",
+              "status": "active"}
+    refused = client.post(url, data=values)
+    saved = client.post(url, data={**values, "person_scope": "own"}, follow_redirects=False)
+
+    assert refused.status_code == 409 and "shared with 1 other entry" in refused.text
+    assert 'id="person_scope-problem"' in refused.text
+    assert saved.status_code == 303, saved.text
+    db.expire_all()
+    assert db.get_one(EventParticipant, first.id).person.first_name == "Ada"
+    assert db.get_one(EventParticipant, second.id).person.first_name == "Augusta"
