@@ -23,7 +23,7 @@ from racehub.sync.models import (
     SyncStatus,
 )
 from tests.core.conftest import start_browser_session
-from tests.factories import auth, make_category, make_event, make_user
+from tests.factories import auth, make_category, make_user
 from tests.sync.conftest import audit_entries, link, make_connection, start_run
 from tests.sync.engine_helpers import T0
 
@@ -31,11 +31,6 @@ from tests.sync.engine_helpers import T0
 @pytest.fixture
 def connection(db: Session, ctx: TenantContext, keyring: Keyring) -> ProviderConnection:
     return make_connection(db, ctx, keyring, event_ids=["100:1", "100:2"])
-
-
-@pytest.fixture
-def event(db: Session, tenant: Tenant) -> Event:
-    return make_event(db, tenant)
 
 
 @pytest.fixture
