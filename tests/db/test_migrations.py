@@ -215,7 +215,8 @@ def test_runs_relabelled_retry_get_their_requested_trigger_back(empty_database: 
 
         migrate(empty_database, "0022")
         with engine.connect() as conn:
-            triggers = dict(conn.exec_driver_sql("SELECT id, trigger FROM sync_runs").all())
+            triggers: dict[uuid.UUID, str] = dict(
+                conn.exec_driver_sql("SELECT id, trigger FROM sync_runs").all())
         # No audit entry: not guessed.
         assert triggers == {manual: "manual", scheduled: "schedule", unknown: "retry",
                             once: "manual"}
