@@ -217,3 +217,43 @@ def test_runs_waiting_for_a_person_are_cancelled_on_downgrade(empty_database: st
         migrate(empty_database)  # and up again
     finally:
         engine.dispose()
+
+
+def test_runs_relabelled_retry_get_their_requested_trigger_back(empty_database: str) -> None:
+    migrate(empty_database, "0018")
+    engine = create_engine(empty_database)
+    tenant, manual, scheduled, unknown, once = (uuid.uuid4() for _ in range(5))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO tenants (id, name, slug) VALUES (%s, 't', 't')",
+                                 (tenant,))
+            for run_id, trigger, attempts in ((manual, "retry", 3), (scheduled, "retry", 2),
+                                              (unknown, "retry", 2), (once, "manual", 1)):
+                conn.exec_driver_sql(
+                    "INSERT INTO sync_runs (id, tenant_id, provider, sync_type, trigger, status, "
+                    "requested_by_label, full_refresh, attempts, fetched, created, updated, "
+                    "unchanged, withdrawn, conflicts, problems) VALUES (%s, %s, 'RUNSIGNUP', "
+                    "'participants', %s, 'succeeded', 'test', false, %s, 0, 0, 0, 0, 0, 0, 0)",
+                    (run_id, tenant, trigger, attempts))
+            for run_id, requested in ((manual, "manual"), (scheduled, "schedule"),
+                                      (once, "manual")):
+                conn.exec_driver_sql(
+                    "INSERT INTO audit_log (tenant_id, actor_label, action, target_type, "
+                    "target_id, after) VALUES (%s, 'test', 'sync.request', 'sync_run', %s, %s)",
+                    (tenant, str(run_id), f'{{"trigger": "{requested}"}}'))
+
+        migrate(empty_database, "0022")
+        with engine.connect() as conn:
+            triggers: dict[uuid.UUID, str] = dict(
+                conn.exec_driver_sql("SELECT id, trigger FROM sync_runs").all())
+        # No audit entry: not guessed.
+        assert triggers == {manual: "manual", scheduled: "schedule", unknown: "retry",
+                            once: "manual"}
+
+        command.downgrade(alembic_config(empty_database), "0018")
+        with engine.connect() as conn:
+            triggers = dict(conn.exec_driver_sql("SELECT id, trigger FROM sync_runs").all())
+        assert triggers == {manual: "retry", scheduled: "retry", unknown: "retry",
+                            once: "manual"}
+    finally:
+        engine.dispose()

@@ -837,3 +837,155 @@ def test_participant_list_counts_only_when_asked(
     assert client.get(url, headers=headers, params={"limit": 5}).json()["total"] is None
     assert client.get(url, headers=headers, params={"limit": 5, "count": True}).json()[
         "total"] == len(crowd)
+
+
+# --- why an entry is withdrawn, and where it came from -------------------------------------
+
+
+def test_the_participant_reads_say_why_and_when_an_entry_was_withdrawn_and_its_source(
+    client: TestClient, headers: H, event: Event,
+    transferred: tuple[EventParticipant, EventParticipant],
+) -> None:
+    old, new = transferred
+
+    listed = client.get(f"/api/events/{event.id}/participants", headers=headers,
+                        params={"sort": "bib"}).json()["items"]
+    one = client.get(f"/api/participants/{old.id}", headers=headers).json()
+
+    by_id = {p["id"]: p for p in listed}
+    for shown in (by_id[str(old.id)], one):
+        assert shown["status"] == "withdrawn"
+        assert shown["withdrawnReason"] == "Transferred to another registration"
+        assert instant(shown["withdrawnAt"]) == datetime(2026, 9, 1, 8, 30, tzinfo=UTC)
+        assert (shown["sourceProvider"], shown["sourceId"]) == ("RUNSIGNUP", "R-1")
+        assert shown["transferredFromId"] is None
+    successor = by_id[str(new.id)]
+    assert successor["transferredFromId"] == str(old.id) and successor["bib"] == "21"
+    assert successor["withdrawnAt"] is None and successor["withdrawnReason"] is None
+
+
+# --- a created entry's person is matched as the sync matches it -----------------------------
+
+
+def test_a_created_entry_reuses_the_matching_person_and_says_why(
+    client: TestClient, db: Session, tenant: Tenant, headers: H, event: Event
+) -> None:
+    earlier_event = make_event(db, tenant)
+
+    def create(event_id: object, **person: Any) -> dict[str, Any]:
+        match = person.pop("match_person", None)
+        body: dict[str, Any] = {"person": {"firstName": "Émile", "lastName": "Zola", **person}}
+        if match is not None:
+            body["matchPerson"] = match
+        response = client.post(f"/api/events/{event_id}/participants", json=body,
+                               headers=headers)
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    first = create(earlier_event.id, email="emile@zola.fr", birthDate="1990-04-02")
+    by_email = create(event.id, firstName="E.", email="EMILE@zola.fr",
+                      birthDate="1990-04-02")
+    by_name = create(event.id, firstName="emile", lastName="ZOLÀ", birthDate="1990-04-02")
+    refused = create(event.id, birthDate="1990-04-02", match_person=False)
+    undated = create(event.id)
+
+    assert first["personMatch"] == "new"
+    assert (by_email["personMatch"], by_email["person"]["id"]) == (
+        "email_birth_date", first["person"]["id"])
+    assert by_email["personMatchReason"] == "matched an existing person by e-mail and birth date"
+    # A matched person keeps its values: the name typed in did not rename it.
+    assert by_email["person"]["firstName"] == "Émile"
+    assert (by_name["personMatch"], by_name["person"]["id"]) == (
+        "name_birth_date", first["person"]["id"])
+    assert refused["personMatch"] == "new" and refused["person"]["id"] != first["person"]["id"]
+    assert undated["personMatch"] == "new" and undated["person"]["id"] != first["person"]["id"]
+    entries = db.scalars(select(AuditEntry).where(AuditEntry.action == "participant.create")
+                         .order_by(AuditEntry.id)).all()
+    assert [e.after["person_match"] for e in entries[-5:]] == [  # type: ignore[index]
+        "new", "email_birth_date", "name_birth_date", "new", "new"]
+
+
+def test_an_entry_given_an_existing_person_says_so(
+    client: TestClient, db: Session, tenant: Tenant, headers: H, event: Event
+) -> None:
+    someone = make_participant(db, event, first_name="Grace")
+    other = make_event(db, tenant)
+
+    response = client.post(f"/api/events/{other.id}/participants", headers=headers,
+                           json={"personId": str(someone.person_id)})
+
+    assert response.status_code == 201, response.text
+    assert response.json()["personMatch"] == "given"
+    assert response.json()["person"]["id"] == str(someone.person_id)
+
+
+# --- editing a person other entries share ----------------------------------------------------
+
+
+def test_a_person_edit_of_a_shared_person_is_refused_until_it_says_for_whom(
+    client: TestClient, db: Session, headers: H,
+    shared: tuple[EventParticipant, EventParticipant],
+) -> None:
+    first, second = shared
+
+    refused = client.patch(f"/api/participants/{second.id}", headers=headers,
+                           json={"person": {"firstName": "Augusta"}})
+    # An entry field, or person values as they are, need no choice.
+    entry_only = client.patch(f"/api/participants/{second.id}", headers=headers,
+                              json={"bib": "10", "person": {"lastName": "Lovelace"}})
+
+    body = problem(refused, 409)
+    assert error_fields(body) == ["personScope"]
+    assert "shared with 1 other entry" in body["detail"] and "'Spring 5K' (bib 5)" in body["detail"]
+    assert entry_only.status_code == 200, entry_only.text
+    assert entry_only.json()["personSharedWith"] == 0
+    db.expire_all()
+    assert db.get_one(EventParticipant, first.id).person.first_name == "Ada"
+
+
+def test_a_shared_person_edit_changes_every_entry_and_says_how_many(
+    client: TestClient, db: Session, headers: H,
+    shared: tuple[EventParticipant, EventParticipant],
+) -> None:
+    first, second = shared
+
+    response = client.patch(f"/api/participants/{second.id}", headers=headers, json={
+        "person": {"firstName": "Augusta Ada"}, "personScope": "shared"})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["personSharedWith"] == 1
+    assert response.json()["person"]["id"] == str(first.person_id)
+    other = client.get(f"/api/participants/{first.id}", headers=headers).json()
+    assert other["person"]["firstName"] == "Augusta Ada"
+    [entry] = db.scalars(select(AuditEntry).where(
+        AuditEntry.action == "participant.shared_person_edit")).all()
+    assert entry.after == {"person_id": str(first.person_id), "fields": ["first_name"],
+                           "other_entries": [str(first.id)]}
+
+
+def test_an_own_person_edit_gives_the_entry_its_own_person_and_leaves_the_others(
+    client: TestClient, db: Session, headers: H,
+    shared: tuple[EventParticipant, EventParticipant],
+) -> None:
+    first, second = shared
+    old_person = first.person_id
+
+    response = client.patch(f"/api/participants/{second.id}", headers=headers, json={
+        "person": {"firstName": "Ann", "email": "ann@lovelace.org"}, "personScope": "own"})
+
+    assert response.status_code == 200, response.text
+    edited = response.json()
+    assert edited["personSharedWith"] == 0 and edited["person"]["id"] != str(old_person)
+    assert (edited["person"]["firstName"], edited["person"]["email"],
+            edited["person"]["lastName"], edited["person"]["birthDate"]) == (
+        "Ann", "ann@lovelace.org", "Lovelace", "1990-04-02")
+    other = client.get(f"/api/participants/{first.id}", headers=headers).json()
+    assert (other["person"]["id"], other["person"]["firstName"],
+            other["person"]["email"]) == (str(old_person), "Ada", "ada@lovelace.org")
+    [entry] = db.scalars(select(AuditEntry).where(
+        AuditEntry.action == "participant.own_person")).all()
+    assert entry.before == {"person_id": str(old_person)}
+    # Alone now: the next edit of its person needs no choice.
+    again = client.patch(f"/api/participants/{second.id}", headers=headers,
+                         json={"person": {"firstName": "Anne"}})
+    assert again.status_code == 200, again.text

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from racehub.core.models import Role, Tenant
-from racehub.events.models import Event
+from racehub.events.models import Event, EventParticipant
 from tests.core.conftest import start_browser_session
 from tests.factories import (
     make_category,
@@ -77,3 +77,46 @@ def test_walk_up_form_takes_a_source_and_names_the_holder_of_a_taken_one(
     added = client.post(url, data={**form, "source_provider": "HAKU", "source_id": "77"},
                         follow_redirects=False)
     assert added.status_code == 303, added.text
+
+
+def test_the_participant_pages_show_why_an_entry_is_withdrawn_and_where_it_came_from(
+    client: TestClient, db: Session, csrf: str, event: Event,
+    transferred: tuple[EventParticipant, EventParticipant],
+) -> None:
+    old, new = transferred
+    db.commit()
+
+    listing = client.get(f"/events/{event.id}").text
+    detail = client.get(f"/participants/{old.id}/edit").text
+    successor = client.get(f"/participants/{new.id}/edit").text
+
+    assert "Transferred to another registration, 2026-09-01 08:30 UTC" in listing
+    assert "from RUNSIGNUP R-1" in listing and "from RUNSIGNUP R-2" in listing
+    assert f'href="/participants/{old.id}/edit">an earlier entry' in listing
+    assert ("Withdrawn on 2026-09-01 08:30 UTC: Transferred to another registration"
+            in detail)
+    assert f'/participants/{old.id}/edit">a withdrawn entry' in successor
+
+
+def test_the_edit_form_of_a_shared_person_asks_whom_a_person_change_is_for(
+    client: TestClient, db: Session, csrf: str, event: Event,
+    shared: tuple[EventParticipant, EventParticipant],
+) -> None:
+    first, second = shared
+    db.commit()
+    url = f"/participants/{second.id}/edit"
+    form = client.get(url).text
+    assert 'data-shared="1"' in form and "Spring 5K" in form
+
+    values = {"csrf_token": csrf, "first_name": "Augusta", "last_name": "Lovelace",
+              "birth_date": "1990-04-02", "email": "ada@lovelace.org", "bib": "9",
+              "status": "active"}
+    refused = client.post(url, data=values)
+    saved = client.post(url, data={**values, "person_scope": "own"}, follow_redirects=False)
+
+    assert refused.status_code == 409 and "shared with 1 other entry" in refused.text
+    assert 'id="person_scope-problem"' in refused.text
+    assert saved.status_code == 303, saved.text
+    db.expire_all()
+    assert db.get_one(EventParticipant, first.id).person.first_name == "Ada"
+    assert db.get_one(EventParticipant, second.id).person.first_name == "Augusta"

@@ -245,7 +245,8 @@ def test_participant_writes_leave_audit_entries_with_before_and_after(
     created, updated = entries
     assert created.before is None
     assert created.after == {"category_id": None, "bib": "3", "registration_id": "R-3",
-                             "team": None, "status": "active", "person_id": str(ep.person_id)}
+                             "team": None, "status": "active", "person_id": str(ep.person_id),
+                             "person_match": "new"}
     assert updated.before == {"category_id": None, "team": None}
     assert updated.after == {"category_id": str(category.id), "team": "Harriers"}
     assert {e.tenant_id for e in entries} == {ctx.tenant_id}

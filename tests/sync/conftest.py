@@ -1,9 +1,11 @@
-"""Fixtures of the connection tests: a keyring, captured log output, fake adapters, and
-connections with links."""
+"""Fixtures of the sync tests: a keyring, captured log output, fake adapters, connections
+with links; and for the engine's tests a served RunSignUp simulator (``sim``, its options
+from ``sim_options``), a connection to it, an event and the link between them."""
 
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +24,14 @@ from racehub.events.models import Event
 from racehub.providers.base import CredentialCheck, Page
 from racehub.providers.catalog import Direction
 from racehub.providers.errors import AuthFailed
+from racehub.providers.runsignup.simulator import RunSignUpSimulator
 from racehub.settings import Settings
 from racehub.sync import links, service
 from racehub.sync.models import EventLink, ProviderConnection, SyncRun, SyncStatus
 from racehub.sync.schemas import ConnectionCreate, LinkCreate
+from tests.factories import make_event
 from tests.logs import captured_log
+from tests.sync import engine_helpers
 
 # Long, distinctive values: a leak of any of them (or of their last 5+ characters) is
 # found by a plain substring search.
@@ -132,3 +137,56 @@ def start_run(db: Session, link_row: EventLink, status: SyncStatus) -> SyncRun:
     db.add(run)
     db.flush()
     return run
+
+
+# --- the engine's set-up: a simulator, a connection to it, an event, the link -----------------
+
+
+@pytest.fixture
+def sim_options() -> dict[str, Any]:
+    """Options of the served RunSignUp simulator; a module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+def sim(sim_options: dict[str, Any]) -> Iterator[tuple[RunSignUpSimulator, str]]:
+    """The RunSignUp simulator over HTTP, and its base URL."""
+    with engine_helpers.simulator(**sim_options) as served:
+        yield served
+
+
+@pytest.fixture
+def event(db: Session, tenant: Any) -> Event:
+    return make_event(db, tenant)
+
+
+@pytest.fixture
+def connection(db: Session, ctx: TenantContext, keyring: Keyring,
+               sim: tuple[RunSignUpSimulator, str]) -> ProviderConnection:
+    """A RunSignUp connection to ``sim``."""
+    return engine_helpers.connect(db, ctx, keyring, sim[1])
+
+
+@pytest.fixture
+def event_link(db: Session, connection: ProviderConnection, event: Event,
+               sim: tuple[RunSignUpSimulator, str]) -> EventLink:
+    """The simulator's first provider event, linked to ``event``."""
+    return engine_helpers.link(db, connection, event, engine_helpers.event_ref(sim[0]),
+                               name="5K")
+
+
+@pytest.fixture
+def offline_link(db: Session, tenant: Any, event: Event) -> EventLink:
+    """A link of a RunSignUp connection that is never called (its records and EPs are made
+    directly in the test database)."""
+    connection = ProviderConnection(
+        tenant_id=tenant.id, provider="RUNSIGNUP", name=f"RunSignUp {uuid.uuid4().hex[:6]}",
+        base_url="http://127.0.0.1:9/Rest", credentials_encrypted="-", credentials_key_id="-",
+        direction=Direction.REGISTRATION)
+    db.add(connection)
+    db.flush()
+    row = EventLink(tenant_id=tenant.id, connection_id=connection.id, provider="RUNSIGNUP",
+                    provider_event_ref="100:200", event_id=event.id)
+    db.add(row)
+    db.flush()
+    return row

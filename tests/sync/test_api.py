@@ -90,7 +90,9 @@ def test_a_connection_lifecycle_never_shows_or_logs_a_secret(
              client.get(f"/api/connections/{connection_id}").text,
              client.get("/api/audit").text]
     deleted = client.delete(f"/api/connections/{connection_id}")
-    assert deleted.status_code == 204
+    assert deleted.status_code == 200
+    assert [link["providerEventRef"] for link in deleted.json()["links"]] == [
+        _event_ref(simulator)]
     assert client.get(f"/api/connections/{connection_id}").status_code == 404
 
     logged = log_output.getvalue()

@@ -4,7 +4,6 @@ that later gains its registration id, unreadable rows, and a fault storm converg
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.core.crypto import Keyring
-from racehub.core.models import Tenant
 from racehub.events.models import Event, EventParticipant, ParticipantStatus, Person
 from racehub.events.writes import ParticipantWrite, write_participants
 from racehub.jobs.retry import RetryScheduled
@@ -31,43 +29,20 @@ from racehub.sync.models import (
     SyncRun,
     SyncStatus,
 )
-from tests.factories import make_category, make_event
+from tests.factories import make_category
 from tests.sync.engine_helpers import (
     T0,
     Clock,
     attempt,
-    connect,
-    event_ref,
     provider_event_id,
     rows_written,
-    simulator,
     sync,
 )
 
 
 @pytest.fixture
-def sim() -> Iterator[tuple[RunSignUpSimulator, str]]:
-    with simulator(real_shapes=True) as served:
-        yield served
-
-
-@pytest.fixture
-def event(db: Session, tenant: Tenant) -> Event:
-    return make_event(db, tenant)
-
-
-@pytest.fixture
-def connection(db: Session, ctx: TenantContext, keyring: Keyring,
-               sim: tuple[RunSignUpSimulator, str]) -> ProviderConnection:
-    return connect(db, ctx, keyring, sim[1])
-
-
-@pytest.fixture
-def event_link(db: Session, connection: ProviderConnection, event: Event,
-               sim: tuple[RunSignUpSimulator, str]) -> EventLink:
-    from tests.sync.engine_helpers import link
-
-    return link(db, connection, event, event_ref(sim[0]), name="5K")
+def sim_options() -> dict[str, Any]:
+    return {"real_shapes": True}
 
 
 def _rows(sim: RunSignUpSimulator) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from racehub.providers.errors import AuthFailed, ProviderDown
 from racehub.providers.runsignup.simulator import RunSignUpSimulator
 from racehub.sync import adapters, engine, runs
 from racehub.sync.models import (
+    EventLink,
     ProviderConnection,
     StagedKind,
     StagedRow,
@@ -38,14 +39,7 @@ from tests.sync.engine_helpers import (
     event_ref,
     job_of,
     link,
-    simulator,
 )
-
-
-@pytest.fixture
-def sim() -> Iterator[tuple[RunSignUpSimulator, str]]:
-    with simulator() as served:
-        yield served
 
 
 def _staged(db: Session, run: SyncRun, kind: StagedKind | None = None) -> list[StagedRow]:
@@ -97,11 +91,9 @@ def test_a_request_makes_one_run_and_job_per_linked_event_and_a_second_joins_it(
 
 
 def test_a_request_with_nothing_linked_names_the_field(
-    db: Session, ctx: TenantContext, tenant: Any, keyring: Keyring,
-    sim: tuple[RunSignUpSimulator, str],
+    db: Session, ctx: TenantContext, tenant: Any, sim: tuple[RunSignUpSimulator, str],
+    connection: ProviderConnection,
 ) -> None:
-    _, base = sim
-    connection = connect(db, ctx, keyring, base)
     with pytest.raises(Invalid) as nothing:
         runs.request_participant_sync(db, ctx, connection_id=connection.id)
     assert nothing.value.field == "connectionId"
@@ -113,12 +105,9 @@ def test_a_request_with_nothing_linked_names_the_field(
 
 
 def test_a_run_whose_job_was_cancelled_does_not_hold_its_link(
-    db: Session, ctx: TenantContext, tenant: Any, keyring: Keyring,
-    sim: tuple[RunSignUpSimulator, str],
+    db: Session, ctx: TenantContext, keyring: Keyring, sim: tuple[RunSignUpSimulator, str],
+    connection: ProviderConnection, event_link: EventLink,
 ) -> None:
-    _, base = sim
-    connection = connect(db, ctx, keyring, base)
-    event_link = link(db, connection, make_event(db, tenant), event_ref(sim[0]))
     [first] = runs.request_participant_sync(db, ctx, connection_id=connection.id)
     assert first.run.job_run_id is not None
     jobs_service.cancel_job(db, ctx, job_id=first.run.job_run_id)  # queued: cancelled at once
@@ -147,12 +136,10 @@ def _stage_only(db: Session, ctx: TenantContext, keyring: Keyring,
 
 
 def test_the_fetch_stages_every_page_and_names_the_rows_it_could_not_read(
-    db: Session, ctx: TenantContext, tenant: Any, keyring: Keyring,
-    sim: tuple[RunSignUpSimulator, str],
+    db: Session, ctx: TenantContext, keyring: Keyring, sim: tuple[RunSignUpSimulator, str],
+    connection: ProviderConnection, event_link: EventLink,
 ) -> None:
-    simulator_, base = sim
-    connection = connect(db, ctx, keyring, base)
-    event_link = link(db, connection, make_event(db, tenant), event_ref(simulator_))
+    simulator_ = sim[0]
     [request] = runs.request_participant_sync(db, ctx, connection_id=connection.id)
     simulator_.faults.arm("malformed_rows", 1, rows=[1, 3])
 
@@ -174,16 +161,14 @@ def test_the_fetch_stages_every_page_and_names_the_rows_it_could_not_read(
 
 
 def test_an_incremental_read_asks_from_the_cursor_minus_the_overlap(
-    db: Session, ctx: TenantContext, tenant: Any, keyring: Keyring,
-    sim: tuple[RunSignUpSimulator, str],
+    db: Session, ctx: TenantContext, keyring: Keyring, sim: tuple[RunSignUpSimulator, str],
+    connection: ProviderConnection, event_link: EventLink,
 ) -> None:
     from datetime import timedelta
 
     from tests.sync.engine_helpers import T0
 
-    simulator_, base = sim
-    connection = connect(db, ctx, keyring, base)
-    event_link = link(db, connection, make_event(db, tenant), event_ref(simulator_))
+    simulator_ = sim[0]
     event_link.cursor = T0
     [request] = runs.request_participant_sync(db, ctx, connection_id=connection.id)
     simulator_.faults.clear()
@@ -203,12 +188,11 @@ def test_an_incremental_read_asks_from_the_cursor_minus_the_overlap(
 
 
 def test_a_read_failing_midway_applies_nothing_and_retries_after_2_4_8_minutes(
-    db: Session, ctx: TenantContext, tenant: Any, keyring: Keyring,
-    sim: tuple[RunSignUpSimulator, str],
+    db: Session, ctx: TenantContext, keyring: Keyring, sim: tuple[RunSignUpSimulator, str],
+    connection: ProviderConnection, event_link: EventLink,
 ) -> None:
-    simulator_, base = sim
-    connection = connect(db, ctx, keyring, base, max_attempts=1)
-    event_link = link(db, connection, make_event(db, tenant), event_ref(simulator_))
+    simulator_ = sim[0]
+    connection.settings = {**connection.settings, "max_attempts": 1}
     [request] = runs.request_participant_sync(db, ctx, connection_id=connection.id)
     run, clock = request.run, Clock()
     first_job = run.job_run_id
@@ -249,7 +233,10 @@ def test_a_read_failing_midway_applies_nothing_and_retries_after_2_4_8_minutes(
         attempt(db, ctx, keyring, run, clock=clock, adapter_factory=failing_after_two_pages)
     assert run.status == SyncStatus.FAILED and run.attempts == 4
     assert job_of(db, run).status == JobStatus.FAILED
-    assert run.trigger == SyncTrigger.RETRY  # the re-attempts were retries
+    # The re-attempts were retries of the manual run: it stays manual, its attempts count.
+    assert run.trigger == SyncTrigger.MANUAL
+    assert runs.list_runs(db, ctx, filters=runs.RunFilter(retried=True))[0] == [run]
+    assert runs.list_runs(db, ctx, filters=runs.RunFilter(retried=False))[0] == []
     assert run.next_attempt_at is None and run.finished_at == clock.now
     assert runs.active_run(db, event_link.id) is None
 

@@ -150,6 +150,63 @@ def test_the_run_list_filters_and_pages_and_a_run_shows_its_changes(
                       headers=auth(db, other, Role.TENANT_ADMIN)).status_code == 404
 
 
+def test_a_runs_changes_filter_by_action_through_their_pages(
+    client: TestClient, db: Session, ctx: TenantContext, tenant: Tenant, keyring: Keyring,
+) -> None:
+    event_link = link(db, _connection(db, ctx, keyring), make_event(db, tenant), "1:2")
+    run = _run(db, event_link, SyncStatus.SUCCEEDED)
+    actions = [ChangeAction.CREATED, ChangeAction.WITHDRAWN, ChangeAction.PROBLEM] * 3 + [
+        ChangeAction.TRANSFERRED]
+    for n, action in enumerate(actions):
+        db.add(SyncChange(tenant_id=tenant.id, run_id=run.id, source_ref=f"r{n}",
+                          action=action, at=T0.replace(minute=n)))
+    db.flush()
+    headers = auth(db, tenant, Role.VIEWER)
+
+    def walk(params: dict[str, Any]) -> list[tuple[str, str]]:
+        seen, cursor = [], None
+        for _ in range(len(actions) + 1):  # bounded: a page holds at least one change
+            page = client.get(f"/api/sync/runs/{run.id}", headers=headers, params={
+                **params, "limit": 2, **({"cursor": cursor} if cursor else {})})
+            assert page.status_code == 200, page.text
+            body = page.json()["changes"]
+            seen += [(c["sourceRef"], c["action"]) for c in body["items"]]
+            cursor = body["nextCursor"]
+            if not cursor:
+                return seen
+        raise AssertionError("the pages never ended")
+
+    withdrawn = walk({"action": "withdrawn"})
+    gone = walk({"action": ["withdrawn", "transferred"]})
+    everything = walk({})
+
+    assert withdrawn == [("r1", "withdrawn"), ("r4", "withdrawn"), ("r7", "withdrawn")]
+    assert gone == withdrawn + [("r9", "transferred")]
+    assert len(everything) == len(actions)
+    unknown = client.get(f"/api/sync/runs/{run.id}", headers=headers,
+                         params={"action": "deleted"})
+    assert unknown.status_code == 422 and "action" in unknown.text
+
+
+def test_a_retried_run_shows_its_trigger_its_attempts_and_that_it_was_retried(
+    client: TestClient, db: Session, ctx: TenantContext, tenant: Tenant, keyring: Keyring,
+) -> None:
+    event_link = link(db, _connection(db, ctx, keyring), make_event(db, tenant), "1:2")
+    once = _run(db, event_link, SyncStatus.SUCCEEDED, attempts=1)
+    retried = _run(db, event_link, SyncStatus.SUCCEEDED, attempts=3)
+    headers = auth(db, tenant, Role.VIEWER)
+
+    detail = client.get(f"/api/sync/runs/{retried.id}", headers=headers).json()
+    only_retried = client.get("/api/sync/runs", headers=headers,
+                              params={"retried": "true"}).json()["items"]
+    never = client.get("/api/sync/runs", headers=headers,
+                       params={"retried": "false"}).json()["items"]
+
+    assert (detail["trigger"], detail["attempts"], detail["retried"]) == ("schedule", 3, True)
+    assert [r["id"] for r in only_retried] == [str(retried.id)]
+    assert [(r["id"], r["retried"]) for r in never] == [(str(once.id), False)]
+
+
 def test_two_requests_racing_for_one_link_make_one_run(
     engine: Engine, committed_db: sessionmaker[Session], database_url: str,
 ) -> None:

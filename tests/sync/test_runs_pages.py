@@ -52,6 +52,10 @@ def test_the_event_tab_shows_its_links_the_history_and_a_runs_changes(
     assert page.status_code == 200
     assert "5 read: 5 created" in page.text
     assert page.text.count('data-action="created"') == 5
+    only_updates = browser.get(f"/sync/runs/{run.id}?change=updated")
+    assert "No change of this kind." in only_updates.text
+    assert 'data-action="created"' not in only_updates.text
+    assert browser.get(f"/sync/runs/{run.id}?change=moved").status_code == 422
     first = db.scalars(select(EventParticipant).where(
         EventParticipant.event_id == event.id)).first()
     assert first is not None and f"/participants/{first.id}/edit" in page.text

@@ -296,7 +296,8 @@ def test_delete_removes_the_credentials_and_is_audited(
         is None
     [entry] = audit_entries(db, "connection.delete")
     assert entry.before["name"] == "RunSignUp main"
-    assert entry.after == {"credentials": "deleted"}
+    assert entry.after == {"credentials": "deleted", "links": [], "categoryLinks": 0,
+                           "webhookDeliveries": 0, "runsKept": 0, "recordsKept": 0}
 
 
 def test_a_failed_check_is_stored_scrubbed_of_every_secret(

@@ -3,7 +3,6 @@ that comes back is restored: on records and EPs made directly in the test databa
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime
 
 import pytest
@@ -11,53 +10,32 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
-from racehub.core.models import Tenant
 from racehub.events.models import Event, EventParticipant, ParticipantStatus
 from racehub.providers.base import ProviderWithdrawal
-from racehub.providers.catalog import Direction
 from racehub.sync.models import (
     ChangeAction,
     EventLink,
-    ProviderConnection,
     SyncChange,
     SyncedRecord,
     SyncRun,
+    SyncStatus,
 )
 from racehub.sync.withdrawals import apply_withdrawals, is_transfer, restore_participants
-from tests.factories import make_event, make_participant, make_synced_record
+from tests.factories import make_participant, make_synced_record
+from tests.sync.conftest import start_run
 
 NOW = datetime(2026, 5, 1, 9, tzinfo=UTC)
 WHEN = datetime(2026, 4, 30, 18, tzinfo=UTC)
 
 
 @pytest.fixture
-def event(db: Session, tenant: Tenant) -> Event:
-    return make_event(db, tenant)
+def link(offline_link: EventLink) -> EventLink:
+    return offline_link
 
 
 @pytest.fixture
-def link(db: Session, tenant: Tenant, event: Event) -> EventLink:
-    connection = ProviderConnection(
-        tenant_id=tenant.id, provider="RUNSIGNUP", name=f"RunSignUp {uuid.uuid4().hex[:6]}",
-        base_url="http://127.0.0.1:9/Rest", credentials_encrypted="-", credentials_key_id="-",
-        direction=Direction.REGISTRATION)
-    db.add(connection)
-    db.flush()
-    row = EventLink(tenant_id=tenant.id, connection_id=connection.id, provider="RUNSIGNUP",
-                    provider_event_ref="100:200", event_id=event.id)
-    db.add(row)
-    db.flush()
-    return row
-
-
-@pytest.fixture
-def run(db: Session, tenant: Tenant, link: EventLink) -> SyncRun:
-    row = SyncRun(tenant_id=tenant.id, connection_id=link.connection_id, provider="RUNSIGNUP",
-                  link_id=link.id, event_id=link.event_id, sync_type="participants",
-                  trigger="manual")
-    db.add(row)
-    db.flush()
-    return row
+def run(db: Session, link: EventLink) -> SyncRun:
+    return start_run(db, link, SyncStatus.QUEUED)
 
 
 def _registration(db: Session, event: Event, ref: str, *, bib: str | None = None,

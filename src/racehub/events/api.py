@@ -22,8 +22,10 @@ from racehub.events.schemas import (
     EventRead,
     EventUpdate,
     ParticipantCreate,
+    ParticipantCreated,
     ParticipantRead,
     ParticipantUpdate,
+    ParticipantUpdated,
 )
 from racehub.events.service import ParticipantFilter, ParticipantSort
 from racehub.jobs.schemas import JobRunRead
@@ -132,14 +134,17 @@ def list_participants(
                     media_type="application/json")
 
 
-@router.post("/events/{event_id}/participants", response_model=ParticipantRead,
+@router.post("/events/{event_id}/participants", response_model=ParticipantCreated,
              status_code=201)
 def create_participant(
     event_id: uuid.UUID, data: ParticipantCreate, db: DB, ctx: WriteParticipants
-) -> ParticipantRead:
-    ep = service.create_participant(db, ctx, event_id=event_id, data=data)
+) -> ParticipantCreated:
+    """A new entry. A new ``person`` is matched to the tenant's persons as the sync does
+    (``matchPerson`` false: never); ``personMatch`` says how the person was chosen."""
+    ep, match = service.add_participant(db, ctx, event_id=event_id, data=data)
     db.commit()
-    return ParticipantRead.model_validate(ep)
+    return ParticipantCreated.model_validate(ep).model_copy(update={
+        "person_match": match, "person_match_reason": service.PERSON_MATCH_REASONS[match]})
 
 
 @router.get("/participants/{participant_id}", response_model=ParticipantRead)
@@ -149,10 +154,15 @@ def read_participant(participant_id: uuid.UUID, db: DB, ctx: ReadParticipants) -
     )
 
 
-@router.patch("/participants/{participant_id}", response_model=ParticipantRead)
+@router.patch("/participants/{participant_id}", response_model=ParticipantUpdated)
 def update_participant(
     participant_id: uuid.UUID, data: ParticipantUpdate, db: DB, ctx: WriteParticipants
-) -> ParticipantRead:
-    ep = service.update_participant(db, ctx, participant_id=participant_id, data=data)
+) -> ParticipantUpdated:
+    """Change an entry and its person. A person field change of a person other entries
+    share (matched across events or providers) needs ``personScope``: 409 without it,
+    naming them; ``personSharedWith`` says how many others the change reached."""
+    ep, shared_with = service.edit_participant(db, ctx, participant_id=participant_id,
+                                               data=data)
     db.commit()
-    return ParticipantRead.model_validate(ep)
+    return ParticipantUpdated.model_validate(ep).model_copy(
+        update={"person_shared_with": shared_with})

@@ -28,3 +28,8 @@ class SourceTaken(Conflict):
 
 class TimingIdentifierLocked(Conflict):
     pass
+
+
+class PersonShared(Conflict):
+    """A person field edit of an entry whose Person other entries share: the caller says
+    whether the edit is for all of them or for this entry alone (``personScope``)."""

@@ -266,7 +266,7 @@ def create_participant(
     ep_fields |= {k: values.get(k, "").strip() or None for k in SOURCE_FORM_FIELDS}
     try:
         data = validate_model(ParticipantCreate, {**ep_fields, "person": person})
-        ep = service.create_participant(db, ctx, event_id=event_id, data=data)
+        ep, match = service.add_participant(db, ctx, event_id=event_id, data=data)
     except DomainError as exc:
         db.rollback()
         event = service.get_event_or_raise(db, ctx, event_id=event_id)
@@ -274,8 +274,10 @@ def create_participant(
                                       status_code=exc.status_code, **form_error(exc))
     db.commit()
     name = f"{ep.person.first_name} {ep.person.last_name}"
+    matched = f" ({service.PERSON_MATCH_REASONS[match]})" if match != "new" else ""
     return RedirectResponse(f"/events/{event_id}?" + urlencode(
-        {"flash": f"{name} added", "q": ep.bib or ep.registration_id or name}), status_code=303)
+        {"flash": f"{name} added{matched}", "q": ep.bib or ep.registration_id or name}),
+        status_code=303)
 
 
 @router.get("/participants/{participant_id}/edit")
@@ -290,9 +292,11 @@ def _participant_form_page(
     request: Request, db: Session, ctx: TenantContext, event: Event,
     ep: EventParticipant | None, values: dict[str, Any], status_code: int = 200, **extra: Any,
 ) -> Response:
-    """The participant form: editing ``ep``, or adding one to ``event`` when ``ep`` is None."""
+    """The participant form: editing ``ep``, or adding one to ``event`` when ``ep`` is None;
+    an edited entry whose person others share asks whom a person change is for."""
+    sharing = service.entries_sharing_person(db, ctx, ep=ep) if ep is not None else []
     return render(request, db, ctx, "events/participant_form.html", status_code=status_code,
-                  ep=ep, event=event, values=values,
+                  ep=ep, event=event, values=values, sharing=sharing,
                   categories=service.list_categories(db, ctx, event_id=event.id),
                   **extra, **_choices())
 
@@ -333,8 +337,10 @@ def update_participant(
 ) -> Response:
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     person, ep_fields = _participant_form(values)
+    scope = values.get("person_scope", "").strip() or None
     try:
-        data = validate_model(ParticipantUpdate, {**ep_fields, "person": person})
+        data = validate_model(ParticipantUpdate, {**ep_fields, "person": person,
+                                                  "person_scope": scope})
         ep = service.update_participant(db, ctx, participant_id=participant_id, data=data)
     except DomainError as exc:
         db.rollback()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -174,6 +175,12 @@ class ParticipantCreate(ParticipantFields):
             raise ValueError(f"unknown provider {value!r}; use one of {', '.join(PROVIDERS)}")
         return value.upper()
 
+    match_person: bool = Field(
+        default=True,
+        description="With person (new): reuse the tenant's one person with the same e-mail "
+                    "and birth date, else the same name and birth date, as the sync does; "
+                    "false: always a new person")
+
     _blank_source = field_validator("source_id")(_blank_to_none)
 
     @model_validator(mode="after")
@@ -183,9 +190,22 @@ class ParticipantCreate(ParticipantFields):
         return self
 
 
+class PersonScope(enum.StrEnum):
+    """Whom a person edit is for, when other entries (other events, other providers'
+    registrations matched to the same person) share the entry's person."""
+
+    SHARED = "shared"  # the shared person: every entry sharing it shows the change
+    OWN = "own"  # this entry gets its own copy of the person first, then the change
+
+
 class ParticipantUpdate(ParticipantFields):
     status: ParticipantStatus | None = None
     person: PersonUpdate | None = None
+    person_scope: PersonScope | None = Field(
+        default=None,
+        description="Needed when a person field changes and other entries share the "
+                    "person: 'shared' changes it for all of them, 'own' gives this entry "
+                    "its own person first. Unset then: 409 naming the other entries")
 
 
 class ParticipantRead(APIModel):
@@ -198,7 +218,29 @@ class ParticipantRead(APIModel):
     registration_id: str | None
     team: str | None
     status: ParticipantStatus
-    source_provider: str | None
-    source_id: str | None
+    withdrawn_at: datetime | None = Field(
+        default=None, description="When the entry was withdrawn (soft: the entry stays)")
+    withdrawn_reason: str | None = Field(
+        default=None, description="Why, as the provider or the operator said")
+    transferred_from_id: uuid.UUID | None = Field(
+        default=None, description="The withdrawn entry whose registration (and bib) this "
+                                  "one took over")
+    source_provider: str | None = Field(
+        default=None, description="The provider the entry came from (unset: made in racehub)")
+    source_id: str | None = Field(
+        default=None, description="The entry's registration at that provider (its key)")
     created_at: datetime
     updated_at: datetime
+
+
+class ParticipantCreated(ParticipantRead):
+    person_match: str | None = Field(
+        default=None, description="How the person was chosen: new, email_birth_date, "
+                                  "name_birth_date, or given (personId)")
+    person_match_reason: str | None = Field(default=None, description="The same, in words")
+
+
+class ParticipantUpdated(ParticipantRead):
+    person_shared_with: int = Field(
+        default=0, description="How many other entries share the person this edit changed "
+                               "(personScope 'shared'); 0 when it changed this entry's only")

@@ -44,6 +44,7 @@ from racehub.events.exceptions import (
     CategoryNotFound,
     EventNotFound,
     ParticipantNotFound,
+    PersonShared,
     SourceTaken,
     TimingIdentifierLocked,
 )
@@ -70,6 +71,7 @@ from racehub.events.schemas import (
     ParticipantRead,
     ParticipantUpdate,
     PersonRead,
+    PersonScope,
 )
 from racehub.jobs import service as jobs_service
 from racehub.jobs.handle import RunningJob
@@ -314,15 +316,18 @@ def participants_query(
 _PARTICIPANT_COLUMNS: tuple[Any, ...] = (
     EventParticipant.id, EventParticipant.event_id, EventParticipant.category_id,
     EventParticipant.bib, EventParticipant.registration_id, EventParticipant.team,
-    EventParticipant.status, EventParticipant.source_provider, EventParticipant.source_id,
-    EventParticipant.created_at, EventParticipant.updated_at, Category.name,
+    EventParticipant.status, EventParticipant.withdrawn_at, EventParticipant.withdrawn_reason,
+    EventParticipant.transferred_from_id, EventParticipant.source_provider,
+    EventParticipant.source_id, EventParticipant.created_at, EventParticipant.updated_at,
+    Category.name,
 )
 _PERSON_COLUMNS: tuple[Any, ...] = (
     Person.id, Person.first_name, Person.last_name, Person.birth_date, Person.gender,
     Person.email, Person.nationality, Person.city, Person.region, Person.country,
 )
 _PARTICIPANT_FIELDS = ("id", "event_id", "category_id", "bib", "registration_id", "team",
-                       "status", "source_provider", "source_id", "created_at", "updated_at",
+                       "status", "withdrawn_at", "withdrawn_reason", "transferred_from_id",
+                       "source_provider", "source_id", "created_at", "updated_at",
                        "category_name")
 _PERSON_FIELDS = ("id", "first_name", "last_name", "birth_date", "gender", "email",
                   "nationality", "city", "region", "country")
@@ -409,9 +414,28 @@ def _raise_refusal(outcome: writes.WriteOutcome) -> None:
     raise Invalid(outcome.error, field=to_camel(outcome.error_field or "") or None)
 
 
+# WriteOutcome.person_match (and a synced record's) -> what it means.
+PERSON_MATCH_REASONS = {
+    "new": "no person of the tenant matched: a new person was made",
+    "email_birth_date": "matched an existing person by e-mail and birth date",
+    "name_birth_date": "matched an existing person by name and birth date",
+    "given": "the person given (personId)",
+}
+
+
 def create_participant(
     db: Session, ctx: TenantContext, *, event_id: uuid.UUID, data: ParticipantCreate
 ) -> EventParticipant:
+    return add_participant(db, ctx, event_id=event_id, data=data)[0]
+
+
+def add_participant(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, data: ParticipantCreate
+) -> tuple[EventParticipant, str]:
+    """A new entry and how its person was chosen (a PERSON_MATCH_REASONS key). A new
+    person is matched to the tenant's persons as the sync matches them (e-mail + birth
+    date, else folded name + birth date, one candidate only) unless ``match_person`` is
+    off; the audit entry of the create records the match."""
     get_event_or_raise(db, ctx, event_id=event_id)
     if data.category_id is not None:
         get_category_or_raise(db, ctx, event_id=event_id, category_id=data.category_id,
@@ -424,27 +448,79 @@ def create_participant(
         # Half a source would never be matched by a sync (which looks up both).
         missing = "sourceId" if data.source_id is None else "sourceProvider"
         raise Invalid("give both sourceProvider and sourceId, or neither", field=missing)
-    values = data.model_dump(exclude={"person", "person_id", "source_provider", "source_id"})
+    values = data.model_dump(exclude={"person", "person_id", "source_provider", "source_id",
+                                      "match_person"})
     if data.person is not None:
         values |= data.person.model_dump()
     else:
         values[writes.PERSON_ID] = data.person_id
     source = ((data.source_provider, data.source_id)
               if data.source_provider is not None and data.source_id is not None else None)
-    # The operator typed this person in (or chose personId): no matching to another Person.
     [outcome] = writes.write_participants(
         db, ctx, event_id=event_id, origin="api", mark_local=True,
-        rows=[writes.ParticipantWrite(None, values, source=source, match_person=False)])
+        rows=[writes.ParticipantWrite(None, values, source=source,
+                                      match_person=data.match_person)])
     _raise_refusal(outcome)
     assert outcome.participant_id is not None
-    return get_participant_or_raise(db, ctx, participant_id=outcome.participant_id)
+    ep = get_participant_or_raise(db, ctx, participant_id=outcome.participant_id)
+    return ep, outcome.person_match or "given"
+
+
+@dataclass(frozen=True)
+class SharingEntry:
+    """Another entry sharing a person: where, and its name there."""
+
+    participant_id: uuid.UUID
+    event_id: uuid.UUID
+    event_name: str
+    bib: str | None
+
+
+def entries_sharing_person(db: Session, ctx: TenantContext, *,
+                           ep: EventParticipant) -> list[SharingEntry]:
+    """The other entries of the tenant whose person is ``ep``'s (matched across events or
+    providers), the newest event first."""
+    rows = db.execute(
+        select(EventParticipant.id, Event.id, Event.name, EventParticipant.bib)
+        .join(Event, Event.id == EventParticipant.event_id)
+        .where(EventParticipant.tenant_id == ctx.tenant_id,
+               EventParticipant.person_id == ep.person_id, EventParticipant.id != ep.id)
+        .order_by(Event.start_at.desc(), EventParticipant.id)).all()
+    return [SharingEntry(*row) for row in rows]
+
+
+def separate_person(db: Session, ctx: TenantContext, *, ep: EventParticipant) -> Person:
+    """Give ``ep`` a Person of its own: a copy of the one it shares (the others keep it).
+    The caller records why (its audit entry)."""
+    old = ep.person
+    person = Person(id=uuid.uuid4(), tenant_id=ctx.tenant_id,
+                    **{name: getattr(old, name) for name in writes.PERSON_FIELDS})
+    db.add(person)
+    ep.person = person
+    db.flush()  # the new person's row before the entry (and the caller's audit) refer to it
+    return person
+
+
+def _person_edits(ep: EventParticipant, person_changes: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in person_changes.items() if getattr(ep.person, k) != v}
 
 
 def update_participant(
     db: Session, ctx: TenantContext, *, participant_id: uuid.UUID, data: ParticipantUpdate
 ) -> EventParticipant:
+    return edit_participant(db, ctx, participant_id=participant_id, data=data)[0]
+
+
+def edit_participant(
+    db: Session, ctx: TenantContext, *, participant_id: uuid.UUID, data: ParticipantUpdate
+) -> tuple[EventParticipant, int]:
+    """Change an entry and its person; also how many other entries share the person the
+    edit changed. A person field change of a person other entries share is never silent:
+    without ``person_scope`` it is refused (PersonShared, naming them); 'shared' changes
+    the person of all of them, 'own' first gives this entry its own copy (as a split of a
+    wrong match does) and changes that."""
     ep = get_participant_or_raise(db, ctx, participant_id=participant_id)
-    changes = data.model_dump(exclude_unset=True, exclude={"person"})
+    changes = data.model_dump(exclude_unset=True, exclude={"person", "person_scope"})
     if changes.get("category_id") is not None:
         get_category_or_raise(db, ctx, event_id=ep.event_id, category_id=changes["category_id"],
                               field="categoryId")
@@ -454,11 +530,35 @@ def update_participant(
     for name in ("first_name", "last_name"):
         if name in person_changes and person_changes[name] is None:
             raise Invalid(f"{to_camel(name)} cannot be empty", field=f"person.{to_camel(name)}")
+    shared_with = 0
+    if _person_edits(ep, person_changes):
+        others = entries_sharing_person(db, ctx, ep=ep)
+        if others and data.person_scope is None:
+            where = ", ".join(f"{o.event_name!r}" + (f" (bib {o.bib})" if o.bib else "")
+                              for o in others[:5]) + (" ..." if len(others) > 5 else "")
+            raise PersonShared(
+                f"this person is shared with {len(others)} other entr"
+                f"{'y' if len(others) == 1 else 'ies'}: {where}. Send personScope 'shared' "
+                "to change the person of all of them, or 'own' to give this entry its own "
+                "person first", field="personScope")
+        if others and data.person_scope == PersonScope.OWN:
+            old_id = ep.person_id
+            separate_person(db, ctx, ep=ep)
+            audit.record(db, ctx, action="participant.own_person", target_type="participant",
+                         target_id=ep.id, before={"person_id": old_id},
+                         after={"person_id": ep.person_id, "reason": "edited alone",
+                                "others_sharing_the_old_person": len(others)})
+        elif others:
+            shared_with = len(others)
+            audit.record(db, ctx, action="participant.shared_person_edit",
+                         target_type="participant", target_id=ep.id,
+                         after={"person_id": ep.person_id, "fields": sorted(person_changes),
+                                "other_entries": [str(o.participant_id) for o in others]})
     [outcome] = writes.write_participants(
         db, ctx, event_id=ep.event_id, origin="api", mark_local=True,
         rows=[writes.ParticipantWrite(ep.id, {**changes, **person_changes})])
     _raise_refusal(outcome)
-    return ep
+    return ep, shared_with
 
 
 # --- bib assignment (runs as a job) --------------------------------------------------------

@@ -711,7 +711,8 @@ def _audit(db: Session, ctx: TenantContext, event_id: uuid.UUID, plan: _Plan,
                      ("category_id", "bib", "registration_id", "team", "status")}
             audit.record(db, ctx, action="participant.create", target_type="participant",
                          target_id=row.outcome.participant_id,
-                         after={**after, "person_id": row.outcome.person_id})
+                         after={**after, "person_id": row.outcome.person_id,
+                                "person_match": row.outcome.person_match})
         else:
             def label(name: str) -> str:
                 return f"person.{name}" if name in PERSON_FIELDS else name

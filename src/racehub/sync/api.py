@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
 from pydantic import Field
 
 from racehub.core.context import TenantContext
@@ -22,6 +21,7 @@ from racehub.sync.mapping import default_mapping
 from racehub.sync.schemas import (
     CheckRead,
     ConnectionCreate,
+    ConnectionDeleted,
     ConnectionRead,
     ConnectionUpdate,
     PreviewRead,
@@ -129,11 +129,18 @@ def update_connection(
     return service.to_read(keyring, connection)
 
 
-@router.delete("/connections/{connection_id}", status_code=204, response_class=Response)
-def delete_connection(connection_id: uuid.UUID, db: DB, ctx: ManageConnections) -> Response:
-    service.delete_connection(db, ctx, connection_id=connection_id)
+@router.delete("/connections/{connection_id}", response_model=ConnectionDeleted)
+def delete_connection(connection_id: uuid.UUID, db: DB,
+                      ctx: ManageConnections) -> ConnectionDeleted:
+    """Delete the connection, its credentials and its provider events (their cursors and
+    category mappings); the answer lists them. Its sync runs' history and synced records
+    stay. 409 while a run of one of its provider events is queued, running or retrying."""
+    gone = service.delete_connection(db, ctx, connection_id=connection_id)
     db.commit()
-    return Response(status_code=204)
+    return ConnectionDeleted.model_validate({
+        "links": gone.links, "linked_events": gone.linked_events,
+        "category_links": gone.category_links, "webhook_deliveries": gone.webhook_deliveries,
+        "runs_kept": gone.runs_kept, "records_kept": gone.records_kept})
 
 
 @router.post("/connections/{connection_id}/test", response_model=CheckRead)

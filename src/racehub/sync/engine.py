@@ -46,7 +46,6 @@ from racehub.sync.models import (
     StagedRow,
     SyncRun,
     SyncStatus,
-    SyncTrigger,
 )
 from racehub.sync.prefetch import Prefetch
 from racehub.sync.service import AdapterFactory, read_credentials, redact, secret_variants
@@ -82,8 +81,7 @@ def run_participant_sync(
         return
     link = db.get(EventLink, run.link_id) if run.link_id else None
     connection = db.get(ProviderConnection, run.connection_id) if run.connection_id else None
-    if run.status == SyncStatus.RETRYING:
-        run.trigger = SyncTrigger.RETRY.value
+    # A retry keeps the run's trigger (manual, schedule...): ``attempts`` tells the retries.
     run.status = SyncStatus.RUNNING
     run.started_at = run.started_at or clock()
     run.next_attempt_at = None

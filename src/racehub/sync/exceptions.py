@@ -43,6 +43,10 @@ class LinkSyncing(Conflict):
     """A link whose run is queued, running or retrying keeps its event until the run ends."""
 
 
+class ConnectionSyncing(Conflict):
+    """A connection whose link has a queued, running or retrying run stays until it ends."""
+
+
 class NotAParticipantSource(Invalid):
     """Only registration connections feed participants into an event."""
 

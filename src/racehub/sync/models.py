@@ -228,9 +228,11 @@ class SyncType(enum.StrEnum):
 
 
 class SyncTrigger(enum.StrEnum):
+    """Who or what asked for the run. A retried run keeps its trigger (its ``attempts``
+    count the tries); migration 0022 gave back the trigger of runs once relabelled "retry"."""
+
     MANUAL = "manual"
     SCHEDULE = "schedule"
-    RETRY = "retry"
     WEBHOOK = "webhook"
 
 

@@ -141,6 +141,7 @@ def _edit(request: Request, db: DB, ctx: TenantContext, keyring: Keyring,
                   can_edit_base_url=ctx.is_platform_admin,
                   webhook_providers=webhooks.WEBHOOK_PROVIDERS,
                   participant_source=connection.direction == Direction.REGISTRATION,
+                  deletion=service.deletion_of(db, ctx, connection_id=connection.id),
                   **links_context(db, ctx, connection.id), **context)
 
 
@@ -195,9 +196,9 @@ def test_connection(connection_id: uuid.UUID, request: Request, db: DB,
 def delete_connection(connection_id: uuid.UUID, db: DB, ctx: ManageConnections) -> Response:
     connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
     name = connection.name
-    service.delete_connection(db, ctx, connection_id=connection_id)
+    gone = service.delete_connection(db, ctx, connection_id=connection_id)  # 409 if syncing
     db.commit()
-    return _redirect("/connections", f"Connection {name} deleted")
+    return _redirect("/connections", f"Connection {name} deleted with {gone.summary()}")
 
 
 # --- field mapping --------------------------------------------------------------------------

@@ -16,16 +16,13 @@ from racehub.core.query import scoped
 from racehub.core.rbac import Perm
 from racehub.events import service as events_service
 from racehub.events.exceptions import ParticipantNotFound
-from racehub.events.models import EventParticipant, Person
-from racehub.events.writes import PERSON_FIELDS
+from racehub.events.models import EventParticipant
 from racehub.sync.exceptions import NothingToSplit
 from racehub.sync.models import SyncedRecord
 
 # SyncedRecord.person_match -> what it means, as the sources read explains a match.
 PERSON_MATCH_REASONS = {
-    "new": "no person of the tenant matched: a new person was made",
-    "email_birth_date": "matched an existing person by e-mail and birth date",
-    "name_birth_date": "matched an existing person by name and birth date",
+    **events_service.PERSON_MATCH_REASONS,
     "provider_person": "matched the person of another registration with the same "
                        "provider person id",
     "split": "split from a wrong match by an operator: never matched automatically again",
@@ -84,19 +81,15 @@ def split_person(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
     if not shared:
         raise NothingToSplit("this participant's person has no other entry: there is no "
                              "match to split")
-    old = db.get_one(Person, ep.person_id)
-    person = Person(id=uuid.uuid4(), tenant_id=ctx.tenant_id,
-                    **{name: getattr(old, name) for name in PERSON_FIELDS})
-    db.add(person)
-    ep.person = person
-    db.flush()  # the new person's row before the records and the audit name it
+    old_id = ep.person_id
+    person = events_service.separate_person(db, ctx, ep=ep)
     records = db.execute(
         update(SyncedRecord)
         .where(SyncedRecord.tenant_id == ctx.tenant_id, SyncedRecord.participant_id == ep.id)
         .values(person_match=SPLIT)
         .returning(SyncedRecord.id)).scalars().all()
     audit.record(db, ctx, action="participant.split_person", target_type="participant",
-                 target_id=ep.id, before={"person_id": old.id},
+                 target_id=ep.id, before={"person_id": old_id},
                  after={"person_id": person.id, "records": len(records),
                         "others_sharing_the_old_person": shared})
     return ep

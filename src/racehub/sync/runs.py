@@ -9,6 +9,7 @@ loser's insert fails on it and the loser returns the winner's run.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from racehub.sync.exceptions import SyncRunNotFound
 from racehub.sync.models import (
     ACTIVE_SYNC_STATUSES,
     ONE_ACTIVE_RUN_INDEX,
+    ChangeAction,
     EventLink,
     ProviderConnection,
     StagedRow,
@@ -45,8 +47,7 @@ from racehub.sync.service import get_connection_or_raise
 
 SYNC_PARTICIPANTS_KIND = "sync.participants"
 # A worker takes the higher priority first: someone is waiting on a manual run.
-PRIORITY_OF = {SyncTrigger.MANUAL: 100, SyncTrigger.WEBHOOK: 50, SyncTrigger.RETRY: 10,
-               SyncTrigger.SCHEDULE: 0}
+PRIORITY_OF = {SyncTrigger.MANUAL: 100, SyncTrigger.WEBHOOK: 50, SyncTrigger.SCHEDULE: 0}
 RECENT_FAILURES = 5
 # What the history shows of a change: the fields the participants page shows.
 HISTORY_FIELDS = ("first_name", "last_name", "bib", "category_id", "registration_id", "team",
@@ -219,6 +220,7 @@ class RunFilter:
     link_id: uuid.UUID | None = None
     status: SyncStatus | None = None
     trigger: SyncTrigger | None = None
+    retried: bool | None = None  # more than one attempt (a retried run keeps its trigger)
 
 
 def list_runs(
@@ -238,19 +240,25 @@ def list_runs(
         stmt = stmt.where(SyncRun.status == filters.status)
     if filters.trigger is not None:
         stmt = stmt.where(SyncRun.trigger == filters.trigger.value)
+    if filters.retried is not None:
+        stmt = stmt.where(SyncRun.attempts > 1 if filters.retried else SyncRun.attempts <= 1)
     key = SortKey(columns=[SyncRun.created_at, SyncRun.id], descending=True)
     rows = db.scalars(apply_keyset(stmt, key, cursor, limit)).all()
     return split_page(rows, limit, lambda r: [r.created_at.isoformat(), r.id])
 
 
 def list_changes(
-    db: Session, ctx: TenantContext, *, run_id: uuid.UUID, cursor: str | None = None,
+    db: Session, ctx: TenantContext, *, run_id: uuid.UUID,
+    actions: Collection[ChangeAction] | None = None, cursor: str | None = None,
     limit: int = 100,
 ) -> tuple[list[SyncChange], str | None]:
-    """A run's changes in the order they were made."""
+    """A run's changes in the order they were made; only those of ``actions`` when given
+    (the cursor of a filtered page pages on through the same filter)."""
     check_limit(limit)
     run = get_run_or_raise(db, ctx, run_id=run_id)
     stmt = scoped(ctx, SyncChange).where(SyncChange.run_id == run.id)
+    if actions:
+        stmt = stmt.where(SyncChange.action.in_(sorted(set(actions))))
     key = SortKey(columns=[SyncChange.at, SyncChange.id])
     rows = db.scalars(apply_keyset(stmt, key, cursor, limit)).all()
     return split_page(rows, limit, lambda c: [c.at.isoformat(), c.id])

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, computed_field, field_validator, model_validator
 
 from racehub.core.context import TenantContext
 from racehub.core.deps import DB, require
@@ -58,12 +58,13 @@ class SyncRunRead(APIModel):
     link_id: uuid.UUID | None
     event_id: uuid.UUID | None
     sync_type: str
-    trigger: str
+    trigger: str = Field(description="Who asked for the run (manual, schedule, webhook); a "
+                                     "retried run keeps it: see attempts and retried")
     status: SyncStatus
     job_run_id: uuid.UUID | None
     requested_by_label: str
     full_refresh: bool
-    attempts: int
+    attempts: int = Field(description="Attempts so far: more than 1 when it was retried")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -87,6 +88,10 @@ class SyncRunRead(APIModel):
                                            "discarded")
     reviewed_by_label: str | None
     reviewed_at: datetime | None
+
+    @computed_field(description="Whether an attempt failed and the run was tried again")
+    def retried(self) -> bool:
+        return self.attempts > 1
 
 
 class RunRequested(APIModel):
@@ -190,23 +195,33 @@ def list_runs(
     event_id: Annotated[uuid.UUID | None, Query(alias="eventId")] = None,
     status: SyncStatus | None = None,
     trigger: SyncTrigger | None = None,
+    retried: Annotated[bool | None, Query(
+        description="true: only runs tried more than once; false: only runs tried once")]
+    = None,
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> Page[SyncRunRead]:
     """The tenant's runs, newest first."""
     rows, next_cursor = runs.list_runs(
         db, ctx, filters=runs.RunFilter(connection_id=connection_id, event_id=event_id,
-                                        status=status, trigger=trigger),
+                                        status=status, trigger=trigger, retried=retried),
         cursor=cursor, limit=limit)
     return Page[SyncRunRead](items=[_read(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/runs/{sync_run_id}", response_model=SyncRunDetail)
-def read_run(sync_run_id: uuid.UUID, db: DB, ctx: ReadRuns, cursor: str | None = None,
-             limit: Limit = 100) -> SyncRunDetail:
-    """One run and a page of its changes (``cursor`` pages on through the changes)."""
+def read_run(
+    sync_run_id: uuid.UUID, db: DB, ctx: ReadRuns,
+    action: Annotated[list[ChangeAction] | None, Query(
+        description="Only changes of these actions (repeat the parameter for several)")]
+    = None,
+    cursor: str | None = None, limit: Limit = 100,
+) -> SyncRunDetail:
+    """One run and a page of its changes (``cursor`` pages on through the changes, with
+    the same ``action`` filter)."""
     run = runs.get_run_or_raise(db, ctx, run_id=sync_run_id)
-    changes, next_cursor = runs.list_changes(db, ctx, run_id=run.id, cursor=cursor, limit=limit)
+    changes, next_cursor = runs.list_changes(db, ctx, run_id=run.id, actions=action,
+                                             cursor=cursor, limit=limit)
     return SyncRunDetail(**_read(run).model_dump(), changes=Page[SyncChangeRead](
         items=[SyncChangeRead.model_validate(c) for c in changes], next_cursor=next_cursor))
 

@@ -52,13 +52,15 @@ def _enum_param(enum: Any, value: str | None, name: str) -> Any:
         raise Invalid(f"{name}: '{value}' is not one of {choices}", field=name) from None
 
 
-def _history(db: Session, ctx: TenantContext, base_url: str, params: dict[str, str],
-             **scope: uuid.UUID) -> dict[str, Any]:
+def _history(db: Session, ctx: TenantContext, base_url: str, params: dict[str, str], *,
+             connection_id: uuid.UUID | None = None,
+             event_id: uuid.UUID | None = None) -> dict[str, Any]:
     """A keyset page of runs, newest first, filtered by status and trigger."""
     status = _enum_param(SyncStatus, params.get("status"), "status")
     trigger = _enum_param(SyncTrigger, params.get("trigger"), "trigger")
     rows, next_cursor = runs.list_runs(
-        db, ctx, filters=runs.RunFilter(status=status, trigger=trigger, **scope),
+        db, ctx, filters=runs.RunFilter(status=status, trigger=trigger, event_id=event_id,
+                                        connection_id=connection_id),
         cursor=params.get("cursor") or None, limit=HISTORY_PAGE)
     kept = {k: v for k, v in (("status", status and status.value),
                               ("trigger", trigger and trigger.value)) if v}
@@ -255,7 +257,9 @@ def _run_view(request: Request, db: Session, ctx: TenantContext, sync_run_id: uu
               status_code: int = 200, **extra: Any) -> Response:
     run = runs.get_run_or_raise(db, ctx, run_id=sync_run_id)
     cursor = request.query_params.get("cursor") or None
+    action = _enum_param(ChangeAction, request.query_params.get("change"), "change")
     changes, next_cursor = runs.list_changes(db, ctx, run_id=run.id, cursor=cursor,
+                                             actions=[action] if action else None,
                                              limit=CHANGES_PAGE)
     # Both are SET NULL when deleted: an id on the run is an existing row of the tenant.
     event = (events_service.get_event_or_raise(db, ctx, event_id=run.event_id)
@@ -263,15 +267,17 @@ def _run_view(request: Request, db: Session, ctx: TenantContext, sync_run_id: uu
     connection = (connections_service.get_connection_or_raise(
         db, ctx, connection_id=run.connection_id) if run.connection_id else None)
     url = f"/sync/runs/{run.id}"
+    changes_url = f"{url}?change={action.value}" if action else url
     context: dict[str, Any] = {
         "run": run, "event": event, "connection": connection, "changes": changes,
         "names": runs.participant_labels(db, ctx, [c.participant_id for c in changes]),
         "timezone": event.timezone if event else None,
         "job": (jobs_service.get_readable_job(db, ctx, job_id=run.job_run_id)
                 if run.job_run_id else None), "working": _working(run),
-        "actions": [a.value for a in ChangeAction],
-        "changes_first_url": url if cursor else None,
-        "changes_next_url": f"{url}?cursor={quote_plus(next_cursor)}" if next_cursor else None,
+        "actions": [a.value for a in ChangeAction], "change_action": action.value if action else "",
+        "changes_first_url": f"{changes_url}" if cursor else None,
+        "changes_next_url": (f"{changes_url}{'&' if action else '?'}cursor="
+                             f"{quote_plus(next_cursor)}" if next_cursor else None),
     }
     if run.status.is_waiting:
         context.update(_preview_context(db, ctx, run, request, url))

@@ -136,6 +136,27 @@ def _clean_ref(ref: str) -> str:
     return ref
 
 
+class DeletedLink(APIModel):
+    provider_event_ref: str
+    provider_event_name: str | None
+    event_id: uuid.UUID | None = Field(description="The racehub event it fed (unset: none)")
+    cursor: datetime | None = Field(description="Its stream's cursor, gone with it")
+    last_success_at: datetime | None
+
+
+class ConnectionDeleted(APIModel):
+    """What a connection's deletion removed, and what stayed."""
+
+    links: list[DeletedLink] = Field(description="Its provider events, deleted with their "
+                                                 "cursors and category mappings")
+    linked_events: int = Field(description="How many of them fed a racehub event")
+    category_links: int
+    webhook_deliveries: int
+    runs_kept: int = Field(description="Sync runs whose history stays (without a connection)")
+    records_kept: int = Field(description="Synced records that stay: a new connection to "
+                                          "the same account takes their entries over")
+
+
 class LinkCreate(APIModel):
     """Link one provider event of a connection to the event of the path. The provider event
     may already be chosen on the connection (its ``eventIds``): that row becomes linked."""

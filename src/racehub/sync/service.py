@@ -34,7 +34,7 @@ from racehub.providers.base import ProviderParticipant
 from racehub.providers.catalog import PROVIDERS, ProviderSpec, SettingKind, with_article
 from racehub.providers.settings import ProviderSettings
 from racehub.providers.settings import problems as setting_problems
-from racehub.sync import links
+from racehub.sync import deletion, links
 from racehub.sync.exceptions import (
     BaseUrlForbidden,
     ConnectionNameTaken,
@@ -335,13 +335,31 @@ def update_connection(
     return connection
 
 
-def delete_connection(db: Session, ctx: TenantContext, *, connection_id: uuid.UUID) -> None:
+def deletion_of(db: Session, ctx: TenantContext, *,
+                connection_id: uuid.UUID) -> deletion.ConnectionDeletion:
+    """What deleting the connection would take with it and what stays (the delete form
+    says it before anyone confirms)."""
+    connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
+    return deletion.describe(db, ctx, connection)
+
+
+def delete_connection(db: Session, ctx: TenantContext, *,
+                      connection_id: uuid.UUID) -> deletion.ConnectionDeletion:
+    """Delete the connection, its credentials and its provider events (links: their cursors
+    and category mappings); its runs' history and synced records stay. Refused while a run
+    of one of its links is active (ConnectionSyncing). Returns what went; the audit entry
+    lists each link with its cursor."""
     connection = get_connection_or_raise(db, ctx, connection_id=connection_id, for_update=True)
+    gone = deletion.describe(db, ctx, connection, lock=True)
     audit.record(db, ctx, action="connection.delete", target_type="provider_connection",
                  target_id=connection.id, before=_public(connection),
-                 after={"credentials": "deleted"})
+                 after={"credentials": "deleted", "links": gone.links,
+                        "categoryLinks": gone.category_links,
+                        "webhookDeliveries": gone.webhook_deliveries,
+                        "runsKept": gone.runs_kept, "recordsKept": gone.records_kept})
     db.delete(connection)
     db.flush()
+    return gone
 
 
 # --- talking to the provider -------------------------------------------------------------
