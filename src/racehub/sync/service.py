@@ -459,8 +459,14 @@ def fetch_sample_participants(
 ) -> list[Any]:
     """As :func:`fetch_sample`, the participants as the adapter read them (its default
     mapping applied, the raw record in ``.raw``)."""
+    from racehub.providers.base import Capability
+
     sources = list(mapping_sources)
     connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
+    spec = spec_of(connection)
+    if Capability.LIST_PARTICIPANTS not in spec.adapter_class().capabilities:
+        raise SampleUnavailable(f"sample: {spec.label} cannot list participants, so there is "
+                                "no live sample; send a few of its records", field="sample")
     event_ref = (event_id or "").strip() or next(iter(chosen_events(connection)), "")
     if not event_ref:
         raise SampleUnavailable("eventId: name the provider event to fetch a sample from",
