@@ -336,6 +336,13 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/connections/{connection_id}/mapping/preview"): Case(
         Perm.SYNC_CONNECTION_MANAGE, 200,
         form={"target_0": "city", "sources_0": "city", "sample": '[{"city": "Lyon"}]'}),
+    # The editor's "load the provider's fields" (here from a pasted sample) and step picker.
+    ("POST", "/connections/{connection_id}/mapping/fields"): Case(
+        Perm.SYNC_CONNECTION_MANAGE, 200, form={"target_0": "city",
+                                                "sample": '[{"city": "Lyon"}]'}),
+    ("POST", "/connections/{connection_id}/mapping/steps"): Case(
+        Perm.SYNC_CONNECTION_MANAGE, 200, form={"target_0": "city", "add_step": "0",
+                                                "step_kind_0": "trim"}),
     ("GET", "/connections/{connection_id}/webhook-deliveries"):
         Case(Perm.SYNC_CONNECTION_READ, 200),
     ("GET", "/connections/{connection_id}/events"):

@@ -310,3 +310,35 @@ def test_a_provider_that_cannot_list_participants_offers_no_live_sample(
     pasted = browser.post(f"/connections/{connection_id}/mapping/preview", data={
         "target_0": "first_name", "sample": '{"id": "p1", "name": "Ada", "surname": "L"}'})
     assert '<td  data-field="first_name">Ada</td>' in pasted.text
+
+
+def test_the_form_promises_only_what_racehub_does(browser: TestClient) -> None:
+    # A registration platform: racehub pulls its participants, and nothing else is offered.
+    rsu = browser.get("/connections/new?provider=RUNSIGNUP").text
+    options = re.findall(r'<select name="direction"[^>]*>(.*?)</select>', rsu, re.S)[0]
+    assert re.findall(r'<option value="(\w+)"', options) == ["registration"]
+    assert "racehub pulls its participants into the racehub events" in options
+    assert "Publishing results and pushing start lists are not available yet." in rsu
+    # Settings of result publishing are shown apart, saying racehub does not use them yet.
+    later = rsu.split('<details class="settings not-yet">')[1].split("</details>")[0]
+    assert 'name="setting_individual_result_set_id"' in later
+    assert "racehub does not publish results to providers yet" in later
+    assert 'name="setting_include_questions"' not in later  # read by every sync
+
+    # A timing system that cannot list participants cannot be a registration source.
+    copernico = browser.get("/connections/new?provider=COPERNICO").text
+    options = re.findall(r'<select name="direction"[^>]*>(.*?)</select>', copernico, re.S)[0]
+    assert re.findall(r'<option value="(\w+)"', options) == ["scoring"]
+    assert "pushing start lists and reading results are not available yet" in options
+    assert "Copernico (Timingsense) cannot list participants" in copernico
+    assert "registrations push" not in copernico
+    refused = browser.post("/connections/new", data={
+        "provider": "COPERNICO", "name": "Copernico", "direction": "registration"})
+    assert refused.status_code == 422
+    assert "direction: Copernico (Timingsense) cannot list participants" in refused.text
+    # ChronoTrack lists participants: it may be either.
+    chrono = browser.get("/connections/new?provider=CHRONOTRACK").text
+    options = re.findall(r'<select name="direction"[^>]*>(.*?)</select>', chrono, re.S)[0]
+    assert re.findall(r'<option value="(\w+)"', options) == ["scoring", "registration"]
+    # The connections list says the same.
+    assert "timing systems it pushes to" not in browser.get("/connections").text

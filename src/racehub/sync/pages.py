@@ -16,8 +16,8 @@ from racehub.core.crypto import Keyring
 from racehub.core.deps import DB, require
 from racehub.core.exceptions import DomainError, Invalid
 from racehub.core.rbac import Perm
-from racehub.providers.base import Capability, ProviderParticipant
-from racehub.providers.catalog import PROVIDERS, Direction
+from racehub.providers.base import ProviderParticipant
+from racehub.providers.catalog import DIRECTION_TEXT, PROVIDERS, Direction
 from racehub.sync import mapping_editor as editor
 from racehub.sync import service, webhooks
 from racehub.sync.api import AppKeyring
@@ -60,6 +60,7 @@ def new_connection_page(request: Request, db: DB, ctx: ManageConnections) -> Res
     spec = PROVIDERS.get(provider)
     return render(request, db, ctx, "sync/form.html", spec=spec, connection=None, values={},
                   providers=list(PROVIDERS.values()), directions=list(Direction),
+                  direction_text=DIRECTION_TEXT,
                   can_edit_base_url=ctx.is_platform_admin)
 
 
@@ -116,6 +117,7 @@ def create_connection(
         return render(request, db, ctx, "sync/form.html", status_code=exc.status_code,
                       spec=spec, connection=None, values=_safe_values(form),
                       providers=list(PROVIDERS.values()), directions=list(Direction),
+                      direction_text=DIRECTION_TEXT,
                       can_edit_base_url=ctx.is_platform_admin, **form_error(exc))
     db.commit()
     return _redirect(f"/connections/{connection.id}", "Connection added. Test it now.")
@@ -130,6 +132,7 @@ def _edit(request: Request, db: DB, ctx: TenantContext, keyring: Keyring,
     return render(request, db, ctx, "sync/form.html", status_code=status_code,
                   spec=service.spec_of(connection), connection=service.to_read(keyring, connection),
                   providers=list(PROVIDERS.values()), directions=list(Direction),
+                  direction_text=DIRECTION_TEXT,
                   can_edit_base_url=ctx.is_platform_admin,
                   webhook_providers=webhooks.WEBHOOK_PROVIDERS,
                   participant_source=connection.direction == Direction.REGISTRATION,
@@ -198,7 +201,7 @@ def delete_connection(connection_id: uuid.UUID, db: DB, ctx: ManageConnections) 
 def _lists_participants(connection: ProviderConnection) -> bool:
     """Whether the provider's adapter can list participants: only then can the editor fetch
     a live sample (Copernico, for one, cannot: it takes a pasted one)."""
-    return Capability.LIST_PARTICIPANTS in service.spec_of(connection).adapter_class().capabilities
+    return service.spec_of(connection).lists_participants
 
 
 def _known_paths(form: FormData) -> list[str]:
