@@ -1045,6 +1045,10 @@ FOREIGN_ID_CASES = [
         "view": "race_numbers", "filters": {"numberTypeId": Ref("number_type_id")}}}),
     ForeignId(("POST", "/api/exports"), "connection_id", {"json": {
         "view": "webhook_deliveries", "filters": {"connectionId": Ref("connection_id")}}}),
+    ForeignId(("POST", "/api/exports"), "connection_id", {"json": {
+        "view": "sync_runs", "filters": {"connectionId": Ref("connection_id")}}}),
+    ForeignId(("POST", "/api/exports"), "event_id",
+              {"json": {"view": "sync_runs", "filters": {"eventId": Ref("event_id")}}}),
     # Links: the connection of a new link, the category a provider race maps to, the event
     # a connection's provider event is linked to from its page.
     ForeignId(("POST", "/api/events/{event_id}/links"), "connection_id"),
