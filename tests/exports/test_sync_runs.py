@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.core.crypto import keyring_from_settings
 from racehub.core.exceptions import Invalid
+from racehub.core.models import Role, Tenant
 from racehub.events.models import Event
 from racehub.exports import service
 from racehub.exports.models import Export
@@ -20,8 +22,9 @@ from racehub.settings import Settings
 from racehub.sync import service as sync_service
 from racehub.sync.exceptions import ConnectionNotFound
 from racehub.sync.models import EventLink, SyncRun, SyncStatus
+from tests.core.conftest import start_browser_session
 from tests.exports.conftest import RunExport, csv_rows, stored_bytes
-from tests.factories import make_tenant, system_ctx
+from tests.factories import make_tenant, make_user, system_ctx
 from tests.sync.engine_helpers import connect, link
 
 NOW = datetime.now(UTC)
@@ -124,3 +127,14 @@ def test_another_tenants_runs_are_neither_listed_nor_filterable(
     exp = run_export(start(db, stranger, settings, view="sync_runs"))
     assert csv_rows(stored_bytes(settings, exp)) == [csv_rows(stored_bytes(
         settings, run_export(start(db, ctx, settings, view="sync_runs"))))[0]]
+
+
+def test_the_connection_page_offers_the_export_of_its_runs(
+    client: TestClient, db: Session, tenant: Tenant, runs: dict[str, Any]
+) -> None:
+    start_browser_session(db, client, make_user(db, tenant, Role.TENANT_ADMIN))
+    page = client.get(f"/connections/{runs['rsu'].id}")
+    assert f"/exports/new?view=sync_runs&amp;filter.connectionId={runs['rsu'].id}" in page.text
+    form = client.get("/exports/new", params={"view": "sync_runs",
+                                              "filter.connectionId": str(runs["rsu"].id)})
+    assert form.status_code == 200 and "Sync runs — RSU spring" in form.text
