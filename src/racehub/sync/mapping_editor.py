@@ -166,7 +166,8 @@ def rows_of_form(form: Mapping[str, Any], defaults: Mapping[str, str]) -> list[E
             posted[target] = _row(0, target, defaults, **values)
         elif any(v.strip() for v in values.values()):
             # An unknown or repeated field: shown as typed so the error has a row to name.
-            extra.append(EditorRow(0, target, target or "—", None, **values))
+            extra.append(EditorRow(0, target, target or "—", None, sources=values["sources"],
+                                   path=values["path"], transforms=values["transforms"]))
     rows = [posted.get(target) or _row(0, target, defaults) for target in TARGET_FIELDS]
     for index, row in enumerate(rows + extra):
         row.index = index
@@ -225,9 +226,9 @@ def build_step(form: Mapping[str, Any], i: int) -> Transform:
         if kind == "trim":
             return Trim()
         if kind in ("upper", "lower", "title"):
-            return Case(mode=kind)  # type: ignore[arg-type]
+            return Case(mode=kind)
         if kind in ("first", "last"):
-            return SplitName(part=kind)  # type: ignore[arg-type]
+            return SplitName(part=kind)
         if kind == "join":
             return Join(separator=_text(form, f"step_join_{i}") or " ")
         if kind == "default":
@@ -267,7 +268,7 @@ def _gender_step(form: Mapping[str, Any], i: int) -> GenderMap:
     other = _text(form, f"step_gender_other_{i}").strip().upper()
     if other and other not in GENDER_CODES:
         raise Invalid("others: one of M, F, X, U, or refused", field=f"step_gender_other_{i}")
-    return GenderMap(map=mapping, default=other or None)  # type: ignore[arg-type]
+    return GenderMap(map=mapping, default=other or None)
 
 
 def add_step(form: Mapping[str, Any], i: int) -> str:
