@@ -219,7 +219,7 @@ def test_a_step_picked_from_the_list_is_written_as_notation_and_can_be_removed(
         "step_date_custom_3": "dd/mm/yyyy"})
     assert "a date format needs strftime directives" in bad.text
     assert 'value=""' in rows(bad.text)["birth_date"].split("Steps for")[1][:200]
-    # Without htmx (no script), the same button posts the form and gets the page back.
+    # A post without htmx gets the whole page back.
     page = browser.post(url, data={"target_3": "birth_date", "add_step": "3",
                                    "step_kind_3": "upper"})
     assert page.status_code == 200 and page.text.lstrip().startswith("<!doctype")
