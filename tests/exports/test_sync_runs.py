@@ -18,6 +18,7 @@ from racehub.events.models import Event
 from racehub.exports import service
 from racehub.exports.models import Export
 from racehub.exports.schemas import ExportCreate
+from racehub.exports.views.sync_runs import VIEW
 from racehub.settings import Settings
 from racehub.sync import service as sync_service
 from racehub.sync.exceptions import ConnectionNotFound
@@ -138,3 +139,13 @@ def test_the_connection_page_offers_the_export_of_its_runs(
     form = client.get("/exports/new", params={"view": "sync_runs",
                                               "filter.connectionId": str(runs["rsu"].id)})
     assert form.status_code == 200 and "Sync runs — RSU spring" in form.text
+
+
+def test_the_export_links_back_to_the_sync_tab_it_was_filtered_like(
+    event: Event, runs: dict[str, Any]
+) -> None:
+    flt = VIEW.parse_filters({"connectionId": str(runs["rsu"].id), "status": "failed"})
+    assert VIEW.list_url(flt, "created_at", True) == (
+        f"/connections/{runs['rsu'].id}/sync?status=failed")
+    flt = VIEW.parse_filters({"eventId": str(event.id)})
+    assert VIEW.list_url(flt, "created_at", True) == f"/events/{event.id}/sync"

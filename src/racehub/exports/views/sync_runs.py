@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
@@ -57,11 +58,16 @@ def _describe(db: Session, ctx: TenantContext, flt: SyncRunExportFilters) -> str
 
 
 def _list_url(flt: SyncRunExportFilters, sort: str, descending: bool) -> str:
+    """The Sync tab whose history these filters show (its status and trigger filters)."""
+    query = urlencode({k: v.value for k, v in (("status", flt.status),
+                                               ("trigger", flt.trigger)) if v is not None})
     if flt.event_id is not None:
-        return f"/events/{flt.event_id}"
-    if flt.connection_id is not None:
-        return f"/connections/{flt.connection_id}/links"
-    return "/connections"
+        base = f"/events/{flt.event_id}/sync"
+    elif flt.connection_id is not None:
+        base = f"/connections/{flt.connection_id}/sync"
+    else:
+        return "/connections"
+    return f"{base}?{query}" if query else base
 
 
 VIEW = register(ExportView(
