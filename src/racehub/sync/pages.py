@@ -35,6 +35,7 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 ReadConnections = Annotated[TenantContext, Depends(require(Perm.SYNC_CONNECTION_READ))]
 ManageConnections = Annotated[TenantContext, Depends(require(Perm.SYNC_CONNECTION_MANAGE))]
 
+
 def _redirect(url: str, flash: str) -> Response:
     from urllib.parse import quote_plus
 
