@@ -51,7 +51,8 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("exports", models="racehub.exports.models", tasks="racehub.exports.tasks"),
     Domain("providers", models="racehub.providers.models"),
     Domain("sync", models="racehub.sync.models", tasks="racehub.sync.tasks",
-           export_views=("racehub.exports.views.webhook_deliveries",)),
+           export_views=("racehub.exports.views.webhook_deliveries",
+                         "racehub.exports.views.sync_runs")),
 )
 
 

@@ -358,6 +358,13 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/connections/{connection_id}/mapping/preview"): Case(
         Perm.SYNC_CONNECTION_MANAGE, 200,
         form={"target_0": "city", "sources_0": "city", "sample": '[{"city": "Lyon"}]'}),
+    # The editor's "load the provider's fields" (here from a pasted sample) and step picker.
+    ("POST", "/connections/{connection_id}/mapping/fields"): Case(
+        Perm.SYNC_CONNECTION_MANAGE, 200, form={"target_0": "city",
+                                                "sample": '[{"city": "Lyon"}]'}),
+    ("POST", "/connections/{connection_id}/mapping/steps"): Case(
+        Perm.SYNC_CONNECTION_MANAGE, 200, form={"target_0": "city", "add_step": "0",
+                                                "step_kind_0": "trim"}),
     ("GET", "/connections/{connection_id}/webhook-deliveries"):
         Case(Perm.SYNC_CONNECTION_READ, 200),
     ("GET", "/connections/{connection_id}/events"):
@@ -1111,6 +1118,10 @@ FOREIGN_ID_CASES = [
         "view": "race_numbers", "filters": {"numberTypeId": Ref("number_type_id")}}}),
     ForeignId(("POST", "/api/exports"), "connection_id", {"json": {
         "view": "webhook_deliveries", "filters": {"connectionId": Ref("connection_id")}}}),
+    ForeignId(("POST", "/api/exports"), "connection_id", {"json": {
+        "view": "sync_runs", "filters": {"connectionId": Ref("connection_id")}}}),
+    ForeignId(("POST", "/api/exports"), "event_id",
+              {"json": {"view": "sync_runs", "filters": {"eventId": Ref("event_id")}}}),
     # Links: the connection of a new link, the category a provider race maps to, the event
     # a connection's provider event is linked to from its page.
     ForeignId(("POST", "/api/events/{event_id}/links"), "connection_id"),

@@ -150,12 +150,13 @@ def test_the_mapping_editor_previews_on_a_live_sample_before_saving(
     page.goto(f"/connections/{seeded['id']}/mapping")
     expect(page.get_by_label("Provider event id")).to_have_value(seeded["event_ref"])
 
-    page.get_by_label("racehub field 1").select_option("first_name")
-    page.get_by_label("Source 1").fill("user.first_name")
-    page.get_by_label("Steps 1").fill("trim | upper")
-    page.get_by_label("racehub field 2").select_option("gender")
-    page.get_by_label("Source 2").fill("user.gender")
-    page.get_by_label("Steps 2").fill("gender:M=M")  # F is missing on purpose
+    # One row per racehub field, each showing the default mapping it keeps until changed.
+    expect(page.get_by_label("RunSignUp field for First name")).to_contain_text(
+        "Default: user.first_name")
+    page.get_by_label("path(s) for First name").fill("user.first_name")
+    page.get_by_label("Steps for First name").fill("trim | upper")
+    page.get_by_label("path(s) for Gender").fill("user.gender")
+    page.get_by_label("Steps for Gender").fill("gender:M=M")  # F is missing on purpose
     # The connection's secret is wrong: the live sample fails and says why, inline.
     page.get_by_role("button", name="Preview").click()
     expect(page.locator("#mapping-preview")).to_contain_text("Key authentication failed")
@@ -188,11 +189,12 @@ def test_the_mapping_editor_previews_on_a_live_sample_before_saving(
         else:
             expect(gender_cells.nth(i)).to_contain_text(f"gender code '{code}' is not in the map")
 
-    page.get_by_label("Steps 2").fill("gender:M=M,F=F,*=U")
+    page.get_by_label("Steps for Gender").fill("gender:M=M,F=F,*=U")
     page.get_by_role("button", name="Save mapping").click()
     expect(page.get_by_role("status").first).to_contain_text("Field mapping saved")
-    expect(page.get_by_label("Steps 1")).to_have_value("trim | upper")
-    expect(page.get_by_label("Steps 2")).to_have_value("gender:F=F,M=M,*=U")  # codes sorted
+    expect(page.get_by_label("Steps for First name")).to_have_value("trim | upper")
+    # codes sorted
+    expect(page.get_by_label("Steps for Gender")).to_have_value("gender:F=F,M=M,*=U")
 
     # A pasted sample needs no provider at all; a bad step is named with its row.
     page.get_by_label("paste raw provider records").fill(
@@ -200,6 +202,72 @@ def test_the_mapping_editor_previews_on_a_live_sample_before_saving(
     page.get_by_role("button", name="Preview").click()
     expect(page.locator("#mapping-preview h2")).to_contain_text("pasted")
     expect(page.locator('td[data-field="first_name"]')).to_have_text("ZOË rule")
-    page.get_by_label("Steps 1").fill("trim | shout")
+    page.get_by_label("Steps for First name").fill("trim | shout")
     page.get_by_role("button", name="Preview").click()
     expect(page.locator("#mapping-preview")).to_contain_text("row 1 (first_name): step 2")
+
+
+def test_the_mapping_editor_offers_the_providers_fields_and_steps_from_lists(
+    page: Page, seeded: dict[str, str], simulator: tuple[str, Any],
+    committed_db: sessionmaker[Session], e2e_settings: Settings,
+) -> None:
+    """An operator maps birth dates from a field of the provider's own, in US format,
+    without typing a path or a step: both are chosen from lists."""
+    _, sim = simulator
+    rows = sim.participants[int(seeded["event_id"])]
+    with sim.lock:  # a field the adapter does not read: only a rule can use it
+        for n, row in enumerate(rows):
+            row["birthday_us"] = f"0{n + 1}/2{n}/1990"
+    with committed_db() as db:
+        ctx = system_ctx(connection_tenant(db, seeded["id"]))
+        service.update_connection(db, ctx, keyring=keyring_from_settings(e2e_settings),
+                                  connection_id=uuid.UUID(seeded["id"]),
+                                  data=ConnectionUpdate(credentials={
+                                      "api_secret": SecretStr(API_SECRET)}))
+        db.commit()
+    login(page, ADMIN)
+    page.goto(f"/connections/{seeded['id']}/mapping")
+
+    # Before any rule, the preview shows what the default mapping gives.
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#mapping-preview")).to_contain_text("No rule yet")
+    births = page.locator('table.mapping-preview td[data-field="birth_date"]')
+    expect(births.first).to_have_text(rows[0]["user"]["dob"])
+
+    page.get_by_role("button", name="Load the provider's fields").click()
+    expect(page.locator(".paths-note")).to_contain_text(
+        "found in 5 participant(s) of provider event")
+    birth_row = page.locator('tr[data-target="birth_date"]')
+    page.get_by_label("RunSignUp field for Birth date").select_option("birthday_us")
+    expect(page.get_by_label("path(s) for Birth date")).to_have_value("birthday_us")
+
+    birth_row.get_by_text("Add a step").click()
+    expect(birth_row.get_by_label("Provider's code(s) for M")).to_be_hidden()
+    birth_row.get_by_label("Step", exact=True).select_option(label="Date format")
+    expect(birth_row.get_by_label("Provider's code(s) for M")).to_be_hidden()
+    birth_row.get_by_label("Provider's date format").select_option(
+        label="MM/DD/YYYY (12/31/1990)")
+    birth_row.get_by_role("button", name="Add step").click()
+    expect(page.get_by_label("Steps for Birth date")).to_have_value("date:%m/%d/%Y")
+    expect(page.locator('tr[data-target="birth_date"] .step-list')).to_have_text(
+        re.compile(r"Date from MM/DD/YYYY to YYYY-MM-DD"))
+    # The chosen field stays chosen after the table came back.
+    expect(page.get_by_label("RunSignUp field for Birth date")).to_have_value("birthday_us")
+
+    page.get_by_role("button", name="Preview").click()
+    expect(births.first).to_have_text("1990-01-20 rule")
+    expect(births.nth(1)).to_have_text("1990-02-21 rule")
+    expect(page.locator('table.mapping-preview td[data-field="first_name"]').first).to_have_text(
+        rows[0]["user"]["first_name"])  # the default mapping, unmarked
+
+    # Enter in an input saves (the picker's buttons are not the form's default button).
+    page.get_by_label("Steps for Birth date").press("Enter")
+    expect(page.get_by_role("status").first).to_contain_text("Field mapping saved")
+    expect(page.get_by_label("RunSignUp field for Birth date")).to_have_value("birthday_us")
+    expect(page.locator('tr[data-target="birth_date"] .rule-mark')).to_be_visible()
+    with committed_db() as db:
+        row = db.get(ProviderConnection, uuid.UUID(seeded["id"]))
+        assert row is not None
+        assert row.field_mapping == [{"target": "birth_date", "sources": ["birthday_us"],
+                                      "transforms": [{"op": "date", "source": "%m/%d/%Y",
+                                                      "target": "%Y-%m-%d"}]}]

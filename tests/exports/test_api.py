@@ -87,11 +87,12 @@ def test_views_list_only_those_the_caller_may_read(
     manager = client.get("/api/exports/views", headers=auth(db, tenant, Role.EVENT_MANAGER))
     admin = client.get("/api/exports/views", headers=auth(db, tenant, Role.TENANT_ADMIN))
     assert [v["key"] for v in officer.json()] == ["participants", "race_numbers", "imports",
-                                                  "results"]
+                                                  "results", "sync_runs"]
     assert [v["key"] for v in manager.json()] == ["participants", "race_numbers", "imports",
-                                                  "results", "webhook_deliveries"]
+                                                  "results", "webhook_deliveries", "sync_runs"]
     assert [v["key"] for v in admin.json()] == ["participants", "race_numbers", "imports",
-                                                "audit", "results", "webhook_deliveries"]
+                                                "audit", "results", "webhook_deliveries",
+                                                "sync_runs"]
     participants = admin.json()[0]
     assert participants["filters"] == ["eventId", "q", "status", "categoryId"]
     assert participants["sorts"][0] == "last_name"

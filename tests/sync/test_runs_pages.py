@@ -46,6 +46,7 @@ def test_the_event_tab_shows_its_links_the_history_and_a_runs_changes(
     assert "Harbour 10K (RunSignUp)" in tab.text
     assert f'href="/sync/runs/{run.id}"' in tab.text
     assert "succeeded" in tab.text and "No open conflict." in tab.text
+    assert 'data-export-menu="sync_runs"' not in tab.text  # exports need exports:export:run
     # A viewer reads; starting a run and resolving conflicts are not offered.
     assert "Sync now" not in tab.text
     page = browser.get(f"/sync/runs/{run.id}")
@@ -117,6 +118,8 @@ def test_the_connection_tab_starts_runs_of_its_linked_events_only(
                            follow_redirects=False)
 
     assert "Linked provider event" in tab.text and "Chosen, not linked" not in tab.text
+    export = re.search(r"<a [^>]*data-export-menu=\"sync_runs\"[^>]*>", tab.text)
+    assert export and f"filter.connectionId={connection.id}" in export.group(0), export
     assert started.status_code == 303
     assert [r.link_id for r in db.scalars(select(SyncRun).where(
         SyncRun.connection_id == connection.id))] == [linked.id]

@@ -22,8 +22,26 @@ if TYPE_CHECKING:
 
 
 class Direction(enum.StrEnum):
-    REGISTRATION = "registration"  # pull registrations (and publish results back)
-    SCORING = "scoring"  # push start lists to a timing system (and pull results)
+    # What racehub does with each today (the connection form says the same): it pulls a
+    # registration connection's participants into linked events. A scoring connection (a
+    # timing system) is tested and, for Copernico, receives webhook deliveries; pushing
+    # start lists to it and reading results back are not built yet (the adapters can).
+    REGISTRATION = "registration"
+    SCORING = "scoring"
+
+
+# What the connection form says of each direction: only what racehub does today.
+DIRECTION_TEXT: dict[Direction, str] = {
+    Direction.REGISTRATION: "Registration platform: racehub pulls its participants into "
+                            "the racehub events you link its events to",
+    Direction.SCORING: "Timing system: racehub stores the connection and tests its "
+                       "credentials; pushing start lists and reading results are not "
+                       "available yet",
+}
+
+# Settings of features racehub does not offer yet: stored and checked, never read by a sync.
+NOT_YET_RESULTS = ("racehub does not read results from providers yet: kept for when it does")
+NOT_YET_PUBLISH = ("racehub does not publish results to providers yet: kept for when it does")
 
 
 def with_article(label: str) -> str:
@@ -67,6 +85,9 @@ class SettingField:
     kind: SettingKind = SettingKind.TEXT
     choices: tuple[str, ...] = ()
     help: str = ""
+    # Set for a setting of a feature racehub does not offer yet (why, in a line): the form
+    # shows it apart, saying so; the API says so too.
+    not_yet: str = ""
 
     def clean(self, value: Any) -> Any:
         """The value to store, or None to remove the setting. Raises ValueError."""
@@ -198,6 +219,22 @@ class ProviderSpec:
         with it too."""
         return self.adapter_class().settings_model
 
+    @property
+    def lists_participants(self) -> bool:
+        """Whether its adapter can list participants: a registration source, a live sample
+        for the mapping editor."""
+        from racehub.providers.base import Capability
+
+        return Capability.LIST_PARTICIPANTS in self.adapter_class().capabilities
+
+    @property
+    def directions(self) -> tuple[Direction, ...]:
+        """The directions a connection to it may take: its own, and registration when its
+        adapter can list participants (a timing system that holds registrations)."""
+        extra = (Direction.REGISTRATION,) if (self.direction != Direction.REGISTRATION
+                                              and self.lists_participants) else ()
+        return (self.direction, *extra)
+
     def setting(self, key: str) -> SettingField | None:
         return next((f for f in self.all_settings if f.key == key), None)
 
@@ -251,9 +288,10 @@ PROVIDERS: dict[str, ProviderSpec] = {
                              help="header (X-RSU-API-SECRET, the default) keeps it out of "
                                   "URLs; query sends api_key/api_secret parameters"),
                 SettingField("individual_result_set_id", "Result set to post into",
-                             help="Empty: each publish creates a new result set"),
+                             help="Empty: each publish creates a new result set",
+                             not_yet=NOT_YET_PUBLISH),
                 SettingField("result_set_name", "Name of new result sets",
-                             help="Default: Results"),
+                             help="Default: Results", not_yet=NOT_YET_PUBLISH),
                 SettingField("time_zone", "Time zone of races that give none",
                              SettingKind.TIME_ZONE,
                              help="An IANA name such as America/Chicago. Without it, such "
@@ -283,18 +321,20 @@ PROVIDERS: dict[str, ProviderSpec] = {
                 SettingField("results_api", "Results API", SettingKind.CHOICE,
                              choices=("v2", "v1"),
                              help="v2 (the default): the public results API, no login; v1: "
-                                  "the partner endpoint (assumed, never seen)"),
+                                  "the partner endpoint (assumed, never seen)",
+                             not_yet=NOT_YET_RESULTS),
                 SettingField("results_base_url", "Public results API", SettingKind.URL,
-                             help="Default https://results.raceroster.com/v2/api"),
+                             help="Default https://results.raceroster.com/v2/api",
+                             not_yet=NOT_YET_RESULTS),
                 SettingField("result_event_ids", "Result event ids", SettingKind.MAPPING,
                              help="One per line: eventId = result event id (default: the "
-                                  "event id)"),
+                                  "event id)", not_yet=NOT_YET_RESULTS),
                 SettingField("page_size", "Registrations per request", SettingKind.NUMBER,
                              help="Default and most: 100 (at least 2)"),
                 SettingField("results_per_page", "Results per request (v1)",
-                             SettingKind.NUMBER, help="Default 100"),
+                             SettingKind.NUMBER, help="Default 100", not_yet=NOT_YET_RESULTS),
                 SettingField("results_limit", "Results per request (v2)", SettingKind.NUMBER,
-                             help="Default and most: 1000"),
+                             help="Default and most: 1000", not_yet=NOT_YET_RESULTS),
             )),
         ProviderSpec(
             "HAKU", "Haku", Direction.REGISTRATION, "https://api.hakuapp.com",
@@ -322,20 +362,25 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "COPERNICO", "Copernico (Timingsense)", Direction.SCORING,
             "https://api.copernico.cloud",
             (CredentialField("api_key", "API key", required=False,
-                             help="Optional: the registrations push is documented without one"),),
+                             help="Checks the webhook deliveries Copernico posts (they carry "
+                                  "it as apiKey); without one, every delivery is refused"),),
             adapter="racehub.providers.copernico:CopernicoAdapter",
             simulator="racehub.providers.copernico.simulator",
             settings=(
                 SettingField("results_base_url", "Results API", SettingKind.URL,
                              help="Default https://public-api.copernico.cloud/api; the key "
-                                  "goes there too, so only a platform admin may change it"),
+                                  "goes there too, so only a platform admin may change it",
+                             not_yet=NOT_YET_RESULTS),
                 SettingField("preset_owner", "Preset owner (login e-mail)",
-                             help="Needed to read results: the account the preset belongs to"),
-                SettingField("preset", "Results preset", help="Default: results"),
+                             help="Needed to read results: the account the preset belongs to",
+                             not_yet=NOT_YET_RESULTS),
+                SettingField("preset", "Results preset", help="Default: results",
+                             not_yet=NOT_YET_RESULTS),
                 SettingField("race_slug", "Race slug in results URLs",
-                             help="Default: the race id"),
+                             help="Default: the race id", not_yet=NOT_YET_RESULTS),
                 SettingField("event_names", "Event names in results URLs", SettingKind.MAPPING,
-                             help="One per line: eventId = name (default: the event id)"),
+                             help="One per line: eventId = name (default: the event id)",
+                             not_yet=NOT_YET_RESULTS),
             )),
     )
 }

@@ -59,6 +59,8 @@ class SettingFieldRead(APIModel):
     kind: SettingKind
     choices: list[str]
     help: str
+    not_yet: str = Field(description="Set for a setting of a feature racehub does not offer "
+                                     "yet (why); empty: racehub uses it")
 
 
 class ProviderRead(APIModel):

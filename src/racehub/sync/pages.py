@@ -16,7 +16,9 @@ from racehub.core.crypto import Keyring
 from racehub.core.deps import DB, require
 from racehub.core.exceptions import DomainError, Invalid
 from racehub.core.rbac import Perm
-from racehub.providers.catalog import PROVIDERS, Direction
+from racehub.providers.base import ProviderParticipant
+from racehub.providers.catalog import DIRECTION_TEXT, PROVIDERS, Direction
+from racehub.sync import mapping_editor as editor
 from racehub.sync import service, webhooks
 from racehub.sync.api import AppKeyring
 from racehub.sync.exceptions import ConnectionNotFound, SampleUnavailable
@@ -24,14 +26,7 @@ from racehub.sync.links_pages import links_context
 from racehub.sync.mapping import connection_rules, default_mapping
 from racehub.sync.models import ProviderConnection
 from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate
-from racehub.sync.transforms import (
-    NOTATION_HELP,
-    TARGET_FIELDS,
-    MappingRule,
-    check_unique_targets,
-    format_transforms,
-    parse_transforms,
-)
+from racehub.sync.transforms import NOTATION_HELP, TARGET_FIELDS, MappingRule
 from racehub.web.pages import PostedForm, form_error, render, validate_model
 from racehub.web.templating import is_htmx
 
@@ -39,8 +34,6 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 ReadConnections = Annotated[TenantContext, Depends(require(Perm.SYNC_CONNECTION_READ))]
 ManageConnections = Annotated[TenantContext, Depends(require(Perm.SYNC_CONNECTION_MANAGE))]
-
-BLANK_RULE_ROWS = 3
 
 
 def _redirect(url: str, flash: str) -> Response:
@@ -68,6 +61,7 @@ def new_connection_page(request: Request, db: DB, ctx: ManageConnections) -> Res
     spec = PROVIDERS.get(provider)
     return render(request, db, ctx, "sync/form.html", spec=spec, connection=None, values={},
                   providers=list(PROVIDERS.values()), directions=list(Direction),
+                  direction_text=DIRECTION_TEXT,
                   can_edit_base_url=ctx.is_platform_admin)
 
 
@@ -124,6 +118,7 @@ def create_connection(
         return render(request, db, ctx, "sync/form.html", status_code=exc.status_code,
                       spec=spec, connection=None, values=_safe_values(form),
                       providers=list(PROVIDERS.values()), directions=list(Direction),
+                      direction_text=DIRECTION_TEXT,
                       can_edit_base_url=ctx.is_platform_admin, **form_error(exc))
     db.commit()
     return _redirect(f"/connections/{connection.id}", "Connection added. Test it now.")
@@ -138,6 +133,7 @@ def _edit(request: Request, db: DB, ctx: TenantContext, keyring: Keyring,
     return render(request, db, ctx, "sync/form.html", status_code=status_code,
                   spec=service.spec_of(connection), connection=service.to_read(keyring, connection),
                   providers=list(PROVIDERS.values()), directions=list(Direction),
+                  direction_text=DIRECTION_TEXT,
                   can_edit_base_url=ctx.is_platform_admin,
                   webhook_providers=webhooks.WEBHOOK_PROVIDERS,
                   participant_source=connection.direction == Direction.REGISTRATION,
@@ -204,73 +200,44 @@ def delete_connection(connection_id: uuid.UUID, db: DB, ctx: ManageConnections) 
 # --- field mapping --------------------------------------------------------------------------
 
 
-def _rules_from_form(form: FormData) -> list[MappingRule]:
-    """Rows ``target_N`` / ``sources_N`` / ``transforms_N``; blank rows are skipped."""
-    rules = []
-    indexes = sorted({int(k.split("_", 1)[1]) for k in form if k.startswith("target_")
-                      and k.split("_", 1)[1].isdigit()})
-    for row, i in enumerate(indexes, start=1):
-        target = str(form.get(f"target_{i}", "")).strip()
-        sources = [s.strip() for s in str(form.get(f"sources_{i}", "")).split(",") if s.strip()]
-        steps = str(form.get(f"transforms_{i}", ""))
-        if not target and not sources:
-            continue
-        field = f"row {row}"
-        if not target:
-            raise Invalid(f"{field}: choose the racehub field", field=f"target_{i}")
-        if not sources:
-            raise Invalid(f"{field} ({target}): give the source field path(s)",
-                          field=f"sources_{i}")
-        try:
-            transforms = parse_transforms(steps)
-        except ValueError as exc:
-            raise Invalid(f"{field} ({target}): {_first_line(exc)}",
-                          field=f"transforms_{i}") from None
-        rule = validate_model(MappingRule, {"target": target, "sources": sources,
-                                            "transforms": [t.model_dump() for t in transforms]})
-        rules.append(rule)
-    try:
-        check_unique_targets(rules)
-    except ValueError as exc:
-        raise Invalid(str(exc), field="target") from None
-    return rules
+def _lists_participants(connection: ProviderConnection) -> bool:
+    """Whether the provider's adapter can list participants: only then can the editor fetch
+    a live sample (Copernico, for one, cannot: it takes a pasted one)."""
+    return service.spec_of(connection).lists_participants
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).splitlines()[0]
-
-
-def _rule_rows(rules: list[dict[str, Any]]) -> list[dict[str, str]]:
-    rows = []
-    for rule in connection_rules(rules).rules:
-        rows.append({"target": rule.target, "sources": ", ".join(rule.sources),
-                     "transforms": format_transforms(rule.transforms)})
-    return rows + [{"target": "", "sources": "", "transforms": ""}] * BLANK_RULE_ROWS
-
-
-def _form_rows(form: FormData) -> list[dict[str, str]]:
-    indexes = sorted({int(k.split("_", 1)[1]) for k in form if k.startswith("target_")
-                      and k.split("_", 1)[1].isdigit()})
-    return [{"target": str(form.get(f"target_{i}", "")),
-             "sources": str(form.get(f"sources_{i}", "")),
-             "transforms": str(form.get(f"transforms_{i}", ""))} for i in indexes]
+def _known_paths(form: FormData) -> list[str]:
+    return str(form.get("known_paths", "")).split()
 
 
 def _mapping(request: Request, db: DB, ctx: TenantContext, connection: ProviderConnection,
-             rows: list[dict[str, str]], status_code: int = 200, **context: Any) -> Response:
-    return render(request, db, ctx, "sync/mapping.html", status_code=status_code,
-                  connection=connection, spec=service.spec_of(connection), rows=rows,
+             rows: list[editor.EditorRow], status_code: int = 200, *,
+             fragment: bool = False, paths: list[str] | None = None, **context: Any
+             ) -> Response:
+    """The editor page, or (``fragment``, for htmx) only its rules table."""
+    context.setdefault("paths_note", None)
+    return render(request, db, ctx,
+                  "sync/_mapping_rules.html" if fragment else "sync/mapping.html",
+                  status_code=status_code, connection=connection,
+                  spec=service.spec_of(connection), rows=rows,
                   ignored_rules=connection_rules(connection.field_mapping).ignored,
-                  defaults=default_mapping(connection.provider),
-                  targets=TARGET_FIELDS, notation_help=NOTATION_HELP,
+                  paths=paths or [], step_kinds=editor.STEP_KINDS,
+                  date_formats=editor.DATE_FORMATS, gender_labels=editor.GENDER_LABELS,
+                  notation_help=NOTATION_HELP, live=_lists_participants(connection),
                   event_ids=service.chosen_events(connection), **context)
+
+
+def _defaults(connection: ProviderConnection) -> dict[str, str]:
+    return default_mapping(connection.provider)
 
 
 @router.get("/connections/{connection_id}/mapping")
 def mapping_page(connection_id: uuid.UUID, request: Request, db: DB,
                  ctx: ManageConnections) -> Response:
     connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
-    return _mapping(request, db, ctx, connection, _rule_rows(connection.field_mapping or []))
+    rules = connection_rules(connection.field_mapping).rules
+    return _mapping(request, db, ctx, connection,
+                    editor.rows_of_rules(rules, _defaults(connection)))
 
 
 @router.post("/connections/{connection_id}/mapping")
@@ -279,17 +246,37 @@ def save_mapping(
     keyring: AppKeyring, form: PostedForm
 ) -> Response:
     connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+    defaults = _defaults(connection)
     try:
-        rules = _rules_from_form(form)
+        rules = editor.rules_of_form(form, defaults)
         service.update_connection(db, ctx, keyring=keyring, connection_id=connection_id,
                                   data=ConnectionUpdate(field_mapping=rules))
     except DomainError as exc:
         db.rollback()
         connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
-        return _mapping(request, db, ctx, connection, _form_rows(form),
-                        status_code=exc.status_code, **form_error(exc))
+        return _mapping(request, db, ctx, connection, editor.rows_of_form(form, defaults),
+                        status_code=exc.status_code, paths=_known_paths(form),
+                        **form_error(exc))
     db.commit()
     return _redirect(f"/connections/{connection_id}/mapping", "Field mapping saved")
+
+
+def _sample(db: DB, ctx: TenantContext, keyring: Keyring, connection: ProviderConnection,
+            form: FormData, rules: list[MappingRule]) -> tuple[list[Any], str, str]:
+    """The sample the form names: pasted records, else a few participants fetched live
+    (a provider that cannot list participants says so). (sample, origin, event ref)"""
+    pasted = str(form.get("sample", "")).strip()
+    event_ref = str(form.get("event_id", "")).strip()
+    if pasted:
+        return _parse_sample(pasted), "pasted", event_ref
+    if not _lists_participants(connection):
+        raise Invalid(f"sample: {service.spec_of(connection).label} cannot list participants, "
+                      "so there is no live sample; paste a few of its records",
+                      field="sample")
+    sample = service.fetch_sample_participants(
+        db, ctx, keyring=keyring, connection_id=connection.id, event_id=event_ref or None,
+        mapping_sources=[p for rule in rules for p in rule.sources])
+    return sample, "provider", event_ref
 
 
 @router.post("/connections/{connection_id}/mapping/preview")
@@ -297,21 +284,12 @@ def preview_mapping(
     connection_id: uuid.UUID, request: Request, db: DB, ctx: ManageConnections,
     keyring: AppKeyring, form: PostedForm
 ) -> Response:
-    """The mapping as typed (not saved) on a pasted sample or a live one; a partial."""
+    """The mapping as typed (not saved) on a pasted sample or a live one; a partial. No
+    rule at all previews what the default mapping alone gives."""
     try:
         connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
-        rules = _rules_from_form(form)
-        pasted = str(form.get("sample", "")).strip()
-        event_ref = str(form.get("event_id", "")).strip()
-        sample: list[Any]
-        if pasted:
-            sample, origin = _parse_sample(pasted), "pasted"
-        else:
-            sample = service.fetch_sample_participants(
-                db, ctx, keyring=keyring, connection_id=connection_id,
-                event_id=event_ref or None,
-                mapping_sources=[p for rule in rules for p in rule.sources])
-            origin = "provider"
+        rules = editor.rules_of_form(form, _defaults(connection))
+        sample, origin, event_ref = _sample(db, ctx, keyring, connection, form, rules)
         preview = service.preview_mapping(rules, sample, origin=origin,
                                           provider=connection.provider, event_ref=event_ref)
     except ConnectionNotFound:
@@ -320,7 +298,65 @@ def preview_mapping(
         return render(request, db, ctx, "sync/_preview.html", status_code=200, preview=None,
                       **form_error(exc))
     return render(request, db, ctx, "sync/_preview.html", preview=preview,
-                  targets=list(TARGET_FIELDS), labels=TARGET_FIELDS)
+                  targets=list(TARGET_FIELDS), labels=TARGET_FIELDS, rule_count=len(rules))
+
+
+@router.post("/connections/{connection_id}/mapping/fields")
+def mapping_fields(
+    connection_id: uuid.UUID, request: Request, db: DB, ctx: ManageConnections,
+    keyring: AppKeyring, form: PostedForm
+) -> Response:
+    """The provider's field paths, found in a sample (pasted, else fetched live), offered
+    in every row's dropdown; the rows keep what was typed. The rules table (htmx) or the
+    page."""
+    connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+    defaults = _defaults(connection)
+    rows = editor.rows_of_form(form, defaults)
+    known = _known_paths(form)
+    try:
+        sample, origin, event_ref = _sample(db, ctx, keyring, connection, form, rules=[])
+    except DomainError as exc:
+        return _mapping(request, db, ctx, connection, rows, fragment=is_htmx(request),
+                        paths=known, **form_error(exc))
+    records = [item.raw if isinstance(item, ProviderParticipant) else item for item in sample]
+    paths = editor.sample_paths(records, known)
+    where = (f"{len(records)} participant(s) of provider event {event_ref or 'chosen'}"
+             if origin == "provider" else f"{len(records)} pasted record(s)")
+    return _mapping(request, db, ctx, connection, rows, fragment=is_htmx(request),
+                    paths=paths, paths_note=f"{len(paths)} field paths found in {where}.")
+
+
+@router.post("/connections/{connection_id}/mapping/steps")
+def mapping_steps(
+    connection_id: uuid.UUID, request: Request, db: DB, ctx: ManageConnections,
+    form: PostedForm
+) -> Response:
+    """Add the step picked in a row (``add_step`` = the row) or remove one (``remove_step``
+    = "row:position"), as notation in the row's steps; nothing is saved. The rules table
+    (htmx) or the page."""
+    connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+    defaults = _defaults(connection)
+    values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+    error: dict[str, Any] = {}
+    try:
+        row, position = _step_target(form)
+        values[f"transforms_{row}"] = (editor.add_step(form, row) if position is None
+                                       else editor.remove_step(form, row, position))
+    except DomainError as exc:
+        error = form_error(exc)
+    return _mapping(request, db, ctx, connection, editor.rows_of_form(values, defaults),
+                    fragment=is_htmx(request), paths=_known_paths(form),
+                    status_code=200 if is_htmx(request) or not error else 422, **error)
+
+
+def _step_target(form: FormData) -> tuple[int, int | None]:
+    added = str(form.get("add_step", "")).strip()
+    if added.isdigit():
+        return int(added), None
+    row, _, position = str(form.get("remove_step", "")).partition(":")
+    if row.strip().isdigit() and position.strip().isdigit():
+        return int(row), int(position)
+    raise Invalid("add_step: name the row to add the step to", field="add_step")
 
 
 def _parse_sample(text: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import Select, and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -229,6 +229,15 @@ def list_runs(
 ) -> tuple[list[SyncRun], str | None]:
     """The tenant's runs, newest first."""
     check_limit(limit)
+    stmt = runs_query(ctx, filters)
+    key = SortKey(columns=[SyncRun.created_at, SyncRun.id], descending=True)
+    rows = db.scalars(apply_keyset(stmt, key, cursor, limit)).all()
+    return split_page(rows, limit, lambda r: [r.created_at.isoformat(), r.id])
+
+
+def runs_query(ctx: TenantContext, filters: RunFilter) -> Select[SyncRun]:
+    """The tenant's runs that ``filters`` keep, unordered: the list above and the sync
+    runs export (exports/views/sync_runs.py) filter alike."""
     stmt = scoped(ctx, SyncRun)
     if filters.connection_id is not None:
         stmt = stmt.where(SyncRun.connection_id == filters.connection_id)
@@ -242,9 +251,7 @@ def list_runs(
         stmt = stmt.where(SyncRun.trigger == filters.trigger.value)
     if filters.retried is not None:
         stmt = stmt.where(SyncRun.attempts > 1 if filters.retried else SyncRun.attempts <= 1)
-    key = SortKey(columns=[SyncRun.created_at, SyncRun.id], descending=True)
-    rows = db.scalars(apply_keyset(stmt, key, cursor, limit)).all()
-    return split_page(rows, limit, lambda r: [r.created_at.isoformat(), r.id])
+    return stmt
 
 
 def list_changes(

@@ -66,6 +66,7 @@ def _history(db: Session, ctx: TenantContext, base_url: str, params: dict[str, s
                               ("trigger", trigger and trigger.value)) if v}
     url = f"{base_url}?{urlencode(kept)}" if kept else base_url
     return {
+        "history_export": {"eventId": event_id, "connectionId": connection_id, **kept},
         "history": rows, "history_status": kept.get("status", ""),
         "history_trigger": kept.get("trigger", ""), "history_url": base_url,
         "statuses": [s.value for s in SyncStatus], "triggers": [t.value for t in SyncTrigger],

@@ -31,7 +31,13 @@ from racehub.core.exceptions import Forbidden, Invalid
 from racehub.core.logging import remember_secrets
 from racehub.core.query import scoped
 from racehub.providers.base import ProviderParticipant
-from racehub.providers.catalog import PROVIDERS, ProviderSpec, SettingKind, with_article
+from racehub.providers.catalog import (
+    PROVIDERS,
+    Direction,
+    ProviderSpec,
+    SettingKind,
+    with_article,
+)
 from racehub.providers.settings import ProviderSettings
 from racehub.providers.settings import problems as setting_problems
 from racehub.sync import deletion, links
@@ -231,6 +237,14 @@ def _merge_credentials(
     return merged
 
 
+def _check_direction(spec: ProviderSpec, direction: Direction) -> None:
+    """A registration connection pulls participants: its provider must list them."""
+    if direction == Direction.REGISTRATION and not spec.lists_participants:
+        raise Invalid(f"direction: {spec.label} cannot list participants, so racehub cannot "
+                      "pull registrations from it; keep it a "
+                      f"{spec.direction.value} connection", field="direction")
+
+
 def _encrypt(keyring: Keyring, connection: ProviderConnection, creds: Mapping[str, str]) -> None:
     connection.credentials_encrypted = keyring.encrypt(json.dumps(dict(creds), sort_keys=True))
     connection.credentials_key_id = keyring.primary_id
@@ -262,6 +276,7 @@ def create_connection(
     if data.base_url is not None:
         base_url = _check_base_url(ctx, data.base_url, spec.base_url)
     creds = _merge_credentials(spec, {}, data.credentials)
+    _check_direction(spec, data.direction or spec.direction)
     connection = ProviderConnection(
         tenant_id=ctx.tenant_id, provider=spec.key, name=data.name, base_url=base_url,
         direction=data.direction or spec.direction,
@@ -298,6 +313,7 @@ def update_connection(
         retest = retest or new_url != connection.base_url
         connection.base_url = new_url
     if changes.get("direction") is not None:
+        _check_direction(spec, changes["direction"])
         links.check_direction(db, ctx, connection=connection, direction=changes["direction"])
         connection.direction = data.direction  # type: ignore[assignment]
     if data.event_ids is not None:
@@ -477,8 +493,14 @@ def fetch_sample_participants(
 ) -> list[Any]:
     """As :func:`fetch_sample`, the participants as the adapter read them (its default
     mapping applied, the raw record in ``.raw``)."""
+    from racehub.providers.base import Capability
+
     sources = list(mapping_sources)
     connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
+    spec = spec_of(connection)
+    if Capability.LIST_PARTICIPANTS not in spec.adapter_class().capabilities:
+        raise SampleUnavailable(f"sample: {spec.label} cannot list participants, so there is "
+                                "no live sample; send a few of its records", field="sample")
     event_ref = (event_id or "").strip() or next(iter(chosen_events(connection)), "")
     if not event_ref:
         raise SampleUnavailable("eventId: name the provider event to fetch a sample from",

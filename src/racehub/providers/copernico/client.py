@@ -87,8 +87,9 @@ class CopernicoAdapter(ProviderAdapter):
         configured race; "not found" means the key was accepted. Without one there is
         nothing to check: the push is documented as open."""
         if not self.api_key:
-            return CredentialCheck(True, "no API key set: registrations are pushed without "
-                                         "one (Copernico documents the push as open)")
+            # Not "registrations are pushed": racehub does not push to Copernico yet.
+            return CredentialCheck(True, "no API key set: nothing to check (Copernico "
+                                         "documents its push API as open)")
         race_id = self._first_race_id()
         if race_id is None:
             return CredentialCheck(False, "eventIds: name a Copernico race ('raceId:eventId') "

@@ -355,14 +355,43 @@ document.addEventListener("submit", (event) => {
   }
 });
 
-// Field-mapping editor: after a preview, offer the sample's field paths in the source inputs.
+// Field-mapping editor: after a preview, offer the sample's field paths in the path boxes too.
 document.addEventListener("htmx:afterSwap", (event) => {
   if (event.target.id !== "mapping-preview") return;
   const list = document.getElementById("source-paths");
   if (!list) return;
-  list.replaceChildren(...Array.from(event.target.querySelectorAll(".source-paths code"), (code) => {
+  const known = new Set(Array.from(list.options, (option) => option.value));
+  for (const code of event.target.querySelectorAll(".source-paths code")) {
+    if (known.has(code.textContent)) continue;
     const option = document.createElement("option");
     option.value = code.textContent;
-    return option;
-  }));
+    list.append(option);
+  }
 });
+
+// Field-mapping editor: a row's dropdown writes the chosen provider path into the row's
+// path box (the box is what is posted; "Default" empties it), and the step picker shows
+// only the options of the chosen step.
+document.addEventListener("change", (event) => {
+  const el = event.target;
+  if (el instanceof HTMLSelectElement && el.dataset.pathFor) {
+    const input = document.getElementById(el.dataset.pathFor);
+    if (input) input.value = el.value;
+  }
+  if (el instanceof HTMLSelectElement && el.hasAttribute("data-step-kind")) showStepOptions(el);
+});
+
+function showStepOptions(kindSelect) {
+  const picker = kindSelect.closest(".step-picker");
+  if (!picker) return;
+  for (const box of picker.querySelectorAll("[data-step-options]")) {
+    box.hidden = box.dataset.stepOptions !== kindSelect.value;
+  }
+}
+
+function setUpStepPickers(root) {
+  for (const select of root.querySelectorAll("select[data-step-kind]")) showStepOptions(select);
+}
+
+document.addEventListener("DOMContentLoaded", () => setUpStepPickers(document));
+document.addEventListener("htmx:afterSettle", () => setUpStepPickers(document));
