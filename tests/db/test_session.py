@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, QueuePool, event, text
 
 from racehub.db.session import closed_by_server, get_engine, libpq_url
 
@@ -44,15 +44,17 @@ def _terminate(admin_url: str, pid: int) -> None:
 def test_a_pooled_connection_the_server_closed_is_replaced_at_checkout(
     app_engine: Engine, admin_url: str
 ) -> None:
+    pool = app_engine.pool
+    assert isinstance(pool, QueuePool)
     first = _backend_pid(app_engine)
-    assert app_engine.pool.checkedin() == 1
+    assert pool.checkedin() == 1
     _terminate(admin_url, first)
 
     # The next checkout gets a working connection, not the error of the closed one.
     second = _backend_pid(app_engine)
 
     assert second != first
-    assert app_engine.pool.checkedin() == 1  # the dead one was dropped, not kept
+    assert pool.checkedin() == 1  # the dead one was dropped, not kept
 
 
 def test_checkout_of_a_live_connection_sends_nothing(app_engine: Engine) -> None:

@@ -251,7 +251,7 @@ class PermissionDependency:
         db.commit()
 
 
-def require(permission: Perm) -> Callable[..., TenantContext]:
+def require(permission: Perm) -> PermissionDependency:
     return PermissionDependency(permission)
 
 

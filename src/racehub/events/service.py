@@ -366,7 +366,7 @@ def _first_page_statement(sort: ParticipantSort, descending: bool, by_status: bo
     ``status``, ``category_id``): the same SQL, built once per shape. Composing the
     statement and computing its cache key cost more CPU than the rows it reads; a built
     statement keeps its key."""
-    tenant_id = bindparam("tenant_id")
+    tenant_id: Any = bindparam("tenant_id")
     # The same builders as every other page, handed parameters for values (the tenant
     # scope included: scoped() compares the tenant column with what it is given).
     ctx = cast(TenantContext, _ParameterScope(tenant_id))
@@ -414,7 +414,7 @@ def list_participants(
         # once per shape, the values bound at execution.
         stmt = _first_page_statement(sort, descending, flt.status is not None,
                                      flt.category_id is not None, limit)
-        params = {"tenant_id": ctx.tenant_id, "event_id": event_id}
+        params: dict[str, Any] = {"tenant_id": ctx.tenant_id, "event_id": event_id}
         if flt.status is not None:
             params["status"] = flt.status
         if flt.category_id is not None:
