@@ -228,7 +228,10 @@ def main() -> None:
 
         env = {**os.environ, "RACEHUB_DATABASE_URL": libpq_url(url),
                "RACEHUB_LOG_LEVEL": "WARNING", "RACEHUB_WEB_CONCURRENCY": "1",
-               "PYTHONPATH": str(HERE)}
+               # An outer PYTHONPATH is kept after ours: it can point both servers at
+               # another checkout's src/ (a before/after run of the same script).
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE),
+                                                           os.environ.get("PYTHONPATH")]))}
         port, bare_port = free_port(), free_port()
         racehub = [str(Path(sys.executable).with_name("racehub")), "serve", "--port", str(port),
                    "--workers", "1"]

@@ -105,7 +105,9 @@ def serve(
     uvicorn.run("racehub.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port,
                 workers=workers or settings.web_concurrency or default_web_processes(),
-                proxy_headers=True, log_config=None)
+                # access_log off: our request line (web/middleware.py) says the same with
+                # the request id; uvicorn's would build a log record per request for nothing.
+                proxy_headers=True, log_config=None, access_log=False)
 
 
 def default_web_processes() -> int:

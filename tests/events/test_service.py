@@ -279,6 +279,46 @@ def test_the_list_reads_every_field_of_the_read_model_as_the_orm_object_gives_it
     assert rows[0].category_name == "10K" and rows[1].category_name is None
 
 
+@pytest.mark.parametrize("sort", list(service.ParticipantSort))
+def test_a_first_page_read_through_the_statement_built_once_is_the_general_statements_page(
+    db: Session, ctx: TenantContext, event: Event, other_ctx: TenantContext,
+    sort: service.ParticipantSort,
+) -> None:
+    # The first page without a search runs a statement built once per shape for every
+    # tenant and event (values bound at execution): it must read what the statement built
+    # per request reads, for every filter shape, and nothing of another tenant.
+    ten_k = make_category(db, event, name="10K")
+    for n in range(6):
+        make_participant(db, event, last_name=f"Same{n % 2}", first_name=f"F{n % 3}",
+                         bib=str(n + 1), category_id=ten_k.id if n % 2 else None,
+                         status=ParticipantStatus.WITHDRAWN if n == 4 else
+                         ParticipantStatus.ACTIVE)
+    foreign = make_event(db, db.get(Tenant, other_ctx.tenant_id))  # type: ignore[arg-type]
+    foreign_ep = make_participant(db, foreign, last_name="Same0", bib="1")
+    shapes = [service.ParticipantFilter(),
+              service.ParticipantFilter(status=ParticipantStatus.ACTIVE),
+              service.ParticipantFilter(category_id=ten_k.id),
+              service.ParticipantFilter(status=ParticipantStatus.ACTIVE, category_id=ten_k.id)]
+    for flt in shapes:
+        for descending in (False, True):
+            rows, cursor, _ = service.list_participants(
+                db, ctx, event_id=event.id, flt=flt, sort=sort, descending=descending,
+                limit=3, with_total=False)
+            general = db.execute(service._page_statement(
+                service.participants_query(ctx, event.id, flt), ctx.tenant_id, sort,
+                descending, None, 3)).all()
+            assert [r.id for r in rows] == [g[0] for g in general[:3]], (flt, descending)
+            assert (cursor is not None) == (len(general) > 3)
+            assert rows and all(r.event_id == event.id for r in rows)
+    # The statement is cached now; another tenant running it sees none of these rows.
+    with pytest.raises(EventNotFound):
+        service.list_participants(db, other_ctx, event_id=event.id, sort=sort, limit=3,
+                                  with_total=False)
+    theirs, _, _ = service.list_participants(db, other_ctx, event_id=foreign.id, sort=sort,
+                                             limit=3, with_total=False)
+    assert [r.id for r in theirs] == [foreign_ep.id]
+
+
 def test_category_bib_range_is_validated_per_field() -> None:
     with pytest.raises(ValueError, match="bibRangeEnd must not be below bibRangeStart"):
         CategoryCreate(name="5K", bib_range_start=10, bib_range_end=9)

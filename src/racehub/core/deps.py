@@ -16,6 +16,7 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from racehub.core import audit
 from racehub.core import service as core_service
@@ -71,6 +72,9 @@ class Principal:
     user: User | None = None
     session: UserSession | None = None
     token: ApiToken | None = None
+    # A session's membership in its active tenant, looked up with the session (None: not a
+    # member, or no active tenant), so that the permission check does no I/O of its own.
+    membership: Membership | None = None
 
     @property
     def label(self) -> str:
@@ -145,7 +149,10 @@ def authenticate(
     if session_cookie:
         session = core_service.resolve_session(db, token=session_cookie)
         if session is not None:
-            principal = Principal(user=session.user, session=session)
+            membership = (None if session.active_tenant_id is None else
+                          core_service.get_membership(db, user_id=session.user_id,
+                                                      tenant_id=session.active_tenant_id))
+            principal = Principal(user=session.user, session=session, membership=membership)
             if core_service.slide_session(session, policy=login_policy(settings)):
                 # The first write of the request, so this commits the slide alone: a page
                 # view commits nothing else, and the slide must outlive it.
@@ -163,9 +170,8 @@ async def get_principal(request: Request) -> Principal | None:
     return authentication.principal
 
 
-def build_context(
-    request: Request, db: Session, principal: Principal
-) -> TenantContext:
+def build_context(request: Request, principal: Principal) -> TenantContext:
+    """The caller's tenant context, from what the gate resolved (no I/O)."""
     request_id = getattr(request.state, "request_id", None)
     ip = client_ip(request)
     if principal.token is not None:
@@ -183,9 +189,7 @@ def build_context(
     user, session = principal.user, principal.session
     if session.active_tenant_id is None:
         raise Forbidden("You are not a member of any tenant yet. Ask a tenant admin to add you.")
-    membership: Membership | None = core_service.get_membership(
-        db, user_id=user.id, tenant_id=session.active_tenant_id
-    )
+    membership = principal.membership
     role: Role | None = membership.role if membership else None
     cross_tenant = membership is None and user.is_platform_admin
     if membership is None and not user.is_platform_admin:
@@ -213,7 +217,10 @@ class PermissionDependency:
     def __init__(self, permission: Perm) -> None:
         self.permission = permission
 
-    def __call__(
+    # ``async``: it reads what the gate resolved and does no I/O, so it runs on the loop
+    # instead of costing a thread-pool hop per request; the one write it may make (a
+    # platform admin's cross-tenant trace, rare) goes to the thread pool.
+    async def __call__(
         self,
         request: Request,
         db: DB,
@@ -221,7 +228,7 @@ class PermissionDependency:
     ) -> TenantContext:
         if principal is None:
             raise NotAuthenticated("Log in or send 'Authorization: Bearer <token>'.")
-        ctx = build_context(request, db, principal)
+        ctx = build_context(request, principal)
         structlog.contextvars.bind_contextvars(tenant_id=str(ctx.tenant_id))
         request.state.ctx = ctx
         if not ctx.can(self.permission):
@@ -232,16 +239,19 @@ class PermissionDependency:
         if ctx.cross_tenant and not getattr(request.state, "cross_tenant_logged", False):
             # Platform admins act across tenants; every such request leaves a trace.
             request.state.cross_tenant_logged = True
-            audit.record(db, ctx, action="platform.cross_tenant_request",
-                         target_type="route", target_id=request.url.path[:100],
-                         after={"method": request.method, "permission": self.permission.value})
-            # Committed now, alone (nothing else is written yet): the trace must outlive
-            # a request that fails or is refused after this point.
-            db.commit()
+            await run_in_threadpool(self._trace_cross_tenant, request, db, ctx)
         return ctx
 
+    def _trace_cross_tenant(self, request: Request, db: Session, ctx: TenantContext) -> None:
+        audit.record(db, ctx, action="platform.cross_tenant_request",
+                     target_type="route", target_id=request.url.path[:100],
+                     after={"method": request.method, "permission": self.permission.value})
+        # Committed now, alone (nothing else is written yet): the trace must outlive a
+        # request that fails or is refused after this point.
+        db.commit()
 
-def require(permission: Perm) -> Callable[..., TenantContext]:
+
+def require(permission: Perm) -> PermissionDependency:
     return PermissionDependency(permission)
 
 

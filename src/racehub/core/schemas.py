@@ -82,6 +82,33 @@ def _holds_model(annotation: Any) -> bool:
 
 ORMModel = APIModel
 
+M = TypeVar("M", bound=BaseModel)
+_set_attribute = object.__setattr__
+_TRUSTED_OK: set[type[BaseModel]] = set()
+
+
+def construct_trusted(model: type[M], values: dict[str, Any]) -> M:
+    """A read model from values that already are its fields' values (read from the very
+    columns it mirrors), in a fraction of ``model_construct``'s time: that one looks up
+    every field's aliases in ``values`` (about 40 µs for a participant, most of a page's
+    build). Here ``values`` must hold every field; it becomes the instance's fields as they
+    are, in the model's field order (the JSON's key order), without validation."""
+    if model not in _TRUSTED_OK:
+        if (model.__pydantic_root_model__ or model.__pydantic_post_init__
+                or model.__private_attributes__ or model.model_config.get("extra") == "allow"):
+            raise TypeError(f"{model.__name__} needs model_construct")
+        _TRUSTED_OK.add(model)
+    fields = model.__pydantic_fields__
+    if len(values) != len(fields):
+        missing = sorted(set(fields) - set(values)) or sorted(set(values) - set(fields))
+        raise TypeError(f"{model.__name__}: fields do not match: {', '.join(missing)}")
+    instance = model.__new__(model)
+    _set_attribute(instance, "__dict__", {name: values[name] for name in fields})
+    _set_attribute(instance, "__pydantic_fields_set__", set(fields))
+    _set_attribute(instance, "__pydantic_extra__", None)
+    _set_attribute(instance, "__pydantic_private__", None)
+    return instance
+
 
 # Every date and time taken as input is bounded to years a race (or a token's expiry) can
 # sanely fall in. Python and PostgreSQL both hold far more (year 1 to 9999, and past

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from racehub.core import audit
@@ -306,9 +306,14 @@ def revoke_api_token(db: Session, ctx: TenantContext, *, token_id: uuid.UUID) ->
 TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 
 
+# Built once: every API request runs it, and a statement built per call is composed and
+# its cache key computed again each time (a prebuilt one memoizes its key).
+_TOKEN_BY_DIGEST = select(ApiToken).where(ApiToken.token_hash == bindparam("digest"))
+
+
 def resolve_api_token(db: Session, *, secret: str) -> ApiToken | None:
     """The live token with this secret (one indexed lookup, no write)."""
-    token = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(secret)))
+    token = db.scalar(_TOKEN_BY_DIGEST, {"digest": token_digest(secret)})
     if token is None or token.revoked_at is not None:
         return None
     if token.expires_at is not None and token.expires_at <= _now():
