@@ -43,7 +43,7 @@ from racehub.settings import Settings
 from racehub.sync import links as sync_links
 from racehub.sync import service as sync_service
 from racehub.sync.discovery import DISCOVER_EVENTS_KIND
-from racehub.sync.models import EventLink, SyncConflict, SyncRun, SyncStatus
+from racehub.sync.models import EventLink, ProviderConnection, SyncConflict, SyncRun, SyncStatus
 from racehub.sync.runs import SYNC_PARTICIPANTS_KIND
 from racehub.sync.schemas import ConnectionCreate, LinkCreate
 from tests.factories import (
@@ -467,6 +467,18 @@ def endpoints(app: FastAPI, *, api: bool) -> dict[tuple[str, str], RouteInfo]:
             if r.is_endpoint and r.path.startswith("/api/") == api}
 
 
+def _closed_port_connection(db: Session, tenant: Tenant, name: str, *,
+                            event_ids: list[str]) -> ProviderConnection:
+    """A RunSignUp connection pointing at a closed loopback port: fails fast, offline."""
+    return sync_service.create_connection(
+        db, replace(system_ctx(tenant), is_platform_admin=True), keyring=keyring_from_settings(
+            Settings(database_url="postgresql://unused/none")),
+        data=ConnectionCreate(provider="RUNSIGNUP", name=name,
+                              base_url="http://127.0.0.1:9/Rest",
+                              credentials={"api_key": "key-12345678", "api_secret": "s-12345678"},
+                              event_ids=event_ids))
+
+
 def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
     """One row of each kind a route can address by id, in ``tenant``."""
     event = make_event(db, tenant)
@@ -545,13 +557,7 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
                                params=params)
         db.add(orphans[kind])
     # A connection pointing at a closed loopback port: its test fails fast, offline.
-    connection = sync_service.create_connection(
-        db, replace(system_ctx(tenant), is_platform_admin=True), keyring=keyring_from_settings(
-            Settings(database_url="postgresql://unused/none")),
-        data=ConnectionCreate(provider="RUNSIGNUP", name="RunSignUp",
-                              base_url="http://127.0.0.1:9/Rest",
-                              credentials={"api_key": "key-12345678", "api_secret": "s-12345678"},
-                              event_ids=["101", "202"]))
+    connection = _closed_port_connection(db, tenant, "RunSignUp", event_ids=["101", "202"])
     connection.settings = {**connection.settings, "max_attempts": 1}
     # Provider event 101 feeds the event (unlink, categories); 202 is chosen, not linked.
     link = sync_links.create_link(db, system_ctx(tenant), event_id=event.id, data=LinkCreate(
@@ -583,15 +589,17 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
                        trigger="manual", status=SyncStatus.SUCCEEDED, job_run_id=sync_job.id)
     db.add(sync_run)
     # Two runs stopped before applying, each on a provider event of its own (a link has
-    # one active run, and link 101 must stay free to unlink): one awaiting review (preview,
-    # apply, discard), one held by the circuit breaker (confirm).
+    # one active run, and link 101 must stay free to unlink), of a second connection (the
+    # first must stay free to delete): one awaiting review (preview, apply, discard), one
+    # held by the circuit breaker (confirm).
+    held_by = _closed_port_connection(db, tenant, "RunSignUp (waiting runs)", event_ids=[])
     stopped = {}
     for ref, status in (("303", SyncStatus.AWAITING_REVIEW), ("404", SyncStatus.HELD)):
         other = sync_links.create_link(db, system_ctx(tenant), event_id=event.id,
-                                       data=LinkCreate(connection_id=connection.id,
+                                       data=LinkCreate(connection_id=held_by.id,
                                                        provider_event_ref=ref))
         stopped[status] = SyncRun(
-            tenant_id=tenant.id, connection_id=connection.id, provider="RUNSIGNUP",
+            tenant_id=tenant.id, connection_id=held_by.id, provider="RUNSIGNUP",
             link_id=other.id, event_id=event.id, sync_type="participants", trigger="manual",
             status=status, preview=status == SyncStatus.AWAITING_REVIEW,
             hold_reason="a sample hold" if status == SyncStatus.HELD else None)

@@ -232,6 +232,9 @@ def test_a_waiting_run_is_discarded_from_its_page(
     shown = viewer.get(f"/sync/runs/{held.id}")
     assert "Held by the circuit breaker" in shown.text and "would withdraw 40" in shown.text
     assert "Discard" not in shown.text
+    event_page = viewer.get(f"/events/{event.id}")
+    assert f'href="/sync/runs/{held.id}#review"' in event_page.text  # wherever the link is
+    assert "held: confirm or discard" in event_page.text
     manager = _browse(client, db, tenant, Role.EVENT_MANAGER)
     assert "Confirm and apply all" in manager.get(f"/sync/runs/{held.id}").text
 
