@@ -303,3 +303,33 @@ def test_a_run_of_a_kind_no_code_declares_is_only_for_those_holding_everything(
     assert service.list_jobs(db, officer) == []
     with pytest.raises(Forbidden, match="reading this job needs the permissions"):
         service.get_job_or_raise(db, officer, job_id=run.id)
+
+
+def test_a_job_started_inside_a_worker_goes_on_the_callers_connection(
+    db: Session, ctx: TenantContext, database_url: str
+) -> None:
+    """A worker opens the queue app on an async pool; a job started by a job there (the
+    schedule's tick defers runs and discoveries) is still written on our own connection,
+    in our transaction, as from the web process."""
+    import asyncio
+
+    from psycopg_pool import AsyncConnectionPool
+
+    from racehub.db.session import libpq_url
+    from racehub.jobs.queue import load_tasks
+
+    async def as_in_a_worker() -> JobRun:
+        pool = AsyncConnectionPool(libpq_url(database_url), open=False, min_size=1,
+                                   max_size=2)
+        await pool.open(wait=True, timeout=30)
+        try:
+            async with load_tasks().open_async(pool):
+                return await asyncio.to_thread(
+                    service.start_job, db, ctx, kind=RECORD_ITEMS_KIND,
+                    params={"items": 1, "batch": 1})
+        finally:
+            await pool.close()
+
+    run = asyncio.run(as_in_a_worker())
+
+    assert queued_task(db, run.queue_job_id)["status"] == "todo"  # same connection sees it

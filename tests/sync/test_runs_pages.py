@@ -213,6 +213,7 @@ def test_sync_now_asks_for_a_preview_applied_in_part_from_the_runs_page(
     assert queued.status == SyncStatus.QUEUED and queued.review == "applied"
     done = attempt(db, ctx, keyring, queued)  # applies the read: the provider is not asked
     assert (done.status, done.created) == (SyncStatus.SUCCEEDED, 2)
+    assert done.attempts == 1  # one read of the provider: applying it is not a retry
     assert "Decision" in browser.get(f"/sync/runs/{run.id}").text
 
 

@@ -34,8 +34,19 @@ def load_tasks() -> procrastinate.App:
     return queue_app
 
 
+# Deferring on our own (sync psycopg) connection takes procrastinate's sync connector. The
+# app's connector will not do: in a worker it holds an async pool, and then treats any
+# connection it is given as an async one (a job deferred by a job, such as the schedule's
+# tick, failed with "'Cursor' object does not support the asynchronous context manager").
+_on_our_connection = procrastinate.manager.JobManager(
+    connector=procrastinate.SyncPsycopgConnector())
+
+
 def defer_on(db: Session, task: Any, **configure: Any) -> Any:
-    """A deferrer bound to the session's connection (and therefore its transaction)."""
+    """A deferrer bound to the session's connection (and therefore its transaction), in
+    the web process and in a worker alike."""
     load_tasks()
     raw_connection = db.connection().connection.driver_connection
-    return task.configure(connection=raw_connection, **configure)
+    deferrer = task.configure(connection=raw_connection, **configure)
+    deferrer.job_manager = _on_our_connection
+    return deferrer

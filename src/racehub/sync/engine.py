@@ -85,7 +85,8 @@ def run_participant_sync(
     run.status = SyncStatus.RUNNING
     run.started_at = run.started_at or clock()
     run.next_attempt_at = None
-    run.attempts += 1
+    if not (run.reviewed_at is not None and handle.checkpoint.get("staged")):
+        run.attempts += 1  # reads of the provider: applying a reviewed read is not one
     if link is None or connection is None or link.event_id is None:
         _finish(db, run, SyncStatus.FAILED, clock, error="the provider event is no longer "
                 "linked to a racehub event", retryable=False)
