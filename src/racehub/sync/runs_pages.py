@@ -89,7 +89,7 @@ def _tab(request: Request, db: Session, ctx: TenantContext, *, template: str,
          status_code: int = 200, **context: Any) -> Response:
     """The tab, or (htmx) only the part that asked: the polled status, the history."""
     target = request.headers.get("hx-target") if is_htmx(request) else None
-    if target == "sync-status":
+    if _polled(request):
         response = render(request, db, ctx, "sync/_sync_status.html", **context)
         if not context["any_active"]:
             # The runs it showed ended: reload once, for the history and the conflicts.
@@ -105,15 +105,23 @@ def _tab(request: Request, db: Session, ctx: TenantContext, *, template: str,
 # --- the event's tab ----------------------------------------------------------------------------
 
 
+def _polled(request: Request) -> bool:
+    """The tab's live status polling itself: it needs the status only."""
+    return is_htmx(request) and request.headers.get("hx-target") == "sync-status"
+
+
 def _event_context(db: Session, ctx: TenantContext, request: Request,
                    event_id: uuid.UUID) -> dict[str, Any]:
     event = events_service.get_event_or_raise(db, ctx, event_id=event_id)
     base = f"/events/{event.id}/sync"
+    status = {"event": event, "tab_url": base, "timezone": event.timezone,
+              **_status(db, ctx, links.list_event_links(db, ctx, event_id=event.id))}
+    if _polled(request):
+        return status
     open_conflicts, more = conflicts.list_conflicts(db, ctx, event_id=event.id,
                                                     limit=CONFLICTS_SHOWN)
     return {
-        "event": event, "tab_url": base, "timezone": event.timezone,
-        **_status(db, ctx, links.list_event_links(db, ctx, event_id=event.id)),
+        **status,
         **_history(db, ctx, base, dict(request.query_params), event_id=event.id),
         "conflicts": open_conflicts, "more_conflicts": more is not None,
         "names": runs.participant_labels(db, ctx, [c.participant_id for c in open_conflicts]),
@@ -212,8 +220,11 @@ def _connection_context(db: Session, ctx: TenantContext, request: Request,
     base = f"/connections/{connection.id}/sync"
     linked = [link for link in links.list_connection_links(db, ctx, connection_id=connection.id)
               if link.event_id is not None]
-    return {"connection": connection, "tab_url": base, "timezone": None,
-            **_status(db, ctx, linked),
+    status = {"connection": connection, "tab_url": base, "timezone": None,
+              **_status(db, ctx, linked)}
+    if _polled(request):
+        return status
+    return {**status,
             **_history(db, ctx, base, dict(request.query_params), connection_id=connection.id)}
 
 
