@@ -113,3 +113,15 @@ def test_the_stretch_fits_the_planned_requests_into_the_budget_share() -> None:
     assert demand == pytest.approx(540)
     assert stretch_factor(demand, 500, 0.8) == pytest.approx(1.35)
     assert stretch_factor(100, 500, 0.8) == 1.0
+
+
+@pytest.mark.parametrize("start", [datetime(9999, 12, 31, 20, tzinfo=UTC),
+                                   datetime(1, 1, 1, 1, tzinfo=UTC)])
+def test_an_event_at_the_calendars_edge_gets_a_plan_not_an_overflow(start: datetime) -> None:
+    window = race_window(start_at=start, time_zone="Pacific/Kiritimati")
+    now = datetime(2026, 12, 7, 12, tzinfo=UTC)
+
+    planned = next_run(now, window, CADENCE)
+
+    assert planned.at > now
+    assert planned.phase == (Phase.BASE if start.year > 1 else Phase.OVER)

@@ -88,6 +88,18 @@ class Cadence:
                    overridden=tuple(overridden))
 
 
+LATEST = datetime.max.replace(tzinfo=UTC)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _before(t: datetime, span: timedelta) -> datetime:
+    """``t - span``, or the calendar's first moment for a start at its edge."""
+    try:
+        return t - span
+    except OverflowError:
+        return EARLIEST
+
+
 @dataclass(frozen=True)
 class RaceWindow:
     """An event's dates as the cadence sees them."""
@@ -101,9 +113,9 @@ class RaceWindow:
     def phase_at(self, t: datetime, cadence: Cadence) -> Phase:
         if self.over is not None or t >= self.end:
             return Phase.OVER
-        if t >= self.start - cadence.race_day_window:
+        if t >= _before(self.start, cadence.race_day_window):
             return Phase.RACE_DAY
-        if t >= self.start - cadence.near_start_window:
+        if t >= _before(self.start, cadence.near_start_window):
             return Phase.NEAR_START
         return Phase.BASE
 
@@ -111,8 +123,8 @@ class RaceWindow:
         """The first time after ``t`` at which the phase changes, if any."""
         if self.over is not None:
             return None
-        later = [b for b in (self.start - cadence.near_start_window,
-                             self.start - cadence.race_day_window, self.end) if b > t]
+        later = [b for b in (_before(self.start, cadence.near_start_window),
+                             _before(self.start, cadence.race_day_window), self.end) if b > t]
         return min(later, default=None)
 
 
@@ -127,8 +139,13 @@ def race_window(*, start_at: datetime, time_zone: str, category_starts: Iterable
         # Events are validated on write; an unreadable name is said, never hidden.
         zone = ZoneInfo("UTC")
         zone_note = f"UTC (the event's time zone {time_zone!r} is unknown)"
-    local_day = last.astimezone(zone).date()
-    end = datetime.combine(local_day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    try:
+        local_day = last.astimezone(zone).date()
+        end = datetime.combine(local_day + timedelta(days=1), time(0),
+                               tzinfo=zone).astimezone(UTC)
+    except OverflowError:  # a start at the calendar's edge (year 1 or 9999)
+        local_day = last.date()
+        end = LATEST if last.year > 1 else last
     note = (f"the end of {local_day:%a %d %b %Y} in {zone_note}, the day of its last start "
             "(racehub events have no end time)")
     over = status if status in ("finished", "cancelled") else None
