@@ -76,6 +76,19 @@ def link(db: Session, connection: ProviderConnection, event: Event | None, ref: 
     return row
 
 
+def linked_tenant(db: Session, keyring: Keyring, sim: RunSignUpSimulator, base_url: str,
+                  ) -> tuple[TenantContext, ProviderConnection, Event, EventLink]:
+    """A new tenant with a connection to the simulator and an event linked to its first
+    provider event, in ``db`` (the caller commits: for tests whose workers must see it)."""
+    from tests.factories import make_event, make_tenant
+
+    tenant = make_tenant(db)
+    ctx = TenantContext.system(tenant.id, label="test")
+    connection = connect(db, ctx, keyring, base_url)
+    event = make_event(db, tenant)
+    return ctx, connection, event, link(db, connection, event, event_ref(sim))
+
+
 @dataclass
 class Clock:
     now: datetime = T0

@@ -28,8 +28,7 @@ from racehub.settings import Settings
 from racehub.sync import runs
 from racehub.sync.models import SyncRun, SyncStatus
 from tests.concurrency import loser_of_a_race
-from tests.factories import make_event, make_tenant
-from tests.sync.engine_helpers import connect, event_ref, link, provider_event_id, simulator
+from tests.sync.engine_helpers import linked_tenant, provider_event_id, simulator
 from tests.workers import Factory, Workers, alive, load_run, wait_for, waits_on
 
 pytestmark = pytest.mark.worker
@@ -82,11 +81,7 @@ def test_two_workers_and_a_double_request_never_run_one_link_twice(
     with simulator(participants_per_event=120) as (sim, base_url):
         rows = sim.participants[provider_event_id(sim)]
         with committed_db() as db:
-            tenant = make_tenant(db)
-            ctx = TenantContext.system(tenant.id, label="test")
-            connection = connect(db, ctx, keyring, base_url)
-            event = make_event(db, tenant)
-            event_link = link(db, connection, event, event_ref(sim))
+            ctx, connection, event, event_link = linked_tenant(db, keyring, sim, base_url)
             db.commit()
             connection_id, link_id, event_id = connection.id, event_link.id, event.id
 

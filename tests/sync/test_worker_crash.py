@@ -17,15 +17,13 @@ import psycopg
 import pytest
 from sqlalchemy import func, select
 
-from racehub.core.context import TenantContext
 from racehub.core.crypto import keyring_from_settings
 from racehub.db.session import libpq_url
 from racehub.events.models import EventParticipant
 from racehub.settings import Settings
 from racehub.sync import runs
 from racehub.sync.models import StagedRow, SyncedRecord, SyncRun, SyncStatus
-from tests.factories import make_event, make_tenant
-from tests.sync.engine_helpers import connect, event_ref, link, provider_event_id, simulator
+from tests.sync.engine_helpers import linked_tenant, provider_event_id, simulator
 from tests.workers import Factory, Workers, alive, load_run, wait_for, waits_on
 
 pytestmark = pytest.mark.worker
@@ -38,11 +36,7 @@ def test_a_sync_of_a_killed_worker_resumes_from_its_staged_pages(
     with simulator(participants_per_event=150) as (sim, base_url):
         rows = sim.participants[provider_event_id(sim)]
         with committed_db() as db:
-            tenant = make_tenant(db)
-            ctx = TenantContext.system(tenant.id, label="test")
-            connection = connect(db, ctx, keyring, base_url)
-            event = make_event(db, tenant)
-            event_link = link(db, connection, event, event_ref(sim))
+            ctx, connection, event, event_link = linked_tenant(db, keyring, sim, base_url)
             [request] = runs.request_participant_sync(db, ctx, connection_id=connection.id)
             db.commit()
             run_id, job_id, link_id = request.run.id, request.run.job_run_id, event_link.id
