@@ -105,6 +105,9 @@ def test_the_connection_page_shows_which_event_each_provider_event_feeds(
     section = page.text.split('id="links"')[1]
     assert "RunSignUp 10K" in section and ">Race day</a>" in section
     assert "not linked" in section  # provider event 2
+    # Its row offers to link it to an event (the form both pages share).
+    row_form = section.split('<input type="hidden" name="provider_event_ref" value="2">')
+    assert len(row_form) == 2 and 'name="event_id" required' in row_form[1]
 
 
 def test_the_event_page_lists_the_provider_events_feeding_it(
