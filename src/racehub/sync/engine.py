@@ -39,6 +39,7 @@ from racehub.providers.base import Capability, Page, ProviderAdapter
 from racehub.providers.errors import ProviderError
 from racehub.settings import get_settings
 from racehub.sync import mapping, preview, review, schedule, staging
+from racehub.sync.apply import Applier
 from racehub.sync.models import (
     EventLink,
     ProviderConnection,
@@ -264,10 +265,6 @@ def stage(handle: RunningJob, db: Session, run: SyncRun, link: EventLink,
 def apply_run(handle: RunningJob, db: Session, ctx: TenantContext, run: SyncRun,
               link: EventLink, connection: ProviderConnection, *, clock: Clock = _now) -> None:
     """Apply what the run staged, all in the caller's one transaction, then commit."""
-    # Imported here until the EP write path and the merge rule it uses (built in parallel)
-    # are on main: the rest of the engine (requests, fetch, retries) works without them.
-    from racehub.sync.apply import Applier
-
     handle.set_progress(stage="Applying", done=0, total=run.fetched, commit=False)
     applier = Applier(db, ctx, run=run, link=link, connection=connection, clock=clock)
     # Registrations the staging step found unchanged (not staged): counted, and their
