@@ -409,10 +409,11 @@ _EVERY_ROLE = {
     Perm.CORE_SELF_READ, Perm.SYNC_RUN_READ,
 }
 # RESULTS_OFFICER: "+ edit participants, assign bibs, run imports, export to the timing
-# system, import results, export lists".
+# system, import results, export lists, push start lists to a linked timing system and pull
+# its results".
 _RESULTS_OFFICER = _EVERY_ROLE | {
     Perm.EVENTS_PARTICIPANT_WRITE, Perm.IMPORTS_IMPORT_RUN, Perm.TIMING_EXPORT,
-    Perm.TIMING_RESULT_IMPORT, Perm.EXPORTS_EXPORT_RUN,
+    Perm.TIMING_RESULT_IMPORT, Perm.EXPORTS_EXPORT_RUN, Perm.SYNC_TIMING_RUN,
 }
 # EVENT_MANAGER: "+ create and edit events and categories, see provider connections and
 # their health, link provider events to events, run syncs, resolve sync conflicts and split

@@ -38,6 +38,11 @@ class Perm(enum.StrEnum):
     # EVENT_MANAGER and up start them.
     SYNC_RUN_READ = "sync:run:read"
     SYNC_RUN_START = "sync:run:start"
+    # Timing flows: push start lists to a timing system and pull its results back, as E11
+    # exports and E08 imports are: RESULTS_OFFICER and up. Linking timing events and
+    # confirming their risky steps (a full re-push, a change on a live event) stay
+    # SYNC_LINK_MANAGE.
+    SYNC_TIMING_RUN = "sync:timing:run"
     AUDIT_LOG_READ = "core:audit:read"
     CORE_TOKEN_MANAGE = "core:token:manage"
     CORE_MEMBER_MANAGE = "core:member:manage"
@@ -59,14 +64,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset(_EVERYONE),
     Role.RESULTS_OFFICER: frozenset(
         _EVERYONE | {Perm.EVENTS_PARTICIPANT_WRITE, Perm.IMPORTS_IMPORT_RUN,
-                     Perm.TIMING_EXPORT, Perm.EXPORTS_EXPORT_RUN, Perm.TIMING_RESULT_IMPORT}
+                     Perm.TIMING_EXPORT, Perm.EXPORTS_EXPORT_RUN, Perm.TIMING_RESULT_IMPORT,
+                     Perm.SYNC_TIMING_RUN}
     ),
     Role.EVENT_MANAGER: frozenset(
         _EVERYONE | {Perm.EVENTS_EVENT_WRITE, Perm.EVENTS_PARTICIPANT_WRITE,
                      Perm.IMPORTS_IMPORT_RUN, Perm.TIMING_EXPORT, Perm.EXPORTS_EXPORT_RUN,
                      Perm.TIMING_RESULT_IMPORT, Perm.SYNC_CONNECTION_READ,
                      Perm.SYNC_LINK_MANAGE, Perm.SYNC_RECORD_MANAGE, Perm.SYNC_PAYLOAD_READ,
-                     Perm.SYNC_RUN_START}
+                     Perm.SYNC_RUN_START, Perm.SYNC_TIMING_RUN}
     ),
     Role.TENANT_ADMIN: frozenset(Perm),
 }
