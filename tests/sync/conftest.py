@@ -116,9 +116,11 @@ def fake_factory(**options: Any):  # type: ignore[no-untyped-def]
 def make_connection(db: Session, ctx: TenantContext, keyring: Keyring, *, name: str = "RSU",
                     provider: str = "RUNSIGNUP", event_ids: list[str] | None = None,
                     direction: Direction | None = None) -> ProviderConnection:
-    credentials: dict[str, Any] = (
-        {"api_key": RSU_KEY, "api_secret": RSU_SECRET} if provider == "RUNSIGNUP"
-        else {"api_key": "copernico-key-1234"})
+    credentials: dict[str, Any] = {
+        "RUNSIGNUP": {"api_key": RSU_KEY, "api_secret": RSU_SECRET},
+        "CHRONOTRACK": {"client_id": "ct-client", "user_id": "timer@example.org",
+                        "user_pass": "ct-pass-1234"},
+    }.get(provider, {"api_key": "copernico-key-1234"})
     return service.create_connection(db, ctx, keyring=keyring, data=ConnectionCreate(
         provider=provider, name=name, credentials=credentials, event_ids=event_ids or [],
         direction=direction))

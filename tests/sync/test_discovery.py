@@ -230,13 +230,19 @@ def test_race_roster_sub_events_become_candidates_of_their_event(
     assert row.provider_start_at is not None and not row.chosen
 
 
-def test_a_scoring_connection_is_not_discovered(
+def test_a_connection_whose_provider_lists_no_events_is_not_discovered(
     db: Session, ctx: TenantContext, keyring: Keyring
 ) -> None:
+    # Copernico lists no races: a timing link to it is made by its 'raceId:eventId'.
     connection = service.create_connection(db, ctx, keyring=keyring, data=ConnectionCreate(
         provider="COPERNICO", name="Timer", credentials={"api_key": "copernico-key-1234"}))
-    with pytest.raises(Invalid, match="only registration connections' events are discovered"):
+    with pytest.raises(Invalid, match="Copernico \\(Timingsense\\) does not list its events"):
         discovery.request_discovery(db, ctx, connection_id=connection.id)
+    # ChronoTrack does: its event:race list is what a timing link is chosen from.
+    timer = service.create_connection(db, ctx, keyring=keyring, data=ConnectionCreate(
+        provider="CHRONOTRACK", name="CT", credentials={
+            "client_id": "c", "user_id": "u", "user_pass": "p"}))
+    assert discovery.request_discovery(db, ctx, connection_id=timer.id).job is not None
 
 
 # --- the job ---------------------------------------------------------------------------------

@@ -81,17 +81,26 @@ def test_the_link_form_names_what_is_wrong(
     assert blank.status_code == 422 and 'aria-invalid="true"' in blank.text
 
 
-def test_a_scoring_connection_offers_no_link_form(
+def test_a_timing_connections_race_is_linked_to_the_event_it_times(
     client: TestClient, db: Session, tenant: Tenant, ctx: TenantContext, keyring: Keyring
 ) -> None:
     connection = make_connection(db, ctx, keyring, name="Timer", provider="COPERNICO",
                                  event_ids=["R1:E1"])
-    make_event(db, tenant)
+    event = make_event(db, tenant, name="Marathon")
     browser = log_in(client, db, tenant, Role.TENANT_ADMIN)
-    page = browser.get(f"/connections/{connection.id}/links")
-    assert "R1:E1" in page.text
-    assert "does not feed participants" in page.text
-    assert 'name="event_id"' not in page.text
+    url = f"/connections/{connection.id}/links"
+    page = browser.get(url)
+    assert "R1:E1" in page.text and "A timing connection" in page.text
+    assert "Create event from it" not in page.text  # it feeds no participants
+    refused = browser.post(url, data={"provider_event_ref": "R1", "event_id": str(event.id)})
+    assert refused.status_code == 422 and "raceId:eventId" in refused.text
+    linked = browser.post(url, data={"provider_event_ref": "R1:E1", "event_id": str(event.id)},
+                          follow_redirects=False)
+    assert linked.status_code == 303
+    row = db.query(EventLink).filter_by(connection_id=connection.id,
+                                        provider_event_ref="R1:E1").one()
+    assert row.event_id == event.id
+    assert ">Marathon</a>" in browser.get(url).text
 
 
 def test_the_connection_page_shows_which_event_each_provider_event_feeds(

@@ -182,7 +182,7 @@ def test_unlinking_waits_for_the_links_active_run(
     assert client.delete(url, headers=admin).status_code == 204
 
 
-def test_a_scoring_connection_cannot_feed_participants(
+def test_a_timing_connection_links_a_race_that_feeds_no_participants(
     client: TestClient, db: Session, tenant: Tenant, ctx: TenantContext, keyring: Keyring,
     admin: dict[str, str],
 ) -> None:
@@ -191,21 +191,51 @@ def test_a_scoring_connection_cannot_feed_participants(
     registration = make_connection(db, ctx, keyring)
     event = make_event(db, tenant)
     db.commit()
+    # A Copernico registration names its race and event: a bare race id is refused.
     refused = client.post(f"/api/events/{event.id}/links", headers=admin, json={
-        "connectionId": str(scoring.id), "providerEventRef": "R1:E1"})
+        "connectionId": str(scoring.id), "providerEventRef": "R1"})
     assert refused.status_code == 422
     assert refused.json()["detail"] == (
-        "connectionId: 'Timer' is a scoring connection; only registration connections feed "
-        "participants into an event")
-    # Its chosen provider events are still rows (its adapter reads them), not participant
-    # sources.
-    [chosen] = client.get(f"/api/connections/{scoring.id}/links", headers=admin).json()
-    assert chosen["participantSource"] is False and chosen["eventId"] is None
-
+        "providerEventRef: Copernico event ref must be 'raceId:eventId', got 'R1'")
+    linked = client.post(f"/api/events/{event.id}/links", headers=admin, json={
+        "connectionId": str(scoring.id), "providerEventRef": "R1:E1"})
+    assert linked.status_code == 201, linked.text
+    body = linked.json()
+    assert body["participantSource"] is False and body["eventId"] == str(event.id)
+    # Not planned by the participant cadence: a timing link's schedule is its results pulls.
+    row = db.get(EventLink, uuid.UUID(body["id"]))
+    assert row is not None and row.next_run_at is None
+    # It feeds no participants: a participant sync of the connection is refused.
+    sync = client.post("/api/sync/manual", headers=admin, json={
+        "connectionId": str(scoring.id), "syncType": "participants"})
+    assert sync.status_code == 422
+    assert sync.json()["detail"].startswith("connectionId: 'Timer' is a scoring connection")
+    # A registration connection linked to an event stays one (and a timing one: below).
     link(db, ctx, event, registration, "9")
     with pytest.raises(Conflict, match="direction: 'RSU' feeds participants into 1 event"):
         service.update_connection(db, ctx, keyring=keyring, connection_id=registration.id,
                                   data=ConnectionUpdate(direction=Direction.SCORING))
+
+
+def test_a_chronotrack_start_list_goes_to_one_race(
+    client: TestClient, db: Session, tenant: Tenant, ctx: TenantContext, keyring: Keyring,
+    admin: dict[str, str],
+) -> None:
+    scoring = make_connection(db, ctx, keyring, name="CT", provider="CHRONOTRACK")
+    event = make_event(db, tenant)
+    db.commit()
+    refused = client.post(f"/api/events/{event.id}/links", headers=admin, json={
+        "connectionId": str(scoring.id), "providerEventRef": "5001"})
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == (
+        "providerEventRef: a ChronoTrack start list goes to one race: use "
+        "'event_id:race_id', not '5001'")
+    assert client.post(f"/api/events/{event.id}/links", headers=admin, json={
+        "connectionId": str(scoring.id), "providerEventRef": "5001:77"}).status_code == 201
+    # ChronoTrack could feed participants too, but not while it times an event.
+    with pytest.raises(Conflict, match=r"direction: 'CT' times 1 event\(s\); unlink"):
+        service.update_connection(db, ctx, keyring=keyring, connection_id=scoring.id,
+                                  data=ConnectionUpdate(direction=Direction.REGISTRATION))
 
 
 def test_check_provider_accepts_only_a_listed_event_and_takes_its_name(

@@ -96,6 +96,21 @@ def test_a_due_link_is_deferred_once_and_a_link_whose_run_is_active_is_not_defer
     assert event_link.next_run_at == due + timedelta(hours=8)
 
 
+def test_the_participant_schedule_never_takes_a_timing_link(
+    db: Session, ctx: TenantContext, tenant: Tenant, keyring: Keyring,
+) -> None:
+    timer = service.create_connection(db, ctx, keyring=keyring, data=ConnectionCreate(
+        provider="COPERNICO", name="Timer", credentials={"api_key": "copernico-key-1234"}))
+    timing = _link(db, ctx, timer, _event(db, tenant, starts_in=timedelta(days=10)), "R1:E1")
+    timing.next_run_at = T  # due by the clock, but not a participant source
+    db.flush()
+
+    handled = tick(lend(db), now=T + timedelta(hours=1))
+
+    assert handled["participants"] == 0 and _runs(db, timing) == []
+    assert timing.next_run_at == T  # left to the timing link's own schedule
+
+
 def test_two_ticks_at_once_on_two_connections_defer_each_link_once(
     committed_db: sessionmaker[Session], database_url: str,
 ) -> None:

@@ -392,6 +392,12 @@ class ProviderAdapter:
         raise NotSupported("this provider's records are read only from the provider",
                            provider=cls.provider)
 
+    @classmethod
+    def check_start_list_ref(cls, event_ref: str) -> None:
+        """Raise ValueError (saying the expected form) unless ``event_ref`` names what a
+        start list is pushed to and results are read from (a timing link's provider event).
+        Timing adapters override it."""
+
     # -- what a read costs (the sync schedule plans the request budget with it) ----------
     # Requests a read makes besides its pages (a token, say).
     auth_calls: ClassVar[int] = 0

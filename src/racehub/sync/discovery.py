@@ -39,7 +39,7 @@ from racehub.jobs import service as jobs_service
 from racehub.jobs.handle import RunningJob
 from racehub.jobs.models import JobRun, JobStatus
 from racehub.providers.base import Capability, ProviderEvent, RowProblem
-from racehub.providers.catalog import PROVIDERS, Direction
+from racehub.providers.catalog import PROVIDERS
 from racehub.providers.errors import ProviderError
 from racehub.sync import schedule
 from racehub.sync.links import UNIQUE_REF
@@ -96,13 +96,10 @@ def details_of(event: ProviderEvent) -> dict[str, Any]:
 
 
 def check_discoverable(connection: ProviderConnection) -> None:
-    """Only a registration connection whose provider lists its events is discovered: its
-    candidates are what an operator links to racehub events."""
+    """A connection whose provider lists its events is discovered: its candidates are what
+    an operator links to racehub events (a registration platform's to feed participants, a
+    timing system's, ChronoTrack's event:race, to receive start lists and give results)."""
     spec = PROVIDERS[connection.provider]
-    if connection.direction != Direction.REGISTRATION:
-        raise Invalid(f"connectionId: {connection.name!r} is a {connection.direction.value} "
-                      "connection; only registration connections' events are discovered "
-                      "(they feed participants into events)", field="connectionId")
     if Capability.LIST_EVENTS not in spec.adapter_class().capabilities:
         raise Invalid(f"connectionId: {spec.label} does not list its events; choose them "
                       "on the connection by id", field="connectionId")
@@ -155,19 +152,17 @@ def request_discovery(
 
 def due_for_discovery(db: Session, *, now: datetime,
                       every: timedelta = DISCOVERY_INTERVAL) -> list[ProviderConnection]:
-    """Every tenant's registration connections that list their events and have had no
-    discovery job asked for within ``every`` (the schedule's daily discovery)."""
+    """Every tenant's connections that list their events and have had no discovery job
+    asked for within ``every`` (the schedule's daily discovery)."""
     listing = [key for key, spec in PROVIDERS.items()
-               if spec.direction == Direction.REGISTRATION
-               and Capability.LIST_EVENTS in spec.adapter_class().capabilities]
+               if Capability.LIST_EVENTS in spec.adapter_class().capabilities]
     recent = exists().where(JobRun.tenant_id == ProviderConnection.tenant_id,
                             JobRun.kind == DISCOVER_EVENTS_KIND,
                             JobRun.subject_id == ProviderConnection.id,
                             JobRun.created_at > now - every)
     return list(db.scalars(
         select(ProviderConnection)
-        .where(ProviderConnection.direction == Direction.REGISTRATION,
-               ProviderConnection.provider.in_(listing), ~recent)
+        .where(ProviderConnection.provider.in_(listing), ~recent)
         .order_by(ProviderConnection.tenant_id, ProviderConnection.id)))
 
 

@@ -47,10 +47,6 @@ class ConnectionSyncing(Conflict):
     """A connection whose link has a queued, running or retrying run stays until it ends."""
 
 
-class NotAParticipantSource(Invalid):
-    """Only registration connections feed participants into an event."""
-
-
 class SyncConflictNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("sync conflict not found in this event")

@@ -36,7 +36,6 @@ from racehub.sync.exceptions import (
     ConnectionNotFound,
     LinkNotFound,
     LinkSyncing,
-    NotAParticipantSource,
     ProviderEventLinked,
 )
 from racehub.sync.models import (
@@ -194,12 +193,15 @@ def create_link(
     when the operator picked from them (``checkProvider``): the ref must be one of them."""
     event = events_service.get_event_or_raise(db, ctx, event_id=event_id)
     connection = _connection_or_raise(db, ctx, connection_id=data.connection_id)
-    if connection.direction != Direction.REGISTRATION:
-        raise NotAParticipantSource(
-            f"connectionId: {connection.name!r} is a {connection.direction.value} connection; "
-            "only registration connections feed participants into an event",
-            field="connectionId")
+    # A registration connection's provider event feeds the event's participants; a timing
+    # (scoring) connection's event/race receives its start list and gives its results.
+    participant_source = connection.direction == Direction.REGISTRATION
     ref, name = data.provider_event_ref, data.provider_event_name
+    if not participant_source:
+        try:
+            PROVIDERS[connection.provider].adapter_class().check_start_list_ref(ref)
+        except ValueError as exc:
+            raise Invalid(f"providerEventRef: {exc}", field="providerEventRef") from None
     if listed is not None:
         if ref not in listed:
             raise Invalid(f"providerEventRef: {ref!r} is not among the events "
@@ -245,7 +247,10 @@ def create_link(
     if name:
         link.provider_event_name = name
     db.flush()  # updated_at and the row as read back for the response
-    schedule.replan(db, link, now=link.linked_at, linked=True)
+    if participant_source:
+        # The participant cadence; a timing link's results pulls are planned by their own
+        # schedule kind.
+        schedule.replan(db, link, now=link.linked_at, linked=True)
     audit.record(db, ctx, action="link.create", target_type="event_link", target_id=link.id,
                  after=_public(link, connection.name, event.name))
     return link
@@ -325,14 +330,17 @@ def unlink(db: Session, ctx: TenantContext, *, event_id: uuid.UUID, link_id: uui
 def check_direction(
     db: Session, ctx: TenantContext, *, connection: ProviderConnection, direction: Direction
 ) -> None:
-    """A connection that feeds events stays a registration connection until unlinked."""
-    if direction == Direction.REGISTRATION:
+    """A connection linked to events keeps its direction until unlinked: its links mean
+    "feeds participants" or "receives the start list, gives results" by it."""
+    if direction == connection.direction:
         return
     linked = db.scalar(select(func.count()).select_from(EventLink).where(
         EventLink.tenant_id == ctx.tenant_id, EventLink.connection_id == connection.id,
         EventLink.event_id.is_not(None)))
     if linked:
-        raise Conflict(f"direction: {connection.name!r} feeds participants into {linked} "
+        what = ("feeds participants into" if connection.direction == Direction.REGISTRATION
+                else "times")
+        raise Conflict(f"direction: {connection.name!r} {what} {linked} "
                        "event(s); unlink its provider events before making it a "
                        f"{direction.value} connection", field="direction")
 

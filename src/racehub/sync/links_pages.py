@@ -109,7 +109,7 @@ def _form_uuid(value: object, field: str) -> uuid.UUID:
 def create_link(connection_id: uuid.UUID, request: Request, db: DB, ctx: ManageLinks,
                 form: PostedForm) -> Response:
     try:
-        service.get_connection_or_raise(db, ctx, connection_id=connection_id)
+        connection = service.get_connection_or_raise(db, ctx, connection_id=connection_id)
         data = validate_model(LinkCreate, {
             "connection_id": connection_id,
             "provider_event_ref": str(form.get("provider_event_ref") or ""),
@@ -122,7 +122,10 @@ def create_link(connection_id: uuid.UUID, request: Request, db: DB, ctx: ManageL
         return _page(request, db, ctx, connection_id, status_code=exc.status_code,
                      **form_error(exc))
     db.commit()
-    flash = f"Provider event {link.provider_event_ref} now feeds {event_name}"
+    flash = (f"Provider event {link.provider_event_ref} now feeds {event_name}"
+             if connection.direction == Direction.REGISTRATION else
+             f"{event_name}'s start list now goes to {link.provider_event_ref}, and its results "
+             "come from there")
     if form.get("return_to") == "event":  # linked from the event page: back there
         return RedirectResponse(f"/events/{event_id}?flash={quote_plus(flash)}",
                                 status_code=303)

@@ -82,6 +82,10 @@ def request_participant_sync(
     job; a link with an active run joins it instead. ``preview``: each run stops once
     staged, for someone to review and apply it (sync/review.py)."""
     connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
+    if connection.direction != Direction.REGISTRATION:
+        raise Invalid(f"connectionId: {connection.name!r} is a {connection.direction.value} "
+                      "connection: it does not feed participants (its links receive start "
+                      "lists and give results)", field="connectionId")
     links = linked_links(db, ctx, connection_id=connection.id, event_id=event_id)
     if not links:
         if event_id is not None:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.jobs.runner import worker_sessionmaker
+from racehub.providers.catalog import Direction
 from racehub.sync import runs, schedule
 from racehub.sync.models import EventLink, ProviderConnection, SyncTrigger
 
@@ -42,7 +43,12 @@ RETRY_AFTER_ERROR = timedelta(minutes=15)
 
 
 def _linked_auto() -> ColumnElement[bool]:
-    return and_(EventLink.auto_sync.is_(True), EventLink.event_id.is_not(None))
+    """Links whose participants the schedule pulls: linked, auto-synced, of a registration
+    connection (a timing link's schedule is its results pulls, another kind)."""
+    registration = select(ProviderConnection.id).where(
+        ProviderConnection.direction == Direction.REGISTRATION)
+    return and_(EventLink.auto_sync.is_(True), EventLink.event_id.is_not(None),
+                EventLink.connection_id.in_(registration))
 
 
 def defer_due_participants(db: Session, now: datetime, limit: int = BATCH) -> int:

@@ -251,8 +251,9 @@ class LinkRead(APIModel):
                                        "on the connection, not linked yet")
     event_name: str | None
     participant_source: bool = Field(
-        description="Whether its registrations are synced into the event: only links of "
-                    "registration connections are (a scoring connection cannot be linked)")
+        description="Whether its registrations are synced into the event: links of "
+                    "registration connections are; a scoring (timing) connection's link "
+                    "receives the event's start list and gives its results")
     linked_at: datetime | None
     cursor: datetime | None = Field(description="The newest provider change fully applied; "
                                     "null: the next run reads everything")

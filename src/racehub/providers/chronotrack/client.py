@@ -84,6 +84,13 @@ class ChronoTrackAdapter(ProviderAdapter):
     def participant_from_raw(cls, raw: Any, event_ref: str) -> ProviderParticipant:
         return m.map_entry(raw, event_ref)
 
+    @classmethod
+    def check_start_list_ref(cls, event_ref: str) -> None:
+        _, race_id = m.split_event_ref(event_ref)
+        if race_id is None:
+            raise ValueError(f"a ChronoTrack start list goes to one race: use "
+                             f"'event_id:race_id', not {event_ref!r}")
+
     # -- credentials ----------------------------------------------------------------------
     def check_credentials(self) -> CredentialCheck:
         try:

@@ -64,6 +64,10 @@ class CopernicoAdapter(ProviderAdapter):
     def participant_from_raw(cls, raw: Any, event_ref: str) -> ProviderParticipant:
         return m.map_registration(raw, event_ref)
 
+    @classmethod
+    def check_start_list_ref(cls, event_ref: str) -> None:
+        m.split_event_ref(event_ref)  # 'raceId:eventId': registrations name both
+
     # -- errors inside the envelope ---------------------------------------------------------
     def inspect_response(self, status: int, body: Any) -> None:
         result = body.get("result") if isinstance(body, dict) else None
