@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         "read would withdraw more than this share of the event's active participants; "
         "it applies nothing until someone with sync:run:start confirms it (100: never).",
     )
+    sync_breaker_withdraw_min: int = Field(
+        default=5, ge=1, description="The mass-withdrawal check holds a run only when it "
+        "would withdraw at least this many participants: in a small event one or two "
+        "withdrawals are above any percentage and are ordinary.",
+    )
     sync_breaker_zero_rows_min_records: int = Field(
         default=10, ge=1, description="The circuit breaker holds a full read that returned "
         "no registration at all while the link has at least this many synced registrations "

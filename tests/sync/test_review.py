@@ -22,7 +22,7 @@ from racehub.events.models import Event, EventParticipant, ParticipantStatus
 from racehub.events.writes import ParticipantWrite, write_participants
 from racehub.jobs import service as jobs_service
 from racehub.providers.runsignup.simulator import RunSignUpSimulator
-from racehub.sync import review, runs
+from racehub.sync import breaker, review, runs
 from racehub.sync.models import (
     ConflictStatus,
     EventLink,
@@ -295,6 +295,28 @@ def test_the_breaker_holds_a_mass_withdrawal_until_someone_confirms_it(
     assert _active(db, event) == active - 15
     [entry] = audit_entries(db, "sync.confirm")
     assert entry.before["holdReason"] == run.hold_reason and entry.after["all"]
+
+
+def test_a_few_withdrawals_are_ordinary_whatever_their_share(
+    db: Session, ctx: TenantContext, keyring: Keyring, sim: tuple[RunSignUpSimulator, str],
+    connection: ProviderConnection, event_link: EventLink,
+) -> None:
+    simulator_ = sim[0]
+    sync(db, ctx, keyring, connection, event_link)
+    for row in list(_rows(simulator_)[:4]):
+        simulator_.remove(row["registration_id"])
+    # Read and staged (a preview waits for a person), so the breaker's inputs are there.
+    run = _request(db, ctx, keyring, connection, event_link, preview=True)
+    assert run.status == SyncStatus.AWAITING_REVIEW, run.error
+
+    def limits(withdraw_min: int) -> breaker.Limits:
+        return breaker.Limits(withdraw_percent=0, zero_rows_min_records=10,
+                              withdraw_min=withdraw_min)
+
+    # Four withdrawals are above a 0% share, yet below a minimum of five: not held.
+    assert breaker.hold_reason(db, run, event_link, limits(5)) is None
+    assert "would withdraw 4 of the event's" in (
+        breaker.hold_reason(db, run, event_link, limits(4)) or "")
 
 
 def test_the_breaker_holds_an_empty_full_read_not_an_empty_incremental_one(

@@ -6,7 +6,8 @@ Two checks, on what the run staged (nothing is written to find out):
 - **mass withdrawal**: the staged withdrawals would withdraw more than
   ``RACEHUB_SYNC_BREAKER_WITHDRAW_PERCENT`` of the event's active participants (counted
   as ``apply_withdrawals`` would: a synced, not yet withdrawn registration of this event
-  whose participant is active);
+  whose participant is active) and at least ``RACEHUB_SYNC_BREAKER_WITHDRAW_MIN`` of them
+  (one withdrawal in an event of five is 20% and ordinary);
 - **zero rows**: a full read (the link's first, or ``fullRefresh``) returned no
   registration at all while the link has at least
   ``RACEHUB_SYNC_BREAKER_ZERO_ROWS_MIN_RECORDS`` synced registrations that are not
@@ -34,12 +35,14 @@ from racehub.sync.models import EventLink, StagedKind, StagedRow, SyncedRecord, 
 class Limits:
     withdraw_percent: float
     zero_rows_min_records: int
+    withdraw_min: int = 1
 
     @classmethod
     def from_settings(cls) -> Limits:
         settings = get_settings()
         return cls(withdraw_percent=settings.sync_breaker_withdraw_percent,
-                   zero_rows_min_records=settings.sync_breaker_zero_rows_min_records)
+                   zero_rows_min_records=settings.sync_breaker_zero_rows_min_records,
+                   withdraw_min=settings.sync_breaker_withdraw_min)
 
 
 def would_withdraw(db: Session, run: SyncRun, link: EventLink) -> int:
@@ -86,7 +89,7 @@ def hold_reason(db: Session, run: SyncRun, link: EventLink,
                     f"provider event has {synced} synced registration(s): confirm only if "
                     f"the event really has no registrants left")
     withdrawing = would_withdraw(db, run, link)
-    if withdrawing:
+    if withdrawing >= limits.withdraw_min:
         active = active_participants(db, run, link)
         if active and withdrawing * 100 > limits.withdraw_percent * active:
             share = 100 * withdrawing / active
