@@ -344,7 +344,8 @@ class SyncChange(UUIDPrimaryKey, TenantMixin, Base):
     shows the fields the participants page shows; raw payloads are elsewhere."""
 
     __tablename__ = "sync_changes"
-    __table_args__ = (Index("ix_sync_changes_run_id_id", "run_id", "id"),
+    # A run's changes are paged in (at, id) order.
+    __table_args__ = (Index("ix_sync_changes_run_id_at_id", "run_id", "at", "id"),
                       Index("ix_sync_changes_participant_id", "participant_id"))
 
     run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"))
