@@ -111,6 +111,26 @@ def test_the_participant_schedule_never_takes_a_timing_link(
     assert timing.next_run_at == T  # left to the timing link's own schedule
 
 
+def test_moving_an_events_start_replans_its_links_at_once(
+    client: TestClient, db: Session, ctx: TenantContext, tenant: Tenant, keyring: Keyring,
+) -> None:
+    now = datetime.now(UTC)  # the update re-plans on the real clock
+    connection = connect(db, ctx, keyring, NOWHERE)
+    event = make_event(db, tenant, start_at=now + timedelta(days=10), timezone="Europe/Paris")
+    event_link = _link(db, ctx, connection, event, "1:2", now=now)
+    assert event_link.next_run_at == now + timedelta(hours=4)  # the race is far off
+    db.commit()
+
+    moved = client.patch(f"/api/events/{event.id}", headers=auth(db, tenant, Role.EVENT_MANAGER),
+                         json={"startAt": (now + timedelta(hours=12)).isoformat()})
+
+    assert moved.status_code == 200, moved.text
+    db.refresh(event_link)
+    # Within 24 hours of the start: the 15-minute cadence, from when it was linked.
+    assert event_link.next_run_at == now + timedelta(minutes=15)
+    assert (event_link.schedule_plan or {})["interval_minutes"] == 15
+
+
 def test_two_ticks_at_once_on_two_connections_defer_each_link_once(
     committed_db: sessionmaker[Session], database_url: str,
 ) -> None:

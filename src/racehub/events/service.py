@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -98,6 +98,12 @@ _like = contains_pattern
 
 EVENT_FIELDS = ["name", "start_at", "timezone", "location", "status",
                 "preferred_timing_identifier", "preferred_timing_identifier_locked_at"]
+
+# Called in the transaction of an update that moved an event's start: the sync schedule
+# registers one that re-plans the event's links at once (sync/schedule.py), so an event
+# moved to tomorrow does not keep its far-off cadence until its next run ends. A list of
+# hooks rather than an import: sync builds on events, not the other way round.
+START_MOVED: list[Callable[[Session, Event], None]] = []
 
 
 def get_event_or_raise(db: Session, ctx: TenantContext, *, event_id: uuid.UUID) -> Event:
@@ -191,6 +197,9 @@ def update_event(
     db.flush()
     after = _snapshot(event, EVENT_FIELDS)
     diff_before = {k: v for k, v in before.items() if after[k] != v}
+    if "start_at" in diff_before:
+        for hook in START_MOVED:
+            hook(db, event)
     if diff_before:
         audit.record(db, ctx, action="event.update", target_type="event", target_id=event.id,
                      before=diff_before, after={k: after[k] for k in diff_before})

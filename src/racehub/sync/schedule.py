@@ -24,15 +24,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
+from racehub.events import service as events_service
 from racehub.events.models import Category, Event
-from racehub.providers.catalog import PROVIDERS, get_spec
+from racehub.providers.catalog import PROVIDERS, Direction, get_spec
 from racehub.settings import Settings, get_settings
 from racehub.sync.cadence import (
     OVERRIDE_OF,
@@ -297,6 +298,21 @@ def replan(db: Session, link: EventLink, *, now: datetime, linked: bool = False)
     next tick runs it."""
     last = None if linked else (last_run_end(db, link) or link.linked_at)
     plan_link(db, link, after=last or now, now=now)
+
+
+def replan_event_links(db: Session, event: Event) -> None:
+    """The event's start moved: re-plan its planned registration links now (their cadence
+    follows the start), each from its last run's end as the tick would."""
+    now = datetime.now(UTC)
+    for link in db.scalars(
+            select(EventLink)
+            .join(ProviderConnection, ProviderConnection.id == EventLink.connection_id)
+            .where(EventLink.event_id == event.id, EventLink.next_run_at.is_not(None),
+                   ProviderConnection.direction == Direction.REGISTRATION)):
+        replan(db, link, now=now)
+
+
+events_service.START_MOVED.append(replan_event_links)
 
 
 def run_ended(db: Session, run: SyncRun) -> None:
