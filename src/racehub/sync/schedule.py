@@ -47,7 +47,14 @@ from racehub.sync.cadence import (
     race_window,
     stretch_factor,
 )
-from racehub.sync.models import EventLink, ProviderConnection, SyncedRecord, SyncRun, SyncStatus
+from racehub.sync.models import (
+    EventLink,
+    ProviderConnection,
+    SyncedRecord,
+    SyncRun,
+    SyncStatus,
+    SyncType,
+)
 
 FINISHED_STATUSES = (SyncStatus.SUCCEEDED, SyncStatus.FAILED, SyncStatus.CANCELLED,
                      SyncStatus.DISCARDED)
@@ -317,8 +324,10 @@ events_service.START_MOVED.append(replan_event_links)
 
 def run_ended(db: Session, run: SyncRun) -> None:
     """A run of the link ended (succeeded, failed for good, cancelled or discarded): plan its next
-    one from its end. Called in the transaction that records the end."""
-    if run.link_id is None or run.finished_at is None:
+    one from its end. Called in the transaction that records the end. Only a participant
+    run: the participant cadence is its (other sync types plan their own)."""
+    if (run.link_id is None or run.finished_at is None
+            or run.sync_type != SyncType.PARTICIPANTS.value):
         return
     link = db.get(EventLink, run.link_id)
     if link is not None:
