@@ -258,8 +258,11 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/events/{event_id}/participants/{participant_id}/split-person"):
         Case(Perm.SYNC_RECORD_MANAGE, 200),
     # Sync runs: EVENT_MANAGER and up run them; everyone in the tenant reads the history.
-    ("POST", "/api/sync/manual"): Case(Perm.SYNC_RUN_START, 202, json={
-        "connectionId": Ref("connection_id"), "syncType": "participants"}),
+    # Asking for one checks the type's permission (participants here: sync:run:start; a
+    # results pull sync:timing:run, tests/sync/test_results_pull_api.py).
+    ("POST", "/api/sync/manual"): Case(Perm.SYNC_RUN_READ, 202, json={
+        "connectionId": Ref("connection_id"), "syncType": "participants"},
+        also_needs=frozenset({Perm.SYNC_RUN_START})),
     ("GET", "/api/sync/status/{connection_id}"): Case(Perm.SYNC_RUN_READ, 200),
     ("GET", "/api/sync/runs"): Case(Perm.SYNC_RUN_READ, 200),
     ("GET", "/api/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),

@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from racehub.events.models import Category, Event
-from racehub.providers.catalog import PROVIDERS, get_spec
+from racehub.providers.catalog import PROVIDERS, Direction, get_spec
 from racehub.settings import Settings, get_settings
 from racehub.sync.cadence import (
     OVERRIDE_OF,
@@ -72,6 +72,13 @@ class ScheduledKind:
 
 
 SCHEDULED_KINDS: dict[str, ScheduledKind] = {}
+
+# Links planned by another kind than the participant cadence, by their connection's
+# direction: ``planner(db, link, after, now)`` sets the link's next run and plan the way
+# ``plan_link`` does. A timing link's results pulls (sync/results_schedule.py) register
+# theirs; ``plan_link`` (and so ``replan`` and ``run_ended``) hands such links to it.
+LinkPlanner = Callable[[Session, EventLink, datetime, datetime], "datetime | None"]
+LINK_PLANNERS: dict[Direction, LinkPlanner] = {}
 
 
 def register(kind: ScheduledKind) -> None:
@@ -263,6 +270,8 @@ def plan_link(db: Session, link: EventLink, *, after: datetime, now: datetime,
         return None
     connection = db.get(ProviderConnection, link.connection_id)
     assert connection is not None  # the foreign key cascades
+    if (planner := LINK_PLANNERS.get(connection.direction)) is not None:
+        return planner(db, link, after, now)
     if budget is None or link.id not in budget.links:
         budget = connection_budget(db, connection, at=now, include=[link], settings=settings)
     fact = budget.links.get(link.id)
