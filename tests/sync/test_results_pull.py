@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.core.crypto import Keyring
+from racehub.jobs.retry import RetryScheduled
 from racehub.providers.chronotrack import simulator as ct_sim
 from racehub.providers.chronotrack.mapping import format_duration
 from racehub.providers.copernico import simulator as cop_sim
-from racehub.jobs.retry import RetryScheduled
 from racehub.sync import results_pull
 from racehub.sync.models import ChangeAction, SyncStatus
 from racehub.timing.models import ResultStatus
