@@ -5,6 +5,7 @@ by the job runner in the test's transaction."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
@@ -66,7 +67,7 @@ def connect(db: Session, ctx: TenantContext, keyring: Keyring, provider: str, ba
     """A timing connection to a simulator (a platform admin may point it there)."""
     connection = service.create_connection(
         db, replace(ctx, is_platform_admin=True), keyring=keyring,
-        data=ConnectionCreate(provider=provider, name=f"{provider} timing",
+        data=ConnectionCreate(provider=provider, name=f"{provider} timing {uuid.uuid4().hex[:6]}",
                               base_url=base_url, credentials=credentials))
     fast = {k: v for k, v in FAST.items() if k != "results_per_page"}  # RunSignUp's only
     connection.settings = {**connection.settings, **fast, **settings}
