@@ -119,6 +119,17 @@ class Settings(BaseSettings):
         "intervals stretch when a connection's links would need more.",
     )
 
+    sync_results_pull_interval_minutes: float = Field(
+        default=30, ge=1, le=1440, description="While a linked timing event is live, its "
+        "results are pulled every this many minutes (stretched when the connection's request "
+        "budget is short).",
+    )
+    sync_results_live_hours: float = Field(
+        default=12, ge=0, le=720, description="An event is live for results pulls from its "
+        "start until this many hours after its last start (the event's or a category's): "
+        "racehub events have no end time.",
+    )
+
     export_storage: Literal["local", "s3"] = Field(
         default="local", description="Where finished exports are kept: a folder or S3."
     )

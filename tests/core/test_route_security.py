@@ -44,7 +44,7 @@ from racehub.sync import links as sync_links
 from racehub.sync import service as sync_service
 from racehub.sync.discovery import DISCOVER_EVENTS_KIND
 from racehub.sync.models import EventLink, ProviderConnection, SyncConflict, SyncRun, SyncStatus
-from racehub.sync.runs import SYNC_PARTICIPANTS_KIND
+from racehub.sync.runs import SYNC_PARTICIPANTS_KIND, SYNC_RESULTS_PULL_KIND
 from racehub.sync.schemas import ConnectionCreate, LinkCreate
 from tests.factories import (
     auth,
@@ -258,8 +258,11 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/events/{event_id}/participants/{participant_id}/split-person"):
         Case(Perm.SYNC_RECORD_MANAGE, 200),
     # Sync runs: EVENT_MANAGER and up run them; everyone in the tenant reads the history.
-    ("POST", "/api/sync/manual"): Case(Perm.SYNC_RUN_START, 202, json={
-        "connectionId": Ref("connection_id"), "syncType": "participants"}),
+    # Asking for one checks the type's permission (participants here: sync:run:start; a
+    # results pull sync:timing:run, tests/sync/test_results_pull_api.py).
+    ("POST", "/api/sync/manual"): Case(Perm.SYNC_RUN_READ, 202, json={
+        "connectionId": Ref("connection_id"), "syncType": "participants"},
+        also_needs=frozenset({Perm.SYNC_RUN_START})),
     ("GET", "/api/sync/status/{connection_id}"): Case(Perm.SYNC_RUN_READ, 200),
     ("GET", "/api/sync/runs"): Case(Perm.SYNC_RUN_READ, 200),
     ("GET", "/api/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),
@@ -380,6 +383,9 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     # conflict buttons sync:record:manage, as their API counterparts do.
     ("GET", "/events/{event_id}/sync"): Case(Perm.SYNC_RUN_READ, 200),
     ("POST", "/events/{event_id}/sync"): Case(Perm.SYNC_RUN_START, 303, form={}),
+    # Pulling a timing race's results: RESULTS_OFFICER and up (sync:timing:run).
+    ("POST", "/events/{event_id}/sync/links/{link_id}/pull"): Case(
+        Perm.SYNC_TIMING_RUN, 303, form={}, ids={"link_id": "timing_link_id"}),
     ("POST", "/events/{event_id}/conflicts/{conflict_id}/keep"):
         Case(Perm.SYNC_RECORD_MANAGE, 303, form={}),
     ("POST", "/events/{event_id}/conflicts/{conflict_id}/take"):
@@ -615,7 +621,27 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
     candidate = db.scalar(select(EventLink).where(EventLink.connection_id == connection.id,
                                                   EventLink.provider_event_ref == "202"))
     assert candidate is not None
-    return {"connection_id": str(connection.id), "link_id": str(link.id),
+    # A timing race (Copernico) linked to the event: results pulls (inserted directly:
+    # links.create_link takes scoring connections on main).
+    timing = sync_service.create_connection(
+        db, replace(system_ctx(tenant), is_platform_admin=True), keyring=keyring_from_settings(
+            Settings(database_url="postgresql://unused/none")),
+        data=ConnectionCreate(provider="COPERNICO", name="Copernico timing",
+                              base_url="http://127.0.0.1:9", credentials={}))
+    timing_link = EventLink(tenant_id=tenant.id, connection_id=timing.id, provider="COPERNICO",
+                            provider_event_ref="race-1:event-1", event_id=event.id,
+                            linked_at=datetime.now(UTC), chosen=True, state={},
+                            sync_settings={})
+    db.add(timing_link)
+    db.flush()
+    pull_job = JobRun(tenant_id=tenant.id, kind=SYNC_RESULTS_PULL_KIND, pause_requested=True,
+                      params={"sync_run_id": "", "link_id": str(timing_link.id)},
+                      subject_type="event_link", subject_id=timing_link.id)
+    db.add(pull_job)
+    db.flush()
+    return {"pull_job_id": str(pull_job.id),
+            "connection_id": str(connection.id), "link_id": str(link.id),
+            "timing_link_id": str(timing_link.id),
             "review_run_id": str(stopped[SyncStatus.AWAITING_REVIEW].id),
             "held_run_id": str(stopped[SyncStatus.HELD].id),
             "candidate_id": str(candidate.id), "discover_job_id": str(discover_job.id),
@@ -914,6 +940,11 @@ JOB_SAMPLES: dict[str, JobSample] = {
     "sync-participants": JobSample("sync_job_id", SYNC_PARTICIPANTS_KIND,
                                    frozenset({Perm.SYNC_RUN_READ}),
                                    frozenset({Perm.SYNC_RUN_START})),
+    # A results pull: its history is everyone's; running (and controlling) one,
+    # RESULTS_OFFICER's.
+    "sync-results-pull": JobSample("pull_job_id", SYNC_RESULTS_PULL_KIND,
+                                   frozenset({Perm.SYNC_RUN_READ}),
+                                   frozenset({Perm.SYNC_TIMING_RUN})),
     # A discovery of provider events: read with connections; run and controlled by those
     # who link provider events (EVENT_MANAGER and up).
     "sync-discover-events": JobSample("discover_job_id", DISCOVER_EVENTS_KIND,

@@ -426,7 +426,7 @@ def test_the_registry_lets_another_kind_spend_part_of_the_budget(
 
     handled = tick(lend(db), now=T)
 
-    assert seen == [T] and handled == {"participants": 0, "discovery": 0}
+    assert seen == [T] and handled == {"participants": 0, "discovery": 0, "results_pull": 0}
     plan = event_link.schedule_plan or {}
     # 90 an hour for the link and 100 for discovery: within 400.
     assert plan["planned_calls_per_hour"] == pytest.approx(190) and not plan["stretched"]

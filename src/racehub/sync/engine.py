@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,9 +96,9 @@ def run_participant_sync(
         return
     handle.set_progress(stage="Starting", message=f"attempt {run.attempts}")
     secrets: set[str] = set()
-    try:
+    with failures_recorded(handle, db, run, clock, secrets):
         credentials = read_credentials(keyring or get_keyring(), connection)
-        secrets = secret_variants(credentials)
+        secrets |= secret_variants(credentials)
         if not handle.checkpoint.get("staged"):
             factory = adapter_factory or _default_factory()
             with factory(connection, credentials) as adapter:
@@ -107,6 +108,17 @@ def run_participant_sync(
         if review.stop_before_apply(handle, db, run, link, clock=clock):
             return
         apply_run(handle, db, ctx, run, link, connection, clock=clock)
+
+
+@contextmanager
+def failures_recorded(handle: RunningJob, db: Session, run: SyncRun, clock: Clock,
+                      secrets: set[str]) -> Iterator[None]:
+    """How an attempt of any run type ends when its body raises: what it wrote is rolled
+    back and the run records why (scrubbed of ``secrets``, filled in by the body once it
+    has read the credentials); a provider outage waits for its retry (the kind's retry
+    policy decides in the runner, the run says the same, and when)."""
+    try:
+        yield
     except JobCancelled:
         db.rollback()
         _give_up(db, run, SyncStatus.CANCELLED, clock, error="cancelled")
@@ -114,7 +126,6 @@ def run_participant_sync(
         raise
     except ProviderError as exc:
         db.rollback()
-        # The kind's retry policy decides in the runner; the run says the same, and when.
         retry_at = PROVIDER_OUTAGES.next_attempt_at(exc, retries=handle.retries, now=clock())
         _failed_attempt(db, run, redact(str(exc), secrets)[:MESSAGE_MAX],
                         retryable=exc.retryable, retry_at=retry_at, clock=clock)

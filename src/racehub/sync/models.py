@@ -225,6 +225,7 @@ class SyncedRecord(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
 
 class SyncType(enum.StrEnum):
     PARTICIPANTS = "participants"  # registration platform -> racehub
+    RESULTS_PULL = "results_pull"  # timing system -> racehub's results (sync/results_pull.py)
 
 
 class SyncTrigger(enum.StrEnum):
@@ -312,6 +313,9 @@ class SyncRun(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     withdrawn: Mapped[int] = mapped_column(Integer, default=0)
     conflicts: Mapped[int] = mapped_column(Integer, default=0)
     problems: Mapped[int] = mapped_column(Integer, default=0)
+    # A results pull: athletes the timing system has on the course (started, no result
+    # yet). Counted, never stored as results; a later pull reads their finish.
+    on_course: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # What users are shown of a failure: one line, scrubbed of secrets; never a traceback.
     error: Mapped[str | None] = mapped_column(String(1000))
     retryable: Mapped[bool | None] = mapped_column(Boolean)

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from racehub.core import audit
 from racehub.core.context import TenantContext
-from racehub.core.exceptions import Invalid
+from racehub.core.exceptions import Forbidden, Invalid
 from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
 from racehub.core.query import scoped
+from racehub.core.rbac import Perm
 from racehub.db.errors import violates
 from racehub.events import service as events_service
 from racehub.events.models import EventParticipant, Person
@@ -43,15 +44,22 @@ from racehub.sync.models import (
     SyncTrigger,
     SyncType,
 )
+from racehub.sync.results_changes import RESULT_FIELDS
 from racehub.sync.service import get_connection_or_raise
 
 SYNC_PARTICIPANTS_KIND = "sync.participants"
+SYNC_RESULTS_PULL_KIND = "sync.results_pull"
+# The job kind running each type of run (sync/tasks.py declares them).
+KIND_OF = {SyncType.PARTICIPANTS: SYNC_PARTICIPANTS_KIND,
+           SyncType.RESULTS_PULL: SYNC_RESULTS_PULL_KIND}
 # A worker takes the higher priority first: someone is waiting on a manual run.
 PRIORITY_OF = {SyncTrigger.MANUAL: 100, SyncTrigger.WEBHOOK: 50, SyncTrigger.SCHEDULE: 0}
 RECENT_FAILURES = 5
 # What the history shows of a change: the fields the participants page shows.
 HISTORY_FIELDS = ("first_name", "last_name", "bib", "category_id", "registration_id", "team",
-                  "status", "withdrawn_at", "withdrawn_reason", "transferred_from_id")
+                  "status", "withdrawn_at", "withdrawn_reason", "transferred_from_id",
+                  # A results pull's changes: what the results page shows of a result.
+                  *RESULT_FIELDS)
 
 
 # --- requesting runs ---------------------------------------------------------------------
@@ -73,6 +81,13 @@ def linked_links(db: Session, ctx: TenantContext, *, connection_id: uuid.UUID,
     return list(db.scalars(stmt.order_by(EventLink.provider_event_ref, EventLink.id)))
 
 
+def require_permission(ctx: TenantContext, perm: Perm) -> None:
+    """The permission a type of run needs (the manual API asks for any type)."""
+    if not ctx.can(perm):
+        raise Forbidden(f"Your role ({ctx.role.value if ctx.role else 'none'}) lacks the "
+                        f"'{perm.value}' permission.")
+
+
 def request_participant_sync(
     db: Session, ctx: TenantContext, *, connection_id: uuid.UUID,
     event_id: uuid.UUID | None = None, full_refresh: bool = False,
@@ -81,6 +96,7 @@ def request_participant_sync(
     """A run per linked provider event of the connection (of ``event_id``), each with its
     job; a link with an active run joins it instead. ``preview``: each run stops once
     staged, for someone to review and apply it (sync/review.py)."""
+    require_permission(ctx, Perm.SYNC_RUN_START)
     connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
     if connection.direction != Direction.REGISTRATION:
         raise Invalid(f"connectionId: {connection.name!r} is a {connection.direction.value} "
@@ -109,11 +125,12 @@ def active_run(db: Session, link_id: uuid.UUID,
 def request_link_sync(
     db: Session, ctx: TenantContext, *, connection: ProviderConnection, link: EventLink,
     full_refresh: bool = False, trigger: SyncTrigger = SyncTrigger.MANUAL,
-    preview: bool = False,
+    preview: bool = False, sync_type: SyncType = SyncType.PARTICIPANTS,
 ) -> RunRequest:
-    """One link's run and job, or the link's active run (joined, as it was asked: a run
-    waiting for review or held by the circuit breaker included)."""
-    current = active_run(db, link.id)
+    """One link's run of ``sync_type`` and its job, or the link's active run of that type
+    (joined, as it was asked: a run waiting for review or held by the circuit breaker
+    included)."""
+    current = active_run(db, link.id, sync_type)
     if current is not None and _abandoned(db, current):
         current.status = SyncStatus.CANCELLED
         current.finished_at = func.now()
@@ -127,7 +144,7 @@ def request_link_sync(
         return RunRequest(current, joined=True)
     run = SyncRun(
         tenant_id=ctx.tenant_id, connection_id=connection.id, provider=connection.provider,
-        link_id=link.id, event_id=link.event_id, sync_type=SyncType.PARTICIPANTS.value,
+        link_id=link.id, event_id=link.event_id, sync_type=sync_type.value,
         trigger=trigger.value, status=SyncStatus.QUEUED, requested_by_user_id=ctx.user_id,
         requested_by_label=ctx.actor_label, full_refresh=full_refresh, attempts=0,
         cursor_before=link.cursor, preview=preview)
@@ -140,14 +157,14 @@ def request_link_sync(
         if not violates(exc, ONE_ACTIVE_RUN_INDEX):
             raise
         # Another request inserted (and committed: the insert waited for it) first.
-        current = active_run(db, link.id)
+        current = active_run(db, link.id, sync_type)
         if current is None:  # it finished meanwhile: ask again
             return request_link_sync(db, ctx, connection=connection, link=link,
                                      full_refresh=full_refresh, trigger=trigger,
-                                     preview=preview)
+                                     preview=preview, sync_type=sync_type)
         return RunRequest(current, joined=True)
     job = jobs_service.start_job(
-        db, ctx, kind=SYNC_PARTICIPANTS_KIND,
+        db, ctx, kind=KIND_OF[sync_type],
         params={"sync_run_id": str(run.id), "link_id": str(link.id)}, subject_id=link.id,
         priority=PRIORITY_OF[trigger],
         message=f"{connection.name}: {link.provider_event_name or link.provider_event_ref}")
@@ -155,6 +172,7 @@ def request_link_sync(
     audit.record(db, ctx, action="sync.request", target_type="sync_run", target_id=run.id,
                  after={"connection": str(connection.id), "link": str(link.id),
                         "event": str(link.event_id), "trigger": trigger.value,
+                        "syncType": sync_type.value,
                         "fullRefresh": full_refresh, "preview": preview})
     db.flush()
     return RunRequest(run, joined=False)

@@ -15,7 +15,7 @@ from racehub.core.deps import DB, require
 from racehub.core.pagination import Page
 from racehub.core.rbac import Perm
 from racehub.core.schemas import APIModel
-from racehub.sync import preview, review, runs, schedule
+from racehub.sync import preview, results_pull, review, runs, schedule
 from racehub.sync.models import (
     ChangeAction,
     PreviewAction,
@@ -23,6 +23,7 @@ from racehub.sync.models import (
     SyncRun,
     SyncStatus,
     SyncTrigger,
+    SyncType,
 )
 from racehub.sync.schemas import SchedulePlanRead
 
@@ -30,13 +31,18 @@ router = APIRouter(prefix="/api/sync", tags=["sync"])
 
 ReadRuns = Annotated[TenantContext, Depends(require(Perm.SYNC_RUN_READ))]
 StartRuns = Annotated[TenantContext, Depends(require(Perm.SYNC_RUN_START))]
+# Asking for runs: each type then checks its own permission (``runs.require_permission``).
+RequestRuns = Annotated[TenantContext, Depends(require(Perm.SYNC_RUN_READ))]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 class SyncRequest(APIModel):
     connection_id: uuid.UUID
-    sync_type: Literal["participants"] = Field(
-        description="What to pull: 'participants' (registrations into the linked events)")
+    sync_type: Literal["participants", "results_pull"] = Field(
+        description="What to pull: 'participants' (registrations into the linked events; "
+                    "sync:run:start) or 'results_pull' (a timing connection's results into the "
+                    "linked events' results, as a result file import stores them; "
+                    "sync:timing:run, RESULTS_OFFICER and up)")
     event_id: uuid.UUID | None = Field(
         default=None, description="Only the provider events linked to this racehub event; "
                                   "unset: every linked event of the connection")
@@ -45,7 +51,8 @@ class SyncRequest(APIModel):
                                            "since the last run")
     preview: bool = Field(
         default=False,
-        description="Stop each run once read (status awaiting_review) with a preview of what "
+        description="participants only. Stop each run once read (status awaiting_review) "
+                    "with a preview of what "
                     "applying it would do: GET /api/sync/runs/{id}/preview, then POST .../apply "
                     "(all or some registrations) or .../discard. Unset: applied at once, as a "
                     "script expects; the pages ask for a preview")
@@ -78,6 +85,8 @@ class SyncRunRead(APIModel):
     withdrawn: int
     conflicts: int
     problems: int
+    on_course: int = Field(description="A results pull: athletes the timing system has on "
+                                       "the course (no result yet): counted, not stored")
     error: str | None = Field(description="One line, scrubbed of secrets")
     retryable: bool | None
     preview: bool = Field(description="Asked to stop for review once read")
@@ -156,15 +165,21 @@ def _read(run: SyncRun) -> SyncRunRead:
 
 
 @router.post("/manual", response_model=SyncRequested, status_code=202)
-def request_sync(data: SyncRequest, db: DB, ctx: StartRuns) -> SyncRequested:
+def request_sync(data: SyncRequest, db: DB, ctx: RequestRuns) -> SyncRequested:
     """A run per linked provider event of the connection (or of ``eventId``), each with its
-    job, taken before scheduled runs. A link whose run is queued, running or waiting to
-    retry answers with that run (``joined``). 422 naming ``connectionId`` or ``eventId``
-    when nothing is linked."""
-    requested = runs.request_participant_sync(db, ctx, connection_id=data.connection_id,
-                                              event_id=data.event_id,
-                                              full_refresh=data.full_refresh,
-                                              preview=data.preview)
+    job, taken before scheduled runs. A link whose run of the type is queued, running or
+    waiting to retry answers with that run (``joined``). The permission is the type's:
+    participants sync:run:start, results_pull sync:timing:run (403 without it). 422 naming
+    ``connectionId`` or ``eventId`` when nothing is linked, or ``connectionId`` when a
+    results pull names a connection that is not a timing system."""
+    if data.sync_type == SyncType.RESULTS_PULL.value:
+        requested = results_pull.request_results_pull(db, ctx, connection_id=data.connection_id,
+                                                      event_id=data.event_id)
+    else:
+        requested = runs.request_participant_sync(db, ctx, connection_id=data.connection_id,
+                                                  event_id=data.event_id,
+                                                  full_refresh=data.full_refresh,
+                                                  preview=data.preview)
     db.commit()
     return SyncRequested(runs=[RunRequested(run=_read(r.run), job_id=r.run.job_run_id,
                                             joined=r.joined) for r in requested])

@@ -23,7 +23,7 @@ from racehub.core.exceptions import DomainError, Invalid
 from racehub.core.rbac import Perm
 from racehub.events import service as events_service
 from racehub.jobs import service as jobs_service
-from racehub.sync import conflicts, links, preview, review, runs
+from racehub.sync import conflicts, links, preview, results_pull, review, runs
 from racehub.sync import service as connections_service
 from racehub.sync.models import ChangeAction, PreviewAction, SyncRun, SyncStatus, SyncTrigger
 from racehub.web.pages import PostedForm, form_error, render
@@ -34,6 +34,7 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 ReadRuns = Annotated[TenantContext, Depends(require(Perm.SYNC_RUN_READ))]
 StartRuns = Annotated[TenantContext, Depends(require(Perm.SYNC_RUN_START))]
 ManageRecords = Annotated[TenantContext, Depends(require(Perm.SYNC_RECORD_MANAGE))]
+PullResults = Annotated[TenantContext, Depends(require(Perm.SYNC_TIMING_RUN))]
 
 HISTORY_PAGE = 25
 CHANGES_PAGE = 100
@@ -82,7 +83,8 @@ def _status(db: Session, ctx: TenantContext, link_rows: list[Any]) -> dict[str, 
     jobs = {run.id: jobs_service.get_readable_job(db, ctx, job_id=run.job_run_id)
             for run in active.values() if run.job_run_id}
     working = any(not run.status.is_waiting for run in active.values())
-    return {"links": link_rows, "active": active, "jobs": jobs, "any_active": working}
+    return {"links": link_rows, "active": active, "jobs": jobs, "any_active": working,
+            "can_pull": ctx.can(Perm.SYNC_TIMING_RUN)}
 
 
 def _tab(request: Request, db: Session, ctx: TenantContext, *, template: str,
@@ -155,6 +157,26 @@ def sync_event_now(event_id: uuid.UUID, request: Request, db: DB, ctx: StartRuns
                     **form_error(exc))
     db.commit()
     return RedirectResponse(f"/events/{event_id}/sync?flash={quote_plus(_started(requested))}",
+                            status_code=303)
+
+
+@router.post("/events/{event_id}/sync/links/{link_id}/pull")
+def pull_results_now(event_id: uuid.UUID, link_id: uuid.UUID, request: Request, db: DB,
+                     ctx: PullResults) -> Response:
+    """A results pull of one timing race linked to the event (joining an active one)."""
+    try:
+        link = links.get_link_or_raise(db, ctx, link_id=link_id, event_id=event_id)
+        requested = results_pull.request_results_pull(
+            db, ctx, connection_id=link.connection_id, event_id=event_id, link_id=link.id)
+    except DomainError as exc:
+        db.rollback()
+        return _tab(request, db, ctx, template="sync/event_sync.html",
+                    status_code=exc.status_code, **_event_context(db, ctx, request, event_id),
+                    **form_error(exc))
+    db.commit()
+    flash = ("A results pull of this race is running already (joined)" if requested[0].joined
+             else "Results pull started")
+    return RedirectResponse(f"/events/{event_id}/sync?flash={quote_plus(flash)}",
                             status_code=303)
 
 

@@ -81,6 +81,13 @@ class ScheduledKind:
 
 SCHEDULED_KINDS: dict[str, ScheduledKind] = {}
 
+# Links planned by another kind than the participant cadence, by their connection's
+# direction: ``planner(db, link, after, now)`` sets the link's next run and plan the way
+# ``plan_link`` does. A timing link's results pulls (sync/results_schedule.py) register
+# theirs; ``plan_link`` (and so ``replan`` and ``run_ended``) hands such links to it.
+LinkPlanner = Callable[[Session, EventLink, datetime, datetime], "datetime | None"]
+LINK_PLANNERS: dict[Direction, LinkPlanner] = {}
+
 
 def register(kind: ScheduledKind) -> None:
     """Add a kind to the tick (at import of its module; registering a name again replaces
@@ -271,6 +278,8 @@ def plan_link(db: Session, link: EventLink, *, after: datetime, now: datetime,
         return None
     connection = db.get(ProviderConnection, link.connection_id)
     assert connection is not None  # the foreign key cascades
+    if (planner := LINK_PLANNERS.get(connection.direction)) is not None:
+        return planner(db, link, after, now)
     if budget is None or link.id not in budget.links:
         budget = connection_budget(db, connection, at=now, include=[link], settings=settings)
     fact = budget.links.get(link.id)

@@ -12,7 +12,7 @@ from racehub.core.rbac import Perm
 from racehub.jobs.registry import Subject
 from racehub.jobs.retry import PROVIDER_OUTAGES
 from racehub.jobs.runner import JobHandle, job_task
-from racehub.sync import discovery, engine, retention, runs, schedule_tick
+from racehub.sync import discovery, engine, results_pull, retention, runs, schedule_tick
 
 blueprint = Blueprint()
 # The daily purge of raw payloads (sync:retention:purge_payloads), declared in its module.
@@ -37,6 +37,24 @@ blueprint.add_tasks_from(schedule_tick.blueprint, namespace="schedule")
 )
 def sync_participants(handle: JobHandle, db: Session, ctx: TenantContext, **params: Any) -> None:
     engine.run_participant_sync(handle, db, ctx, **params)
+
+
+@job_task(
+    blueprint,
+    kind=runs.SYNC_RESULTS_PULL_KIND,
+    label="Pull results",
+    permission=Perm.SYNC_TIMING_RUN,
+    read_permission=Perm.SYNC_RUN_READ,
+    subject=Subject("event_link"),  # no rule: the permissions above are the tenant's
+    # One pull of a link at a time (the partial unique index keeps one active per type);
+    # a push of the same link (another type) may run beside it.
+    lock="sync-results-pull:{link_id}",
+    # Like a participant sync: outages and throttling retried after 2, 4 and 8 minutes.
+    retry=PROVIDER_OUTAGES,
+)
+def sync_results_pull(handle: JobHandle, db: Session, ctx: TenantContext,
+                      **params: Any) -> None:
+    results_pull.run_results_pull(handle, db, ctx, **params)
 
 
 @job_task(

@@ -24,7 +24,7 @@ from racehub.core.crypto import DecryptError, Keyring
 from racehub.core.exceptions import Invalid, NotAuthenticated
 from racehub.core.query import scoped
 from racehub.providers.copernico.mapping import CopernicoWebhook, WebhookError, parse_webhook
-from racehub.sync import service
+from racehub.sync import results_schedule, service
 from racehub.sync.exceptions import ConnectionNotFound
 from racehub.sync.models import ProviderConnection, WebhookDelivery
 
@@ -61,9 +61,14 @@ def _check_key(keyring: Keyring, connection: ProviderConnection, hook: Copernico
                                field="apiKey")
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def record_delivery(db: Session, *, keyring: Keyring, connection_id: uuid.UUID,
-                    body: bytes) -> WebhookDelivery:
-    """Authenticate one delivery and store it."""
+                    body: bytes, now: datetime | None = None) -> WebhookDelivery:
+    """Authenticate one delivery and store it; a delivery for a linked race asks for a
+    results pull of it (``results_schedule.debounce_webhook``)."""
     connection = _webhook_connection(db, connection_id=connection_id)
     if len(body) > MAX_BODY_BYTES:
         raise Invalid(f"body: larger than {MAX_BODY_BYTES} bytes", field="body")
@@ -81,8 +86,10 @@ def record_delivery(db: Session, *, keyring: Keyring, connection_id: uuid.UUID,
         received_at=datetime.now(UTC))
     db.add(delivery)
     db.flush()  # id and received_at for the acknowledgement
+    # A linked race's results changed: a pull, debounced (at most one a minute per link).
+    pulls = results_schedule.debounce_webhook(db, connection, hook, now=now or _now())
     log.info("webhook.received", connection_id=str(connection.id), type=hook.type,
-             delivery_id=str(delivery.id))
+             delivery_id=str(delivery.id), pulls=len(pulls))
     return delivery
 
 

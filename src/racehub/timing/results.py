@@ -19,7 +19,7 @@ import enum
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -317,8 +317,13 @@ _COMPARED = ("status", "chip_ms", "gun_ms", "file_bib", "file_overall_place",
 def store_rows(
     db: Session, ctx: TenantContext, *, event_id: uuid.UUID, mode: TimingIdentifier,
     rows: list[ParsedRow], duplicates: frozenset[str], import_id: uuid.UUID | None,
+    source: str = "the file", blank_reasons: Mapping[int, str] | None = None,
 ) -> list[RowResult]:
-    """Resolve and store one batch of parsed rows; one outcome per row, in row order."""
+    """Resolve and store one batch of parsed rows; one outcome per row, in row order.
+
+    ``source`` names where the rows come from in the reasons ("the file"; a results pull
+    names the timing system); ``blank_reasons`` says, per row number, why a row has no
+    ExternalReferenceID (a pull whose provider row names no id racehub pushed)."""
     # Another import into the event waits for this batch's commit, then finds its results.
     take_turn(db, Turn.RESULTS_IMPORT, event_id)
     resolved = resolve(db, ctx, event_id=event_id, mode=mode,
@@ -341,17 +346,18 @@ def store_rows(
         if row.external_id in duplicates:
             outcomes.append(RowResult(row.row_number, Outcome.DUPLICATE,
                                       f"{EXTERNAL_ID} {row.external_id} is on several rows of "
-                                      "the file: none of them was imported"))
+                                      f"{source}: none of them was imported"))
             continue
         ep = matched.get(row.row_number)
         if ep is None:
             outcomes.append(_unmatched(row, mode, resolved.get(row.external_id, []),
-                                       suggestions.get(row.number)))
+                                       suggestions.get(row.number),
+                                       blank=(blank_reasons or {}).get(row.row_number)))
             continue
         mismatch = "" if same_bib(row.number, ep.bib) else (
-            f"bib mismatch: the file says {NUMBER} {row.number or '(blank)'}, "
+            f"bib mismatch: {source} says {NUMBER} {row.number or '(blank)'}, "
             f"{ep.name}'s bib is {ep.bib or '(none)'}")
-        unplaced = _place_of_a_non_finisher(row)
+        unplaced = _place_of_a_non_finisher(row, source)
         warning = "; ".join(w for w in (mismatch, unplaced) if w)
         values = {"status": row.status, "chip_ms": row.chip_ms, "gun_ms": row.gun_ms,
                   "file_bib": row.number or None, "file_overall_place": row.overall_place,
@@ -380,7 +386,7 @@ def store_rows(
     return outcomes
 
 
-def _place_of_a_non_finisher(row: ParsedRow) -> str:
+def _place_of_a_non_finisher(row: ParsedRow, source: str = "the file") -> str:
     """The warning for a DNF, DNS or DQ row the file gives a place: it is kept as the
     file's (``file_*_place``) but never ranked, and finishers placed after it move up."""
     if row.status is ResultStatus.FINISHED:
@@ -390,7 +396,7 @@ def _place_of_a_non_finisher(row: ParsedRow) -> str:
         (CATEGORY_PLACE, row.category_place)) if place is not None]
     if not given:
         return ""
-    return (f"{row.status.value.upper()} with {', '.join(given)} in the file: only finishers "
+    return (f"{row.status.value.upper()} with {', '.join(given)} in {source}: only finishers "
             "are placed, so it has no place and the finishers after it move up")
 
 
@@ -404,9 +410,9 @@ def _insert_results(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
 
 
 def _unmatched(row: ParsedRow, mode: TimingIdentifier, candidates: list[_Candidate],
-               suggestion: _Candidate | None) -> RowResult:
+               suggestion: _Candidate | None, *, blank: str | None = None) -> RowResult:
     if not row.external_id:
-        why = f"{EXTERNAL_ID} is blank"
+        why = blank or f"{EXTERNAL_ID} is blank"
     elif candidates:
         why = (f"{EXTERNAL_ID} {row.external_id} names {len(candidates)} participants of the "
                f"event in {mode.value} mode")
