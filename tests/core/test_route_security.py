@@ -621,19 +621,14 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
     candidate = db.scalar(select(EventLink).where(EventLink.connection_id == connection.id,
                                                   EventLink.provider_event_ref == "202"))
     assert candidate is not None
-    # A timing race (Copernico) linked to the event: results pulls (inserted directly:
-    # links.create_link takes scoring connections on main).
+    # A timing race (Copernico) linked to the event: results pulls.
     timing = sync_service.create_connection(
         db, replace(system_ctx(tenant), is_platform_admin=True), keyring=keyring_from_settings(
             Settings(database_url="postgresql://unused/none")),
         data=ConnectionCreate(provider="COPERNICO", name="Copernico timing",
                               base_url="http://127.0.0.1:9", credentials={}))
-    timing_link = EventLink(tenant_id=tenant.id, connection_id=timing.id, provider="COPERNICO",
-                            provider_event_ref="race-1:event-1", event_id=event.id,
-                            linked_at=datetime.now(UTC), chosen=True, state={},
-                            sync_settings={})
-    db.add(timing_link)
-    db.flush()
+    timing_link = sync_links.create_link(db, system_ctx(tenant), event_id=event.id, data=LinkCreate(
+        connection_id=timing.id, provider_event_ref="race-1:event-1"))
     pull_job = JobRun(tenant_id=tenant.id, kind=SYNC_RESULTS_PULL_KIND, pause_requested=True,
                       params={"sync_run_id": "", "link_id": str(timing_link.id)},
                       subject_type="event_link", subject_id=timing_link.id)

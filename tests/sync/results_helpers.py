@@ -25,7 +25,7 @@ from racehub.jobs.runner import run_job
 from racehub.providers.chronotrack import simulator as ct_sim
 from racehub.providers.copernico import simulator as cop_sim
 from racehub.providers.simulator import serve_in_thread
-from racehub.sync import results_pull, service
+from racehub.sync import links, results_pull, service
 from racehub.sync.models import (
     ChangeAction,
     EventLink,
@@ -34,7 +34,7 @@ from racehub.sync.models import (
     SyncRun,
     SyncTrigger,
 )
-from racehub.sync.schemas import ConnectionCreate
+from racehub.sync.schemas import ConnectionCreate, LinkCreate
 from racehub.timing.models import Result
 from tests.factories import make_participant
 from tests.sync.engine_helpers import FAST, Clock
@@ -77,15 +77,10 @@ def connect(db: Session, ctx: TenantContext, keyring: Keyring, provider: str, ba
 
 def timing_link(db: Session, connection: ProviderConnection, event: Event, ref: str
                 ) -> EventLink:
-    """The timing race linked to ``event``, inserted directly (the lead's links.create_link
-    takes SCORING connections on main)."""
-    row = EventLink(tenant_id=connection.tenant_id, connection_id=connection.id,
-                    provider=connection.provider, provider_event_ref=ref,
-                    provider_event_name="Finish line", event_id=event.id, linked_at=T0,
-                    chosen=True, state={}, sync_settings={})
-    db.add(row)
-    db.flush()
-    return row
+    """The timing race linked to ``event`` as an operator links it (linked at T0)."""
+    ctx = TenantContext.system(connection.tenant_id, label="test")
+    return links.create_link(db, ctx, event_id=event.id, now=T0, data=LinkCreate(
+        connection_id=connection.id, provider_event_ref=ref, provider_event_name="Finish line"))
 
 
 def chronotrack_race(sim: ct_sim.ChronoTrackSimulator) -> tuple[str, int]:

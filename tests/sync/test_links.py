@@ -202,7 +202,8 @@ def test_a_timing_connection_links_a_race_that_feeds_no_participants(
     assert linked.status_code == 201, linked.text
     body = linked.json()
     assert body["participantSource"] is False and body["eventId"] == str(event.id)
-    # Not planned by the participant cadence: a timing link's schedule is its results pulls.
+    # Not planned by the participant cadence: a timing link's schedule is its results
+    # pulls while the event is live, and this one (June 2026) is over.
     row = db.get(EventLink, uuid.UUID(body["id"]))
     assert row is not None and row.next_run_at is None
     # It feeds no participants: a participant sync of the connection is refused.

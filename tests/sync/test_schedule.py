@@ -101,14 +101,16 @@ def test_the_participant_schedule_never_takes_a_timing_link(
 ) -> None:
     timer = service.create_connection(db, ctx, keyring=keyring, data=ConnectionCreate(
         provider="COPERNICO", name="Timer", credentials={"api_key": "copernico-key-1234"}))
-    timing = _link(db, ctx, timer, _event(db, tenant, starts_in=timedelta(days=10)), "R1:E1")
+    event = _event(db, tenant, starts_in=timedelta(days=10))
+    timing = _link(db, ctx, timer, event, "R1:E1")
     timing.next_run_at = T  # due by the clock, but not a participant source
     db.flush()
 
     handled = tick(lend(db), now=T + timedelta(hours=1))
 
     assert handled["participants"] == 0 and _runs(db, timing) == []
-    assert timing.next_run_at == T  # left to the timing link's own schedule
+    # Its own kind re-planned it: the first results pull at the event's start.
+    assert handled["results_pull"] == 1 and timing.next_run_at == event.start_at
 
 
 def test_moving_an_events_start_replans_its_links_at_once(

@@ -247,10 +247,8 @@ def create_link(
     if name:
         link.provider_event_name = name
     db.flush()  # updated_at and the row as read back for the response
-    if participant_source:
-        # The participant cadence; a timing link's results pulls are planned by their own
-        # schedule kind.
-        schedule.replan(db, link, now=link.linked_at, linked=True)
+    # Its participant cadence, or (a timing link) its results pulls.
+    schedule.replan(db, link, now=link.linked_at, linked=True)
     audit.record(db, ctx, action="link.create", target_type="event_link", target_id=link.id,
                  after=_public(link, connection.name, event.name))
     return link

@@ -86,6 +86,9 @@ SCHEDULED_KINDS: dict[str, ScheduledKind] = {}
 # ``plan_link`` does. A timing link's results pulls (sync/results_schedule.py) register
 # theirs; ``plan_link`` (and so ``replan`` and ``run_ended``) hands such links to it.
 LinkPlanner = Callable[[Session, EventLink, datetime, datetime], "datetime | None"]
+# What the schedule runs on a link, by its connection's direction.
+SCHEDULED_SYNC_TYPE: dict[Direction, str] = {Direction.REGISTRATION: SyncType.PARTICIPANTS.value,
+                                             Direction.SCORING: SyncType.RESULTS_PULL.value}
 LINK_PLANNERS: dict[Direction, LinkPlanner] = {}
 
 
@@ -317,14 +320,12 @@ def replan(db: Session, link: EventLink, *, now: datetime, linked: bool = False)
 
 
 def replan_event_links(db: Session, event: Event) -> None:
-    """The event's start moved: re-plan its planned registration links now (their cadence
-    follows the start), each from its last run's end as the tick would."""
+    """The event's start moved: re-plan its planned links now (their cadence, and a timing
+    link's results pulls, follow the start), each from its last run's end as the tick
+    would."""
     now = datetime.now(UTC)
-    for link in db.scalars(
-            select(EventLink)
-            .join(ProviderConnection, ProviderConnection.id == EventLink.connection_id)
-            .where(EventLink.event_id == event.id, EventLink.next_run_at.is_not(None),
-                   ProviderConnection.direction == Direction.REGISTRATION)):
+    for link in db.scalars(select(EventLink).where(EventLink.event_id == event.id,
+                                                   EventLink.next_run_at.is_not(None))):
         replan(db, link, now=now)
 
 
@@ -333,13 +334,15 @@ events_service.START_MOVED.append(replan_event_links)
 
 def run_ended(db: Session, run: SyncRun) -> None:
     """A run of the link ended (succeeded, failed for good, cancelled or discarded): plan its next
-    one from its end. Called in the transaction that records the end. Only a participant
-    run: the participant cadence is its (other sync types plan their own)."""
-    if (run.link_id is None or run.finished_at is None
-            or run.sync_type != SyncType.PARTICIPANTS.value):
+    one from its end, when it was of the type the link's schedule runs (participants on a
+    registration link, results pulls on a timing link: a start-list push ending does not
+    move the next pull). Called in the transaction that records the end."""
+    if run.link_id is None or run.finished_at is None:
         return
     link = db.get(EventLink, run.link_id)
-    if link is not None:
+    connection = db.get(ProviderConnection, link.connection_id) if link is not None else None
+    if (link is not None and connection is not None
+            and run.sync_type == SCHEDULED_SYNC_TYPE.get(connection.direction)):
         plan_link(db, link, after=run.finished_at, now=run.finished_at)
 
 
