@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         "intervals stretch when a connection's links would need more.",
     )
 
+    timing_live_hours: float = Field(
+        default=12, ge=0, le=240, description="An event is live from its start until this "
+        "many hours after it: a start list push then needs an event manager's confirmation "
+        "to change or withdraw a registration on a timing system that does so by removing "
+        "it (Copernico).",
+    )
+
     export_storage: Literal["local", "s3"] = Field(
         default="local", description="Where finished exports are kept: a folder or S3."
     )

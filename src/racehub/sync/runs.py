@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from racehub.core import audit
 from racehub.core.context import TenantContext
-from racehub.core.exceptions import Invalid
+from racehub.core.exceptions import Forbidden, Invalid
 from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
 from racehub.core.query import scoped
+from racehub.core.rbac import Perm
 from racehub.db.errors import violates
 from racehub.events import service as events_service
 from racehub.events.models import EventParticipant, Person
@@ -47,7 +48,8 @@ from racehub.sync.service import get_connection_or_raise
 
 SYNC_PARTICIPANTS_KIND = "sync.participants"
 # A worker takes the higher priority first: someone is waiting on a manual run.
-PRIORITY_OF = {SyncTrigger.MANUAL: 100, SyncTrigger.WEBHOOK: 50, SyncTrigger.SCHEDULE: 0}
+PRIORITY_OF = {SyncTrigger.MANUAL: 100, SyncTrigger.WEBHOOK: 50, SyncTrigger.AFTER_SYNC: 50,
+               SyncTrigger.SCHEDULE: 0}
 RECENT_FAILURES = 5
 # What the history shows of a change: the fields the participants page shows.
 HISTORY_FIELDS = ("first_name", "last_name", "bib", "category_id", "registration_id", "team",
@@ -81,6 +83,9 @@ def request_participant_sync(
     """A run per linked provider event of the connection (of ``event_id``), each with its
     job; a link with an active run joins it instead. ``preview``: each run stops once
     staged, for someone to review and apply it (sync/review.py)."""
+    if not ctx.can(Perm.SYNC_RUN_START):
+        raise Forbidden(f"syncType participants: your role lacks the "
+                        f"'{Perm.SYNC_RUN_START.value}' permission", field="syncType")
     connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
     links = linked_links(db, ctx, connection_id=connection.id, event_id=event_id)
     if not links:
@@ -107,9 +112,22 @@ def request_link_sync(
     full_refresh: bool = False, trigger: SyncTrigger = SyncTrigger.MANUAL,
     preview: bool = False,
 ) -> RunRequest:
-    """One link's run and job, or the link's active run (joined, as it was asked: a run
-    waiting for review or held by the circuit breaker included)."""
-    current = active_run(db, link.id)
+    """One link's participant run and job, or the link's active run (joined, as it was
+    asked: a run waiting for review or held by the circuit breaker included)."""
+    return request_run(db, ctx, connection=connection, link=link,
+                       sync_type=SyncType.PARTICIPANTS, kind=SYNC_PARTICIPANTS_KIND,
+                       full_refresh=full_refresh, trigger=trigger, preview=preview)
+
+
+def request_run(
+    db: Session, ctx: TenantContext, *, connection: ProviderConnection, link: EventLink,
+    sync_type: SyncType, kind: str, full_refresh: bool = False,
+    trigger: SyncTrigger = SyncTrigger.MANUAL, preview: bool = False,
+    params: dict[str, Any] | None = None,
+) -> RunRequest:
+    """One link's run of ``sync_type`` and its job of ``kind`` (with ``params`` beside the
+    run's and the link's ids), or the link's active run of that type (joined)."""
+    current = active_run(db, link.id, sync_type)
     if current is not None and _abandoned(db, current):
         current.status = SyncStatus.CANCELLED
         current.finished_at = func.now()
@@ -123,7 +141,7 @@ def request_link_sync(
         return RunRequest(current, joined=True)
     run = SyncRun(
         tenant_id=ctx.tenant_id, connection_id=connection.id, provider=connection.provider,
-        link_id=link.id, event_id=link.event_id, sync_type=SyncType.PARTICIPANTS.value,
+        link_id=link.id, event_id=link.event_id, sync_type=sync_type.value,
         trigger=trigger.value, status=SyncStatus.QUEUED, requested_by_user_id=ctx.user_id,
         requested_by_label=ctx.actor_label, full_refresh=full_refresh, attempts=0,
         cursor_before=link.cursor, preview=preview)
@@ -136,22 +154,25 @@ def request_link_sync(
         if not violates(exc, ONE_ACTIVE_RUN_INDEX):
             raise
         # Another request inserted (and committed: the insert waited for it) first.
-        current = active_run(db, link.id)
+        current = active_run(db, link.id, sync_type)
         if current is None:  # it finished meanwhile: ask again
-            return request_link_sync(db, ctx, connection=connection, link=link,
-                                     full_refresh=full_refresh, trigger=trigger,
-                                     preview=preview)
+            return request_run(db, ctx, connection=connection, link=link,
+                               sync_type=sync_type, kind=kind, full_refresh=full_refresh,
+                               trigger=trigger, preview=preview, params=params)
         return RunRequest(current, joined=True)
     job = jobs_service.start_job(
-        db, ctx, kind=SYNC_PARTICIPANTS_KIND,
-        params={"sync_run_id": str(run.id), "link_id": str(link.id)}, subject_id=link.id,
-        priority=PRIORITY_OF[trigger],
+        db, ctx, kind=kind,
+        params={**(params or {}), "sync_run_id": str(run.id), "link_id": str(link.id)},
+        subject_id=link.id, priority=PRIORITY_OF[trigger],
         message=f"{connection.name}: {link.provider_event_name or link.provider_event_ref}")
     run.job_run_id = job.id
+    after: dict[str, Any] = {"connection": str(connection.id), "link": str(link.id),
+                             "event": str(link.event_id), "trigger": trigger.value,
+                             "fullRefresh": full_refresh, "preview": preview}
+    if sync_type is not SyncType.PARTICIPANTS:
+        after |= {"syncType": sync_type.value, **(params or {})}
     audit.record(db, ctx, action="sync.request", target_type="sync_run", target_id=run.id,
-                 after={"connection": str(connection.id), "link": str(link.id),
-                        "event": str(link.event_id), "trigger": trigger.value,
-                        "fullRefresh": full_refresh, "preview": preview})
+                 after=after)
     db.flush()
     return RunRequest(run, joined=False)
 
