@@ -282,7 +282,8 @@ def test_copernico_changes_on_a_live_event_wait_for_an_event_managers_confirmati
 def test_copernico_refuses_a_new_id_it_holds_already_as_duplicated_without_removing_it(
         db: Session, ctx: TenantContext, tenant: Any, keyring: Keyring, cop: Any) -> None:
     sim, url = cop
-    event = make_event(db, tenant, start_at=LATER, preferred_timing_identifier=TimingIdentifier.EPID)
+    event = make_event(db, tenant, start_at=LATER,
+                       preferred_timing_identifier=TimingIdentifier.EPID)
     [ep] = runners(db, event, 1)
     race_id, event_id = sim.race_ref().split(":")
     # Registered there already (by hand, or another tool): never replaced silently.
