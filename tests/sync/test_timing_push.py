@@ -344,6 +344,27 @@ def test_a_locked_mode_changes_only_with_a_full_repush_which_removes_the_old_ids
     assert override.after == {"preferred_timing_identifier": "EPID", "full_repush": True}
 
 
+def test_a_full_repush_on_chronotrack_marks_the_old_entries_dns_and_reuses_their_bibs(
+        db: Session, ctx: TenantContext, tenant: Any, keyring: Keyring, ct: Any) -> None:
+    sim, url = ct
+    event = make_event(db, tenant, start_at=LATER)
+    eps = runners(db, event, 2)
+    link = timing_link(db, connect(db, ctx, keyring, "CHRONOTRACK", url), event, CT_RACE_REF)
+    assert push(db, ctx, keyring, link).created == 2
+    events_service.update_event(db, ctx, event_id=event.id, data=EventUpdate(
+        preferred_timing_identifier=TimingIdentifier.EPID, confirm_full_repush=True))
+    [repush] = db.scalars(select(SyncRun).where(SyncRun.link_id == link.id,
+                                                SyncRun.status == SyncStatus.QUEUED)).all()
+    from tests.sync.push_helpers import attempt
+
+    done = attempt(db, keyring, repush)
+
+    assert (done.created, done.withdrawn, done.problems) == (2, 2, 0), done.error
+    held = {r["entry_external_id"]: r for r in sim.entries[81000]}
+    assert {held[str(ep.person_id)]["entry_status"] for ep in eps} == {"DNS"}
+    assert [held[str(ep.id)]["entry_bib"] for ep in eps] == ["1", "2"]
+
+
 def test_a_mode_never_pushed_keeps_the_export_lock_rule(
         db: Session, ctx: TenantContext, tenant: Any) -> None:
     event = make_event(db, tenant, start_at=LATER)

@@ -89,7 +89,9 @@ ASSUMED: dict[str, Any] = {
     # removed: a removal would lose what the timer recorded for it, and no delete endpoint
     # is known. A pushed entry is sent as confirmed, so a participant withdrawn and then
     # back is confirmed again. An upload row naming an unknown external id without the
-    # athlete's names is refused (there is nothing to withdraw).
+    # athlete's names is refused (there is nothing to withdraw). The bib of an entry marked
+    # DNS may be given to another entry (a re-push under new ids after an identifier mode
+    # change reuses every bib).
     "entry_status_field": "entry_status",
     "entry_active_status": "CONF",
     "entry_withdrawn_status": "DNS",
