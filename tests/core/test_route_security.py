@@ -388,6 +388,13 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     # conflict buttons sync:record:manage, as their API counterparts do.
     ("GET", "/events/{event_id}/sync"): Case(Perm.SYNC_RUN_READ, 200),
     ("POST", "/events/{event_id}/sync"): Case(Perm.SYNC_RUN_START, 303, form={}),
+    # "Push start list": its preview and its confirmation, RESULTS_OFFICER and up.
+    ("GET", "/events/{event_id}/sync/push/{link_id}"): Case(
+        Perm.SYNC_TIMING_RUN, 200, ids={"event_id": "timing_event_id",
+                                        "link_id": "timing_link_id"}),
+    ("POST", "/events/{event_id}/sync/push/{link_id}"): Case(
+        Perm.SYNC_TIMING_RUN, 303, form={}, ids={"event_id": "timing_event_id",
+                                                 "link_id": "timing_link_id"}),
     ("POST", "/events/{event_id}/conflicts/{conflict_id}/keep"):
         Case(Perm.SYNC_RECORD_MANAGE, 303, form={}),
     ("POST", "/events/{event_id}/conflicts/{conflict_id}/take"):
@@ -647,6 +654,7 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
     db.flush()
     return {"connection_id": str(connection.id), "link_id": str(link.id),
             "timing_link_id": str(timing_link.id), "push_job_id": str(push_job.id),
+            "timing_event_id": str(timing_link.event_id),
             "review_run_id": str(stopped[SyncStatus.AWAITING_REVIEW].id),
             "held_run_id": str(stopped[SyncStatus.HELD].id),
             "candidate_id": str(candidate.id), "discover_job_id": str(discover_job.id),
