@@ -185,7 +185,8 @@ def update_event(
             target_id=event.id,
             before={"preferred_timing_identifier": event.preferred_timing_identifier.value,
                     "locked_at": before["preferred_timing_identifier_locked_at"]},
-            after={"preferred_timing_identifier": new_mode.value, "full_repush": repush},
+            after={"preferred_timing_identifier": new_mode.value,
+                   **({"full_repush": True} if repush else {})},
         )
     for name, value in changes.items():
         if value is None and name in ("name", "start_at", "timezone", "status",
