@@ -413,3 +413,52 @@ def test_a_participant_sync_that_changed_the_event_pushes_it_in_race_week_only(
     # Live (after the start, within RACEHUB_TIMING_LIVE_HOURS): pushed.
     assert timing_push.in_push_window(soon, soon.start_at + timedelta(hours=11))
     assert not timing_push.in_push_window(soon, soon.start_at + timedelta(hours=13))
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+
+def test_a_push_cut_by_an_outage_keeps_what_was_accepted_and_its_retry_sends_the_rest(
+        db: Session, ctx: TenantContext, tenant: Any, keyring: Keyring, ct: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from racehub.jobs.retry import RetryScheduled
+    from racehub.sync.adapters import build_adapter
+    from tests.sync.push_helpers import attempt
+
+    sim, url = ct
+    monkeypatch.setattr(timing_push, "PUSH_BATCH", 2)  # three rows: two requests
+    event = make_event(db, tenant, start_at=LATER)
+    eps = runners(db, event, 3)
+    connection = connect(db, ctx, keyring, "CHRONOTRACK", url)
+    connection.settings = {**connection.settings, "max_attempts": 1}
+    link = timing_link(db, connection, event, CT_RACE_REF)
+
+    def down_after_first_upload(conn: Any, credentials: dict[str, str]) -> Any:
+        adapter = build_adapter(conn, credentials)
+        push_rows = adapter.push_participants
+
+        def push_then_fail(*args: Any, **kwargs: Any) -> Any:
+            report = push_rows(*args, **kwargs)
+            sim.faults.arm("http_500", -1)  # the provider goes down after this request
+            return report
+
+        adapter.push_participants = push_then_fail  # type: ignore[method-assign]
+        return adapter
+
+    target = timing_push.get_target_or_raise(db, ctx, link_id=link.id)
+    run = timing_push.request_push(db, ctx, target=target).run
+    clock = Clock()
+    with pytest.raises(RetryScheduled):
+        attempt(db, keyring, run, clock=clock, adapter_factory=down_after_first_upload)
+
+    db.refresh(run)
+    assert run.status == SyncStatus.RETRYING and run.retryable is True
+    assert run.next_attempt_at == clock.now + timedelta(minutes=2)
+    assert run.created == 2 and len(states(db, link)) == 2  # the first batch is kept
+    sim.faults.clear()
+    clock.advance(minutes=2)
+    done = attempt(db, keyring, run, clock=clock)
+
+    assert (done.status, done.attempts, done.created) == (SyncStatus.SUCCEEDED, 2, 3)
+    sent = [row["entry_external_id"] for upload in sim.uploads for row in upload["rows"]]
+    assert sorted(sent) == sorted(str(ep.person_id) for ep in eps)  # nobody twice
