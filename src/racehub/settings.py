@@ -124,10 +124,12 @@ class Settings(BaseSettings):
         "results are pulled every this many minutes (stretched when the connection's request "
         "budget is short).",
     )
-    sync_results_live_hours: float = Field(
-        default=12, ge=0, le=720, description="An event is live for results pulls from its "
-        "start until this many hours after its last start (the event's or a category's): "
-        "racehub events have no end time.",
+    timing_live_hours: float = Field(
+        default=12, ge=0, le=240, description="An event is live from its start until this "
+        "many hours after its last start (the event's or a category's; racehub events have "
+        "no end time): its results are pulled on schedule, and a start list push needs an "
+        "event manager's confirmation to change or withdraw a registration on a timing "
+        "system that does so by removing it (Copernico).",
     )
 
     export_storage: Literal["local", "s3"] = Field(

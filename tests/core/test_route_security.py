@@ -46,6 +46,7 @@ from racehub.sync.discovery import DISCOVER_EVENTS_KIND
 from racehub.sync.models import EventLink, ProviderConnection, SyncConflict, SyncRun, SyncStatus
 from racehub.sync.runs import SYNC_PARTICIPANTS_KIND, SYNC_RESULTS_PULL_KIND
 from racehub.sync.schemas import ConnectionCreate, LinkCreate
+from racehub.sync.timing_push import SYNC_START_LIST_PUSH_KIND
 from tests.factories import (
     auth,
     make_category,
@@ -258,11 +259,15 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/events/{event_id}/participants/{participant_id}/split-person"):
         Case(Perm.SYNC_RECORD_MANAGE, 200),
     # Sync runs: EVENT_MANAGER and up run them; everyone in the tenant reads the history.
-    # Asking for one checks the type's permission (participants here: sync:run:start; a
-    # results pull sync:timing:run, tests/sync/test_results_pull_api.py).
-    ("POST", "/api/sync/manual"): Case(Perm.SYNC_RUN_READ, 202, json={
+    # The route asks what every sync type needs (a timing push: RESULTS_OFFICER); a
+    # participants sync needs sync:run:start on top (tests/sync/test_push_api.py has the
+    # push's own cases).
+    ("POST", "/api/sync/manual"): Case(Perm.SYNC_TIMING_RUN, 202, json={
         "connectionId": Ref("connection_id"), "syncType": "participants"},
         also_needs=frozenset({Perm.SYNC_RUN_START})),
+    # What a start list push would send: RESULTS_OFFICER and up, who push.
+    ("GET", "/api/sync/links/{link_id}/push-preview"):
+        Case(Perm.SYNC_TIMING_RUN, 200, ids={"link_id": "timing_link_id"}),
     ("GET", "/api/sync/status/{connection_id}"): Case(Perm.SYNC_RUN_READ, 200),
     ("GET", "/api/sync/runs"): Case(Perm.SYNC_RUN_READ, 200),
     ("GET", "/api/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),
@@ -385,7 +390,14 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/events/{event_id}/sync"): Case(Perm.SYNC_RUN_START, 303, form={}),
     # Pulling a timing race's results: RESULTS_OFFICER and up (sync:timing:run).
     ("POST", "/events/{event_id}/sync/links/{link_id}/pull"): Case(
-        Perm.SYNC_TIMING_RUN, 303, form={}, ids={"link_id": "timing_link_id"}),
+        Perm.SYNC_TIMING_RUN, 303, form={}, ids={"link_id": "pull_link_id"}),
+    # "Push start list": its preview and its confirmation, RESULTS_OFFICER and up.
+    ("GET", "/events/{event_id}/sync/push/{link_id}"): Case(
+        Perm.SYNC_TIMING_RUN, 200, ids={"event_id": "timing_event_id",
+                                        "link_id": "timing_link_id"}),
+    ("POST", "/events/{event_id}/sync/push/{link_id}"): Case(
+        Perm.SYNC_TIMING_RUN, 303, form={}, ids={"event_id": "timing_event_id",
+                                                 "link_id": "timing_link_id"}),
     ("POST", "/events/{event_id}/conflicts/{conflict_id}/keep"):
         Case(Perm.SYNC_RECORD_MANAGE, 303, form={}),
     ("POST", "/events/{event_id}/conflicts/{conflict_id}/take"):
@@ -627,16 +639,34 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
             Settings(database_url="postgresql://unused/none")),
         data=ConnectionCreate(provider="COPERNICO", name="Copernico timing",
                               base_url="http://127.0.0.1:9", credentials={}))
-    timing_link = sync_links.create_link(db, system_ctx(tenant), event_id=event.id, data=LinkCreate(
+    pull_link = sync_links.create_link(db, system_ctx(tenant), event_id=event.id, data=LinkCreate(
         connection_id=timing.id, provider_event_ref="race-1:event-1"))
     pull_job = JobRun(tenant_id=tenant.id, kind=SYNC_RESULTS_PULL_KIND, pause_requested=True,
+                      params={"sync_run_id": "", "link_id": str(pull_link.id)},
+                      subject_type="event_link", subject_id=pull_link.id)
+    db.add(pull_job)
+    # A timing event (ChronoTrack, a closed port) linked to an event of its own: pushes.
+    pusher = sync_service.create_connection(
+        db, replace(system_ctx(tenant), is_platform_admin=True), keyring=keyring_from_settings(
+            Settings(database_url="postgresql://unused/none")),
+        data=ConnectionCreate(provider="CHRONOTRACK", name="ChronoTrack",
+                              base_url="http://127.0.0.1:9/api",
+                              credentials={"client_id": "c-12345678", "user_id": "u-12345678",
+                                           "user_pass": "p-12345678"}))
+    timing_link = sync_links.create_link(
+        db, system_ctx(tenant), event_id=make_event(db, tenant).id, data=LinkCreate(
+            connection_id=pusher.id, provider_event_ref="31000:81000"))
+    # A push of it, queued with a pause requested like the jobs above.
+    push_job = JobRun(tenant_id=tenant.id, kind=SYNC_START_LIST_PUSH_KIND,
+                      pause_requested=True,
                       params={"sync_run_id": "", "link_id": str(timing_link.id)},
                       subject_type="event_link", subject_id=timing_link.id)
-    db.add(pull_job)
+    db.add(push_job)
     db.flush()
-    return {"pull_job_id": str(pull_job.id),
-            "connection_id": str(connection.id), "link_id": str(link.id),
-            "timing_link_id": str(timing_link.id),
+    return {"connection_id": str(connection.id), "link_id": str(link.id),
+            "pull_link_id": str(pull_link.id), "pull_job_id": str(pull_job.id),
+            "timing_link_id": str(timing_link.id), "push_job_id": str(push_job.id),
+            "timing_event_id": str(timing_link.event_id),
             "review_run_id": str(stopped[SyncStatus.AWAITING_REVIEW].id),
             "held_run_id": str(stopped[SyncStatus.HELD].id),
             "candidate_id": str(candidate.id), "discover_job_id": str(discover_job.id),
@@ -940,6 +970,11 @@ JOB_SAMPLES: dict[str, JobSample] = {
     "sync-results-pull": JobSample("pull_job_id", SYNC_RESULTS_PULL_KIND,
                                    frozenset({Perm.SYNC_RUN_READ}),
                                    frozenset({Perm.SYNC_TIMING_RUN})),
+    # A start list push: its history is everyone's; pushing (and controlling a push),
+    # RESULTS_OFFICER's and up, as E11 exports are.
+    "sync-start-list-push": JobSample("push_job_id", SYNC_START_LIST_PUSH_KIND,
+                                      frozenset({Perm.SYNC_RUN_READ}),
+                                      frozenset({Perm.SYNC_TIMING_RUN})),
     # A discovery of provider events: read with connections; run and controlled by those
     # who link provider events (EVENT_MANAGER and up).
     "sync-discover-events": JobSample("discover_job_id", DISCOVER_EVENTS_KIND,
@@ -1180,6 +1215,7 @@ FOREIGN_ID_CASES = [
     ForeignId(("GET", "/api/events/{event_id}/participants"), "category_id",
               {"params": {"categoryId": "{category_id}"}}, refused=200),
     ForeignId(("POST", "/api/sync/manual"), "connection_id"),
+    ForeignId(("GET", "/api/sync/links/{link_id}/push-preview"), "timing_link_id"),
     ForeignId(("POST", "/api/sync/manual"), "event_id", {"json": {
         "connectionId": Ref("connection_id"), "syncType": "participants",
         "eventId": Ref("event_id")}}, refused=422),  # nothing of B's connection linked to it

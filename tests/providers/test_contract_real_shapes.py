@@ -109,6 +109,22 @@ def test_copernico_push_reads_the_code_1_reply(cop: Any) -> None:
     assert sim.registrations[ref.split(":")[0]]["rh-new-1"]["dorsal"] == "0007"
 
 
+def test_copernico_withdrawal_removes_and_a_new_push_never_replaces(cop: Any) -> None:
+    sim, adapter = cop
+    ref = sim.race_ref()
+    race_id = ref.split(":")[0]
+    held = next(iter(sim.registrations[race_id]))
+    kept = ProviderParticipant(ref=held, event_ref=ref, first_name="Not", last_name="Me")
+    report = adapter.push_participants(ref, [kept], replace_existing=False)
+    assert report.accepted == 0 and sim.removals == []
+    [problem] = report.problems
+    assert (problem.row, problem.ref, problem.field) == (0, held, "id")
+    assert problem.message.startswith("DUPLICATED")
+    gone = adapter.withdraw_participants(ref, [held, "rh-never-there"])
+    assert (gone.accepted, gone.problems) == (2, [])  # one gone already counts as removed
+    assert held not in sim.registrations[race_id] and sim.removals == [(race_id, held)]
+
+
 # -- Race Roster ----------------------------------------------------------------------------
 
 class RrReal:
@@ -312,6 +328,11 @@ def test_chronotrack_sex_u_is_unknown_not_non_binary(ct: CtReal) -> None:
         ref=f"rh-{n}", event_ref=ref, first_name="Sam", last_name=f"Doe {n}", bib=f"9{n:03d}",
         gender=None) for n in range(3)])
     assert report.accepted == 3 and not report.problems
+    # Withdrawn: kept and marked DNS; an id the race does not hold is that row's problem.
+    out = adapter.withdraw_participants(ref, ["rh-1", "rh-unknown"])
+    assert out.accepted == 1 and [(p.row, p.ref) for p in out.problems] == [(1, "rh-unknown")]
+    held = {r["entry_external_id"]: r for r in ct.sim.entries[int(ref.split(":")[1])]}
+    assert held["rh-1"]["entry_status"] == "DNS" and held["rh-0"]["entry_status"] == "CONF"
 
 
 @pytest.mark.parametrize("read", ["events", "entries", "results"])
@@ -333,11 +354,12 @@ def test_every_adapter_method_of_this_set_is_covered_here() -> None:
                for cls in (CopernicoAdapter, RaceRosterAdapter, HakuAdapter,
                            ChronoTrackAdapter)}
     assert offered == {
-        "COPERNICO": ["check_credentials", "get_results", "push_participants"],
+        "COPERNICO": ["check_credentials", "get_results", "push_participants",
+                      "withdraw_participants"],
         "RACE_ROSTER": ["check_credentials", "get_results", "list_events",
                         "list_participants", "list_withdrawn"],
         "HAKU": ["check_credentials", "list_events", "list_participants", "list_withdrawn"],
         "CHRONOTRACK": ["check_credentials", "get_results", "list_events",
-                        "list_participants", "push_participants"],
+                        "list_participants", "push_participants", "withdraw_participants"],
     }
     assert issubclass(HakuAdapter, ProviderAdapter)

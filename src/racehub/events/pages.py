@@ -117,8 +117,9 @@ def update_event(
     event_id: uuid.UUID, request: Request, db: DB, ctx: WriteEvents, form: PostedForm
 ) -> Response:
     event = service.get_event_or_raise(db, ctx, event_id=event_id)
-    values = dict(form)
+    values: dict[str, Any] = dict(form)
     values["acknowledge_override"] = values.get("acknowledge_override") == "on"
+    values["confirm_full_repush"] = values.get("confirm_full_repush") == "on"
     try:
         data = parse_form(EventUpdate, values)
         if data.start_at is not None and data.start_at.tzinfo is None:

@@ -64,6 +64,13 @@ class EventUpdate(APIModel):
         description="Required to change preferredTimingIdentifier after a timing export "
         "locked it: the timing system may then hold rows under the old identifier.",
     )
+    confirm_full_repush: bool = Field(
+        default=False,
+        description="Required (instead of acknowledgeOverride) to change a locked "
+        "preferredTimingIdentifier once a start list was pushed to a timing system: every "
+        "linked timing event is then pushed again, its old ids withdrawn and the new ones "
+        "sent. EVENT_MANAGER and up.",
+    )
 
     _tz = field_validator("timezone")(_check_timezone)
 

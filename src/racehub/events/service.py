@@ -164,11 +164,19 @@ def update_event(
 ) -> Event:
     event = get_event_or_raise(db, ctx, event_id=event_id)
     before = _snapshot(event, EVENT_FIELDS)
-    changes = data.model_dump(exclude_unset=True, exclude={"acknowledge_override"})
+    changes = data.model_dump(exclude_unset=True,
+                              exclude={"acknowledge_override", "confirm_full_repush"})
     new_mode = changes.get("preferred_timing_identifier")
     mode_changes = new_mode is not None and new_mode != event.preferred_timing_identifier
+    repush = False
+    if mode_changes:
+        # The sync domain builds on this one; imported here, where a push is asked for.
+        from racehub.sync import timing_push
+
+        repush = timing_push.guard_identifier_change(
+            db, ctx, event=event, confirmed=data.confirm_full_repush)
     if mode_changes and event.preferred_timing_identifier_locked_at is not None:
-        if not data.acknowledge_override:
+        if not (data.acknowledge_override or data.confirm_full_repush):
             raise TimingIdentifierLocked(
                 f"The timing identifier is locked to {event.preferred_timing_identifier.value}"
                 " since the first timing export. Changing it makes the timing system see "
@@ -183,7 +191,8 @@ def update_event(
             target_id=event.id,
             before={"preferred_timing_identifier": event.preferred_timing_identifier.value,
                     "locked_at": before["preferred_timing_identifier_locked_at"]},
-            after={"preferred_timing_identifier": new_mode.value},
+            after={"preferred_timing_identifier": new_mode.value,
+                   **({"full_repush": True} if repush else {})},
         )
     for name, value in changes.items():
         if value is None and name in ("name", "start_at", "timezone", "status",
@@ -203,6 +212,9 @@ def update_event(
     if diff_before:
         audit.record(db, ctx, action="event.update", target_type="event", target_id=event.id,
                      before=diff_before, after={k: after[k] for k in diff_before})
+    if repush:
+        # Every timing link pushed again under the new mode, in this transaction.
+        timing_push.request_full_repush(db, ctx, event=event)
     return event
 
 

@@ -53,6 +53,8 @@ class Capability(enum.StrEnum):
     LIST_PARTICIPANTS = "list_participants"
     LIST_WITHDRAWN = "list_withdrawn"
     PUSH_PARTICIPANTS = "push_participants"
+    # Tell the provider a pushed participant is out (removed, or marked as not starting).
+    WITHDRAW_PARTICIPANTS = "withdraw_participants"
     GET_RESULTS = "get_results"
     POST_RESULTS = "post_results"
 
@@ -303,6 +305,11 @@ class ProviderAdapter:
     default_field_mapping: ClassVar[Mapping[str, str]] = {}
     # What ``settings`` may hold: the adapter reads ``self.settings.<name>`` only.
     settings_model: ClassVar[type[ProviderSettings]] = ProviderSettings
+    # A pushed participant is changed by removing it and adding it again (Copernico), not
+    # updated in place: a removal can drop what the provider recorded for it (detections),
+    # so callers guard such a change while the event is live. ``withdraw_participants``
+    # removes too where this is set.
+    changes_by_removal: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -398,6 +405,14 @@ class ProviderAdapter:
         start list is pushed to and results are read from (a timing link's provider event).
         Timing adapters override it."""
 
+    @classmethod
+    def push_row(cls, participant: ProviderParticipant) -> dict[str, Any]:
+        """The row ``push_participants`` sends for ``participant`` (to its ``event_ref``),
+        as the provider receives it: what a caller hashes to tell a change. Raises
+        MappingError naming the field when the participant cannot be sent."""
+        raise NotSupported("this provider does not take pushed participants",
+                           provider=cls.provider)
+
     # -- what a read costs (the sync schedule plans the request budget with it) ----------
     # Requests a read makes besides its pages (a token, say).
     auth_calls: ClassVar[int] = 0
@@ -465,9 +480,20 @@ class ProviderAdapter:
         raise self._unsupported(Capability.LIST_WITHDRAWN)
 
     def push_participants(
-        self, event_ref: str, participants: Sequence[ProviderParticipant]
+        self, event_ref: str, participants: Sequence[ProviderParticipant], *,
+        replace_existing: bool = True,
     ) -> PushReport:
+        """Send ``participants`` (``ref``: racehub's stable id, never the bib). A provider
+        that already holds a ref updates it; where an update is a removal and a re-add
+        (``changes_by_removal``) that happens only with ``replace_existing``, else the
+        provider's refusal (e.g. Copernico's DUPLICATED) is that row's problem."""
         raise self._unsupported(Capability.PUSH_PARTICIPANTS)
+
+    def withdraw_participants(self, event_ref: str, refs: Sequence[str]) -> PushReport:
+        """Tell the provider the participants pushed under ``refs`` are out: removed, or
+        marked as not starting, per provider (its docstring says which). A ref the provider
+        no longer holds counts as withdrawn; a refusal is that row's problem."""
+        raise self._unsupported(Capability.WITHDRAW_PARTICIPANTS)
 
     def get_results(self, event_ref: str) -> Iterator[Page[ProviderResult]]:
         raise self._unsupported(Capability.GET_RESULTS)

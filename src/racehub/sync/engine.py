@@ -39,7 +39,7 @@ from racehub.jobs.retry import PROVIDER_OUTAGES
 from racehub.providers.base import Capability, Page, ProviderAdapter
 from racehub.providers.errors import ProviderError
 from racehub.settings import get_settings
-from racehub.sync import mapping, preview, review, schedule, staging
+from racehub.sync import mapping, preview, review, schedule, staging, timing_push
 from racehub.sync.apply import Applier
 from racehub.sync.models import (
     EventLink,
@@ -301,6 +301,9 @@ def apply_run(handle: RunningJob, db: Session, ctx: TenantContext, run: SyncRun,
         preview.drop(db, run.id)
     _finish(db, run, SyncStatus.SUCCEEDED, clock)
     link.last_success_at = run.finished_at
+    # A changed start list goes on to the event's timing systems in race week and live
+    # (committed with this run: the pushes' jobs see what it applied).
+    timing_push.request_after_participant_sync(db, ctx, run=run, now=clock())
     handle.set_progress(stage="Done", done=done, commit=False, counts={
         "fetched": run.fetched, "created": run.created, "updated": run.updated,
         "unchanged": run.unchanged, "withdrawn": run.withdrawn, "conflicts": run.conflicts,

@@ -226,6 +226,7 @@ class SyncedRecord(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
 class SyncType(enum.StrEnum):
     PARTICIPANTS = "participants"  # registration platform -> racehub
     RESULTS_PULL = "results_pull"  # timing system -> racehub's results (sync/results_pull.py)
+    START_LIST_PUSH = "start_list_push"  # racehub -> timing system (sync/timing_push.py)
 
 
 class SyncTrigger(enum.StrEnum):
@@ -235,6 +236,8 @@ class SyncTrigger(enum.StrEnum):
     MANUAL = "manual"
     SCHEDULE = "schedule"
     WEBHOOK = "webhook"
+    # Asked by another run: a start list push after a participant sync changed the event.
+    AFTER_SYNC = "after_sync"
 
 
 class SyncStatus(enum.StrEnum):
@@ -454,3 +457,36 @@ class SyncPreviewItem(TenantMixin, Base):
     other_fields: Mapped[list[str]] = mapped_column(JSONB, default=list)
     message: Mapped[str | None] = mapped_column(String(1000))
     selected: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class TimingPushState(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
+    """What racehub last pushed to a timing system's event (a SCORING link) under one
+    external id: the id (the event's timing identifier mode: EP id, person id or
+    registration id; never the bib), the hash of what was sent, and whether it was then
+    withdrawn there. One row per id the timing system holds: an EP whose id changed (the
+    mode was changed, a registration id corrected) has its old row withdrawn and a new one.
+    Written only for what the provider accepted, so the next push sends only changes."""
+
+    __tablename__ = "timing_push_states"
+    __table_args__ = (
+        UniqueConstraint("link_id", "external_id",
+                         name="uq_timing_push_states_link_id_external_id"),
+        Index("ix_timing_push_states_participant_id", "participant_id"),
+    )
+
+    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event_links.id", ondelete="CASCADE"))
+    # SET NULL: an EP deleted after its push still has its id withdrawn by the next push.
+    participant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("event_participants.id", ondelete="SET NULL"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    # sha256 of the canonical JSON of the fields sent (``pushed_values``).
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # The fields as sent: what a preview compares a change with. Personal data, as the
+    # synced records' values are.
+    pushed_values: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    pushed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set when the timing system was told it is out (removed or marked DNS, per provider);
+    # cleared when it is pushed again.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sync_runs.id", ondelete="SET NULL"))

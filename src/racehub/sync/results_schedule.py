@@ -1,7 +1,7 @@
 """When a timing link's results are pulled: every 30 minutes while its event is live, and
 soon after a Copernico webhook delivery, within the connection's request budget.
 
-Live: from the event's start until ``RACEHUB_SYNC_RESULTS_LIVE_HOURS`` (12) after its last
+Live: from the event's start until ``RACEHUB_TIMING_LIVE_HOURS`` (12) after its last
 start (the event's or a later category's; racehub events have no end time); never once
 the event is finished or cancelled. While live, a link is pulled every
 ``RACEHUB_SYNC_RESULTS_PULL_INTERVAL_MINUTES`` (30), stretched by the same rule as the
@@ -86,7 +86,7 @@ def live_window(db: Session, event_id: uuid.UUID, *,
     last_start = max(row[0], latest) if latest else row[0]
     status = str(getattr(row[1], "value", row[1]))
     return LiveWindow(start=row[0],
-                      end=last_start + timedelta(hours=settings.sync_results_live_hours),
+                      end=last_start + timedelta(hours=settings.timing_live_hours),
                       over=status if status in ("finished", "cancelled") else None)
 
 

@@ -53,7 +53,8 @@ SYNC_RESULTS_PULL_KIND = "sync.results_pull"
 KIND_OF = {SyncType.PARTICIPANTS: SYNC_PARTICIPANTS_KIND,
            SyncType.RESULTS_PULL: SYNC_RESULTS_PULL_KIND}
 # A worker takes the higher priority first: someone is waiting on a manual run.
-PRIORITY_OF = {SyncTrigger.MANUAL: 100, SyncTrigger.WEBHOOK: 50, SyncTrigger.SCHEDULE: 0}
+PRIORITY_OF = {SyncTrigger.MANUAL: 100, SyncTrigger.WEBHOOK: 50, SyncTrigger.AFTER_SYNC: 50,
+               SyncTrigger.SCHEDULE: 0}
 RECENT_FAILURES = 5
 # What the history shows of a change: the fields the participants page shows.
 HISTORY_FIELDS = ("first_name", "last_name", "bib", "category_id", "registration_id", "team",
@@ -130,6 +131,19 @@ def request_link_sync(
     """One link's run of ``sync_type`` and its job, or the link's active run of that type
     (joined, as it was asked: a run waiting for review or held by the circuit breaker
     included)."""
+    return request_run(db, ctx, connection=connection, link=link, sync_type=sync_type,
+                       kind=KIND_OF[sync_type], full_refresh=full_refresh, trigger=trigger,
+                       preview=preview)
+
+
+def request_run(
+    db: Session, ctx: TenantContext, *, connection: ProviderConnection, link: EventLink,
+    sync_type: SyncType, kind: str, full_refresh: bool = False,
+    trigger: SyncTrigger = SyncTrigger.MANUAL, preview: bool = False,
+    params: dict[str, Any] | None = None,
+) -> RunRequest:
+    """One link's run of ``sync_type`` and its job of ``kind`` (with ``params`` beside the
+    run's and the link's ids), or the link's active run of that type (joined)."""
     current = active_run(db, link.id, sync_type)
     if current is not None and _abandoned(db, current):
         current.status = SyncStatus.CANCELLED
@@ -159,21 +173,23 @@ def request_link_sync(
         # Another request inserted (and committed: the insert waited for it) first.
         current = active_run(db, link.id, sync_type)
         if current is None:  # it finished meanwhile: ask again
-            return request_link_sync(db, ctx, connection=connection, link=link,
-                                     full_refresh=full_refresh, trigger=trigger,
-                                     preview=preview, sync_type=sync_type)
+            return request_run(db, ctx, connection=connection, link=link,
+                               sync_type=sync_type, kind=kind, full_refresh=full_refresh,
+                               trigger=trigger, preview=preview, params=params)
         return RunRequest(current, joined=True)
     job = jobs_service.start_job(
-        db, ctx, kind=KIND_OF[sync_type],
-        params={"sync_run_id": str(run.id), "link_id": str(link.id)}, subject_id=link.id,
-        priority=PRIORITY_OF[trigger],
+        db, ctx, kind=kind,
+        params={**(params or {}), "sync_run_id": str(run.id), "link_id": str(link.id)},
+        subject_id=link.id, priority=PRIORITY_OF[trigger],
         message=f"{connection.name}: {link.provider_event_name or link.provider_event_ref}")
     run.job_run_id = job.id
+    after: dict[str, Any] = {"connection": str(connection.id), "link": str(link.id),
+                             "event": str(link.event_id), "trigger": trigger.value,
+                             "fullRefresh": full_refresh, "preview": preview}
+    if sync_type is not SyncType.PARTICIPANTS:
+        after |= {"syncType": sync_type.value, **(params or {})}
     audit.record(db, ctx, action="sync.request", target_type="sync_run", target_id=run.id,
-                 after={"connection": str(connection.id), "link": str(link.id),
-                        "event": str(link.event_id), "trigger": trigger.value,
-                        "syncType": sync_type.value,
-                        "fullRefresh": full_refresh, "preview": preview})
+                 after=after)
     db.flush()
     return RunRequest(run, joined=False)
 

@@ -15,7 +15,7 @@ from racehub.core.deps import DB, require
 from racehub.core.pagination import Page
 from racehub.core.rbac import Perm
 from racehub.core.schemas import APIModel
-from racehub.sync import preview, results_pull, review, runs, schedule
+from racehub.sync import preview, results_pull, review, runs, schedule, timing_push
 from racehub.sync.models import (
     ChangeAction,
     PreviewAction,
@@ -31,18 +31,23 @@ router = APIRouter(prefix="/api/sync", tags=["sync"])
 
 ReadRuns = Annotated[TenantContext, Depends(require(Perm.SYNC_RUN_READ))]
 StartRuns = Annotated[TenantContext, Depends(require(Perm.SYNC_RUN_START))]
-# Asking for runs: each type then checks its own permission (``runs.require_permission``).
-RequestRuns = Annotated[TenantContext, Depends(require(Perm.SYNC_RUN_READ))]
+# Asking for a run: the least any sync type needs (a timing push, RESULTS_OFFICER); each
+# type's own permission is checked by its service (participants: sync:run:start).
+RequestRuns = Annotated[TenantContext, Depends(require(Perm.SYNC_TIMING_RUN))]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 class SyncRequest(APIModel):
     connection_id: uuid.UUID
-    sync_type: Literal["participants", "results_pull"] = Field(
-        description="What to pull: 'participants' (registrations into the linked events; "
-                    "sync:run:start) or 'results_pull' (a timing connection's results into the "
-                    "linked events' results, as a result file import stores them; "
-                    "sync:timing:run, RESULTS_OFFICER and up)")
+    sync_type: Literal["participants", "start_list_push", "results_pull"] = Field(
+        description="'participants': pull registrations into the linked events (a "
+                    "registration connection; sync:run:start, EVENT_MANAGER and up). "
+                    "'start_list_push': push the linked events' start lists to a timing "
+                    "connection, only what changed since the last push (sync:timing:run, "
+                    "RESULTS_OFFICER and up); preview it first with GET "
+                    "/api/sync/links/{linkId}/push-preview. 'results_pull': a timing "
+                    "connection's results into the linked events' results, as a result file "
+                    "import stores them (sync:timing:run)")
     event_id: uuid.UUID | None = Field(
         default=None, description="Only the provider events linked to this racehub event; "
                                   "unset: every linked event of the connection")
@@ -55,7 +60,29 @@ class SyncRequest(APIModel):
                     "with a preview of what "
                     "applying it would do: GET /api/sync/runs/{id}/preview, then POST .../apply "
                     "(all or some registrations) or .../discard. Unset: applied at once, as a "
-                    "script expects; the pages ask for a preview")
+                    "script expects; the pages ask for a preview (participants only)")
+    confirm_live_changes: bool = Field(
+        default=False,
+        description="start_list_push: send the changed and withdrawn rows although the "
+                    "event is live and the timing system changes a registration by removing "
+                    "it (Copernico), which can drop its detections. EVENT_MANAGER and up "
+                    "(sync:link:manage); without it those rows are refused as problems")
+    plan_fingerprint: str | None = Field(
+        default=None, max_length=64,
+        description="start_list_push: the fingerprint of the preview the push was confirmed "
+                    "from; the push fails, sending nothing, when the plan changed since")
+
+    @model_validator(mode="after")
+    def _options_of_its_type(self) -> SyncRequest:
+        push = self.sync_type == "start_list_push"
+        if self.sync_type != "participants" and (self.full_refresh or self.preview):
+            raise ValueError("fullRefresh and preview are options of participants syncs (a "
+                             "push sends what changed: preview it with push-preview; a "
+                             "results pull reads every result)")
+        if not push and (self.confirm_live_changes or self.plan_fingerprint):
+            raise ValueError("confirmLiveChanges and planFingerprint are options of "
+                             "start_list_push")
+        return self
 
 
 class SyncRunRead(APIModel):
@@ -169,10 +196,14 @@ def request_sync(data: SyncRequest, db: DB, ctx: RequestRuns) -> SyncRequested:
     """A run per linked provider event of the connection (or of ``eventId``), each with its
     job, taken before scheduled runs. A link whose run of the type is queued, running or
     waiting to retry answers with that run (``joined``). The permission is the type's:
-    participants sync:run:start, results_pull sync:timing:run (403 without it). 422 naming
-    ``connectionId`` or ``eventId`` when nothing is linked, or ``connectionId`` when a
-    results pull names a connection that is not a timing system."""
-    if data.sync_type == SyncType.RESULTS_PULL.value:
+    participants sync:run:start, start_list_push and results_pull sync:timing:run (403
+    without it). 422 naming ``connectionId`` or ``eventId`` when nothing is linked, or
+    ``connectionId`` when the connection's direction does not fit the type."""
+    if data.sync_type == "start_list_push":
+        requested = timing_push.request_pushes(
+            db, ctx, connection_id=data.connection_id, event_id=data.event_id,
+            confirm_live=data.confirm_live_changes, plan_fingerprint=data.plan_fingerprint)
+    elif data.sync_type == SyncType.RESULTS_PULL.value:
         requested = results_pull.request_results_pull(db, ctx, connection_id=data.connection_id,
                                                       event_id=data.event_id)
     else:

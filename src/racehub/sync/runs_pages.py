@@ -78,13 +78,14 @@ def _history(db: Session, ctx: TenantContext, base_url: str, params: dict[str, s
 
 
 def _status(db: Session, ctx: TenantContext, link_rows: list[Any]) -> dict[str, Any]:
-    """The links, each with its active run and that run's job (for the live progress)."""
+    """The links, each with its active run and that run's job (for the live progress);
+    a timing link offers "Push start list" to those who push."""
     active = runs.active_runs_of(db, ctx, link_ids=[link.id for link in link_rows])
     jobs = {run.id: jobs_service.get_readable_job(db, ctx, job_id=run.job_run_id)
             for run in active.values() if run.job_run_id}
     working = any(not run.status.is_waiting for run in active.values())
     return {"links": link_rows, "active": active, "jobs": jobs, "any_active": working,
-            "can_pull": ctx.can(Perm.SYNC_TIMING_RUN)}
+            "can_pull": ctx.can(Perm.SYNC_TIMING_RUN), "can_push": ctx.can(Perm.SYNC_TIMING_RUN)}
 
 
 def _tab(request: Request, db: Session, ctx: TenantContext, *, template: str,

@@ -12,7 +12,15 @@ from racehub.core.rbac import Perm
 from racehub.jobs.registry import Subject
 from racehub.jobs.retry import PROVIDER_OUTAGES
 from racehub.jobs.runner import JobHandle, job_task
-from racehub.sync import discovery, engine, results_pull, retention, runs, schedule_tick
+from racehub.sync import (
+    discovery,
+    engine,
+    results_pull,
+    retention,
+    runs,
+    schedule_tick,
+    timing_push,
+)
 
 blueprint = Blueprint()
 # The daily purge of raw payloads (sync:retention:purge_payloads), declared in its module.
@@ -55,6 +63,27 @@ def sync_participants(handle: JobHandle, db: Session, ctx: TenantContext, **para
 def sync_results_pull(handle: JobHandle, db: Session, ctx: TenantContext,
                       **params: Any) -> None:
     results_pull.run_results_pull(handle, db, ctx, **params)
+
+
+@job_task(
+    blueprint,
+    kind=timing_push.SYNC_START_LIST_PUSH_KIND,
+    label="Push start list",
+    permission=Perm.SYNC_TIMING_RUN,
+    read_permission=Perm.SYNC_RUN_READ,
+    subject=Subject("event_link"),  # no rule: the permissions above are the tenant's
+    # One attempt of a link's push at a time (the partial unique index keeps one push
+    # active per link); its own key, so a push and a pull of one link do not wait on
+    # each other.
+    lock="sync-push:{link_id}",
+    # Retried like a participant sync: a provider down or throttling after 2, 4 and 8
+    # minutes (what was accepted is kept: the retry sends the rest); bad credentials or
+    # an unknown race fail at once.
+    retry=PROVIDER_OUTAGES,
+)
+def sync_start_list_push(handle: JobHandle, db: Session, ctx: TenantContext,
+                         **params: Any) -> None:
+    timing_push.run_start_list_push(handle, db, ctx, **params)
 
 
 @job_task(

@@ -54,7 +54,7 @@ class ChronoTrackAdapter(ProviderAdapter):
     provider = "CHRONOTRACK"
     capabilities = frozenset({
         Capability.CHECK_CREDENTIALS, Capability.LIST_EVENTS, Capability.LIST_PARTICIPANTS,
-        Capability.PUSH_PARTICIPANTS, Capability.GET_RESULTS,
+        Capability.PUSH_PARTICIPANTS, Capability.WITHDRAW_PARTICIPANTS, Capability.GET_RESULTS,
     })
     credential_fields = ("client_id", "user_id", "user_pass")
     default_base_url = "https://api.chronotrack.com/api"
@@ -90,6 +90,10 @@ class ChronoTrackAdapter(ProviderAdapter):
         if race_id is None:
             raise ValueError(f"a ChronoTrack start list goes to one race: use "
                              f"'event_id:race_id', not {event_ref!r}")
+
+    @classmethod
+    def push_row(cls, participant: ProviderParticipant) -> dict[str, Any]:
+        return dict(m.participant_to_entry(participant))
 
     # -- credentials ----------------------------------------------------------------------
     def check_credentials(self) -> CredentialCheck:
@@ -225,13 +229,10 @@ class ChronoTrackAdapter(ProviderAdapter):
 
     # -- entry upload (assumed shape, see mapping.ASSUMED) ----------------------------------
     def push_participants(
-        self, event_ref: str, participants: Sequence[ProviderParticipant]
+        self, event_ref: str, participants: Sequence[ProviderParticipant], *,
+        replace_existing: bool = True,  # entries are updated in place: nothing is removed
     ) -> PushReport:
-        _, race_id = m.split_event_ref(event_ref)
-        if race_id is None:
-            # Like a malformed ref, a caller's mistake: no request is sent.
-            raise ValueError(f"entries are uploaded to one race: use 'event_id:race_id', "
-                             f"not {event_ref!r}")
+        race_id = self._upload_race(event_ref)
         rows: list[tuple[int, dict[str, str]]] = []
         problems: list[RowProblem] = []
         for i, participant in enumerate(participants):
@@ -239,6 +240,31 @@ class ChronoTrackAdapter(ProviderAdapter):
                 rows.append((i, m.participant_to_entry(participant)))
             except m.MappingError as exc:
                 problems.append(RowProblem(i, exc.message, ref=participant.ref, field=exc.field))
+        return self._upload(race_id, rows, problems)
+
+    def withdraw_participants(self, event_ref: str, refs: Sequence[str]) -> PushReport:
+        """Mark each entry as not starting (``entry_status`` DNS through the entry upload,
+        see ``mapping.ASSUMED``): kept, not removed, so nothing the timer recorded is lost."""
+        race_id = self._upload_race(event_ref)
+        rows: list[tuple[int, dict[str, str]]] = []
+        problems: list[RowProblem] = []
+        for i, ref in enumerate(refs):
+            try:
+                rows.append((i, m.withdrawal_entry(ref)))
+            except m.MappingError as exc:
+                problems.append(RowProblem(i, exc.message, ref=ref or None, field=exc.field))
+        return self._upload(race_id, rows, problems)
+
+    def _upload_race(self, event_ref: str) -> str:
+        _, race_id = m.split_event_ref(event_ref)
+        if race_id is None:
+            # Like a malformed ref, a caller's mistake: no request is sent.
+            raise ValueError(f"entries are uploaded to one race: use 'event_id:race_id', "
+                             f"not {event_ref!r}")
+        return race_id
+
+    def _upload(self, race_id: str, rows: list[tuple[int, dict[str, str]]],
+                problems: list[RowProblem]) -> PushReport:
         path = str(m.ASSUMED["entry_upload_path"]).format(race_id=race_id)
         external = str(m.ASSUMED["entry_external_field"])
         accepted, replies = 0, []

@@ -84,6 +84,17 @@ ASSUMED: dict[str, Any] = {
     "entry_upload_reply_updated": "updated",
     "entry_upload_reply_errors": "errors",
     "entries_per_upload": 500,
+    # Withdrawal (not publicly documented): the entry is kept and marked as not starting
+    # through the same upload, ``{entry_external_id, entry_status: "DNS"}``, rather than
+    # removed: a removal would lose what the timer recorded for it, and no delete endpoint
+    # is known. A pushed entry is sent as confirmed, so a participant withdrawn and then
+    # back is confirmed again. An upload row naming an unknown external id without the
+    # athlete's names is refused (there is nothing to withdraw). The bib of an entry marked
+    # DNS may be given to another entry (a re-push under new ids after an identifier mode
+    # change reuses every bib).
+    "entry_status_field": "entry_status",
+    "entry_active_status": "CONF",
+    "entry_withdrawn_status": "DNS",
 }
 
 DEFAULT_FIELD_MAPPING: dict[str, str] = {
@@ -266,6 +277,7 @@ def participant_to_entry(participant: ProviderParticipant) -> dict[str, str]:
         ASSUMED["entry_external_field"]: participant.ref.strip(),
         "athlete_first_name": participant.first_name,
         "athlete_last_name": participant.last_name,
+        ASSUMED["entry_status_field"]: ASSUMED["entry_active_status"],
     }
     optional = {
         "entry_bib": participant.bib,
@@ -279,3 +291,11 @@ def participant_to_entry(participant: ProviderParticipant) -> dict[str, str]:
     }
     row.update({k: str(v) for k, v in optional.items() if v not in (None, "")})
     return row
+
+
+def withdrawal_entry(ref: str) -> dict[str, str]:
+    """One row of the (assumed) entry upload marking a pushed entry as not starting."""
+    if not ref.strip():
+        raise MappingError(ASSUMED["entry_external_field"], "a withdrawal needs the stable id")
+    return {ASSUMED["entry_external_field"]: ref.strip(),
+            ASSUMED["entry_status_field"]: ASSUMED["entry_withdrawn_status"]}

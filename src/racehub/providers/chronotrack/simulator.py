@@ -9,7 +9,10 @@ by ``page``/``size`` with the ``X-Ctlive-*`` headers.
 
 Assumed (see ``mapping.ASSUMED``; served exactly as the adapter assumes): the largest page
 size, the ``modified_after`` filter and ``entry_modified_time``, event time zone and
-location fields, race fields, the entry upload ``POST /race/{id}/entry`` and its reply.
+location fields, race fields, the entry upload ``POST /race/{id}/entry`` and its reply
+(a row with ``entry_status`` DNS withdraws an entry: it is kept, marked DNS, and its bib may
+go to another entry; a row naming an unknown external id without the athlete's names is
+refused).
 
 ``real_shapes=True`` (the demo's default) adds what has been seen in real data: an
 athlete's sex may be ``"U"`` (unknown), in entries and results. No real entry list has
@@ -365,10 +368,18 @@ class ChronoTrackSimulator:
                     continue
                 bib = row.get("entry_bib")
                 existing = next((e for e in self.entries[race_id] if e[external] == ref), None)
+                withdrawn = m.ASSUMED["entry_withdrawn_status"]
                 if bib and any(e["entry_bib"] == bib and e is not existing
+                               and e.get("entry_status") != withdrawn
                                for e in self.entries[race_id]):
                     errors.append({external: ref, "field": "entry_bib",
                                    "error": f"bib {bib} is already in use"})
+                    continue
+                if existing is None and not (row.get("athlete_first_name")
+                                             or row.get("athlete_last_name")):
+                    # A withdrawal (status only) of an entry this race does not hold.
+                    errors.append({external: ref, "field": external,
+                                   "error": f"no entry with external id {ref} to update"})
                     continue
                 if existing is None:
                     existing = self._new_entry(race_id)

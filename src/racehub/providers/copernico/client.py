@@ -12,7 +12,10 @@ Event refs are ``"raceId:eventId"`` (Sportmaniacs UUIDs). Settings:
   raceId), ``event_names`` (``{eventId: name}`` for results URLs; default the eventId).
 
 A changed registration is removed and re-added: a push first sends every row, then each
-row refused as already registered is removed and sent again.
+row refused as already registered is removed and sent again (``replace_existing``; without
+it that refusal, DUPLICATED, is the row's problem). A withdrawal removes the registration
+(``withdraw_participants``): Copernico documents no status to mark it with. Both may drop
+what Copernico recorded for the registration (``changes_by_removal``).
 """
 
 from __future__ import annotations
@@ -41,8 +44,10 @@ from racehub.providers.ratelimit import RateLimit
 class CopernicoAdapter(ProviderAdapter):
     provider = "COPERNICO"
     capabilities = frozenset({
-        Capability.CHECK_CREDENTIALS, Capability.PUSH_PARTICIPANTS, Capability.GET_RESULTS,
+        Capability.CHECK_CREDENTIALS, Capability.PUSH_PARTICIPANTS,
+        Capability.WITHDRAW_PARTICIPANTS, Capability.GET_RESULTS,
     })
+    changes_by_removal = True
     credential_fields = ()
     optional_credential_fields = ("api_key",)
     default_base_url = "https://api.copernico.cloud"
@@ -67,6 +72,11 @@ class CopernicoAdapter(ProviderAdapter):
     @classmethod
     def check_start_list_ref(cls, event_ref: str) -> None:
         m.split_event_ref(event_ref)  # 'raceId:eventId': registrations name both
+
+    @classmethod
+    def push_row(cls, participant: ProviderParticipant) -> dict[str, Any]:
+        race_id, event_id = m.split_event_ref(participant.event_ref)
+        return m.participant_to_registration(participant, race_id, event_id)
 
     # -- errors inside the envelope ---------------------------------------------------------
     def inspect_response(self, status: int, body: Any) -> None:
@@ -129,7 +139,8 @@ class CopernicoAdapter(ProviderAdapter):
 
     # -- registration push ------------------------------------------------------------------
     def push_participants(
-        self, event_ref: str, participants: Sequence[ProviderParticipant]
+        self, event_ref: str, participants: Sequence[ProviderParticipant], *,
+        replace_existing: bool = True,
     ) -> PushReport:
         race_id, event_id = m.split_event_ref(event_ref)
         rows: list[tuple[int, dict[str, Any]]] = []
@@ -141,6 +152,12 @@ class CopernicoAdapter(ProviderAdapter):
                 problems.append(RowProblem(i, exc.message, ref=participant.ref, field=exc.field))
         created, duplicates, refused, replies = self._post(race_id, rows)
         removed = []
+        if not replace_existing:
+            refused += [(i, RowProblem(
+                i, f"{m.ASSUMED['duplicate_code']}: Copernico already holds registration "
+                   f"{row['id']} (not replaced: replacing it removes it first)",
+                ref=row["id"], field="id")) for i, row in duplicates]
+            duplicates = []
         if duplicates:
             # Copernico changes a registration by removing it and adding it again.
             for _, row in duplicates:
@@ -187,6 +204,17 @@ class CopernicoAdapter(ProviderAdapter):
             count = data.get(str(m.ASSUMED["push_reply_created"]))
             created += count if isinstance(count, int) else len(part) - len(errors)
         return created, duplicates, refused, replies
+
+    def withdraw_participants(self, event_ref: str, refs: Sequence[str]) -> PushReport:
+        """Remove each registration (one request each: the documented API has no batch
+        removal). One Copernico no longer holds counts as removed."""
+        race_id, _ = m.split_event_ref(event_ref)
+        for ref in refs:
+            if not str(ref).strip():
+                raise ValueError("withdraw_participants: an empty registration id")
+        for ref in refs:
+            self.remove_registration(race_id, str(ref).strip())
+        return PushReport(len(refs), [], raw={"removed": list(refs)})
 
     def remove_registration(self, race_id: str, registration_id: str) -> None:
         """Remove one registration (assumed endpoint); gone already is fine."""

@@ -352,7 +352,8 @@ class RunSignUpAdapter(ProviderAdapter):
 
     # -- bib/chip assignment --------------------------------------------------------------
     def push_participants(
-        self, event_ref: str, participants: Sequence[ProviderParticipant]
+        self, event_ref: str, participants: Sequence[ProviderParticipant], *,
+        replace_existing: bool = True,  # RunSignUp updates in place: nothing to replace
     ) -> PushReport:
         race_id, event_id = m.split_event_ref(event_ref)
         rows: list[dict[str, Any]] = []
