@@ -91,6 +91,8 @@ def create_app(
     from racehub.sync import links_api as sync_links_api
     from racehub.sync import links_pages as sync_links_pages
     from racehub.sync import pages as sync_pages
+    from racehub.sync import publications_api as sync_publications_api
+    from racehub.sync import publications_pages as sync_publications_pages
     from racehub.sync import records_api as sync_records_api
     from racehub.sync import runs_api as sync_runs_api
     from racehub.sync import runs_pages as sync_runs_pages
@@ -102,7 +104,8 @@ def create_app(
                    core_pages, events_pages, imports_pages, inventory_pages, jobs_pages,
                    exports_api, exports_pages, sync_api, sync_links_api, sync_records_api,
                    sync_runs_api, sync_discovery_api, sync_pages, sync_links_pages,
-                   sync_runs_pages, timing_results_api, timing_pages, ops_api):
+                   sync_runs_pages, sync_publications_api, sync_publications_pages,
+                   timing_results_api, timing_pages, ops_api):
         app.include_router(module.router)
     _serve_openapi_once(app, OPENAPI_URL)
     return app

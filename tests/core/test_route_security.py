@@ -416,11 +416,13 @@ _RESULTS_OFFICER = _EVERY_ROLE | {
     Perm.TIMING_RESULT_IMPORT, Perm.EXPORTS_EXPORT_RUN, Perm.SYNC_TIMING_RUN,
 }
 # EVENT_MANAGER: "+ create and edit events and categories, see provider connections and
-# their health, link provider events to events, run syncs, resolve sync conflicts and split
-# wrong person matches, read the raw provider payloads".
+# their health, link provider events to events, run syncs, prepare and approve results
+# publications to a registration platform, resolve sync conflicts and split wrong person
+# matches, read the raw provider payloads".
 _EVENT_MANAGER = _RESULTS_OFFICER | {Perm.EVENTS_EVENT_WRITE, Perm.SYNC_CONNECTION_READ,
                                      Perm.SYNC_LINK_MANAGE, Perm.SYNC_RECORD_MANAGE,
-                                     Perm.SYNC_PAYLOAD_READ, Perm.SYNC_RUN_START}
+                                     Perm.SYNC_PAYLOAD_READ, Perm.SYNC_RUN_START,
+                                     Perm.SYNC_RESULTS_PUBLISH}
 GRANTS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset(_EVERY_ROLE),
     Role.RESULTS_OFFICER: frozenset(_RESULTS_OFFICER),

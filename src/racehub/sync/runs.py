@@ -46,6 +46,10 @@ from racehub.sync.models import (
 from racehub.sync.service import get_connection_or_raise
 
 SYNC_PARTICIPANTS_KIND = "sync.participants"
+RESULTS_PUBLISH_PREPARE_KIND = "sync.results_publish_prepare"
+# The job kind running each sync type's runs.
+KIND_OF = {SyncType.PARTICIPANTS: SYNC_PARTICIPANTS_KIND,
+           SyncType.RESULTS_PUBLISH_PREPARE: RESULTS_PUBLISH_PREPARE_KIND}
 # A worker takes the higher priority first: someone is waiting on a manual run.
 PRIORITY_OF = {SyncTrigger.MANUAL: 100, SyncTrigger.WEBHOOK: 50, SyncTrigger.SCHEDULE: 0}
 RECENT_FAILURES = 5
@@ -105,11 +109,12 @@ def active_run(db: Session, link_id: uuid.UUID,
 def request_link_sync(
     db: Session, ctx: TenantContext, *, connection: ProviderConnection, link: EventLink,
     full_refresh: bool = False, trigger: SyncTrigger = SyncTrigger.MANUAL,
-    preview: bool = False,
+    preview: bool = False, sync_type: SyncType = SyncType.PARTICIPANTS,
 ) -> RunRequest:
-    """One link's run and job, or the link's active run (joined, as it was asked: a run
-    waiting for review or held by the circuit breaker included)."""
-    current = active_run(db, link.id)
+    """One link's run of ``sync_type`` and its job, or the link's active run of that type
+    (joined, as it was asked: a run waiting for review or held by the circuit breaker
+    included)."""
+    current = active_run(db, link.id, sync_type)
     if current is not None and _abandoned(db, current):
         current.status = SyncStatus.CANCELLED
         current.finished_at = func.now()
@@ -123,7 +128,7 @@ def request_link_sync(
         return RunRequest(current, joined=True)
     run = SyncRun(
         tenant_id=ctx.tenant_id, connection_id=connection.id, provider=connection.provider,
-        link_id=link.id, event_id=link.event_id, sync_type=SyncType.PARTICIPANTS.value,
+        link_id=link.id, event_id=link.event_id, sync_type=sync_type.value,
         trigger=trigger.value, status=SyncStatus.QUEUED, requested_by_user_id=ctx.user_id,
         requested_by_label=ctx.actor_label, full_refresh=full_refresh, attempts=0,
         cursor_before=link.cursor, preview=preview)
@@ -136,14 +141,14 @@ def request_link_sync(
         if not violates(exc, ONE_ACTIVE_RUN_INDEX):
             raise
         # Another request inserted (and committed: the insert waited for it) first.
-        current = active_run(db, link.id)
+        current = active_run(db, link.id, sync_type)
         if current is None:  # it finished meanwhile: ask again
             return request_link_sync(db, ctx, connection=connection, link=link,
                                      full_refresh=full_refresh, trigger=trigger,
-                                     preview=preview)
+                                     preview=preview, sync_type=sync_type)
         return RunRequest(current, joined=True)
     job = jobs_service.start_job(
-        db, ctx, kind=SYNC_PARTICIPANTS_KIND,
+        db, ctx, kind=KIND_OF[sync_type],
         params={"sync_run_id": str(run.id), "link_id": str(link.id)}, subject_id=link.id,
         priority=PRIORITY_OF[trigger],
         message=f"{connection.name}: {link.provider_event_name or link.provider_event_ref}")
@@ -151,6 +156,7 @@ def request_link_sync(
     audit.record(db, ctx, action="sync.request", target_type="sync_run", target_id=run.id,
                  after={"connection": str(connection.id), "link": str(link.id),
                         "event": str(link.event_id), "trigger": trigger.value,
+                        "syncType": sync_type.value,
                         "fullRefresh": full_refresh, "preview": preview})
     db.flush()
     return RunRequest(run, joined=False)

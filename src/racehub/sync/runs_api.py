@@ -15,7 +15,7 @@ from racehub.core.deps import DB, require
 from racehub.core.pagination import Page
 from racehub.core.rbac import Perm
 from racehub.core.schemas import APIModel
-from racehub.sync import preview, review, runs, schedule
+from racehub.sync import preview, publications, review, runs, schedule
 from racehub.sync.models import (
     ChangeAction,
     PreviewAction,
@@ -23,6 +23,7 @@ from racehub.sync.models import (
     SyncRun,
     SyncStatus,
     SyncTrigger,
+    SyncType,
 )
 from racehub.sync.schemas import SchedulePlanRead
 
@@ -35,8 +36,12 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 
 class SyncRequest(APIModel):
     connection_id: uuid.UUID
-    sync_type: Literal["participants"] = Field(
-        description="What to pull: 'participants' (registrations into the linked events)")
+    sync_type: Literal["participants", "results_publish_prepare"] = Field(
+        description="'participants': pull registrations into the linked events; "
+                    "'results_publish_prepare': build a version of the linked events' "
+                    "results to publish to the platform, validated and diffed against the "
+                    "last published one (GET /api/events/{id}/publications), to approve "
+                    "with POST /api/events/{id}/publications/{version}/approve")
     event_id: uuid.UUID | None = Field(
         default=None, description="Only the provider events linked to this racehub event; "
                                   "unset: every linked event of the connection")
@@ -161,10 +166,14 @@ def request_sync(data: SyncRequest, db: DB, ctx: StartRuns) -> SyncRequested:
     job, taken before scheduled runs. A link whose run is queued, running or waiting to
     retry answers with that run (``joined``). 422 naming ``connectionId`` or ``eventId``
     when nothing is linked."""
-    requested = runs.request_participant_sync(db, ctx, connection_id=data.connection_id,
-                                              event_id=data.event_id,
-                                              full_refresh=data.full_refresh,
-                                              preview=data.preview)
+    if data.sync_type == SyncType.RESULTS_PUBLISH_PREPARE:
+        requested = publications.request_prepare(db, ctx, connection_id=data.connection_id,
+                                                 event_id=data.event_id)
+    else:
+        requested = runs.request_participant_sync(db, ctx, connection_id=data.connection_id,
+                                                  event_id=data.event_id,
+                                                  full_refresh=data.full_refresh,
+                                                  preview=data.preview)
     db.commit()
     return SyncRequested(runs=[RunRequested(run=_read(r.run), job_id=r.run.job_run_id,
                                             joined=r.joined) for r in requested])
