@@ -86,8 +86,7 @@ def request_prepare(
     """A prepare run per provider event of the connection linked to a racehub event (to
     ``event_id``); a link with an active prepare run joins it."""
     connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
-    spec = catalog.get_spec(connection.provider)
-    if spec is None or Capability.POST_RESULTS not in spec.adapter_class().capabilities:
+    if not _takes_results(connection):
         raise Invalid(f"connectionId: {connection.provider} takes no results from racehub",
                       field="connectionId")
     links = runs.linked_links(db, ctx, connection_id=connection.id, event_id=event_id)
@@ -106,6 +105,27 @@ def request_prepare(
     return [runs.request_link_sync(db, ctx, connection=connection, link=link, trigger=trigger,
                                    sync_type=SyncType.RESULTS_PUBLISH_PREPARE)
             for link in links]
+
+
+def request_event_prepare(db: Session, ctx: TenantContext, *,
+                          event_id: uuid.UUID) -> list[runs.RunRequest]:
+    """A prepare run per provider event linked to ``event_id`` of every registration
+    connection that takes results (the Sync tab's "Prepare publication")."""
+    requested = []
+    for connection_id in runs.connections_feeding(db, ctx, event_id=event_id):
+        connection = get_connection_or_raise(db, ctx, connection_id=connection_id)
+        if _takes_results(connection):
+            requested += request_prepare(db, ctx, connection_id=connection_id,
+                                         event_id=event_id)
+    if not requested:
+        raise Invalid("event_id: no registration platform that takes results (RunSignUp) "
+                      "feeds this event: link one first", field="event_id")
+    return requested
+
+
+def _takes_results(connection: ProviderConnection) -> bool:
+    spec = catalog.get_spec(connection.provider)
+    return spec is not None and Capability.POST_RESULTS in spec.adapter_class().capabilities
 
 
 def in_flight(db: Session, ctx: TenantContext, *,
