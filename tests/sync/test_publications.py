@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.core.crypto import Keyring
+from racehub.core.exceptions import Invalid
 from racehub.core.models import Role, Tenant
 from racehub.db.session import lend
 from racehub.events.models import Event, EventParticipant, Person
@@ -393,3 +394,46 @@ def test_another_tenant_cannot_read_or_approve_a_version(
     assert client.post(f"{base}/{version.version}/approve", headers=headers,
                        json={}).status_code == 404
     assert db.get(Event, event_link.event_id) is not None
+
+
+def test_a_link_being_published_prepares_no_other_version_until_it_ends(
+    client: TestClient, db: Session, tenant: Tenant, keyring: Keyring, event_link: EventLink,
+    sim: Sim,
+) -> None:
+    _sync(db, tenant, keyring, event_link)
+    _results(db, event_link, 3)
+    version = _prepare(client, db, tenant, event_link)
+    assert _approve(client, db, tenant, version).status_code == 202
+
+    refused = client.post("/api/sync/manual", headers=auth(db, tenant, Role.EVENT_MANAGER),
+                          json={"connectionId": str(event_link.connection_id),
+                                "syncType": "results_publish_prepare",
+                                "eventId": str(event_link.event_id)})
+
+    assert refused.status_code == 409
+    assert f"version {version.version}" in refused.json()["detail"]
+    assert _publish(db, keyring, version).status == PublicationStatus.PUBLISHED
+    assert _prepare(client, db, tenant, event_link).version == version.version + 1
+
+
+def test_a_prepare_whose_link_lost_its_event_fails_saying_so(
+    client: TestClient, db: Session, tenant: Tenant, event_link: EventLink,
+) -> None:
+    response = client.post("/api/sync/manual", headers=auth(db, tenant, Role.EVENT_MANAGER),
+                           json={"connectionId": str(event_link.connection_id),
+                                 "syncType": "results_publish_prepare"})
+    assert response.status_code == 202, response.text
+    [requested] = response.json()["runs"]
+    event_link.event_id = None
+    db.flush()
+
+    with pytest.raises(Invalid):
+        run_job(None, requested["jobId"], publications.run_prepare,
+                factory=lend(db))  # type: ignore[arg-type]
+
+    run = db.get(SyncRun, uuid.UUID(requested["run"]["id"]))
+    assert run is not None
+    db.refresh(run)
+    assert run.status == SyncStatus.FAILED
+    assert run.error == "the provider event is no longer linked to a racehub event"
+    assert db.scalar(select(ResultPublication)) is None

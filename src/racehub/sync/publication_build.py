@@ -121,7 +121,8 @@ def gather(db: Session, ctx: TenantContext, *, link: EventLink) -> list[Draft]:
                    SyncedRecord.provider == link.provider,
                    SyncedRecord.participant_id.is_not(None))
             .order_by(SyncedRecord.created_at, SyncedRecord.id)):
-        records[participant_id].append((link_id, source_ref))
+        if participant_id is not None:
+            records[participant_id].append((link_id, source_ref))
     ep = EventParticipant
     rows = db.execute(
         select(Result, ep.bib, ep.category_id, Person.first_name, Person.last_name,

@@ -170,7 +170,7 @@ def run_prepare(handle: RunningJob, db: Session, ctx: TenantContext, *, sync_run
         run.status = SyncStatus.FAILED
         run.finished_at = clock()
         run.retryable = False
-        run.error = (exc.message if isinstance(exc, Invalid | Conflict)
+        run.error = (exc.detail if isinstance(exc, Invalid | Conflict)
                      else f"unexpected error ({type(exc).__name__}): {exc}")[:MESSAGE_MAX]
         db.commit()
         raise

@@ -166,7 +166,7 @@ def request_sync(data: SyncRequest, db: DB, ctx: StartRuns) -> SyncRequested:
     job, taken before scheduled runs. A link whose run is queued, running or waiting to
     retry answers with that run (``joined``). 422 naming ``connectionId`` or ``eventId``
     when nothing is linked."""
-    if data.sync_type == SyncType.RESULTS_PUBLISH_PREPARE:
+    if data.sync_type == SyncType.RESULTS_PUBLISH_PREPARE.value:
         requested = publications.request_prepare(db, ctx, connection_id=data.connection_id,
                                                  event_id=data.event_id)
     else:
