@@ -91,6 +91,8 @@ def create_app(
     from racehub.sync import links_api as sync_links_api
     from racehub.sync import links_pages as sync_links_pages
     from racehub.sync import pages as sync_pages
+    from racehub.sync import publications_api as sync_publications_api
+    from racehub.sync import publications_pages as sync_publications_pages
     from racehub.sync import push_api as sync_push_api
     from racehub.sync import push_pages as sync_push_pages
     from racehub.sync import records_api as sync_records_api
@@ -104,8 +106,8 @@ def create_app(
                    core_pages, events_pages, imports_pages, inventory_pages, jobs_pages,
                    exports_api, exports_pages, sync_api, sync_links_api, sync_records_api,
                    sync_runs_api, sync_discovery_api, sync_pages, sync_links_pages,
-                   sync_runs_pages, sync_push_api, sync_push_pages, timing_results_api,
-                   timing_pages, ops_api):
+                   sync_runs_pages, sync_push_api, sync_push_pages, sync_publications_api,
+                   sync_publications_pages, timing_results_api, timing_pages, ops_api):
         app.include_router(module.router)
     _serve_openapi_once(app, OPENAPI_URL)
     return app

@@ -43,8 +43,21 @@ from racehub.settings import Settings
 from racehub.sync import links as sync_links
 from racehub.sync import service as sync_service
 from racehub.sync.discovery import DISCOVER_EVENTS_KIND
-from racehub.sync.models import EventLink, ProviderConnection, SyncConflict, SyncRun, SyncStatus
-from racehub.sync.runs import SYNC_PARTICIPANTS_KIND, SYNC_RESULTS_PULL_KIND
+from racehub.sync.models import (
+    EventLink,
+    ProviderConnection,
+    PublicationStatus,
+    ResultPublication,
+    SyncConflict,
+    SyncRun,
+    SyncStatus,
+)
+from racehub.sync.publications import PUBLISH_KIND
+from racehub.sync.runs import (
+    RESULTS_PUBLISH_PREPARE_KIND,
+    SYNC_PARTICIPANTS_KIND,
+    SYNC_RESULTS_PULL_KIND,
+)
 from racehub.sync.schemas import ConnectionCreate, LinkCreate
 from racehub.sync.timing_push import SYNC_START_LIST_PUSH_KIND
 from tests.factories import (
@@ -268,6 +281,12 @@ API_CASES: dict[tuple[str, str], Case] = {
     # What a start list push would send: RESULTS_OFFICER and up, who push.
     ("GET", "/api/sync/links/{link_id}/push-preview"):
         Case(Perm.SYNC_TIMING_RUN, 200, ids={"link_id": "timing_link_id"}),
+    # Results publications: everyone reads the versions; approving one sends it out, so it
+    # is sync:results:publish (EVENT_MANAGER and up, never RESULTS_OFFICER).
+    ("GET", "/api/events/{event_id}/publications"): Case(Perm.SYNC_RUN_READ, 200),
+    ("GET", "/api/events/{event_id}/publications/{version}"): Case(Perm.SYNC_RUN_READ, 200),
+    ("POST", "/api/events/{event_id}/publications/{version}/approve"):
+        Case(Perm.SYNC_RESULTS_PUBLISH, 202, json={}),
     ("GET", "/api/sync/status/{connection_id}"): Case(Perm.SYNC_RUN_READ, 200),
     ("GET", "/api/sync/runs"): Case(Perm.SYNC_RUN_READ, 200),
     ("GET", "/api/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),
@@ -402,6 +421,11 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
         Case(Perm.SYNC_RECORD_MANAGE, 303, form={}),
     ("POST", "/events/{event_id}/conflicts/{conflict_id}/take"):
         Case(Perm.SYNC_RECORD_MANAGE, 303, form={}),
+    # Results publications, as their API: prepare is a sync run, approving publishes.
+    ("POST", "/events/{event_id}/publications"): Case(Perm.SYNC_RUN_START, 303, form={}),
+    ("GET", "/events/{event_id}/publications/{version}"): Case(Perm.SYNC_RUN_READ, 200),
+    ("POST", "/events/{event_id}/publications/{version}/approve"):
+        Case(Perm.SYNC_RESULTS_PUBLISH, 303, form={}),
     ("GET", "/connections/{connection_id}/sync"): Case(Perm.SYNC_RUN_READ, 200),
     ("POST", "/connections/{connection_id}/sync"): Case(Perm.SYNC_RUN_START, 303, form={}),
     ("GET", "/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),
@@ -434,11 +458,13 @@ _RESULTS_OFFICER = _EVERY_ROLE | {
     Perm.TIMING_RESULT_IMPORT, Perm.EXPORTS_EXPORT_RUN, Perm.SYNC_TIMING_RUN,
 }
 # EVENT_MANAGER: "+ create and edit events and categories, see provider connections and
-# their health, link provider events to events, run syncs, resolve sync conflicts and split
-# wrong person matches, read the raw provider payloads".
+# their health, link provider events to events, run syncs, prepare and approve results
+# publications to a registration platform, resolve sync conflicts and split wrong person
+# matches, read the raw provider payloads".
 _EVENT_MANAGER = _RESULTS_OFFICER | {Perm.EVENTS_EVENT_WRITE, Perm.SYNC_CONNECTION_READ,
                                      Perm.SYNC_LINK_MANAGE, Perm.SYNC_RECORD_MANAGE,
-                                     Perm.SYNC_PAYLOAD_READ, Perm.SYNC_RUN_START}
+                                     Perm.SYNC_PAYLOAD_READ, Perm.SYNC_RUN_START,
+                                     Perm.SYNC_RESULTS_PUBLISH}
 GRANTS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset(_EVERY_ROLE),
     Role.RESULTS_OFFICER: frozenset(_RESULTS_OFFICER),
@@ -663,10 +689,31 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
                       subject_type="event_link", subject_id=timing_link.id)
     db.add(push_job)
     db.flush()
+    # A results version of the linked provider event, ready to approve (no warning), and
+    # a queued prepare job and publish job (pause requested, like the jobs above).
+    publication = ResultPublication(
+        tenant_id=tenant.id, event_id=event.id, link_id=link.id, connection_id=connection.id,
+        provider="RUNSIGNUP", provider_event_ref="101", version=1,
+        status=PublicationStatus.READY, prepared_by_label="test", validation=[],
+        acknowledged_warnings=[], auto_approved=False, result_set_requested=False,
+        publish_attempts=0, rows_total=0, added=0, changed=0, removed=0, unchanged=0,
+        errors=0, warnings=0, accepted=0, refused=0, sent=0)
+    db.add(publication)
+    db.flush()
+    prepare_job = JobRun(tenant_id=tenant.id, kind=RESULTS_PUBLISH_PREPARE_KIND,
+                         pause_requested=True, params={"sync_run_id": "", "link_id": str(link.id)},
+                         subject_type="event_link", subject_id=link.id)
+    publish_job = JobRun(tenant_id=tenant.id, kind=PUBLISH_KIND, pause_requested=True,
+                         params={"publication_id": str(publication.id), "link_id": str(link.id)},
+                         subject_type="result_publication", subject_id=publication.id)
+    db.add_all([prepare_job, publish_job])
+    db.flush()
     return {"connection_id": str(connection.id), "link_id": str(link.id),
             "pull_link_id": str(pull_link.id), "pull_job_id": str(pull_job.id),
             "timing_link_id": str(timing_link.id), "push_job_id": str(push_job.id),
             "timing_event_id": str(timing_link.event_id),
+            "version": "1", "prepare_job_id": str(prepare_job.id),
+            "publish_job_id": str(publish_job.id),
             "review_run_id": str(stopped[SyncStatus.AWAITING_REVIEW].id),
             "held_run_id": str(stopped[SyncStatus.HELD].id),
             "candidate_id": str(candidate.id), "discover_job_id": str(discover_job.id),
@@ -975,6 +1022,14 @@ JOB_SAMPLES: dict[str, JobSample] = {
     "sync-start-list-push": JobSample("push_job_id", SYNC_START_LIST_PUSH_KIND,
                                       frozenset({Perm.SYNC_RUN_READ}),
                                       frozenset({Perm.SYNC_TIMING_RUN})),
+    # Results publication: preparing a version is a sync run (EVENT_MANAGER's); its
+    # publish is controlled by those who approve (sync:results:publish).
+    "sync-results-publish-prepare": JobSample("prepare_job_id", RESULTS_PUBLISH_PREPARE_KIND,
+                                              frozenset({Perm.SYNC_RUN_READ}),
+                                              frozenset({Perm.SYNC_RUN_START})),
+    "sync-results-publish": JobSample("publish_job_id", PUBLISH_KIND,
+                                      frozenset({Perm.SYNC_RUN_READ}),
+                                      frozenset({Perm.SYNC_RESULTS_PUBLISH})),
     # A discovery of provider events: read with connections; run and controlled by those
     # who link provider events (EVENT_MANAGER and up).
     "sync-discover-events": JobSample("discover_job_id", DISCOVER_EVENTS_KIND,

@@ -43,6 +43,10 @@ class Perm(enum.StrEnum):
     # confirming their risky steps (a full re-push, a change on a live event) stay
     # SYNC_LINK_MANAGE.
     SYNC_TIMING_RUN = "sync:timing:run"
+    # Results publication to a registration platform: approving a version sends it out
+    # (EVENT_MANAGER and up; never RESULTS_OFFICER, whose results it publishes). Preparing
+    # one is a sync run (SYNC_RUN_START): with a link's auto-approve on, it may go out.
+    SYNC_RESULTS_PUBLISH = "sync:results:publish"
     AUDIT_LOG_READ = "core:audit:read"
     CORE_TOKEN_MANAGE = "core:token:manage"
     CORE_MEMBER_MANAGE = "core:member:manage"
@@ -72,7 +76,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
                      Perm.IMPORTS_IMPORT_RUN, Perm.TIMING_EXPORT, Perm.EXPORTS_EXPORT_RUN,
                      Perm.TIMING_RESULT_IMPORT, Perm.SYNC_CONNECTION_READ,
                      Perm.SYNC_LINK_MANAGE, Perm.SYNC_RECORD_MANAGE, Perm.SYNC_PAYLOAD_READ,
-                     Perm.SYNC_RUN_START, Perm.SYNC_TIMING_RUN}
+                     Perm.SYNC_RUN_START, Perm.SYNC_TIMING_RUN, Perm.SYNC_RESULTS_PUBLISH}
     ),
     Role.TENANT_ADMIN: frozenset(Perm),
 }

@@ -498,5 +498,21 @@ class ProviderAdapter:
     def get_results(self, event_ref: str) -> Iterator[Page[ProviderResult]]:
         raise self._unsupported(Capability.GET_RESULTS)
 
-    def post_results(self, event_ref: str, results: Sequence[ProviderResult]) -> PushReport:
+    def post_results(self, event_ref: str, results: Sequence[ProviderResult], *,
+                     result_set_id: str | None = None) -> PushReport:
+        """Post ``results``; into the provider's result set ``result_set_id`` when given
+        (a result with ``ref`` edits that row of it), else where the adapter decides."""
+        raise self._unsupported(Capability.POST_RESULTS)
+
+    def result_sets(self, event_ref: str) -> list[tuple[str, str]]:
+        """(id, name) of the event's result sets, as the provider lists them."""
+        raise self._unsupported(Capability.POST_RESULTS)
+
+    def create_result_set(self, event_ref: str, name: str) -> str:
+        """A new, empty result set of the event: its id."""
+        raise self._unsupported(Capability.POST_RESULTS)
+
+    def read_result_set(self, event_ref: str, result_set_id: str
+                        ) -> Iterator[Page[ProviderResult]]:
+        """The rows of one result set (each with the provider's row id in ``ref``)."""
         raise self._unsupported(Capability.POST_RESULTS)

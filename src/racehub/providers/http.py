@@ -198,6 +198,7 @@ class ProviderHttp:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         url: str | None = None,
+        idempotent: bool = True,
     ) -> ProviderResponse:
         """Send with the budget and retries; the decoded body plus status and headers (for
         providers that page with headers), or a typed error.
@@ -205,16 +206,22 @@ class ProviderHttp:
         ``url`` overrides ``base_url + path`` (token endpoints on another host). If
         ``on_unauthorized`` is set, a 401 calls it once (it refreshes a token and updates
         ``self.client.headers``) and the request is sent again.
+
+        ``idempotent=False`` (a POST that adds rows): only a refusal the provider made
+        before doing anything (throttling) is sent again here; a 5xx or a timeout may come
+        after the provider did it, so it is raised for the caller to check first.
         """
         target = url or f"{self.base_url}/{path.lstrip('/')}"
         merged = {**self.default_params, **(params or {})}
         try:
-            return self._with_retries(method, target, merged, data, json, headers)
+            return self._with_retries(method, target, merged, data, json, headers,
+                                      idempotent=idempotent)
         except AuthFailed as exc:
             if exc.status != 401 or self.on_unauthorized is None:
                 raise
             self.on_unauthorized()
-            return self._with_retries(method, target, merged, data, json, headers)
+            return self._with_retries(method, target, merged, data, json, headers,
+                                      idempotent=idempotent)
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`request` returning only the decoded JSON body."""
@@ -222,11 +229,17 @@ class ProviderHttp:
 
     def _with_retries(self, method: str, url: str, params: Mapping[str, Any],
                       data: Mapping[str, Any] | None, json: Any,
-                      headers: Mapping[str, str] | None) -> ProviderResponse:
+                      headers: Mapping[str, str] | None, *,
+                      idempotent: bool = True) -> ProviderResponse:
+        def again(error: BaseException) -> bool:
+            if not idempotent:
+                return isinstance(error, Throttled)
+            return isinstance(error, ProviderError) and error.retryable
+
         retrying = Retrying(
             stop=self._stop,
             wait=self._wait,
-            retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.retryable),
+            retry=retry_if_exception(again),
             sleep=self.sleep,
             before_sleep=self._before_sleep,
             reraise=True,

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -227,6 +228,9 @@ class SyncType(enum.StrEnum):
     PARTICIPANTS = "participants"  # registration platform -> racehub
     RESULTS_PULL = "results_pull"  # timing system -> racehub's results (sync/results_pull.py)
     START_LIST_PUSH = "start_list_push"  # racehub -> timing system (sync/timing_push.py)
+    # racehub's results -> a version to approve before it goes to the registration platform
+    # (sync/publications.py); the publish itself is the version's job, not a run.
+    RESULTS_PUBLISH_PREPARE = "results_publish_prepare"
 
 
 class SyncTrigger(enum.StrEnum):
@@ -490,3 +494,130 @@ class TimingPushState(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_run_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("sync_runs.id", ondelete="SET NULL"))
+
+
+# --- results publication (sync/publications.py) ---------------------------------------------
+
+
+class PublicationStatus(enum.StrEnum):
+    INVALID = "invalid"  # validation found errors: it cannot be approved
+    READY = "ready"  # passes validation (maybe with warnings): waiting for approval
+    APPROVED = "approved"  # approved; its publish job is queued
+    PUBLISHING = "publishing"  # the publish job is sending it (or waits for its retry)
+    PUBLISHED = "published"
+    FAILED = "failed"  # the publish failed for good; approving it again retries it
+    SUPERSEDED = "superseded"  # a newer version of the link was prepared before this went out
+
+
+class RowChange(enum.StrEnum):
+    ADDED = "added"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    REMOVED = "removed"  # in the last published version, not in this one
+
+
+class RowAnswer(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"  # the platform holds the row as sent (its row id in provider_row_id)
+    REFUSED = "refused"  # the platform refused it: ``answer_message`` says why
+    NOT_SENT = "not_sent"  # not sendable (no registration on the platform), or removed
+
+
+class ResultPublication(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
+    """One version of an event's results for one link (a provider event of a registration
+    platform): the rows as prepared, what validation said, the diff against the link's last
+    published version, who approved it and when, and what the platform answered. Versions
+    are numbered per event and kept."""
+
+    __tablename__ = "result_publications"
+    __table_args__ = (
+        UniqueConstraint("event_id", "version", name="uq_result_publications_event_id_version"),
+        Index("ix_result_publications_link_id_version", "link_id", "version"),
+    )
+
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    # SET NULL: a version outlives its link and connection (it is the record of what went out).
+    link_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("event_links.id", ondelete="SET NULL"))
+    connection_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("provider_connections.id", ondelete="SET NULL"))
+    provider: Mapped[str] = mapped_column(String(30))
+    provider_event_ref: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[PublicationStatus] = mapped_column(
+        pg_enum(PublicationStatus, "publication_status"))
+    # The prepare run (sync_type results_publish_prepare) that built it.
+    sync_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sync_runs.id", ondelete="SET NULL"))
+    prepared_by_label: Mapped[str] = mapped_column(String(400))
+    # The published version this one is diffed against (None: the first).
+    base_version: Mapped[int | None] = mapped_column(Integer)
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    removed: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[int] = mapped_column(Integer, default=0)
+    # [{"code", "severity" (error|warning), "message", "category", "seq"}]: each names its row.
+    validation: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    approved_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    approved_by_label: Mapped[str | None] = mapped_column(String(400))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The warning codes the approver named (every warning of the version, or it was refused).
+    acknowledged_warnings: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    auto_approved: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The platform's result set the rows went into: kept so a retried or repeated publish
+    # reuses it; ``result_set_requested`` is set (and committed) before asking for a new
+    # set, so an attempt cut between the ask and the answer looks for it by name first.
+    result_set_id: Mapped[str | None] = mapped_column(String(100))
+    result_set_name: Mapped[str | None] = mapped_column(String(200))
+    result_set_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    publish_job_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("job_runs.id", ondelete="SET NULL"))
+    publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)  # rows posted (edits included)
+    error: Mapped[str | None] = mapped_column(String(1000))
+
+
+class PublicationRow(TenantMixin, Base):
+    """One row of a version: the result as prepared, its change against the base version
+    (``previous``: {field: old value} of what changed; a removed row holds the old row),
+    its validation codes and the platform's answer."""
+
+    __tablename__ = "result_publication_rows"
+    __table_args__ = (
+        Index("ix_result_publication_rows_publication_id_change_seq", "publication_id",
+              "change", "seq"),
+    )
+
+    publication_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("result_publications.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("event_participants.id", ondelete="SET NULL"))
+    # The registration on the platform (SyncedRecord.source_ref); None: not mapped.
+    registration_ref: Mapped[str | None] = mapped_column(String(200))
+    bib: Mapped[str | None] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(300))
+    category: Mapped[str | None] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(10))
+    place: Mapped[int | None] = mapped_column(Integer)
+    chip_ms: Mapped[int | None] = mapped_column(BigInteger)
+    gun_ms: Mapped[int | None] = mapped_column(BigInteger)
+    gender: Mapped[str | None] = mapped_column(String(10))
+    age: Mapped[int | None] = mapped_column(Integer)
+    change: Mapped[RowChange] = mapped_column(pg_enum(RowChange, "publication_row_change"))
+    previous: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    problems: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    sendable: Mapped[bool] = mapped_column(Boolean, default=True)
+    answer: Mapped[RowAnswer] = mapped_column(pg_enum(RowAnswer, "publication_row_answer"),
+                                              default=RowAnswer.PENDING)
+    answer_message: Mapped[str | None] = mapped_column(String(1000))
+    provider_row_id: Mapped[str | None] = mapped_column(String(100))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -49,9 +49,12 @@ from racehub.sync.service import get_connection_or_raise
 
 SYNC_PARTICIPANTS_KIND = "sync.participants"
 SYNC_RESULTS_PULL_KIND = "sync.results_pull"
-# The job kind running each type of run (sync/tasks.py declares them).
+RESULTS_PUBLISH_PREPARE_KIND = "sync.results_publish_prepare"
+# The job kind running each type of run (sync/tasks.py declares them; a start list push
+# names its own, sync/timing_push.py).
 KIND_OF = {SyncType.PARTICIPANTS: SYNC_PARTICIPANTS_KIND,
-           SyncType.RESULTS_PULL: SYNC_RESULTS_PULL_KIND}
+           SyncType.RESULTS_PULL: SYNC_RESULTS_PULL_KIND,
+           SyncType.RESULTS_PUBLISH_PREPARE: RESULTS_PUBLISH_PREPARE_KIND}
 # A worker takes the higher priority first: someone is waiting on a manual run.
 PRIORITY_OF = {SyncTrigger.MANUAL: 100, SyncTrigger.WEBHOOK: 50, SyncTrigger.AFTER_SYNC: 50,
                SyncTrigger.SCHEDULE: 0}

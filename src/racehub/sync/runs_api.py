@@ -15,7 +15,15 @@ from racehub.core.deps import DB, require
 from racehub.core.pagination import Page
 from racehub.core.rbac import Perm
 from racehub.core.schemas import APIModel
-from racehub.sync import preview, results_pull, review, runs, schedule, timing_push
+from racehub.sync import (
+    preview,
+    publications,
+    results_pull,
+    review,
+    runs,
+    schedule,
+    timing_push,
+)
 from racehub.sync.models import (
     ChangeAction,
     PreviewAction,
@@ -39,7 +47,8 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 
 class SyncRequest(APIModel):
     connection_id: uuid.UUID
-    sync_type: Literal["participants", "start_list_push", "results_pull"] = Field(
+    sync_type: Literal["participants", "start_list_push", "results_pull",
+                       "results_publish_prepare"] = Field(
         description="'participants': pull registrations into the linked events (a "
                     "registration connection; sync:run:start, EVENT_MANAGER and up). "
                     "'start_list_push': push the linked events' start lists to a timing "
@@ -47,7 +56,11 @@ class SyncRequest(APIModel):
                     "RESULTS_OFFICER and up); preview it first with GET "
                     "/api/sync/links/{linkId}/push-preview. 'results_pull': a timing "
                     "connection's results into the linked events' results, as a result file "
-                    "import stores them (sync:timing:run)")
+                    "import stores them (sync:timing:run). 'results_publish_prepare': build a "
+                    "version of the linked events' results to publish to the registration "
+                    "platform, validated and diffed against the last published one (GET "
+                    "/api/events/{id}/publications), to approve with POST "
+                    "/api/events/{id}/publications/{version}/approve (sync:run:start)")
     event_id: uuid.UUID | None = Field(
         default=None, description="Only the provider events linked to this racehub event; "
                                   "unset: every linked event of the connection")
@@ -206,6 +219,9 @@ def request_sync(data: SyncRequest, db: DB, ctx: RequestRuns) -> SyncRequested:
     elif data.sync_type == SyncType.RESULTS_PULL.value:
         requested = results_pull.request_results_pull(db, ctx, connection_id=data.connection_id,
                                                       event_id=data.event_id)
+    elif data.sync_type == SyncType.RESULTS_PUBLISH_PREPARE.value:
+        requested = publications.request_prepare(db, ctx, connection_id=data.connection_id,
+                                                 event_id=data.event_id)
     else:
         requested = runs.request_participant_sync(db, ctx, connection_id=data.connection_id,
                                                   event_id=data.event_id,

@@ -23,7 +23,15 @@ from racehub.core.exceptions import DomainError, Invalid
 from racehub.core.rbac import Perm
 from racehub.events import service as events_service
 from racehub.jobs import service as jobs_service
-from racehub.sync import conflicts, links, preview, results_pull, review, runs
+from racehub.sync import (
+    conflicts,
+    links,
+    preview,
+    publications,
+    results_pull,
+    review,
+    runs,
+)
 from racehub.sync import service as connections_service
 from racehub.sync.models import ChangeAction, PreviewAction, SyncRun, SyncStatus, SyncTrigger
 from racehub.web.pages import PostedForm, form_error, render
@@ -128,7 +136,17 @@ def _event_context(db: Session, ctx: TenantContext, request: Request,
         **_history(db, ctx, base, dict(request.query_params), event_id=event.id),
         "conflicts": open_conflicts, "more_conflicts": more is not None,
         "names": runs.participant_labels(db, ctx, [c.participant_id for c in open_conflicts]),
+        # Results publications (sync/publications_pages.py): the versions and their state.
+        "publications": publications.list_publications(db, ctx, event_id=event.id),
+        "can_prepare_publication": ctx.can(Perm.SYNC_RUN_START),
     }
+
+
+def event_tab(request: Request, db: Session, ctx: TenantContext, event_id: uuid.UUID, *,
+              status_code: int = 200, **extra: Any) -> Response:
+    """The event's Sync tab (other pages of the tab render it with their form's error)."""
+    return _tab(request, db, ctx, template="sync/event_sync.html", status_code=status_code,
+                **_event_context(db, ctx, request, event_id), **extra)
 
 
 @router.get("/events/{event_id}/sync")

@@ -195,6 +195,11 @@ class LinkSyncSettings(APIModel):
         default=None, ge=1, le=MAX_INTERVAL_MINUTES,
         description="From RACEHUB_SYNC_SCHEDULE_RACE_DAY_HOURS before the start until the "
                     "event ends (default 2)")
+    results_auto_approve_below: int | None = Field(
+        default=None, ge=1, le=1_000_000,
+        description="Results publication: approve a prepared version by itself when it has "
+                    "no validation error or warning and changes (adds, changes, removes) "
+                    "fewer rows than this; unset: every version waits for a person")
 
 
 class LinkUpdate(APIModel):

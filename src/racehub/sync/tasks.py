@@ -15,6 +15,8 @@ from racehub.jobs.runner import JobHandle, job_task
 from racehub.sync import (
     discovery,
     engine,
+    publications,
+    publish,
     results_pull,
     retention,
     runs,
@@ -99,3 +101,34 @@ def sync_start_list_push(handle: JobHandle, db: Session, ctx: TenantContext,
 )
 def discover_events(handle: JobHandle, db: Session, ctx: TenantContext, **params: Any) -> None:
     discovery.run_discovery(handle, db, ctx, **params)
+
+
+@job_task(
+    blueprint,
+    kind=runs.RESULTS_PUBLISH_PREPARE_KIND,
+    label="Prepare results publication",
+    permission=Perm.SYNC_RUN_START,
+    read_permission=Perm.SYNC_RUN_READ,
+    subject=Subject("event_link"),  # no rule: the permissions above are the tenant's
+    # A link's versions are prepared and published one at a time, in order.
+    lock="sync-publish:{link_id}",
+)
+def results_publish_prepare(handle: JobHandle, db: Session, ctx: TenantContext,
+                            **params: Any) -> None:
+    publications.run_prepare(handle, db, ctx, **params)
+
+
+@job_task(
+    blueprint,
+    kind=publications.PUBLISH_KIND,
+    label="Publish results",
+    permission=Perm.SYNC_RESULTS_PUBLISH,
+    read_permission=Perm.SYNC_RUN_READ,
+    subject=Subject("result_publication"),  # no rule: the permissions above are the tenant's
+    lock="sync-publish:{link_id}",
+    # The platform down, timing out or throttling (an HTTP 500 mid-batch included): retried
+    # after 2, 4 and 8 minutes; the publish is idempotent (sync/publish.py).
+    retry=PROVIDER_OUTAGES,
+)
+def results_publish(handle: JobHandle, db: Session, ctx: TenantContext, **params: Any) -> None:
+    publish.run_publish(handle, db, ctx, **params)

@@ -350,3 +350,23 @@ def test_no_secret_appears_in_logs_during_failures(
     assert "provider_retry" in captured and "HTTP Request" in caplog.text
     for secret in (SECRET, KEY, OTHER_SECRET):
         assert secret not in captured
+
+
+def test_a_results_post_answered_500_is_not_sent_again_by_the_adapter(rsu: Rsu) -> None:
+    """The platform may have stored the rows before failing: sending them again would add
+    them twice (a publish reads the set back first instead)."""
+    ref = rsu.event_ref(0, 1)
+    set_id = rsu.adapter().create_result_set(ref, "racehub")
+    runner = next(r for r in rsu.rows(ref) if r["bib_num"])
+    rsu.sim.faults.arm("results_500_mid_batch", rows=1)
+
+    with pytest.raises(ProviderDown):
+        rsu.adapter().post_results(ref, [ProviderResult(
+            event_ref=ref, participant_ref=str(runner["registration_id"]), place=1,
+            clock_time=timedelta(minutes=20))], result_set_id=set_id)
+
+    posts = [r for r in rsu.sim.faults.requests if r.path.endswith("/full-results")]
+    assert len(posts) == 1
+    [stored] = [r for page in rsu.adapter().read_result_set(ref, set_id) for r in page.items]
+    assert stored.participant_ref == str(runner["registration_id"]) and stored.ref
+    assert (set_id, "racehub") in rsu.adapter().result_sets(ref)

@@ -402,51 +402,73 @@ class RunSignUpAdapter(ProviderAdapter):
 
     def get_results(self, event_ref: str) -> Iterator[Page[ProviderResult]]:
         race_id, event_id = m.split_event_ref(event_ref)
-        per_page = int(m.ASSUMED["results_per_page"])
         sets = self._result_sets(race_id, event_id)
         number = 0
         for set_index, result_set in enumerate(sets):
-            set_id = result_set.get("individual_result_set_id")
-            guard = self.page_guard(f"GET results/get-results of result set {set_id}")
-            for page_no in guard:
-                body = self.http.request_json("GET", f"race/{race_id}/results/get-results",
-                                              params={"event_id": event_id,
-                                                      "individual_result_set_id": set_id,
-                                                      "page": page_no,
-                                                      "results_per_page": per_page})
-                blocks = body.get("individual_results_sets") if isinstance(body, dict) else None
-                if not isinstance(blocks, list):
-                    raise BadData("GET results/get-results: no 'individual_results_sets' list",
-                                  provider=self.provider)
-                rows = [r for b in blocks if isinstance(b, dict) for r in (b.get("results") or [])]
-                # Columns such as custom-field-<id> change ids per result set: the reply's
-                # results_headers name them.
-                headers = {str(k): str(v) for b in blocks if isinstance(b, dict)
-                           and isinstance(b.get("results_headers"), dict)
-                           for k, v in b["results_headers"].items()}
-                number += 1
-                # No total or has-more field: a short (or empty) page is the last.
-                short = guard.done(rows) or len(rows) < per_page
-
-                def map_row(row: Any, warn: m.Warn, headers: dict[str, str] = headers
-                            ) -> ProviderResult:
-                    return m.map_result(row, event_ref, headers=headers, warn=warn)
-
-                page = self._map_rows(rows, map_row, number,
-                                      short and set_index == len(sets) - 1, body)
-                for problem_index, problem in enumerate(page.problems):
-                    row = problem.raw if isinstance(problem.raw, dict) else {}
-                    page.problems[problem_index] = RowProblem(
-                        problem.row, problem.message,
-                        ref=str(row.get("result_id") or row.get("bib") or "") or None,
-                        field=problem.field, raw=problem.raw)
+            for page in self._set_pages(event_ref, result_set.get("individual_result_set_id"),
+                                        first_number=number + 1,
+                                        last_set=set_index == len(sets) - 1):
+                number = page.number
                 yield page
-                if short:
-                    break
         if not sets:
             yield Page([], number=1, is_last=True)
 
-    def post_results(self, event_ref: str, results: Sequence[ProviderResult]) -> PushReport:
+    def result_sets(self, event_ref: str) -> list[tuple[str, str]]:
+        race_id, event_id = m.split_event_ref(event_ref)
+        return [(str(s.get("individual_result_set_id")),
+                 str(s.get("individual_result_set_name") or ""))
+                for s in self._result_sets(race_id, event_id)]
+
+    def read_result_set(self, event_ref: str, result_set_id: str
+                        ) -> Iterator[Page[ProviderResult]]:
+        yield from self._set_pages(event_ref, result_set_id, first_number=1, last_set=True)
+
+    def _set_pages(self, event_ref: str, set_id: Any, *, first_number: int,
+                   last_set: bool) -> Iterator[Page[ProviderResult]]:
+        """The pages of one result set; the last one ``is_last`` only if ``last_set``."""
+        race_id, event_id = m.split_event_ref(event_ref)
+        per_page = int(m.ASSUMED["results_per_page"])
+        number = first_number - 1
+        guard = self.page_guard(f"GET results/get-results of result set {set_id}")
+        for page_no in guard:
+            body = self.http.request_json("GET", f"race/{race_id}/results/get-results",
+                                          params={"event_id": event_id,
+                                                  "individual_result_set_id": set_id,
+                                                  "page": page_no,
+                                                  "results_per_page": per_page})
+            blocks = body.get("individual_results_sets") if isinstance(body, dict) else None
+            if not isinstance(blocks, list):
+                raise BadData("GET results/get-results: no 'individual_results_sets' list",
+                              provider=self.provider)
+            rows = [r for b in blocks if isinstance(b, dict) for r in (b.get("results") or [])]
+            # Columns such as custom-field-<id> change ids per result set: the reply's
+            # results_headers name them.
+            headers = {str(k): str(v) for b in blocks if isinstance(b, dict)
+                       and isinstance(b.get("results_headers"), dict)
+                       for k, v in b["results_headers"].items()}
+            number += 1
+            # No total or has-more field: a short (or empty) page is the last.
+            short = guard.done(rows) or len(rows) < per_page
+
+            def map_row(row: Any, warn: m.Warn, headers: dict[str, str] = headers
+                        ) -> ProviderResult:
+                return m.map_result(row, event_ref, headers=headers, warn=warn)
+
+            page = self._map_rows(rows, map_row, number, short and last_set, body)
+            for problem_index, problem in enumerate(page.problems):
+                row = problem.raw if isinstance(problem.raw, dict) else {}
+                page.problems[problem_index] = RowProblem(
+                    problem.row, problem.message,
+                    ref=str(row.get("result_id") or row.get("bib") or "") or None,
+                    field=problem.field, raw=problem.raw)
+            yield page
+            if short:
+                return
+
+    def post_results(self, event_ref: str, results: Sequence[ProviderResult], *,
+                     result_set_id: str | None = None) -> PushReport:
+        """Into ``result_set_id`` when given, else the ``individual_result_set_id`` setting,
+        else a new result set. ``ProviderResult.ref`` (a result id) edits that row."""
         race_id, event_id = m.split_event_ref(event_ref)
         rows: list[tuple[int, dict[str, Any]]] = []
         problems: list[RowProblem] = []
@@ -458,17 +480,20 @@ class RunSignUpAdapter(ProviderAdapter):
                                            field=exc.field))
         if not rows:
             return PushReport(0, problems)
-        set_id = self.settings.individual_result_set_id or self._new_result_set(
-            race_id, event_id)
+        set_id = (result_set_id or self.settings.individual_result_set_id
+                  or self._new_result_set(race_id, event_id))
         accepted = 0
         replies = []
         chunk = int(m.ASSUMED["results_per_post"])
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
+            # Not sent again on a 5xx: the rows may be stored already (ASSUMED
+            # "full_results_appends_without_result_id"); a publish reads the set back.
             body = self.http.request_json(
                 "POST", f"race/{race_id}/results/full-results", params={"event_id": event_id},
                 data={"request_format": "json", "individual_result_set_id": str(set_id),
                       "request": json.dumps({"results": [row for _, row in part]})},
+                idempotent=False,
             )
             replies.append(body)
             ok, refused = self._reply_counts(body, "num_results_added",
@@ -482,11 +507,16 @@ class RunSignUpAdapter(ProviderAdapter):
         return PushReport(accepted, problems, raw={"individual_result_set_id": set_id,
                                                    "replies": replies})
 
-    def _new_result_set(self, race_id: str, event_id: str) -> Any:
-        name = self.settings.result_set_name or "Results"
+    def create_result_set(self, event_ref: str, name: str) -> str:
+        race_id, event_id = m.split_event_ref(event_ref)
+        return str(self._new_result_set(race_id, event_id, name))
+
+    def _new_result_set(self, race_id: str, event_id: str, name: str | None = None) -> Any:
+        name = name or self.settings.result_set_name or "Results"
         body = self.http.request_json("POST", f"race/{race_id}/results/new-result-set",
                                       data={"event_id": event_id,
-                                            "individual_result_set_name": name})
+                                            "individual_result_set_name": name},
+                                      idempotent=False)  # a second set, if sent again
         key = str(m.ASSUMED["new_result_set_reply_key"])
         set_id = body.get(key) if isinstance(body, dict) else None
         if set_id in (None, ""):

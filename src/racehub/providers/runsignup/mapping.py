@@ -66,6 +66,13 @@ ASSUMED = {
     "new_result_set_reply_key": "individual_result_set_id",
     "full_results_reply_errors_key": "errors",
     "results_per_post": 1000,  # rows per full-results POST
+    # A full-results row without `result_id` for a registration the set already holds adds
+    # a second row (nothing documents a de-duplication): a publish reads the set back
+    # (get-results with `individual_result_set_id`) and edits by `result_id` instead.
+    "full_results_appends_without_result_id": True,
+    # No documented call deletes one result row of a set: a row a new publication drops
+    # stays on RunSignUp until removed there (the publication warns, `removed_rows`).
+    "result_row_delete": None,
     "results_per_page": 1000,  # get-results page size
     # What a rejected OAuth bearer token gets: the key-auth error, in a 200 body like the rest.
     "bad_token_error_code": ERROR_KEY_AUTH_FAILED,

@@ -13,6 +13,9 @@ Faults (``Faults.arm(name, times, **options)``), besides the generic HTTP ones:
   the following page is changed and the first row already served is removed.
 - ``repeat_page``: the next participants, races or results page is the page served before
   it again (a provider ignoring the paging parameter).
+- ``results_500_mid_batch``: the next full-results POST stores its first ``rows`` rows
+  (default half of them), then answers HTTP 500: a reply lost after the provider saved part
+  of the batch, the case a retried publish must not duplicate.
 Shapes marked assumed in ``mapping.ASSUMED`` are served exactly as the adapter assumes.
 Besides ``/_sim/faults``, control routes change the data as a registrant would (the demo's
 walk-through uses them): ``POST /_sim/registrations/{id}`` with the fields to change,
@@ -583,6 +586,9 @@ class RunSignUpSimulator:
                        if s["individual_result_set_id"] == set_id), None)
         if target is None:
             return _error(m.ERROR_INVALID_ID, "Result set not found.")
+        cut = self.faults.take("results_500_mid_batch")
+        if cut is not None:
+            rows = rows[:int(cut.get("rows", len(rows) // 2))]
         added, errors = 0, []
         with self.lock:
             people = self.participants[event_id]
@@ -618,6 +624,8 @@ class RunSignUpSimulator:
                 else:
                     target["results"].append(new)
                 added += 1
+        if cut is not None:
+            return Response("Internal Server Error", status_code=500)
         return JSONResponse({"num_results_added": added,
                              str(m.ASSUMED["full_results_reply_errors_key"]): errors})
 
