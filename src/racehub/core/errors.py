@@ -11,7 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from racehub.core.exceptions import DomainError, NotAuthenticated, TooManyRequests
+from racehub.core.exceptions import (
+    DomainError,
+    NotAuthenticated,
+    TenantNotChosen,
+    TooManyRequests,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +80,23 @@ def error_response(request: Request, status: int, title: str, detail: str,
     return problem(request, status, title, detail, **problem_options)
 
 
+TENANT_PICKER = "/tenant"
+
+
+def _to_tenant_picker(request: Request) -> Response:
+    """A page asked of a session with no tenant to act in: the tenant picker, which comes
+    back to the page once a tenant is chosen (a form's POST comes back to no page)."""
+    target = "/events"
+    if request.method == "GET":
+        query = f"?{request.url.query}" if request.url.query else ""
+        target = request.url.path + query
+    location = f"{TENANT_PICKER}?next={quote(target)}"
+    if request.headers.get("hx-request") == "true":
+        # htmx would swap the picker into the fragment it asked for: the whole page instead.
+        return Response(status_code=204, headers={"HX-Redirect": location})
+    return RedirectResponse(location, status_code=303)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     def domain_error(request: Request, exc: DomainError) -> Response:
@@ -83,6 +105,8 @@ def install_error_handlers(app: FastAPI) -> None:
             query = f"?{request.url.query}" if request.url.query else ""
             target = quote(request.url.path + query)
             return RedirectResponse(f"/login?next={target}", status_code=303)
+        if isinstance(exc, TenantNotChosen) and wants_html(request):
+            return _to_tenant_picker(request)
         headers = None
         if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(exc.retry_after)}

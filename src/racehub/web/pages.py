@@ -37,22 +37,41 @@ def top_bar(request: Request, db: Session, ctx: TenantContext) -> dict[str, Any]
     principal = getattr(request.state, "principal", None)
     user = principal.user if principal else None
     memberships = core_service.list_memberships(db, user_id=user.id) if user else []
-    tenants = [m.tenant for m in memberships]
-    if user is not None and user.is_platform_admin:
-        tenants = core_service.list_tenants(db)
-    current = next((t for t in tenants if t.id == ctx.tenant_id), None)
+    current = next((m.tenant for m in memberships if m.tenant_id == ctx.tenant_id), None)
+    if current is None and ctx.cross_tenant:
+        current = core_service.get_tenant(db, tenant_id=ctx.tenant_id)
     return {
         "email": user.email if user else (principal.label if principal else ""),
         "role": ctx.role.value if ctx.role else "PLATFORM_ADMIN",
         "tenant_id": ctx.tenant_id,
         "tenant_name": current.name if current else "",
-        "tenants": tenants,
         "memberships": memberships,
         "is_platform_admin": bool(user and user.is_platform_admin),
+        # A platform admin in a tenant they are no member of: every page says so.
+        "cross_tenant": ctx.cross_tenant,
+        # Several tenants to act in: the top bar leads to the picker (GET /tenant).
+        "can_switch": bool(user and (user.is_platform_admin or len(memberships) > 1)),
         "can_read_audit": ctx.can(Perm.AUDIT_LOG_READ),
         "can_manage_tokens": ctx.can(Perm.CORE_TOKEN_MANAGE),
         "can_manage_members": ctx.can(Perm.CORE_MEMBER_MANAGE),
         "can_read_inventory": ctx.can(Perm.INVENTORY_NUMBER_READ),
+        "can_read_jobs": ctx.can(Perm.JOBS_RUN_READ),
+        "can_read_imports": ctx.can(Perm.IMPORTS_IMPORT_READ),
+    }
+
+
+def top_bar_without_tenant(request: Request, db: Session) -> dict[str, Any]:
+    """The top bar of a browser session with no tenant to act in (the tenant picker): the
+    way to the picker and Log out, no tenant's pages."""
+    principal = getattr(request.state, "principal", None)
+    user = principal.user if principal else None
+    memberships = core_service.list_memberships(db, user_id=user.id) if user else []
+    return {
+        "email": user.email if user else "", "no_tenant": True,
+        "role": "PLATFORM_ADMIN" if user and user.is_platform_admin else "NONE",
+        "tenant_id": None, "tenant_name": "", "memberships": memberships,
+        "is_platform_admin": bool(user and user.is_platform_admin), "cross_tenant": False,
+        "can_switch": True,
     }
 
 
