@@ -180,8 +180,7 @@ def switch_tenant(
         raise NotAuthenticated("log in first")
     try:
         core_service.switch_tenant(db, session=principal.session, tenant_id=tenant_id)
-    except NotFound as exc:
-        db.rollback()
+    except NotFound as exc:  # raised before anything was written: nothing to roll back
         return _tenant_picker(request, db, principal, q=None, cursor=None,
                               next_page=_safe_next(next), status_code=exc.status_code,
                               error=exc.detail)
