@@ -66,10 +66,29 @@ def _validation_entry(error: dict[str, Any]) -> dict[str, str]:
 def _html_error(request: Request, status: int, title: str, detail: str) -> Response:
     from racehub.web.templating import templates
 
-    return templates.TemplateResponse(
-        request, "error.html", {"status": status, "title": title, "detail": detail},
-        status_code=status,
-    )
+    context: dict[str, Any] = {"status": status, "title": title, "detail": detail}
+    me = _top_bar_of(request) if status < 500 else None
+    if me is not None:
+        context["me"] = me
+    return templates.TemplateResponse(request, "error.html", context, status_code=status)
+
+
+def _top_bar_of(request: Request) -> dict[str, Any] | None:
+    """The menu and Log out on a refusal (a 403, a 404) of someone acting in a tenant, so
+    the page is no dead end. Not on a 500: the request's session may be unusable."""
+    ctx = getattr(request.state, "ctx", None)
+    request_session = getattr(request.state, "db", None)
+    if ctx is None or request_session is None:
+        return None
+    from racehub.web.pages import top_bar
+
+    try:
+        db = request_session.get()
+        with db.no_autoflush:  # nothing the refused request left pending is written
+            return top_bar(request, db, ctx)
+    except Exception:  # the refusal matters more than its menu
+        log.warning("error_page.top_bar_failed", exc_info=True)
+        return None
 
 
 def error_response(request: Request, status: int, title: str, detail: str,
