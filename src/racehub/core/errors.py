@@ -64,9 +64,12 @@ def _validation_entry(error: dict[str, Any]) -> dict[str, str]:
 
 
 def _html_error(request: Request, status: int, title: str, detail: str) -> Response:
+    from racehub.web.pages import form_page_address
     from racehub.web.templating import templates
 
-    context: dict[str, Any] = {"status": status, "title": title, "detail": detail}
+    # A refused POST shows the form's page address, not the POST's (see form_page_address).
+    context: dict[str, Any] = {"status": status, "title": title, "detail": detail,
+                               "page_url": form_page_address(request)}
     me = _top_bar_of(request) if status < 500 else None
     if me is not None:
         context["me"] = me

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -75,6 +76,24 @@ def top_bar_without_tenant(request: Request, db: Session) -> dict[str, Any]:
     }
 
 
+def form_page_address(request: Request) -> str | None:
+    """The GET address of the page a form was posted from, for a page rendered in answer
+    to the POST (a refused form shown again, a token's one-time secret): the browser shows
+    that address instead of the POST's (``data-page-url``, applied by racehub.js with
+    ``history.replaceState``), so a reload asks for the page again rather than posting the
+    form twice or getting a 405 from a POST-only path. The page is the form's Referer
+    (sent for same-origin requests, ``Referrer-Policy: same-origin``) without its one-off
+    ``flash``; None for anything but a full page answering a same-origin POST."""
+    if request.method != "POST" or request.headers.get("hx-request") == "true":
+        return None
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/"):
+        return None
+    query = urlencode([(k, v) for k, v in parse_qsl(referer.query, keep_blank_values=True)
+                       if k != "flash"])
+    return referer.path + (f"?{query}" if query else "")
+
+
 def render(
     request: Request,
     db: Session,
@@ -85,6 +104,7 @@ def render(
 ) -> Response:
     if ctx is not None:
         context.setdefault("me", top_bar(request, db, ctx))
+    context.setdefault("page_url", form_page_address(request))
     flash = request.query_params.get("flash")
     if flash:
         context.setdefault("flashes", [{"kind": "ok", "text": flash}])
