@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -34,7 +35,7 @@ def _listed(html: str) -> list[str]:
 
 
 def _bibs_run(db: Session, tenant: Tenant, event: Event, category: Category, minute: int,
-              **fields: object) -> JobRun:
+              **fields: Any) -> JobRun:
     return make_run(db, tenant, kind=ASSIGN_BIBS_KIND, created_at=BASE + timedelta(minutes=minute),
                     params={"event_id": str(event.id), "category_id": str(category.id),
                             "first_bib": 1},

@@ -6,6 +6,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -144,8 +145,9 @@ def search_tenants(
     """The tenants ``user`` may switch to, by name (keyset-paged): their memberships, or
     every tenant for a platform admin. ``q`` matches the name or the slug, anywhere."""
     check_limit(limit)
-    stmt = select(Tenant, Membership.role).outerjoin(
-        Membership, and_(Membership.tenant_id == Tenant.id, Membership.user_id == user.id))
+    # Two columns; apply_keyset is typed for one-entity selects (the row shape is unchanged).
+    stmt = cast("Select[Any]", select(Tenant, Membership.role).outerjoin(
+        Membership, and_(Membership.tenant_id == Tenant.id, Membership.user_id == user.id)))
     if not user.is_platform_admin:
         stmt = stmt.where(Membership.user_id.is_not(None))
     term = (q or "").strip()
@@ -154,7 +156,7 @@ def search_tenants(
         stmt = stmt.where(or_(Tenant.name.ilike(pattern), Tenant.slug.ilike(pattern)))
     rows = db.execute(apply_keyset(stmt, TENANT_SORT, cursor, limit)).all()
     page, next_cursor = split_page(rows, limit, lambda r: (r[0].name, r[0].id))
-    return [TenantChoice(tenant=t, role=role) for t, role in page], next_cursor
+    return [TenantChoice(tenant=row[0], role=row[1]) for row in page], next_cursor
 
 
 # --- login, sessions, throttling ---------------------------------------------------------

@@ -25,7 +25,8 @@ def _assign_bibs_belongs_to(db: Session, ctx: TenantContext, run: JobRun) -> lis
 
 
 def _assign_bibs_of_event(ctx: TenantContext, event_id: uuid.UUID) -> ColumnElement[bool]:
-    return JobRun.params["event_id"].astext == str(event_id)
+    condition: ColumnElement[bool] = JobRun.params["event_id"].astext == str(event_id)
+    return condition
 
 
 @job_task(

@@ -59,7 +59,7 @@ def imports_page(request: Request, db: DB, ctx: ReadImports) -> Response:
                                                requested_by=query.who),
         cursor=query.cursor, limit=PAGE_SIZE)
     labels = dict(listing.type_choices())
-    context = {"imports": imports, "labels": labels,
+    context: dict[str, Any] = {"imports": imports, "labels": labels,
                **paged(query, "/imports", next_cursor)}
     if is_htmx(request):
         return render(request, db, ctx, "imports/_list.html", **context)

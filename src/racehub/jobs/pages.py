@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -34,7 +34,7 @@ def jobs_page(request: Request, db: DB, ctx: ReadJobs) -> Response:
                                             requested_by=query.who),
         cursor=query.cursor, limit=PAGE_SIZE)
     labels = {k: label for k, label in service.kind_choices(ctx)}
-    context = {"runs": runs, "labels": labels, **paged(query, "/jobs", next_cursor)}
+    context: dict[str, Any] = {"runs": runs, "labels": labels, **paged(query, "/jobs", next_cursor)}
     if is_htmx(request):
         return render(request, db, ctx, "jobs/_list.html", **context)
     return render(request, db, ctx, "jobs/list.html", kinds=service.kind_choices(ctx),
