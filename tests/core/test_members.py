@@ -262,7 +262,11 @@ def test_a_removed_member_without_another_tenant_is_refused(
 
     assert client.delete(f"/api/members/{ada.id}", headers=admin).status_code == 204
 
-    response = client.get("/api/me")
+    # Who they are is still answered, saying they have no tenant; no tenant data is.
+    me = client.get("/api/me").json()
+    assert (me["tenant"], me["memberships"]) == (None, [])
+    assert "Ask a tenant admin to add you" in me["message"]
+    response = client.get("/api/events")
     assert response.status_code == 403
     assert "Ask a tenant admin to add you" in response.json()["detail"]
 

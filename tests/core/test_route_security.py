@@ -336,6 +336,7 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/participants/{participant_id}/edit"): Case(
         Perm.EVENTS_PARTICIPANT_WRITE, 303,
         form={"first_name": "Ada", "last_name": "Lovelace", "status": "active"}),
+    ("GET", "/imports"): Case(Perm.IMPORTS_IMPORT_READ, 200),
     ("GET", "/imports/{import_id}"): Case(Perm.IMPORTS_IMPORT_READ, 200),
     ("POST", "/imports/{import_id}/control"): Case(
         Perm.IMPORTS_IMPORT_RUN, 303, form={"action": "cancel"}, also_needs=IMPORT_CONTROL),
@@ -356,6 +357,8 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
         Case(Perm.INVENTORY_NUMBER_MANAGE, 303, form={"name": "Road bibs"}),
     ("GET", "/inventory/numbers"): Case(Perm.INVENTORY_NUMBER_READ, 200),
     ("GET", "/inventory/numbers/{race_number_id}"): Case(Perm.INVENTORY_NUMBER_READ, 200),
+    # The lists show each row only to those who may read it (test_job_controls_need_...).
+    ("GET", "/jobs"): Case(Perm.JOBS_RUN_READ, 200),
     ("GET", "/jobs/{job_id}"): Case(Perm.JOBS_RUN_READ, 200),
     ("POST", "/jobs/{job_id}/control"): Case(
         Perm.JOBS_RUN_READ, 303, form={"action": "cancel"}, also_needs=JOB_CONTROL),
@@ -1140,6 +1143,13 @@ def test_job_controls_need_the_permissions_of_what_the_job_works_on(
     listed = [j["id"] for j in client.get("/api/jobs", params={"limit": 200},
                                           headers=headers).json()]
     outcomes.append(("listed", "/api/jobs", job_id in listed, (job_id in listed) == may_read))
+    # The lists' pages, on the same rule: the run (and its import) shown exactly when readable.
+    shown = f'data-job-id="{job_id}"' in client.get("/jobs", headers=headers).text
+    outcomes.append(("listed", "/jobs", shown, shown == may_read))
+    if subject_type == "import" and sample.subject:
+        imports_page = client.get("/imports", headers=headers).text
+        shown = f'data-import-id="{ids[sample.subject]}"' in imports_page
+        outcomes.append(("listed", "/imports", shown, shown == may_read))
     assert [o for o in outcomes if not o[3]] == []
 
 

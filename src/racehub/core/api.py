@@ -11,7 +11,13 @@ from fastapi.responses import Response
 from racehub.core import audit
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
-from racehub.core.deps import DB, CurrentPrincipal, require
+from racehub.core.deps import (
+    DB,
+    CurrentPrincipal,
+    no_tenant_message,
+    require,
+    require_unless_no_tenant,
+)
 from racehub.core.models import Membership
 from racehub.core.pagination import Page
 from racehub.core.rbac import Perm
@@ -37,12 +43,25 @@ router = APIRouter(prefix="/api", tags=["core"])
 def read_me(
     db: DB,
     principal: CurrentPrincipal,
-    ctx: Annotated[TenantContext, Depends(require(Perm.CORE_SELF_READ))],
+    ctx: Annotated[TenantContext | None,
+                   Depends(require_unless_no_tenant(Perm.CORE_SELF_READ))],
 ) -> MeRead:
+    """Who is calling, in which tenant. A browser session with no tenant chosen yet (a
+    platform admin before choosing, a user with no membership) gets ``tenant`` null and a
+    ``message`` saying how to choose one, not a 403."""
     assert principal is not None
     user = principal.user
-    tenant = core_service.get_tenant(db, tenant_id=ctx.tenant_id)
     memberships = core_service.list_memberships(db, user_id=user.id) if user else []
+    if ctx is None:
+        assert user is not None
+        return MeRead(
+            user_id=user.id, email=user.email, full_name=user.full_name, tenant=None,
+            role="PLATFORM_ADMIN" if user.is_platform_admin else "NONE",
+            is_platform_admin=user.is_platform_admin, permissions=[],
+            memberships=[MembershipRead.model_validate(m) for m in memberships],
+            message=no_tenant_message(user),
+        )
+    tenant = core_service.get_tenant(db, tenant_id=ctx.tenant_id)
     return MeRead(
         user_id=user.id if user else None,
         email=user.email if user else None,
@@ -52,6 +71,7 @@ def read_me(
         is_platform_admin=ctx.is_platform_admin,
         permissions=sorted(p.value for p in ctx.permissions),
         memberships=[MembershipRead.model_validate(m) for m in memberships],
+        cross_tenant=ctx.cross_tenant,
     )
 
 

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from racehub.core import audit
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
-from racehub.core.exceptions import Forbidden, Invalid, NotAuthenticated
+from racehub.core.exceptions import Forbidden, Invalid, NotAuthenticated, TenantNotChosen
 from racehub.core.models import ApiToken, Membership, Role, User, UserSession
 from racehub.core.rbac import Perm, permissions_for
 from racehub.settings import Settings
@@ -170,6 +170,15 @@ async def get_principal(request: Request) -> Principal | None:
     return authentication.principal
 
 
+NO_TENANT_MEMBER = "You are not a member of any tenant yet. Ask a tenant admin to add you."
+NO_TENANT_ADMIN = ("No tenant chosen: as a platform admin, choose the tenant to act in "
+                   "(POST /tenant with its tenant_id; the page /tenant lists them).")
+
+
+def no_tenant_message(user: User) -> str:
+    return NO_TENANT_ADMIN if user.is_platform_admin else NO_TENANT_MEMBER
+
+
 def build_context(request: Request, principal: Principal) -> TenantContext:
     """The caller's tenant context, from what the gate resolved (no I/O)."""
     request_id = getattr(request.state, "request_id", None)
@@ -188,12 +197,12 @@ def build_context(request: Request, principal: Principal) -> TenantContext:
     assert principal.user is not None and principal.session is not None
     user, session = principal.user, principal.session
     if session.active_tenant_id is None:
-        raise Forbidden("You are not a member of any tenant yet. Ask a tenant admin to add you.")
+        raise TenantNotChosen(no_tenant_message(user))
     membership = principal.membership
     role: Role | None = membership.role if membership else None
     cross_tenant = membership is None and user.is_platform_admin
     if membership is None and not user.is_platform_admin:
-        raise Forbidden("You are no longer a member of this tenant.")
+        raise TenantNotChosen("You are no longer a member of this tenant.")
     return TenantContext(
         tenant_id=session.active_tenant_id,
         role=role,
@@ -253,6 +262,27 @@ class PermissionDependency:
 
 def require(permission: Perm) -> PermissionDependency:
     return PermissionDependency(permission)
+
+
+class TenantOptionalDependency(PermissionDependency):
+    """``require(...)`` for the routes that answer a browser session with no tenant chosen
+    yet (``GET /api/me``): such a session gets None instead of a 403, anything else is
+    checked as ``require`` checks it."""
+
+    async def __call__(  # type: ignore[override]
+        self,
+        request: Request,
+        db: DB,
+        principal: Annotated[Principal | None, Depends(get_principal)],
+    ) -> TenantContext | None:
+        if (principal is not None and principal.session is not None
+                and principal.session.active_tenant_id is None):
+            return None
+        return await super().__call__(request, db, principal)
+
+
+def require_unless_no_tenant(permission: Perm) -> TenantOptionalDependency:
+    return TenantOptionalDependency(permission)
 
 
 CurrentPrincipal = Annotated[Principal | None, Depends(get_principal)]

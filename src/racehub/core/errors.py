@@ -11,7 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from racehub.core.exceptions import DomainError, NotAuthenticated, TooManyRequests
+from racehub.core.exceptions import (
+    DomainError,
+    NotAuthenticated,
+    TenantNotChosen,
+    TooManyRequests,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -59,12 +64,34 @@ def _validation_entry(error: dict[str, Any]) -> dict[str, str]:
 
 
 def _html_error(request: Request, status: int, title: str, detail: str) -> Response:
+    from racehub.web.pages import form_page_address
     from racehub.web.templating import templates
 
-    return templates.TemplateResponse(
-        request, "error.html", {"status": status, "title": title, "detail": detail},
-        status_code=status,
-    )
+    # A refused POST shows the form's page address, not the POST's (see form_page_address).
+    context: dict[str, Any] = {"status": status, "title": title, "detail": detail,
+                               "page_url": form_page_address(request)}
+    me = _top_bar_of(request) if status < 500 else None
+    if me is not None:
+        context["me"] = me
+    return templates.TemplateResponse(request, "error.html", context, status_code=status)
+
+
+def _top_bar_of(request: Request) -> dict[str, Any] | None:
+    """The menu and Log out on a refusal (a 403, a 404) of someone acting in a tenant, so
+    the page is no dead end. Not on a 500: the request's session may be unusable."""
+    ctx = getattr(request.state, "ctx", None)
+    request_session = getattr(request.state, "db", None)
+    if ctx is None or request_session is None:
+        return None
+    from racehub.web.pages import top_bar
+
+    try:
+        db = request_session.get()
+        with db.no_autoflush:  # nothing the refused request left pending is written
+            return top_bar(request, db, ctx)
+    except Exception:  # the refusal matters more than its menu
+        log.warning("error_page.top_bar_failed", exc_info=True)
+        return None
 
 
 def error_response(request: Request, status: int, title: str, detail: str,
@@ -75,6 +102,23 @@ def error_response(request: Request, status: int, title: str, detail: str,
     return problem(request, status, title, detail, **problem_options)
 
 
+TENANT_PICKER = "/tenant"
+
+
+def _to_tenant_picker(request: Request) -> Response:
+    """A page asked of a session with no tenant to act in: the tenant picker, which comes
+    back to the page once a tenant is chosen (a form's POST comes back to no page)."""
+    target = "/events"
+    if request.method == "GET":
+        query = f"?{request.url.query}" if request.url.query else ""
+        target = request.url.path + query
+    location = f"{TENANT_PICKER}?next={quote(target)}"
+    if request.headers.get("hx-request") == "true":
+        # htmx would swap the picker into the fragment it asked for: the whole page instead.
+        return Response(status_code=204, headers={"HX-Redirect": location})
+    return RedirectResponse(location, status_code=303)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     def domain_error(request: Request, exc: DomainError) -> Response:
@@ -83,6 +127,8 @@ def install_error_handlers(app: FastAPI) -> None:
             query = f"?{request.url.query}" if request.url.query else ""
             target = quote(request.url.path + query)
             return RedirectResponse(f"/login?next={target}", status_code=303)
+        if isinstance(exc, TenantNotChosen) and wants_html(request):
+            return _to_tenant_picker(request)
         headers = None
         if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(exc.retry_after)}

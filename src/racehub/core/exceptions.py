@@ -45,3 +45,9 @@ class TooManyRequests(DomainError):
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class TenantNotChosen(Forbidden):
+    """A browser session with no tenant to act in: a platform admin who has not picked one
+    yet, or a user whose membership is gone. Pages send the caller to the tenant picker
+    (``GET /tenant``) instead of a dead-end 403; the API answers 403."""

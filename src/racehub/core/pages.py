@@ -18,11 +18,21 @@ from racehub.core.deps import (
     SESSION_COOKIE,
     AppSettings,
     CurrentPrincipal,
+    Principal,
+    build_context,
     client_ip,
     login_policy,
+    no_tenant_message,
     require,
 )
-from racehub.core.exceptions import DomainError, Invalid, NotAuthenticated, TooManyRequests
+from racehub.core.exceptions import (
+    DomainError,
+    Invalid,
+    NotAuthenticated,
+    NotFound,
+    TenantNotChosen,
+    TooManyRequests,
+)
 from racehub.core.models import Role
 from racehub.core.rbac import Perm
 from racehub.core.schemas import (
@@ -33,7 +43,7 @@ from racehub.core.schemas import (
     MemberUpdate,
     sane_year,
 )
-from racehub.web.pages import form_error, render, validate_model
+from racehub.web.pages import form_error, render, top_bar, top_bar_without_tenant, validate_model
 from racehub.web.templating import is_htmx
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -105,17 +115,77 @@ def logout(request: Request, db: DB) -> Response:
     return response
 
 
+# --- tenant picker and switch ----------------------------------------------------------------
+
+
+def _current_context(request: Request, principal: Principal) -> TenantContext | None:
+    """The session's tenant context, or None while it has no tenant to act in."""
+    try:
+        return build_context(request, principal)
+    except TenantNotChosen:
+        return None
+
+
+def _tenant_picker(request: Request, db: DB, principal: Principal, *, q: str | None,
+                   cursor: str | None, next_page: str, status_code: int = 200,
+                   error: str | None = None) -> Response:
+    assert principal.user is not None and principal.session is not None
+    user = principal.user
+    ctx = _current_context(request, principal)
+    q = (q or "").strip()
+    choices, next_cursor = core_service.search_tenants(db, user=user, q=q or None,
+                                                       cursor=cursor, limit=TENANTS_PER_PAGE)
+    base = {k: v for k, v in (("q", q), ("next", next_page)) if v and v != "/events"}
+    next_url = "/tenant?" + urlencode({**base, "cursor": next_cursor}) if next_cursor else None
+    first_url = "/tenant" + ("?" + urlencode(base) if base else "") if cursor else None
+    me = top_bar(request, db, ctx) if ctx is not None else top_bar_without_tenant(request, db)
+    message = None if ctx is not None else no_tenant_message(user)
+    if ctx is None and principal.session.active_tenant_id is not None:
+        message = "You are no longer a member of this tenant. Choose another one."
+    return render(request, db, None, "core/tenant_picker.html", status_code=status_code,
+                  me=me, choices=choices, q=q, next=next_page, next_url=next_url,
+                  first_url=first_url, message=message, error=error,
+                  current_id=principal.session.active_tenant_id)
+
+
+TENANTS_PER_PAGE = 25
+
+
+@router.get("/tenant")
+def tenant_picker(
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
+    q: str | None = None,
+    cursor: str | None = None,
+    next: str | None = None,
+) -> Response:
+    """Choose the tenant to act in: a platform admin searches every tenant, a member of
+    several picks one of theirs. A session without a tenant lands here from any page."""
+    if principal is None or principal.session is None:
+        raise NotAuthenticated("log in first")
+    return _tenant_picker(request, db, principal, q=q, cursor=cursor,
+                          next_page=_safe_next(next))
+
+
 @router.post("/tenant")
 def switch_tenant(
+    request: Request,
     db: DB,
     principal: CurrentPrincipal,
     tenant_id: Annotated[uuid.UUID, Form()],
+    next: Annotated[str, Form()] = "/events",
 ) -> Response:
     if principal is None or principal.session is None:
         raise NotAuthenticated("log in first")
-    core_service.switch_tenant(db, session=principal.session, tenant_id=tenant_id)
+    try:
+        core_service.switch_tenant(db, session=principal.session, tenant_id=tenant_id)
+    except NotFound as exc:  # raised before anything was written: nothing to roll back
+        return _tenant_picker(request, db, principal, q=None, cursor=None,
+                              next_page=_safe_next(next), status_code=exc.status_code,
+                              error=exc.detail)
     db.commit()
-    return RedirectResponse("/events", status_code=303)
+    return RedirectResponse(_safe_next(next), status_code=303)
 
 
 # --- API tokens ----------------------------------------------------------------------------

@@ -155,11 +155,15 @@ class MeRead(APIModel):
     user_id: uuid.UUID | None
     email: str | None
     full_name: str | None
-    tenant: TenantRead
+    # None: a browser session with no tenant chosen yet (``message`` says how to choose).
+    tenant: TenantRead | None
     role: str
     is_platform_admin: bool
     permissions: list[str]
     memberships: list[MembershipRead]
+    # A platform admin acting in a tenant they are no member of (each request audit-logged).
+    cross_tenant: bool = False
+    message: str | None = None
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

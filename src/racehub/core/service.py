@@ -6,8 +6,9 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, delete, func, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from racehub.core import audit
@@ -22,6 +23,8 @@ from racehub.core.models import (
     User,
     UserSession,
 )
+from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
+from racehub.core.query import contains_pattern
 from racehub.core.rbac import permissions_for
 from racehub.core.schemas import ApiTokenCreate, MemberCreate
 from racehub.core.security import hash_password, new_token, token_digest, verify_password
@@ -121,6 +124,39 @@ def list_memberships(db: Session, *, user_id: uuid.UUID) -> list[Membership]:
 
 def list_tenants(db: Session) -> list[Tenant]:
     return list(db.scalars(select(Tenant).order_by(Tenant.name)))
+
+
+@dataclass(frozen=True)
+class TenantChoice:
+    """A tenant the user may act in, with their role there (None: a platform admin who is
+    no member of it; acting there is audit-logged)."""
+
+    tenant: Tenant
+    role: Role | None
+
+
+TENANT_SORT = SortKey((Tenant.name, Tenant.id))
+
+
+def search_tenants(
+    db: Session, *, user: User, q: str | None = None, cursor: str | None = None,
+    limit: int = 25,
+) -> tuple[list[TenantChoice], str | None]:
+    """The tenants ``user`` may switch to, by name (keyset-paged): their memberships, or
+    every tenant for a platform admin. ``q`` matches the name or the slug, anywhere."""
+    check_limit(limit)
+    # Two columns; apply_keyset is typed for one-entity selects (the row shape is unchanged).
+    stmt = cast("Select[Any]", select(Tenant, Membership.role).outerjoin(
+        Membership, and_(Membership.tenant_id == Tenant.id, Membership.user_id == user.id)))
+    if not user.is_platform_admin:
+        stmt = stmt.where(Membership.user_id.is_not(None))
+    term = (q or "").strip()
+    if term:
+        pattern = contains_pattern(term)
+        stmt = stmt.where(or_(Tenant.name.ilike(pattern), Tenant.slug.ilike(pattern)))
+    rows = db.execute(apply_keyset(stmt, TENANT_SORT, cursor, limit)).all()
+    page, next_cursor = split_page(rows, limit, lambda r: (r[0].name, r[0].id))
+    return [TenantChoice(tenant=row[0], role=row[1]) for row in page], next_cursor
 
 
 # --- login, sessions, throttling ---------------------------------------------------------

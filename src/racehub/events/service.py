@@ -79,6 +79,7 @@ from racehub.events.schemas import (
 from racehub.jobs import service as jobs_service
 from racehub.jobs.handle import RunningJob
 from racehub.jobs.models import JobRun
+from racehub.jobs.registry import Owner, owner_of
 
 _scoped = scoped
 
@@ -111,6 +112,15 @@ def get_event_or_raise(db: Session, ctx: TenantContext, *, event_id: uuid.UUID) 
     if event is None:
         raise EventNotFound()
     return event
+
+
+def event_owner(db: Session, ctx: TenantContext, event_id: Any) -> list[Owner]:
+    """The event a job run or an import belongs to (its page links back there); nothing
+    when it is gone."""
+    def lookup() -> Owner:
+        event = get_event_or_raise(db, ctx, event_id=uuid.UUID(str(event_id)))
+        return Owner("Event", event.name, f"/events/{event.id}")
+    return owner_of(lookup)
 
 
 def list_events(

@@ -14,10 +14,11 @@ from racehub.core.context import TenantContext
 from racehub.core.deps import DB, require
 from racehub.core.exceptions import DomainError, Forbidden, NotFound
 from racehub.core.rbac import Perm
-from racehub.imports import service
+from racehub.imports import listing, service
 from racehub.imports.models import Import
 from racehub.jobs import service as jobs_service
 from racehub.web.pages import form_error, render
+from racehub.web.run_lists import PAGE_SIZE, filter_choices, list_query, paged
 from racehub.web.templating import is_htmx
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -32,6 +33,8 @@ def _render_import(request: Request, db: DB, ctx: TenantContext, imp: Import, *,
     summary_url = import_type.summary_url.format(import_id=imp.id)
     template = "imports/_progress.html" if is_htmx(request) else "imports/progress.html"
     extra.setdefault("chosen", service.mapping_of(imp))
+    if not is_htmx(request):  # the links back, above the polled fragment
+        extra.setdefault("owners", listing.belongs_to(db, ctx, imp))
     return render(
         request, db, ctx, template, status_code=status_code, imp=imp, run=imp.job_run,
         import_type=import_type, stages=service.stages_of(imp),
@@ -43,6 +46,25 @@ def _render_import(request: Request, db: DB, ctx: TenantContext, imp: Import, *,
         mapping=service.mapping_of(imp), mapping_problems=service.mapping_problems(imp),
         **extra,
     )
+
+
+@router.get("/imports")
+def imports_page(request: Request, db: DB, ctx: ReadImports) -> Response:
+    """Every import of the tenant the caller may read (the rule of its job), filtered by
+    type, state, event and who uploaded it, keyset-paged."""
+    query = list_query(request, db, ctx, kind_name="type")
+    imports, next_cursor = listing.page_imports(
+        db, ctx, filters=listing.ImportFilters(import_type=query.kind, status=query.status,
+                                               event_id=query.event_id,
+                                               requested_by=query.who),
+        cursor=query.cursor, limit=PAGE_SIZE)
+    labels = dict(listing.type_choices())
+    context: dict[str, Any] = {"imports": imports, "labels": labels,
+               **paged(query, "/imports", next_cursor)}
+    if is_htmx(request):
+        return render(request, db, ctx, "imports/_list.html", **context)
+    return render(request, db, ctx, "imports/list.html", kinds=listing.type_choices(),
+                  **filter_choices(db, ctx, query), **context)
 
 
 @router.get("/imports/{import_id}")

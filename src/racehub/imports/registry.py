@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from racehub import domains
 from racehub.core.context import TenantContext
 from racehub.core.rbac import Perm
+from racehub.jobs.registry import Owner
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class ImportType:
     # Every column no field is mapped to reaches ``process`` in ``ImportRow.extras``
     # (result files carry one column per split, named by the timing system).
     keep_unmapped_columns: bool = False
+    # What an import of this type belongs to (the event, the number type), from its
+    # params: its page, and its job's page, link back there.
+    belongs_to: Callable[[Session, TenantContext, dict[str, Any]], list[Owner]] | None = None
 
     @property
     def fields(self) -> tuple[str, ...]:

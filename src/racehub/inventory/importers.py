@@ -18,6 +18,7 @@ from racehub.imports.registry import Bucket, ImportRow, ImportType, RowOutcome, 
 from racehub.inventory import service
 from racehub.inventory.models import RaceNumber, Tag
 from racehub.inventory.service import MANUFACTURED_COLUMNS, ManufacturedRow, Outcome
+from racehub.jobs.registry import Owner, owner_of
 
 NUMBER_ONBOARDING = "NUMBER_ONBOARDING"
 
@@ -41,6 +42,15 @@ def _describe(db: Session, ctx: TenantContext, params: dict[str, Any]) -> str:
     number_type = service.get_number_type_or_raise(
         db, ctx, number_type_id=uuid.UUID(params["numberTypeId"]))
     return number_type.name
+
+
+def _belongs_to(db: Session, ctx: TenantContext, params: dict[str, Any]) -> list[Owner]:
+    def lookup() -> Owner:
+        number_type = service.get_number_type_or_raise(
+            db, ctx, number_type_id=uuid.UUID(str(params.get("numberTypeId"))))
+        return Owner("Number type", number_type.name,
+                     f"/inventory/numbers?numberTypeId={number_type.id}")
+    return owner_of(lookup)
 
 
 def _survey(rows: Iterable[ImportRow]) -> dict[str, Any]:
@@ -93,4 +103,5 @@ register(ImportType(
     caller="t06",
     summary_url="/inventory/numbers/onboard/imports/{import_id}/summary",
     describe_params=_describe,
+    belongs_to=_belongs_to,
 ))

@@ -46,6 +46,34 @@ class Subject:
 
 
 @dataclass(frozen=True)
+class Owner:
+    """What a run belongs to, as its page links back to it: ``what`` names the kind of
+    thing ("Event", "Number type", "Connection"), ``name`` the thing itself."""
+
+    what: str
+    name: str
+    url: str
+
+
+# What one run belongs to (its page's links back), read with the run's own tenant context.
+BelongsTo = Callable[[Any, Any, Any], list[Owner]]  # (db, ctx, run) -> owners
+# The runs of a kind that belong to one event, as a filter on JobRun: (ctx, event_id).
+OfEvent = Callable[[Any, Any], Any]
+
+
+def owner_of(lookup: Callable[[], Owner | None]) -> list[Owner]:
+    """``[lookup()]``, or nothing when the row is gone (deleted since, or a malformed id in
+    an old run's params): a run's page still shows, without that link."""
+    from racehub.core.exceptions import NotFound
+
+    try:
+        owner = lookup()
+    except (NotFound, ValueError, TypeError, KeyError):
+        return []
+    return [owner] if owner is not None else []
+
+
+@dataclass(frozen=True)
 class JobKind:
     kind: str
     label: str
@@ -55,6 +83,8 @@ class JobKind:
     read_permission: Perm = Perm.JOBS_RUN_READ  # reading a run (list, page, API)
     subject: Subject | None = field(default=None)
     retry: RetryPolicy | None = None  # which failed attempts are tried again (jobs.retry)
+    belongs_to: BelongsTo | None = None  # the event, number type, connection... of a run
+    of_event: OfEvent | None = None  # None: its runs belong to no event
 
 
 JOB_KINDS: dict[str, JobKind] = {}

@@ -27,7 +27,7 @@ from racehub.core.context import TenantContext
 from racehub.core.rbac import Perm
 from racehub.jobs.exceptions import JobCancelled, JobInterrupted, JobPaused
 from racehub.jobs.models import JobRun, JobStatus
-from racehub.jobs.registry import JOB_KINDS, JobKind, Subject
+from racehub.jobs.registry import JOB_KINDS, BelongsTo, JobKind, OfEvent, Subject
 from racehub.jobs.retry import JOB_RETRY, RetryPolicy, RetryScheduled
 from racehub.jobs.service import append_log
 
@@ -267,13 +267,17 @@ def job_task(
     read_permission: Perm = Perm.JOBS_RUN_READ,
     subject: Subject | None = None,
     retry: RetryPolicy | None = None,
+    belongs_to: BelongsTo | None = None,
+    of_event: OfEvent | None = None,
 ) -> Callable[[JobBody], Any]:
     """Declare a job kind: ``body(handle, db, ctx, **params)`` runs inside ``run_job``.
 
     ``permission`` controls a run, ``read_permission`` reads it, and ``subject`` names the
     row a run works on with the rule saying what that row adds (see jobs.registry).
     ``retry`` (jobs.retry, e.g. ``PROVIDER_OUTAGES``) says which failures are tried
-    again, and when; without it a failure is final."""
+    again, and when; without it a failure is final. ``belongs_to`` names what a run
+    belongs to (its page links back there), ``of_event`` which runs belong to an event
+    (the jobs list's event filter)."""
 
     def decorator(body: JobBody) -> Any:
         name = kind.split(".", 1)[-1]
@@ -284,7 +288,8 @@ def job_task(
 
         JOB_KINDS[kind] = JobKind(kind=kind, label=label, permission=permission, task=task,
                                   lock=lock, read_permission=read_permission,
-                                  subject=subject, retry=retry)
+                                  subject=subject, retry=retry, belongs_to=belongs_to,
+                                  of_event=of_event)
         return task
 
     return decorator

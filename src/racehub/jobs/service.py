@@ -7,17 +7,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, text
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from racehub.core import audit
 from racehub.core.context import TenantContext
-from racehub.core.exceptions import Forbidden
+from racehub.core.exceptions import Forbidden, Invalid
+from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
 from racehub.core.rbac import Perm
 from racehub.jobs.exceptions import JobNotFound, JobStateConflict
 from racehub.jobs.models import JobRun, JobStatus
 from racehub.jobs.queue import defer_on
-from racehub.jobs.registry import JobKind, Needs, Subject, get_kind, load_kinds
+from racehub.jobs.registry import JobKind, Needs, Owner, Subject, get_kind, load_kinds
 
 LOG_LIMIT = 200
 DEFAULT_PRIORITY = 0  # procrastinate's default
@@ -207,6 +208,64 @@ def list_jobs(
     if kind:
         stmt = stmt.where(JobRun.kind == kind)
     return list(db.scalars(stmt.order_by(JobRun.created_at.desc(), JobRun.id).limit(limit)))
+
+
+JOB_SORT = SortKey((JobRun.created_at, JobRun.id), descending=True)
+
+
+@dataclass(frozen=True)
+class JobFilters:
+    """The jobs list's filters: the kind, the state, the event the runs belong to (by
+    their kind's ``of_event``), who asked for them (as the run names them)."""
+
+    kind: str | None = None
+    status: JobStatus | None = None
+    event_id: uuid.UUID | None = None
+    requested_by: str | None = None
+
+
+def of_event(ctx: TenantContext, event_id: uuid.UUID) -> ColumnElement[bool]:
+    """The runs belonging to one event, each kind saying which of its runs do."""
+    kinds = load_kinds().values()
+    return or_(false(), *(k.of_event(ctx, event_id) for k in kinds if k.of_event is not None))
+
+
+def page_jobs(
+    db: Session, ctx: TenantContext, *, filters: JobFilters, cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[JobRun], str | None]:
+    """One keyset page of the tenant's runs the caller may read (the rule of ``access_of``,
+    as ``readable``), newest first."""
+    check_limit(limit)
+    if filters.kind is not None and filters.kind not in load_kinds():
+        raise Invalid(f"kind must be one of {', '.join(sorted(load_kinds()))}", field="kind")
+    stmt = select(JobRun).where(JobRun.tenant_id == ctx.tenant_id, readable(ctx))
+    if filters.kind:
+        stmt = stmt.where(JobRun.kind == filters.kind)
+    if filters.status:
+        stmt = stmt.where(JobRun.status == filters.status)
+    if filters.event_id:
+        stmt = stmt.where(of_event(ctx, filters.event_id))
+    if filters.requested_by:
+        stmt = stmt.where(func.lower(JobRun.requested_by_label)
+                          == filters.requested_by.strip().lower())
+    rows = db.scalars(apply_keyset(stmt, JOB_SORT, cursor, limit)).all()
+    return split_page(rows, limit, lambda r: (r.created_at, r.id))
+
+
+def belongs_to(db: Session, ctx: TenantContext, run: JobRun) -> list[Owner]:
+    """What ``run`` belongs to (the event, the number type, the connection...), as its
+    kind says; its page links back to each."""
+    job_kind = load_kinds().get(run.kind)
+    if job_kind is None or job_kind.belongs_to is None:
+        return []
+    return job_kind.belongs_to(db, ctx, run)
+
+
+def kind_choices(ctx: TenantContext) -> list[tuple[str, str]]:
+    """(kind, label) of the kinds whose runs the caller may read at all, by label."""
+    return sorted(((k.kind, k.label) for k in load_kinds().values()
+                   if ctx.can(k.read_permission)), key=lambda c: c[1])
 
 
 # --- control ---------------------------------------------------------------------------------

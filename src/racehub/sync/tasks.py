@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from procrastinate import Blueprint
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
+from racehub.core.query import scoped
 from racehub.core.rbac import Perm
-from racehub.jobs.registry import Subject
+from racehub.events import service as events_service
+from racehub.jobs.models import JobRun
+from racehub.jobs.registry import Owner, Subject, owner_of
 from racehub.jobs.retry import PROVIDER_OUTAGES
 from racehub.jobs.runner import JobHandle, job_task
 from racehub.sync import (
@@ -23,8 +28,57 @@ from racehub.sync import (
     schedule_tick,
     timing_push,
 )
+from racehub.sync import service as sync_service
+from racehub.sync.models import EventLink, ResultPublication
 
 blueprint = Blueprint()
+
+
+def _connection_owner(db: Session, ctx: TenantContext, connection_id: Any) -> list[Owner]:
+    def lookup() -> Owner:
+        connection = sync_service.get_connection_or_raise(
+            db, ctx, connection_id=uuid.UUID(str(connection_id)))
+        return Owner("Connection", connection.name, f"/connections/{connection.id}/sync")
+    return owner_of(lookup)
+
+
+def _sync_belongs_to(db: Session, ctx: TenantContext, run: JobRun) -> list[Owner]:
+    """A run on a link (a participant sync, a start list push, a results pull, a
+    publication's prepare): the link's event, the connection, its run."""
+    link = db.scalar(scoped(ctx, EventLink).where(EventLink.id == run.subject_id))
+    if link is None:
+        return []
+    owners = events_service.event_owner(db, ctx, link.event_id) if link.event_id else []
+    owners += _connection_owner(db, ctx, link.connection_id)
+    if run.params.get("sync_run_id"):
+        owners.append(Owner("Sync run", link.provider_event_name or link.provider_event_ref,
+                            f"/sync/runs/{run.params['sync_run_id']}"))
+    return owners
+
+
+def _sync_of_event(ctx: TenantContext, event_id: uuid.UUID) -> ColumnElement[bool]:
+    return JobRun.subject_id.in_(select(EventLink.id).where(
+        EventLink.tenant_id == ctx.tenant_id, EventLink.event_id == event_id))
+
+
+def _publication_belongs_to(db: Session, ctx: TenantContext, run: JobRun) -> list[Owner]:
+    """A publish: the version it sends (on its event's page) and the event."""
+    version = db.scalar(scoped(ctx, ResultPublication)
+                        .where(ResultPublication.id == run.subject_id))
+    if version is None:
+        return []
+    return [*events_service.event_owner(db, ctx, version.event_id),
+            Owner("Results version", f"version {version.version}",
+                  f"/events/{version.event_id}/publications/{version.version}")]
+
+
+def _publication_of_event(ctx: TenantContext, event_id: uuid.UUID) -> ColumnElement[bool]:
+    return JobRun.subject_id.in_(select(ResultPublication.id).where(
+        ResultPublication.tenant_id == ctx.tenant_id, ResultPublication.event_id == event_id))
+
+
+def _discovery_belongs_to(db: Session, ctx: TenantContext, run: JobRun) -> list[Owner]:
+    return _connection_owner(db, ctx, run.params.get("connection_id"))
 # The daily purge of raw payloads (sync:retention:purge_payloads), declared in its module.
 blueprint.add_tasks_from(retention.blueprint, namespace="retention")
 # The minute tick deferring scheduled runs (sync:schedule:tick), declared in its module.
@@ -44,6 +98,8 @@ blueprint.add_tasks_from(schedule_tick.blueprint, namespace="schedule")
     # A provider down, timing out or throttling: retried after 2, 4 and 8 minutes; bad
     # credentials, an unknown event or unreadable data fail at once.
     retry=PROVIDER_OUTAGES,
+    belongs_to=_sync_belongs_to,
+    of_event=_sync_of_event,
 )
 def sync_participants(handle: JobHandle, db: Session, ctx: TenantContext, **params: Any) -> None:
     engine.run_participant_sync(handle, db, ctx, **params)
@@ -61,6 +117,8 @@ def sync_participants(handle: JobHandle, db: Session, ctx: TenantContext, **para
     lock="sync-results-pull:{link_id}",
     # Like a participant sync: outages and throttling retried after 2, 4 and 8 minutes.
     retry=PROVIDER_OUTAGES,
+    belongs_to=_sync_belongs_to,
+    of_event=_sync_of_event,
 )
 def sync_results_pull(handle: JobHandle, db: Session, ctx: TenantContext,
                       **params: Any) -> None:
@@ -82,6 +140,8 @@ def sync_results_pull(handle: JobHandle, db: Session, ctx: TenantContext,
     # minutes (what was accepted is kept: the retry sends the rest); bad credentials or
     # an unknown race fail at once.
     retry=PROVIDER_OUTAGES,
+    belongs_to=_sync_belongs_to,
+    of_event=_sync_of_event,
 )
 def sync_start_list_push(handle: JobHandle, db: Session, ctx: TenantContext,
                          **params: Any) -> None:
@@ -98,6 +158,7 @@ def sync_start_list_push(handle: JobHandle, db: Session, ctx: TenantContext,
     # One discovery of a connection at a time (a second one waits, then finds nothing new).
     lock="sync-discover:{connection_id}",
     retry=PROVIDER_OUTAGES,
+    belongs_to=_discovery_belongs_to,
 )
 def discover_events(handle: JobHandle, db: Session, ctx: TenantContext, **params: Any) -> None:
     discovery.run_discovery(handle, db, ctx, **params)
@@ -112,6 +173,8 @@ def discover_events(handle: JobHandle, db: Session, ctx: TenantContext, **params
     subject=Subject("event_link"),  # no rule: the permissions above are the tenant's
     # A link's versions are prepared and published one at a time, in order.
     lock="sync-publish:{link_id}",
+    belongs_to=_sync_belongs_to,
+    of_event=_sync_of_event,
 )
 def results_publish_prepare(handle: JobHandle, db: Session, ctx: TenantContext,
                             **params: Any) -> None:
@@ -129,6 +192,8 @@ def results_publish_prepare(handle: JobHandle, db: Session, ctx: TenantContext,
     # The platform down, timing out or throttling (an HTTP 500 mid-batch included): retried
     # after 2, 4 and 8 minutes; the publish is idempotent (sync/publish.py).
     retry=PROVIDER_OUTAGES,
+    belongs_to=_publication_belongs_to,
+    of_event=_publication_of_event,
 )
 def results_publish(handle: JobHandle, db: Session, ctx: TenantContext, **params: Any) -> None:
     publish.run_publish(handle, db, ctx, **params)

@@ -16,6 +16,7 @@ from racehub.events import service as events_service
 from racehub.events.models import TimingIdentifier
 from racehub.imports.exceptions import RejectedUpload
 from racehub.imports.registry import Bucket, ImportRow, ImportType, RowOutcome, register
+from racehub.jobs.registry import Owner
 from racehub.timing import results
 from racehub.timing.results import Outcome
 
@@ -42,6 +43,10 @@ def _check_params(db: Session, ctx: TenantContext, params: dict[str, str]) -> di
 def _describe(db: Session, ctx: TenantContext, params: dict[str, Any]) -> str:
     event = events_service.get_event_or_raise(db, ctx, event_id=uuid.UUID(params["eventId"]))
     return f"{event.name} ({params['identifierMode']})"
+
+
+def _belongs_to(db: Session, ctx: TenantContext, params: dict[str, Any]) -> list[Owner]:
+    return events_service.event_owner(db, ctx, params.get("eventId"))
 
 
 def _survey(rows: Iterable[ImportRow]) -> dict[str, Any]:
@@ -102,5 +107,6 @@ register(ImportType(
     caller="e08",
     summary_url=SUMMARY_URL,
     describe_params=_describe,
+    belongs_to=_belongs_to,
     **{k: v for k, v in _FIELDS.items() if k in _SUPPORTED},
 ))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -37,23 +38,60 @@ def top_bar(request: Request, db: Session, ctx: TenantContext) -> dict[str, Any]
     principal = getattr(request.state, "principal", None)
     user = principal.user if principal else None
     memberships = core_service.list_memberships(db, user_id=user.id) if user else []
-    tenants = [m.tenant for m in memberships]
-    if user is not None and user.is_platform_admin:
-        tenants = core_service.list_tenants(db)
-    current = next((t for t in tenants if t.id == ctx.tenant_id), None)
+    current = next((m.tenant for m in memberships if m.tenant_id == ctx.tenant_id), None)
+    if current is None and ctx.cross_tenant:
+        current = core_service.get_tenant(db, tenant_id=ctx.tenant_id)
     return {
         "email": user.email if user else (principal.label if principal else ""),
         "role": ctx.role.value if ctx.role else "PLATFORM_ADMIN",
         "tenant_id": ctx.tenant_id,
         "tenant_name": current.name if current else "",
-        "tenants": tenants,
         "memberships": memberships,
         "is_platform_admin": bool(user and user.is_platform_admin),
+        # A platform admin in a tenant they are no member of: every page says so.
+        "cross_tenant": ctx.cross_tenant,
+        # Several tenants to act in: the top bar leads to the picker (GET /tenant).
+        "can_switch": bool(user and (user.is_platform_admin or len(memberships) > 1)),
         "can_read_audit": ctx.can(Perm.AUDIT_LOG_READ),
         "can_manage_tokens": ctx.can(Perm.CORE_TOKEN_MANAGE),
         "can_manage_members": ctx.can(Perm.CORE_MEMBER_MANAGE),
         "can_read_inventory": ctx.can(Perm.INVENTORY_NUMBER_READ),
+        "can_read_jobs": ctx.can(Perm.JOBS_RUN_READ),
+        "can_read_imports": ctx.can(Perm.IMPORTS_IMPORT_READ),
     }
+
+
+def top_bar_without_tenant(request: Request, db: Session) -> dict[str, Any]:
+    """The top bar of a browser session with no tenant to act in (the tenant picker): the
+    way to the picker and Log out, no tenant's pages."""
+    principal = getattr(request.state, "principal", None)
+    user = principal.user if principal else None
+    memberships = core_service.list_memberships(db, user_id=user.id) if user else []
+    return {
+        "email": user.email if user else "", "no_tenant": True,
+        "role": "PLATFORM_ADMIN" if user and user.is_platform_admin else "NONE",
+        "tenant_id": None, "tenant_name": "", "memberships": memberships,
+        "is_platform_admin": bool(user and user.is_platform_admin), "cross_tenant": False,
+        "can_switch": True,
+    }
+
+
+def form_page_address(request: Request) -> str | None:
+    """The GET address of the page a form was posted from, for a page rendered in answer
+    to the POST (a refused form shown again, a token's one-time secret): the browser shows
+    that address instead of the POST's (``data-page-url``, applied by racehub.js with
+    ``history.replaceState``), so a reload asks for the page again rather than posting the
+    form twice or getting a 405 from a POST-only path. The page is the form's Referer
+    (sent for same-origin requests, ``Referrer-Policy: same-origin``) without its one-off
+    ``flash``; None for anything but a full page answering a same-origin POST."""
+    if request.method != "POST" or request.headers.get("hx-request") == "true":
+        return None
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/"):
+        return None
+    query = urlencode([(k, v) for k, v in parse_qsl(referer.query, keep_blank_values=True)
+                       if k != "flash"])
+    return referer.path + (f"?{query}" if query else "")
 
 
 def render(
@@ -66,6 +104,7 @@ def render(
 ) -> Response:
     if ctx is not None:
         context.setdefault("me", top_bar(request, db, ctx))
+    context.setdefault("page_url", form_page_address(request))
     flash = request.query_params.get("flash")
     if flash:
         context.setdefault("flashes", [{"kind": "ok", "text": flash}])

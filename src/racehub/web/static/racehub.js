@@ -1,4 +1,14 @@
 // Small behaviours without inline script (the CSP forbids it).
+
+// A page rendered in answer to a form's POST (the form refused, shown again with its
+// problems) names the GET address of the form's page: the address bar shows that one, so a
+// reload asks for the page again instead of re-posting (or a 405 on a POST-only path).
+(function showTheFormPageAddress() {
+  const address = document.body && document.body.dataset.pageUrl;
+  if (address && address.startsWith("/") && !address.startsWith("//")) {
+    history.replaceState(history.state, "", address);
+  }
+})();
 document.addEventListener("change", (event) => {
   const el = event.target;
   if (el instanceof HTMLSelectElement && el.hasAttribute("data-autosubmit")) {
