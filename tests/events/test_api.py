@@ -400,8 +400,9 @@ def test_bib_taken_by_an_active_participant_is_409_naming_them(
     body = problem(create_ep(client, headers, event.id, bib="42"), 409)
 
     assert error_fields(body) == ["bib"]
-    for part in ("bib 42", "Ada Lovelace", str(holder.id), "registration R-7"):
+    for part in ("bib 42", "Ada Lovelace", "registration R-7"):
         assert part in body["detail"]
+    assert str(holder.id) not in body["detail"]  # people are named, not their ids
 
 
 def test_a_source_already_held_is_409_naming_the_participant_holding_it(
@@ -417,8 +418,9 @@ def test_a_source_already_held_is_409_naming_the_participant_holding_it(
         body = problem(create_ep(client, headers, event_id, sourceProvider="RUNSIGNUP",
                                  sourceId="123"), 409)
         assert error_fields(body) == ["sourceId"]
-        for part in ("RUNSIGNUP 123", "Ada Lovelace", first.json()["id"], "Paris 10K"):
+        for part in ("RUNSIGNUP 123", "Ada Lovelace", "Paris 10K"):
             assert part in body["detail"]
+        assert first.json()["id"] not in body["detail"]
     # Another provider's record with the same id, and another tenant, are free.
     assert create_ep(client, headers, event.id, sourceProvider="HAKU",
                      sourceId="123").status_code == 201
@@ -493,8 +495,9 @@ def test_patch_bib_checks_others_but_not_the_participant_itself(
         .status_code == 200
     refused = problem(client.patch(url, headers=headers, json={"bib": "1"}), 409)
     assert error_fields(refused) == ["bib"]
-    for part in ("bib 1", "Ada Lovelace", str(holder.id)):
+    for part in ("bib 1", "Ada Lovelace"):
         assert part in refused["detail"]
+    assert str(holder.id) not in refused["detail"]
     assert client.patch(url, headers=headers, json={"bib": None}).json()["bib"] is None
 
 

@@ -164,6 +164,8 @@ def _predicate(error: Mapping[str, Any]) -> str:
     message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
     if kind == "missing" or (kind == "string_too_short" and ctx.get("min_length") == 1):
         return REQUIRED
+    if kind.endswith("_type") and error.get("input") is None:
+        return REQUIRED  # an emptied form input: the page sends None
     if kind in ("string_too_long", "too_long") and "max_length" in ctx:
         return f"must be at most {ctx['max_length']} characters"
     if kind == "string_too_short":
