@@ -228,6 +228,7 @@ def test_a_taken_bib_refuses_its_row_naming_the_holder_and_the_rest_lands(
     assert taken.error_field == "bib" and not taken.created and taken.participant_id is None
     assert taken.error == ("bib 7 is already used in this event by Ada Lovelace "
                            "(registration REG-7)")
+    assert str(holder.id) not in taken.error
     assert moved.error_field == "bib" and "Ada Lovelace" in (moved.error or "")
     assert late.error_field == "bib" and "Alan Turing" in (late.error or "")  # batch's own
     assert fresh.error is None and fresh.created

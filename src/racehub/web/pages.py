@@ -11,8 +11,8 @@ from typing import Annotated, Any, TypeVar, get_args
 from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
 from pydantic.alias_generators import to_snake
+from pydantic.fields import FieldInfo
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
