@@ -31,6 +31,9 @@ class Domain:
     tasks: str | None = None  # a module with a procrastinate ``blueprint``
     import_types: tuple[str, ...] = ()  # modules calling imports.registry.register
     export_views: tuple[str, ...] = ()  # modules calling exports.views.register
+    # A module saying what of this domain keeps an event or a category from being deleted
+    # (``event_blockers``, ``category_blockers``; see events.service.delete_event).
+    guards: str | None = None
 
 
 # Lists of import types and export views show them in this order.
@@ -41,18 +44,20 @@ DOMAINS: tuple[Domain, ...] = (
            import_types=("racehub.inventory.importers",),
            export_views=("racehub.exports.views.race_numbers",)),
     Domain("imports", models="racehub.imports.models", tasks="racehub.imports.tasks",
-           export_views=("racehub.exports.views.imports",)),
+           export_views=("racehub.exports.views.imports",), guards="racehub.imports.guards"),
     Domain("core", models="racehub.core.models",
            export_views=("racehub.exports.views.audit",)),
     Domain("timing", models="racehub.timing.models",
            import_types=("racehub.timing.importers",),
-           export_views=("racehub.exports.views.results",)),
+           export_views=("racehub.exports.views.results",), guards="racehub.timing.guards"),
     Domain("jobs", models="racehub.jobs.models", tasks="racehub.jobs.tasks"),
-    Domain("exports", models="racehub.exports.models", tasks="racehub.exports.tasks"),
+    Domain("exports", models="racehub.exports.models", tasks="racehub.exports.tasks",
+           guards="racehub.exports.guards"),
     Domain("providers", models="racehub.providers.models"),
     Domain("sync", models="racehub.sync.models", tasks="racehub.sync.tasks",
            export_views=("racehub.exports.views.webhook_deliveries",
-                         "racehub.exports.views.sync_runs")),
+                         "racehub.exports.views.sync_runs"),
+           guards="racehub.sync.guards"),
 )
 
 
@@ -79,3 +84,10 @@ def load_export_views() -> None:
     for domain in DOMAINS:
         for module in domain.export_views:
             importlib.import_module(module)
+
+
+def guard_modules() -> Iterator[ModuleType]:
+    """Every domain's guards module (what keeps an event or a category from deletion)."""
+    for domain in DOMAINS:
+        if domain.guards:
+            yield importlib.import_module(domain.guards)

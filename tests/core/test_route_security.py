@@ -158,6 +158,16 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/events/{event_id}/categories"): Case(Perm.EVENTS_EVENT_READ, 200),
     ("POST", "/api/events/{event_id}/categories"):
         Case(Perm.EVENTS_EVENT_WRITE, 201, json={"name": "Half"}),
+    ("POST", "/api/events/{event_id}/archive"): Case(Perm.EVENTS_EVENT_WRITE, 200),
+    ("POST", "/api/events/{event_id}/unarchive"): Case(Perm.EVENTS_EVENT_WRITE, 200),
+    # An event with nothing in it: only such an event is deleted.
+    ("DELETE", "/api/events/{event_id}"):
+        Case(Perm.EVENTS_EVENT_WRITE, 204, ids={"event_id": "empty_event_id"}),
+    ("PATCH", "/api/events/{event_id}/categories/{category_id}"):
+        Case(Perm.EVENTS_EVENT_WRITE, 200, json={"distanceM": 21097}),
+    # The spare category: the sample one has an entry and a bib assignment queued.
+    ("DELETE", "/api/events/{event_id}/categories/{category_id}"):
+        Case(Perm.EVENTS_EVENT_WRITE, 200, ids={"category_id": "spare_category_id"}),
     # Participants: any role reads; RESULTS_OFFICER and up edit them and assign bibs.
     ("POST", "/api/events/{event_id}/categories/{category_id}/assign-bibs"):
         Case(Perm.EVENTS_PARTICIPANT_WRITE, 202, json={"firstBib": 10}),
@@ -327,6 +337,16 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
         Case(Perm.EVENTS_EVENT_WRITE, 303, form={"location": "Lyon"}),
     ("POST", "/events/{event_id}/categories"):
         Case(Perm.EVENTS_EVENT_WRITE, 303, form={"name": "Half"}),
+    ("POST", "/events/{event_id}/archive"): Case(Perm.EVENTS_EVENT_WRITE, 303, form={}),
+    ("POST", "/events/{event_id}/unarchive"): Case(Perm.EVENTS_EVENT_WRITE, 303, form={}),
+    ("POST", "/events/{event_id}/delete"):
+        Case(Perm.EVENTS_EVENT_WRITE, 303, form={}, ids={"event_id": "empty_event_id"}),
+    ("GET", "/events/{event_id}/categories/{category_id}/edit"):
+        Case(Perm.EVENTS_EVENT_WRITE, 200),
+    ("POST", "/events/{event_id}/categories/{category_id}/edit"):
+        Case(Perm.EVENTS_EVENT_WRITE, 303, form={"name": "Half 2"}),
+    ("POST", "/events/{event_id}/categories/{category_id}/delete"):
+        Case(Perm.EVENTS_EVENT_WRITE, 303, form={}, ids={"category_id": "spare_category_id"}),
     ("POST", "/events/{event_id}/categories/{category_id}/assign-bibs"):
         Case(Perm.EVENTS_PARTICIPANT_WRITE, 303, form={}),
     ("GET", "/events/{event_id}/participants/new"): Case(Perm.EVENTS_PARTICIPANT_WRITE, 200),
@@ -531,6 +551,8 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
     """One row of each kind a route can address by id, in ``tenant``."""
     event = make_event(db, tenant)
     category = make_category(db, event, bib_range_start=1, bib_range_end=99)
+    spare_category = make_category(db, event)
+    empty_event = make_event(db, tenant)
     participant = make_participant(db, event, first_name="Ada", last_name="Lovelace", bib="7",
                                    category_id=category.id)
     token, _ = core_service.create_api_token(
@@ -723,6 +745,7 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
             "conflict_id": str(conflict.id),
             "sync_run_id": str(sync_run.id), "sync_job_id": str(sync_job.id),
             "event_id": str(event.id), "category_id": str(category.id), "export_id": str(export.id),
+            "empty_event_id": str(empty_event.id), "spare_category_id": str(spare_category.id),
             "race_number_id": str(numbered.race_number_id),
             "number_type_id": str(number_type.id), "import_id": str(upload.id),
             "results_import_id": str(results_upload.id),

@@ -239,12 +239,14 @@ def test_refused_category_shows_its_problem_beside_the_form(
     form = page.locator("#category-form")
     form.get_by_label("Name").fill("10K")
     form.get_by_label("Bibs from").fill("500")
-    form.get_by_label("to", exact=True).fill("100")
+    form.get_by_label("Bibs to", exact=True).fill("100")
     form.get_by_role("button", name="Add category").click()
 
     form = page.locator("#category-form")
-    expect(page.get_by_role("alert")).to_contain_text("must not be below bibRangeStart (500)")
-    upper = form.get_by_role("spinbutton", name="to", exact=True)
+    # The field named as the form labels it, never by its API name.
+    expect(page.get_by_role("alert")).to_have_text(
+        "Bibs to must not be below the range's start (500)")
+    upper = form.get_by_role("spinbutton", name="Bibs to", exact=True)
     expect(upper).to_have_attribute("aria-invalid", "true")
     expect(upper).to_have_accessible_description(re.compile("must not be below"))
     expect(form.get_by_label("Name")).to_have_value("10K")  # what was typed is kept

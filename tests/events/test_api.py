@@ -73,7 +73,7 @@ def test_create_event_answers_in_camel_case_with_naive_start_in_the_event_timezo
     body = response.json()
     assert set(body) == {"id", "name", "startAt", "timezone", "location", "status",
                          "preferredTimingIdentifier", "preferredTimingIdentifierLockedAt",
-                         "createdAt", "updatedAt"}
+                         "archivedAt", "createdAt", "updatedAt"}
     assert instant(body["startAt"]) == datetime(2026, 6, 1, 7, tzinfo=UTC)  # CEST is UTC+2
     assert (body["status"], body["preferredTimingIdentifier"]) == ("draft", "EPID")
     assert body["preferredTimingIdentifierLockedAt"] is None
@@ -298,7 +298,7 @@ def test_bib_range_ending_below_its_start_is_422_naming_the_end(
     body = problem(client.post(url, headers=headers, json={
         "name": "5K", "bibRangeStart": 500, "bibRangeEnd": 100}), 422)
     assert error_fields(body) == ["bibRangeEnd"]
-    assert "bibRangeEnd must not be below bibRangeStart" in body["detail"]
+    assert "bibRangeEnd: must not be below the range" in body["detail"]
     one_bib = client.post(url, headers=headers, json={
         "name": "5K", "bibRangeStart": 100, "bibRangeEnd": 100})
     assert one_bib.status_code == 201
@@ -312,13 +312,13 @@ def test_participant_with_a_new_person(
 ) -> None:
     category = make_category(db, event, "10K")
     response = client.post(f"/api/events/{event.id}/participants", headers=headers, json={
-        "person": new_person(birthDate="1815-12-10", gender="F", email="ada@example.com"),
+        "person": new_person(birthDate="1915-12-10", gender="F", email="ada@example.com"),
         "bib": " 42 ", "registrationId": "R-1", "categoryId": str(category.id), "team": " "})
 
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["person"]["firstName"] == "Ada"
-    assert body["person"]["birthDate"] == "1815-12-10"
+    assert body["person"]["birthDate"] == "1915-12-10"
     assert (body["bib"], body["registrationId"], body["team"]) == ("42", "R-1", None)
     assert (body["categoryId"], body["categoryName"]) == (str(category.id), "10K")
     assert body["status"] == "active"
@@ -400,8 +400,9 @@ def test_bib_taken_by_an_active_participant_is_409_naming_them(
     body = problem(create_ep(client, headers, event.id, bib="42"), 409)
 
     assert error_fields(body) == ["bib"]
-    for part in ("bib 42", "Ada Lovelace", str(holder.id), "registration R-7"):
+    for part in ("bib 42", "Ada Lovelace", "registration R-7"):
         assert part in body["detail"]
+    assert str(holder.id) not in body["detail"]  # people are named, not their ids
 
 
 def test_a_source_already_held_is_409_naming_the_participant_holding_it(
@@ -417,8 +418,9 @@ def test_a_source_already_held_is_409_naming_the_participant_holding_it(
         body = problem(create_ep(client, headers, event_id, sourceProvider="RUNSIGNUP",
                                  sourceId="123"), 409)
         assert error_fields(body) == ["sourceId"]
-        for part in ("RUNSIGNUP 123", "Ada Lovelace", first.json()["id"], "Paris 10K"):
+        for part in ("RUNSIGNUP 123", "Ada Lovelace", "Paris 10K"):
             assert part in body["detail"]
+        assert first.json()["id"] not in body["detail"]
     # Another provider's record with the same id, and another tenant, are free.
     assert create_ep(client, headers, event.id, sourceProvider="HAKU",
                      sourceId="123").status_code == 201
@@ -464,7 +466,8 @@ def test_withdrawn_participant_frees_their_bib(
     back = client.patch(f"/api/participants/{holder.id}", headers=headers,
                         json={"status": "active"})
     assert error_fields(problem(back, 409)) == ["bib"]
-    assert taker.json()["id"] in back.json()["detail"]
+    assert "Grace Hopper" in back.json()["detail"]
+    assert taker.json()["id"] not in back.json()["detail"]
 
 
 def test_withdrawn_participant_may_keep_a_bib_someone_active_holds(
@@ -493,8 +496,9 @@ def test_patch_bib_checks_others_but_not_the_participant_itself(
         .status_code == 200
     refused = problem(client.patch(url, headers=headers, json={"bib": "1"}), 409)
     assert error_fields(refused) == ["bib"]
-    for part in ("bib 1", "Ada Lovelace", str(holder.id)):
+    for part in ("bib 1", "Ada Lovelace"):
         assert part in refused["detail"]
+    assert str(holder.id) not in refused["detail"]
     assert client.patch(url, headers=headers, json={"bib": None}).json()["bib"] is None
 
 

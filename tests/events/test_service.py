@@ -320,7 +320,7 @@ def test_a_first_page_read_through_the_statement_built_once_is_the_general_state
 
 
 def test_category_bib_range_is_validated_per_field() -> None:
-    with pytest.raises(ValueError, match="bibRangeEnd must not be below bibRangeStart"):
+    with pytest.raises(ValueError, match=r"must not be below the range's start \(10\)"):
         CategoryCreate(name="5K", bib_range_start=10, bib_range_end=9)
     assert CategoryCreate(name="5K", bib_range_end=9).bib_range_end == 9
 
@@ -373,7 +373,7 @@ def test_a_bib_taken_by_a_concurrent_request_is_a_409_naming_the_winner(
     error, kept = loser_of_a_race(engine, winner, "bib-loser", loser)
     assert isinstance(error, BibTaken)
     assert error.status_code == 409
-    assert "Grace First" in error.detail and str(winner_ep.id) in error.detail
+    assert "Grace First" in error.detail and str(winner_ep.id) not in error.detail
     with committed_db() as check:
         assert check.get(EventParticipant, kept) is not None  # savepoint only
         holders = check.scalars(select(EventParticipant.id).where(
@@ -413,7 +413,7 @@ def test_a_source_taken_by_a_concurrent_request_is_a_409_naming_the_winner(
 
     error, kept = loser_of_a_race(engine, winner, "source-loser", loser)
     assert isinstance(error, SourceTaken) and error.field == "sourceId"
-    assert "Grace First" in error.detail and str(winner_ep.id) in error.detail
+    assert "Grace First" in error.detail and str(winner_ep.id) not in error.detail
     with committed_db() as check:
         assert check.get(EventParticipant, kept) is not None  # savepoint only
         holders = check.scalars(select(EventParticipant.id).where(

@@ -226,8 +226,9 @@ def test_a_taken_bib_refuses_its_row_naming_the_holder_and_the_rest_lands(
         db, ctx, event, new("Grace", "Hopper", bib="7"), new("Alan", "Turing", bib="8"),
         ParticipantWrite(mover.id, {"bib": "7"}), new("Late", "Comer", bib="8"))
     assert taken.error_field == "bib" and not taken.created and taken.participant_id is None
-    assert taken.error == (f"bib 7 is already used in this event by Ada Lovelace "
-                           f"(participant {holder.id}, registration REG-7)")
+    assert taken.error == ("bib 7 is already used in this event by Ada Lovelace "
+                           "(registration REG-7)")
+    assert str(holder.id) not in taken.error
     assert moved.error_field == "bib" and "Ada Lovelace" in (moved.error or "")
     assert late.error_field == "bib" and "Alan Turing" in (late.error or "")  # batch's own
     assert fresh.error is None and fresh.created
@@ -281,8 +282,8 @@ def test_a_provider_record_held_elsewhere_refuses_its_row_naming_the_holder(
                                new("Alan", "Turing", source=("HAKU", "H-2")),
                                new("Alan", "Twin", source=("HAKU", "H-2")))
     assert taken.error_field == "source_id"
-    assert taken.error == (f"source HAKU H-1 is already held by Ada Lovelace (participant "
-                           f"{holder.participant_id}, event 'Lyon Half')")
+    assert taken.error == "source HAKU H-1 is already held by Ada Lovelace (event 'Lyon Half')"
+    assert str(holder.participant_id) not in taken.error
     assert first.created and twin.error_field == "source_id"
     assert "Alan Turing" in (twin.error or "")
 
@@ -358,7 +359,7 @@ def test_a_bib_taken_by_a_concurrent_writer_refuses_that_row_and_the_batch_lands
 
     early, late, again = loser_of_a_race(engine, winner, "batch-loser", loser)
     assert late.error_field == "bib" and "Grace First" in (late.error or "")
-    assert str(won.participant_id) in (late.error or "")
+    assert str(won.participant_id) not in (late.error or "")  # named, not by its id
     assert early.error is None and again.error is None
     assert early.person_id == again.person_id
     with committed_db() as check:

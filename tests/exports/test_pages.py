@@ -55,7 +55,8 @@ def test_status_page_shows_progress_then_the_download_and_my_exports_lists_it(
     assert (f'href="/exports/new?view=participants&amp;filter.eventId={event.id}&amp;'
             'sort=bib&amp;desc=1"') in page.text
     created = client.post("/exports", headers=headers, follow_redirects=False, data={
-        "view": "participants", "filter.eventId": str(event.id), "sort": "bib", "desc": "1"})
+        "view": "participants", "filter.eventId": str(event.id), "sort": "bib", "desc": "1",
+        "columns": ["bib", "last_name"]})
     status_url = created.headers["location"]
 
     queued = client.get(status_url, headers=headers)
@@ -88,3 +89,22 @@ def test_list_pages_show_the_export_button_only_to_those_who_may_export(
     assert client.get("/audit", headers=auth(db, tenant, Role.TENANT_ADMIN)).status_code == 200
     assert 'href="/exports"' in client.get("/events", headers=manager).text
     assert 'href="/exports"' not in client.get("/events", headers=viewer).text
+
+
+def test_an_export_with_every_column_unticked_is_refused_on_its_form(
+    client: TestClient, db: Session, tenant: Tenant, event: Event
+) -> None:
+    headers = auth(db, tenant, Role.EVENT_MANAGER)
+    refused = client.post("/exports", headers=headers, follow_redirects=False, data={
+        "view": "participants", "filter.eventId": str(event.id), "sort": "bib",
+        "format": "csv"})
+
+    assert refused.status_code == 422
+    assert "choose at least one column to export" in refused.text
+    assert 'aria-describedby="columns-problem"' in refused.text
+    assert 'name="columns" value="bib" checked' not in refused.text  # as the operator left it
+    assert f'name="filter.eventId" value="{event.id}"' in refused.text
+    assert db.scalar(select(Export).where(Export.tenant_id == tenant.id)) is None
+    api = client.post("/api/exports", headers=headers, json={
+        "view": "participants", "filters": {"eventId": str(event.id)}, "columns": []})
+    assert api.status_code == 422 and api.json()["errors"][0]["field"] == "columns"

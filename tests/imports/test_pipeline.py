@@ -85,6 +85,22 @@ def test_an_unusable_file_is_a_400_and_leaves_nothing(
     assert not any((settings.data_dir / "imports").rglob("upload"))
 
 
+@pytest.mark.parametrize("filename", ["notes.txt", "numbers.json", "scan.PDF"])
+def test_a_file_named_as_no_spreadsheet_is_refused_as_the_wrong_type(
+    upload: Upload, db: Session, filename: str
+) -> None:
+    """Even a .txt holding a header and no rows: its type is what is wrong, not its rows."""
+    response = upload("sequence,number,barcode\n", filename=filename)
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    suffix = filename.rsplit(".", 1)[1].lower()
+    assert detail.startswith(f"{filename}: a .{suffix} file is the wrong type: upload a .csv "
+                             "or .xlsx file")
+    assert "no data rows" not in detail
+    assert response.json()["errors"][0]["field"] == "file"
+    assert rows_in(db, Import) == 0
+
+
 def test_the_import_type_and_number_type_are_required(
     upload: Upload, client: TestClient, headers: dict[str, str], db: Session
 ) -> None:

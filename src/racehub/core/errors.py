@@ -60,7 +60,9 @@ def _validation_entry(error: dict[str, Any]) -> dict[str, str]:
         # The location is a character offset, not a field.
         return {"field": "body",
                 "message": f"the body is not valid JSON (at character {loc[-1] if loc else 0})"}
-    return {"field": _field_name(loc), "message": error.get("msg", "")}
+    # A validator's own ValueError reads "Value error, <its message>": the message only.
+    return {"field": _field_name(loc),
+            "message": str(error.get("msg", "")).removeprefix("Value error, ")}
 
 
 def _html_error(request: Request, status: int, title: str, detail: str) -> Response:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar, get_args
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -116,7 +117,11 @@ def construct_trusted(model: type[M], values: dict[str, Any]) -> M:
 # 9999-12-31T23:59:59-14:00 is stored as year 10000, which no Python datetime can hold.
 EARLIEST_YEAR = 1900
 LATEST_YEAR = 2200
-EARLIEST_BIRTH_YEAR = 1800  # historic runners in tests and demos; nobody older races
+EARLIEST_BIRTH_YEAR = 1900  # nobody born before races
+
+
+def _today() -> date:
+    return date.today()
 
 
 def years_between(first: int, last: int) -> Callable[[D], D]:
@@ -137,7 +142,34 @@ SaneDateTime = Annotated[datetime, AfterValidator(sane_year)]
 SaneDate = Annotated[date, AfterValidator(sane_year)]
 """A day between 1900 and 2200 (a 422 naming the field outside)."""
 
-BirthDate = Annotated[date, AfterValidator(years_between(EARLIEST_BIRTH_YEAR, LATEST_YEAR))]
+def _born(value: date) -> date:
+    if value.year < EARLIEST_BIRTH_YEAR:
+        raise ValueError(f"must not be before {EARLIEST_BIRTH_YEAR}")
+    if value > _today():
+        raise ValueError("must not be in the future")
+    return value
+
+
+BirthDate = Annotated[date, AfterValidator(_born)]
+"""A birth date: from 1900 to today (a 422 naming the field otherwise)."""
+
+REQUIRED = "is required"
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _required(value: str) -> str:
+    if not value:
+        raise ValueError(REQUIRED)
+    return value
+
+
+Name = Annotated[str, BeforeValidator(_strip), AfterValidator(_required)]
+"""A name people type (an event's, a category's, a person's, a number type's, a
+connection's): trimmed, then required, so one of only spaces is refused as missing. Its
+length limit goes on the field: ``name: Name = Field(max_length=200)``."""
 
 
 class TenantRead(ORMModel):
@@ -209,7 +241,7 @@ class MemberAdded(MemberRead):
 
 
 class ApiTokenCreate(APIModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name = Field(max_length=200)
     role: Role
     expires_at: SaneDateTime | None = Field(
         default=None, description="In the future and at most 5 years away; UTC without an "

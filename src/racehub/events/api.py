@@ -17,7 +17,9 @@ from racehub.events.models import EventStatus, ParticipantStatus
 from racehub.events.schemas import (
     BibAssignmentRequest,
     CategoryCreate,
+    CategoryDeleted,
     CategoryRead,
+    CategoryUpdate,
     EventCreate,
     EventRead,
     EventUpdate,
@@ -45,11 +47,13 @@ def list_events(
     ctx: ReadEvents,
     q: Annotated[str | None, Query(description="Search in name and location")] = None,
     status: EventStatus | None = None,
+    archived: Annotated[bool, Query(
+        description="true: the archived events only (left out otherwise)")] = False,
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> Page[EventRead]:
-    rows, next_cursor = service.list_events(db, ctx, q=q, status=status, cursor=cursor,
-                                            limit=limit)
+    rows, next_cursor = service.list_events(db, ctx, q=q, status=status, archived=archived,
+                                            cursor=cursor, limit=limit)
     return Page[EventRead](items=[EventRead.model_validate(e) for e in rows],
                            next_cursor=next_cursor)
 
@@ -73,6 +77,30 @@ def update_event(event_id: uuid.UUID, data: EventUpdate, db: DB, ctx: WriteEvent
     return EventRead.model_validate(event)
 
 
+@router.post("/events/{event_id}/archive", response_model=EventRead)
+def archive_event(event_id: uuid.UUID, db: DB, ctx: WriteEvents) -> EventRead:
+    """Out of the default lists (``GET /api/events?archived=true`` lists it); its data stays."""
+    event = service.set_event_archived(db, ctx, event_id=event_id, archived=True)
+    db.commit()
+    return EventRead.model_validate(event)
+
+
+@router.post("/events/{event_id}/unarchive", response_model=EventRead)
+def unarchive_event(event_id: uuid.UUID, db: DB, ctx: WriteEvents) -> EventRead:
+    event = service.set_event_archived(db, ctx, event_id=event_id, archived=False)
+    db.commit()
+    return EventRead.model_validate(event)
+
+
+@router.delete("/events/{event_id}", status_code=204)
+def delete_event(event_id: uuid.UUID, db: DB, ctx: WriteEvents) -> Response:
+    """Only an event with no participants, results, provider links or running jobs (its
+    categories go with it); otherwise 409 naming why."""
+    service.delete_event(db, ctx, event_id=event_id)
+    db.commit()
+    return Response(status_code=204)
+
+
 @router.get("/events/{event_id}/categories", response_model=list[CategoryRead])
 def list_categories(event_id: uuid.UUID, db: DB, ctx: ReadEvents) -> list[CategoryRead]:
     return [CategoryRead.model_validate(c)
@@ -86,6 +114,31 @@ def create_category(
     category = service.create_category(db, ctx, event_id=event_id, data=data)
     db.commit()
     return CategoryRead.model_validate(category)
+
+
+@router.patch("/events/{event_id}/categories/{category_id}", response_model=CategoryRead)
+def update_category(
+    event_id: uuid.UUID, category_id: uuid.UUID, data: CategoryUpdate, db: DB,
+    ctx: WriteEvents,
+) -> CategoryRead:
+    category = service.update_category(db, ctx, event_id=event_id, category_id=category_id,
+                                       data=data)
+    db.commit()
+    return CategoryRead.model_validate(category)
+
+
+@router.delete("/events/{event_id}/categories/{category_id}", response_model=CategoryDeleted)
+def delete_category(
+    event_id: uuid.UUID, category_id: uuid.UUID, db: DB, ctx: WriteEvents,
+    move_to: Annotated[uuid.UUID | None, Query(
+        alias="moveTo", description="Another category of the event: the participants (and "
+        "mapped provider races) of this one move there in the same step")] = None,
+) -> CategoryDeleted:
+    """Refused (409, naming them) while participants are in it, unless ``moveTo`` is given."""
+    moved = service.delete_category(db, ctx, event_id=event_id, category_id=category_id,
+                                    move_to=move_to)
+    db.commit()
+    return CategoryDeleted(moved_to=move_to, participants_moved=moved)
 
 
 @router.post("/events/{event_id}/categories/{category_id}/assign-bibs",

@@ -33,3 +33,12 @@ class TimingIdentifierLocked(Conflict):
 class PersonShared(Conflict):
     """A person field edit of an entry whose Person other entries share: the caller says
     whether the edit is for all of them or for this entry alone (``personScope``)."""
+
+
+class EventInUse(Conflict):
+    """An event with entries, results, provider links or running jobs: never deleted."""
+
+
+class CategoryInUse(Conflict):
+    """A category with entries (or provider races mapped to it), deleted without a
+    category to move them to."""

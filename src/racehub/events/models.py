@@ -75,6 +75,8 @@ class Event(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
     preferred_timing_identifier_locked_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True)
     )
+    # Set: the event left the default lists (pages and API); a filter shows it again.
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     categories: Mapped[list[Category]] = relationship(
         back_populates="event", order_by="Category.name"
@@ -157,12 +159,15 @@ class EventParticipant(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
         Index("ix_event_participants_event_id_created_at", "event_id", "created_at", "id"),
     )
 
-    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    # No cascade (NO ACTION): an event with entries is never deleted under them; the
+    # service refuses first, naming why (service.delete_event).
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"))
     person_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("persons.id", ondelete="RESTRICT"), index=True
     )
     category_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("categories.id", ondelete="SET NULL"), index=True
+        # No SET NULL: a category's entries are moved (or it is kept), never left without.
+        ForeignKey("categories.id"), index=True
     )
     bib: Mapped[str | None] = mapped_column(String(20))
     registration_id: Mapped[str | None] = mapped_column(String(100))

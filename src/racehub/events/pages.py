@@ -15,7 +15,9 @@ from racehub.core.deps import DB, require
 from racehub.core.exceptions import DomainError
 from racehub.core.rbac import Perm
 from racehub.events import service
+from racehub.events.exceptions import EventInUse
 from racehub.events.models import (
+    Category,
     Event,
     EventParticipant,
     EventStatus,
@@ -25,6 +27,7 @@ from racehub.events.models import (
 )
 from racehub.events.schemas import (
     CategoryCreate,
+    CategoryUpdate,
     EventCreate,
     EventUpdate,
     ParticipantCreate,
@@ -34,7 +37,14 @@ from racehub.events.service import ParticipantFilter, ParticipantSort
 from racehub.providers.catalog import PROVIDERS
 from racehub.sync import candidates as sync_candidates
 from racehub.sync import links as sync_links
-from racehub.web.pages import PostedForm, form_error, parse_form, render, validate_model
+from racehub.web.pages import (
+    PostedForm,
+    form_error,
+    parse_form,
+    query_uuid,
+    render,
+    validate_model,
+)
 from racehub.web.templating import is_htmx
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -58,16 +68,21 @@ def _choices() -> dict[str, Any]:
 
 @router.get("/events")
 def events_page(
-    request: Request, db: DB, ctx: ReadEvents, q: str | None = None, cursor: str | None = None
+    request: Request, db: DB, ctx: ReadEvents, q: str | None = None, cursor: str | None = None,
+    archived: str | None = None,
 ) -> Response:
-    events, next_cursor = service.list_events(db, ctx, q=q, cursor=cursor, limit=PAGE_SIZE)
+    show_archived = archived == "1"
+    events, next_cursor = service.list_events(db, ctx, q=q, archived=show_archived,
+                                              cursor=cursor, limit=PAGE_SIZE)
     counts = service.participant_counts(db, ctx, event_ids=[e.id for e in events])
     next_url = None
     if next_cursor:
-        next_url = "/events?" + urlencode({"q": q or "", "cursor": next_cursor})
+        next_url = "/events?" + urlencode({k: v for k, v in {
+            "q": q or "", "archived": "1" if show_archived else "", "cursor": next_cursor,
+        }.items() if v})
     return render(request, db, ctx, "events/list.html", events=events, counts=counts, q=q or "",
-                  next_url=next_url, can_write=ctx.can(Perm.EVENTS_EVENT_WRITE),
-                  **_timing_export_context(ctx))
+                  archived=show_archived, next_url=next_url,
+                  can_write=ctx.can(Perm.EVENTS_EVENT_WRITE), **_timing_export_context(ctx))
 
 
 def _timing_export_context(ctx: TenantContext) -> dict[str, Any]:
@@ -90,7 +105,7 @@ def create_event(request: Request, db: DB, ctx: WriteEvents, form: PostedForm) -
     except DomainError as exc:
         db.rollback()
         return render(request, db, ctx, "events/form.html", status_code=exc.status_code,
-                      event=None, values=values, **form_error(exc), **_choices())
+                      event=None, values=values, **form_error(exc, EventCreate), **_choices())
     db.commit()
     return RedirectResponse(f"/events/{event.id}?flash=Event+created", status_code=303)
 
@@ -132,9 +147,41 @@ def update_event(
         db.rollback()
         event = service.get_event_or_raise(db, ctx, event_id=event_id)
         return render(request, db, ctx, "events/form.html", status_code=exc.status_code,
-                      event=event, values=values, **form_error(exc), **_choices())
+                      event=event, values=values, **form_error(exc, EventUpdate),
+                      **_choices())
     db.commit()
     return RedirectResponse(f"/events/{event_id}?flash=Event+saved", status_code=303)
+
+
+@router.post("/events/{event_id}/archive")
+def archive_event(event_id: uuid.UUID, db: DB, ctx: WriteEvents) -> Response:
+    service.set_event_archived(db, ctx, event_id=event_id, archived=True)
+    db.commit()
+    return RedirectResponse(f"/events/{event_id}?flash=Event+archived", status_code=303)
+
+
+@router.post("/events/{event_id}/unarchive")
+def unarchive_event(event_id: uuid.UUID, db: DB, ctx: WriteEvents) -> Response:
+    service.set_event_archived(db, ctx, event_id=event_id, archived=False)
+    db.commit()
+    return RedirectResponse(f"/events/{event_id}?flash=Event+brought+back", status_code=303)
+
+
+@router.post("/events/{event_id}/delete")
+def delete_event(event_id: uuid.UUID, request: Request, db: DB, ctx: WriteEvents) -> Response:
+    event = service.get_event_or_raise(db, ctx, event_id=event_id)
+    name = event.name
+    try:
+        service.delete_event(db, ctx, event_id=event_id)
+    except EventInUse as exc:
+        # The event page again, saying why (its address stays the event's).
+        db.rollback()
+        event = service.get_event_or_raise(db, ctx, event_id=event_id)
+        return _detail_page(request, db, ctx, event, _participants_context(db, ctx, event_id, {}),
+                            status_code=exc.status_code, event_error=exc.detail)
+    db.commit()
+    return RedirectResponse("/events?" + urlencode({"flash": f"{name} deleted"}),
+                            status_code=303)
 
 
 def _participants_context(
@@ -228,9 +275,89 @@ def create_category(
         event = service.get_event_or_raise(db, ctx, event_id=event_id)
         return _detail_page(request, db, ctx, event, _participants_context(db, ctx, event_id, {}),
                             status_code=exc.status_code, category_values=values,
-                            **form_error(exc))
+                            **form_error(exc, CategoryCreate))
     db.commit()
     return RedirectResponse(f"/events/{event_id}?flash=Category+added", status_code=303)
+
+
+@router.get("/events/{event_id}/categories/{category_id}/edit")
+def edit_category_page(
+    event_id: uuid.UUID, category_id: uuid.UUID, request: Request, db: DB, ctx: WriteEvents
+) -> Response:
+    category = service.get_category_or_raise(db, ctx, event_id=event_id, category_id=category_id)
+    return _category_form_page(request, db, ctx, category, _category_values(category))
+
+
+def _category_values(category: Category) -> dict[str, Any]:
+    def text(value: Any) -> str:
+        return "" if value is None else str(value)
+
+    return {"name": category.name, "distance_m": text(category.distance_m),
+            "bib_range_start": text(category.bib_range_start),
+            "bib_range_end": text(category.bib_range_end)}
+
+
+def _category_form_page(
+    request: Request, db: Session, ctx: TenantContext, category: Category,
+    values: dict[str, Any], status_code: int = 200, **extra: Any,
+) -> Response:
+    others = [c for c in service.list_categories(db, ctx, event_id=category.event_id)
+              if c.id != category.id]
+    entries = service.participant_counts_by_category(db, ctx, category_id=category.id)
+    return render(request, db, ctx, "events/category_form.html", status_code=status_code,
+                  category=category, event=category.event, values=values, others=others,
+                  entries=entries, **extra)
+
+
+# The category form's inputs; an emptied optional input clears its field.
+CATEGORY_FORM_FIELDS = ("name", "distance_m", "bib_range_start", "bib_range_end")
+
+
+@router.post("/events/{event_id}/categories/{category_id}/edit")
+def update_category(
+    event_id: uuid.UUID, category_id: uuid.UUID, request: Request, db: DB, ctx: WriteEvents,
+    form: PostedForm,
+) -> Response:
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        data = validate_model(CategoryUpdate, {
+            k: (values.get(k, "").strip() or None) for k in CATEGORY_FORM_FIELDS})
+        service.update_category(db, ctx, event_id=event_id, category_id=category_id, data=data)
+    except DomainError as exc:
+        db.rollback()
+        category = service.get_category_or_raise(db, ctx, event_id=event_id,
+                                                 category_id=category_id)
+        return _category_form_page(request, db, ctx, category, values,
+                                   status_code=exc.status_code,
+                                   **form_error(exc, CategoryUpdate))
+    db.commit()
+    return RedirectResponse(f"/events/{event_id}?flash=Category+saved", status_code=303)
+
+
+@router.post("/events/{event_id}/categories/{category_id}/delete")
+def delete_category(
+    event_id: uuid.UUID, category_id: uuid.UUID, request: Request, db: DB, ctx: WriteEvents,
+    form: PostedForm,
+) -> Response:
+    move_to = str(form.get("move_to") or "").strip() or None
+    category = service.get_category_or_raise(db, ctx, event_id=event_id, category_id=category_id)
+    name = category.name
+    try:
+        target = query_uuid(move_to, "moveTo")
+        moved = service.delete_category(db, ctx, event_id=event_id, category_id=category_id,
+                                        move_to=target)
+    except DomainError as exc:
+        db.rollback()
+        category = service.get_category_or_raise(db, ctx, event_id=event_id,
+                                                 category_id=category_id)
+        return _category_form_page(request, db, ctx, category, _category_values(category),
+                                   status_code=exc.status_code, delete_error=exc.detail,
+                                   move_to=move_to or "")
+    db.commit()
+    flash = f"{name} deleted" + (f"; {moved} participant{'' if moved == 1 else 's'} moved"
+                                 if moved else "")
+    return RedirectResponse(f"/events/{event_id}?" + urlencode({"flash": flash}),
+                            status_code=303)
 
 
 @router.post("/events/{event_id}/categories/{category_id}/assign-bibs")
@@ -272,7 +399,8 @@ def create_participant(
         db.rollback()
         event = service.get_event_or_raise(db, ctx, event_id=event_id)
         return _participant_form_page(request, db, ctx, event, None, values,
-                                      status_code=exc.status_code, **form_error(exc))
+                                      status_code=exc.status_code,
+                                      **form_error(exc, ParticipantCreate))
     db.commit()
     name = f"{ep.person.first_name} {ep.person.last_name}"
     matched = f" ({service.PERSON_MATCH_REASONS[match]})" if match != "new" else ""
@@ -347,7 +475,8 @@ def update_participant(
         db.rollback()
         ep = service.get_participant_or_raise(db, ctx, participant_id=participant_id)
         return _participant_form_page(request, db, ctx, ep.event, ep, values,
-                                      status_code=exc.status_code, **form_error(exc))
+                                      status_code=exc.status_code,
+                                      **form_error(exc, ParticipantUpdate))
     db.commit()
     return RedirectResponse(f"/events/{ep.event_id}?"
                             + urlencode({"flash": "Participant saved", "q": ep.bib or ""}),

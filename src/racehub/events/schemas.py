@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import EmailStr, Field, ValidationInfo, field_validator, model_validator
 
-from racehub.core.schemas import APIModel, BirthDate, SaneDateTime
+from racehub.core.schemas import APIModel, BirthDate, Name, SaneDateTime
 from racehub.events.models import EventStatus, Gender, ParticipantStatus, TimingIdentifier
 from racehub.providers.catalog import PROVIDERS
 
@@ -36,12 +36,15 @@ def _blank_to_none(value: str | None) -> str | None:
 
 
 class EventCreate(APIModel):
-    name: str = Field(min_length=1, max_length=200)
-    start_at: SaneDateTime = Field(description="Start of the event; naive times are in `timezone`.")
-    timezone: str = Field(default="UTC", description="IANA name, e.g. America/New_York")
+    name: Name = Field(max_length=200)
+    start_at: SaneDateTime = Field(title="Start",
+                                   description="Start of the event; naive times are in `timezone`.")
+    timezone: str = Field(default="UTC", title="Time zone",
+                          description="IANA name, e.g. America/New_York")
     location: str = Field(default="", max_length=300)
     status: EventStatus = EventStatus.DRAFT
-    preferred_timing_identifier: TimingIdentifier = TimingIdentifier.PERSON_ID
+    preferred_timing_identifier: TimingIdentifier = Field(default=TimingIdentifier.PERSON_ID,
+                                                          title="Timing identifier")
 
     _tz = field_validator("timezone")(_check_timezone)
 
@@ -53,12 +56,13 @@ class EventCreate(APIModel):
 
 
 class EventUpdate(APIModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    start_at: SaneDateTime | None = None
-    timezone: str | None = None
+    name: Name | None = Field(default=None, max_length=200)
+    start_at: SaneDateTime | None = Field(default=None, title="Start")
+    timezone: str | None = Field(default=None, title="Time zone")
     location: str | None = Field(default=None, max_length=300)
     status: EventStatus | None = None
-    preferred_timing_identifier: TimingIdentifier | None = None
+    preferred_timing_identifier: TimingIdentifier | None = Field(default=None,
+                                                                 title="Timing identifier")
     acknowledge_override: bool = Field(
         default=False,
         description="Required to change preferredTimingIdentifier after a timing export "
@@ -84,16 +88,19 @@ class EventRead(APIModel):
     status: EventStatus
     preferred_timing_identifier: TimingIdentifier
     preferred_timing_identifier_locked_at: datetime | None
+    archived_at: datetime | None = Field(
+        default=None, description="Set: archived, out of the default lists (archived=true "
+                                  "lists them)")
     created_at: datetime
     updated_at: datetime
 
 
 class CategoryCreate(APIModel):
-    name: str = Field(min_length=1, max_length=120)
-    distance_m: int | None = Field(default=None, ge=0, le=1_000_000)
-    start_at: SaneDateTime | None = None
-    bib_range_start: int | None = Field(default=None, ge=1, le=INT32_MAX)
-    bib_range_end: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    name: Name = Field(max_length=120)
+    distance_m: int | None = Field(default=None, ge=0, le=1_000_000, title="Distance (m)")
+    start_at: SaneDateTime | None = Field(default=None, title="Start")
+    bib_range_start: int | None = Field(default=None, ge=1, le=INT32_MAX, title="Bibs from")
+    bib_range_end: int | None = Field(default=None, ge=1, le=INT32_MAX, title="Bibs to")
 
     @field_validator("bib_range_end")
     @classmethod
@@ -101,8 +108,23 @@ class CategoryCreate(APIModel):
         # A field validator, so that the error names bibRangeEnd rather than the body.
         start = info.data.get("bib_range_start")
         if start is not None and end is not None and end < start:
-            raise ValueError(f"bibRangeEnd must not be below bibRangeStart ({start})")
+            raise ValueError(f"must not be below the range's start ({start})")
         return end
+
+
+class CategoryUpdate(APIModel):
+    """Only the fields sent change; null clears an optional one."""
+
+    name: Name | None = Field(default=None, max_length=120)
+    distance_m: int | None = Field(default=None, ge=0, le=1_000_000, title="Distance (m)")
+    start_at: SaneDateTime | None = Field(default=None, title="Start")
+    bib_range_start: int | None = Field(default=None, ge=1, le=INT32_MAX, title="Bibs from")
+    bib_range_end: int | None = Field(default=None, ge=1, le=INT32_MAX, title="Bibs to")
+
+
+class CategoryDeleted(APIModel):
+    moved_to: uuid.UUID | None = Field(description="Where its participants went")
+    participants_moved: int
 
 
 class BibAssignmentRequest(APIModel):
@@ -123,7 +145,7 @@ class CategoryRead(APIModel):
 class PersonFields(APIModel):
     birth_date: BirthDate | None = None
     gender: Gender | None = None
-    email: EmailStr | None = None
+    email: EmailStr | None = Field(default=None, title="E-mail")
     nationality: str | None = Field(default=None, min_length=2, max_length=3)
     city: str | None = Field(default=None, max_length=120)
     region: str | None = Field(default=None, max_length=120)
@@ -131,13 +153,13 @@ class PersonFields(APIModel):
 
 
 class PersonIn(PersonFields):
-    first_name: str = Field(min_length=1, max_length=120)
-    last_name: str = Field(min_length=1, max_length=120)
+    first_name: Name = Field(max_length=120)
+    last_name: Name = Field(max_length=120)
 
 
 class PersonUpdate(PersonFields):
-    first_name: str | None = Field(default=None, min_length=1, max_length=120)
-    last_name: str | None = Field(default=None, min_length=1, max_length=120)
+    first_name: Name | None = Field(default=None, max_length=120)
+    last_name: Name | None = Field(default=None, max_length=120)
 
 
 class PersonRead(APIModel):
@@ -154,7 +176,7 @@ class PersonRead(APIModel):
 
 
 class ParticipantFields(APIModel):
-    category_id: uuid.UUID | None = None
+    category_id: uuid.UUID | None = Field(default=None, title="Category")
     bib: str | None = Field(default=None, max_length=20)
     registration_id: str | None = Field(default=None, max_length=100)
     team: str | None = Field(default=None, max_length=200)

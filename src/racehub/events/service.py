@@ -20,11 +20,13 @@ from sqlalchemy import (
     Select,
     bindparam,
     case,
+    delete,
     func,
     literal,
     or_,
     select,
     union,
+    update,
 )
 from sqlalchemy.orm import Session, joinedload
 
@@ -44,7 +46,9 @@ from racehub.db.adapters import as_read
 from racehub.events import writes
 from racehub.events.exceptions import (
     BibTaken,
+    CategoryInUse,
     CategoryNotFound,
+    EventInUse,
     EventNotFound,
     ParticipantNotFound,
     PersonShared,
@@ -68,6 +72,7 @@ from racehub.events.models import (
 )
 from racehub.events.schemas import (
     CategoryCreate,
+    CategoryUpdate,
     EventCreate,
     EventUpdate,
     ParticipantCreate,
@@ -78,7 +83,7 @@ from racehub.events.schemas import (
 )
 from racehub.jobs import service as jobs_service
 from racehub.jobs.handle import RunningJob
-from racehub.jobs.models import JobRun
+from racehub.jobs.models import JobRun, JobStatus
 from racehub.jobs.registry import Owner, owner_of
 
 _scoped = scoped
@@ -107,8 +112,17 @@ EVENT_FIELDS = ["name", "start_at", "timezone", "location", "status",
 START_MOVED: list[Callable[[Session, Event], None]] = []
 
 
-def get_event_or_raise(db: Session, ctx: TenantContext, *, event_id: uuid.UUID) -> Event:
-    event = db.scalar(_scoped(ctx, Event).where(Event.id == event_id))
+def get_event_or_raise(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
+                       for_writing: bool = False) -> Event:
+    """The tenant's event. ``for_writing``: also hold its row against deletion until the
+    transaction ends (FOR KEY SHARE: edits of the event still go ahead), for whoever starts
+    work on the event that no foreign key ties to it (a job naming it in its parameters):
+    ``delete_event`` locks the row first, so it either sees that work or the work sees no
+    event."""
+    stmt = _scoped(ctx, Event).where(Event.id == event_id)
+    if for_writing:
+        stmt = stmt.with_for_update(key_share=True)
+    event = db.scalar(stmt)
     if event is None:
         raise EventNotFound()
     return event
@@ -129,11 +143,15 @@ def list_events(
     *,
     q: str | None = None,
     status: EventStatus | None = None,
+    archived: bool = False,
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[Event], str | None]:
+    """The tenant's events, the latest start first: the current ones, or with ``archived``
+    the archived ones only."""
     check_limit(limit)
-    stmt = _scoped(ctx, Event)
+    stmt = _scoped(ctx, Event).where(
+        Event.archived_at.is_not(None) if archived else Event.archived_at.is_(None))
     if q:
         stmt = stmt.where(or_(Event.name.ilike(_like(q)), Event.location.ilike(_like(q))))
     if status:
@@ -228,6 +246,73 @@ def update_event(
     return event
 
 
+def set_event_archived(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
+                       archived: bool) -> Event:
+    """Archive (out of the default lists) or bring back an event; nothing else changes."""
+    event = get_event_or_raise(db, ctx, event_id=event_id)
+    if (event.archived_at is not None) == archived:
+        return event  # already so: no change, no audit entry
+    before = event.archived_at
+    event.archived_at = datetime.now(UTC) if archived else None
+    db.flush()
+    audit.record(db, ctx, action="event.archive" if archived else "event.unarchive",
+                 target_type="event", target_id=event.id,
+                 before={"archived_at": before}, after={"archived_at": event.archived_at})
+    return event
+
+
+def _count_phrase(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _event_blockers(db: Session, ctx: TenantContext, event: Event) -> list[str]:
+    """Why ``event`` cannot be deleted, in words ("it has 320 participants"): its entries
+    and running bib assignments here, then each domain's guards (results, provider links,
+    sync runs, imports, exports)."""
+    from racehub import domains
+
+    reasons = []
+    entries = db.scalar(select(func.count()).where(
+        EventParticipant.tenant_id == ctx.tenant_id, EventParticipant.event_id == event.id))
+    if entries:
+        reasons.append("it has " + _count_phrase(entries, "participant", "participants"))
+    bib_jobs = db.scalar(select(func.count()).where(
+        JobRun.tenant_id == ctx.tenant_id, JobRun.kind == ASSIGN_BIBS_KIND,
+        JobRun.params["event_id"].astext == str(event.id),
+        JobRun.status.not_in([s for s in JobStatus if s.is_terminal])))
+    if bib_jobs:
+        reasons.append("a bib assignment is running")
+    for module in domains.guard_modules():
+        check = getattr(module, "event_blockers", None)
+        if check is not None:
+            reasons.extend(check(db, ctx, event))
+    return reasons
+
+
+def delete_event(db: Session, ctx: TenantContext, *, event_id: uuid.UUID) -> None:
+    """Delete an event nothing holds: no entries, results, provider links or running jobs
+    (its categories go with it). Otherwise EventInUse naming every reason.
+
+    The event row is locked first (FOR UPDATE), so the check and the delete see the same
+    event: a sync, an import or a person writing into it either committed before (and the
+    check counts it) or waits, and then finds no event (its foreign key to the event, or
+    ``get_event_or_raise(for_writing=True)`` for work tied to it by parameters only)."""
+    event = db.scalar(_scoped(ctx, Event).where(Event.id == event_id).with_for_update())
+    if event is None:
+        raise EventNotFound()
+    reasons = _event_blockers(db, ctx, event)
+    if reasons:
+        raise EventInUse(f"{event.name} cannot be deleted: " + "; ".join(reasons) + ".")
+    snapshot = _snapshot(event, EVENT_FIELDS)
+    categories = [c.name for c in db.scalars(
+        _scoped(ctx, Category).where(Category.event_id == event.id).order_by(Category.name))]
+    db.expunge(event)
+    # A statement, not session.delete(): the categories go by their key's cascade.
+    db.execute(delete(Event).where(Event.id == event.id, Event.tenant_id == ctx.tenant_id))
+    audit.record(db, ctx, action="event.delete", target_type="event", target_id=event_id,
+                 before={**snapshot, "categories": categories})
+
+
 def lock_timing_identifier(db: Session, ctx: TenantContext, *, event: Event) -> bool:
     """Set the lock on first use; returns True when this call set it."""
     if event.preferred_timing_identifier_locked_at is not None:
@@ -259,6 +344,14 @@ def get_category_or_raise(
     return category
 
 
+def participant_counts_by_category(db: Session, ctx: TenantContext, *,
+                                   category_id: uuid.UUID) -> int:
+    """Entries in a category, withdrawn ones too (what deleting it would move)."""
+    return db.scalar(select(func.count()).where(
+        EventParticipant.tenant_id == ctx.tenant_id,
+        EventParticipant.category_id == category_id)) or 0
+
+
 def create_category(
     db: Session, ctx: TenantContext, *, event_id: uuid.UUID, data: CategoryCreate
 ) -> Category:
@@ -274,6 +367,110 @@ def create_category(
     audit.record(db, ctx, action="category.create", target_type="category",
                  target_id=category.id, after={"event_id": event_id, **data.model_dump()})
     return category
+
+
+CATEGORY_FIELDS = ["name", "distance_m", "start_at", "bib_range_start", "bib_range_end"]
+
+
+def update_category(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, category_id: uuid.UUID,
+    data: CategoryUpdate,
+) -> Category:
+    category = get_category_or_raise(db, ctx, event_id=event_id, category_id=category_id)
+    changes = data.model_dump(exclude_unset=True)
+    if "name" in changes and changes["name"] is None:
+        raise Invalid("name is required", field="name")
+    if changes.get("name") not in (None, category.name):
+        taken = db.scalar(_scoped(ctx, Category).where(
+            Category.event_id == event_id, Category.name == changes["name"],
+            Category.id != category.id))
+        if taken is not None:
+            raise Conflict(f"this event already has a category named {changes['name']!r}",
+                           field="name")
+    start = changes.get("bib_range_start", category.bib_range_start)
+    end = changes.get("bib_range_end", category.bib_range_end)
+    if start is not None and end is not None and end < start:
+        raise Invalid(f"the bib range must not end ({end}) below its start ({start})",
+                      field="bibRangeEnd")
+    before = _snapshot(category, CATEGORY_FIELDS)
+    for name, value in changes.items():
+        setattr(category, name, value)
+    db.flush()
+    after = _snapshot(category, CATEGORY_FIELDS)
+    diff = {k: v for k, v in before.items() if after[k] != v}
+    if diff:
+        audit.record(db, ctx, action="category.update", target_type="category",
+                     target_id=category.id, before=diff,
+                     after={k: after[k] for k in diff})
+    return category
+
+
+def delete_category(
+    db: Session, ctx: TenantContext, *, event_id: uuid.UUID, category_id: uuid.UUID,
+    move_to: uuid.UUID | None = None,
+) -> int:
+    """Delete a category; its entries (withdrawn ones too) and the provider races mapped to
+    it move to ``move_to``, another category of the same event, in the same step. Without
+    one, a category holding any is refused (CategoryInUse, naming them). Returns how many
+    entries moved.
+
+    The category row is locked (FOR UPDATE) before its entries are counted: a sync or a
+    person putting an entry into it meanwhile either committed first (and is counted and
+    moved) or waits and then finds no category (its foreign key refuses)."""
+    category = db.scalar(_scoped(ctx, Category).where(
+        Category.id == category_id, Category.event_id == event_id).with_for_update())
+    if category is None:
+        raise CategoryNotFound()
+    target = None
+    if move_to is not None:
+        if move_to == category.id:
+            raise Invalid("choose another category to move the participants to",
+                          field="moveTo")
+        target = get_category_or_raise(db, ctx, event_id=event_id, category_id=move_to,
+                                       field="moveTo")
+    from racehub import domains
+
+    bib_jobs = db.scalar(select(func.count()).where(
+        JobRun.tenant_id == ctx.tenant_id, JobRun.kind == ASSIGN_BIBS_KIND,
+        JobRun.subject_id == category.id,
+        JobRun.status.not_in([s for s in JobStatus if s.is_terminal])))
+    if bib_jobs:
+        raise CategoryInUse(f"{category.name} cannot be deleted: a bib assignment is running "
+                            "in it.")
+    ep = EventParticipant
+    entries = db.scalar(select(func.count()).where(
+        ep.tenant_id == ctx.tenant_id, ep.category_id == category.id)) or 0
+    if target is None:
+        reasons = []
+        if entries:
+            reasons.append("it has " + _count_phrase(entries, "participant", "participants"))
+        for module in domains.guard_modules():
+            check = getattr(module, "category_blockers", None)
+            if check is not None:
+                reasons.extend(check(db, ctx, category))
+        if reasons:
+            raise CategoryInUse(
+                f"{category.name} cannot be deleted: " + "; ".join(reasons)
+                + ". Choose a category to move them to.", field="moveTo")
+    else:
+        db.execute(update(ep).where(ep.tenant_id == ctx.tenant_id,
+                                    ep.category_id == category.id)
+                   .values(category_id=target.id, updated_at=func.now()))
+        for module in domains.guard_modules():
+            move = getattr(module, "move_category", None)
+            if move is not None:
+                move(db, ctx, category, target)
+    snapshot = _snapshot(category, CATEGORY_FIELDS)
+    db.expunge(category)
+    db.execute(delete(Category).where(Category.id == category.id,
+                                      Category.tenant_id == ctx.tenant_id))
+    audit.record(db, ctx, action="category.delete", target_type="category",
+                 target_id=category_id,
+                 before={"event_id": event_id, **snapshot},
+                 after={"moved_to": target.id if target else None,
+                        "moved_to_name": target.name if target else None,
+                        "participants_moved": entries if target else 0})
+    return entries if target else 0
 
 
 # --- participants ------------------------------------------------------------------------
@@ -653,6 +850,8 @@ def start_bib_assignment(
     first_bib: int | None,
 ) -> JobRun:
     """Queue a job giving bibs to the category's active participants that have none."""
+    # Held against deletion of the event while the job is queued (delete_event).
+    get_event_or_raise(db, ctx, event_id=event_id, for_writing=True)
     category = get_category_or_raise(db, ctx, event_id=event_id, category_id=category_id)
     start = first_bib or category.bib_range_start or 1
     if category.bib_range_end is not None and start > category.bib_range_end:

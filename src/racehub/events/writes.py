@@ -388,18 +388,20 @@ def _names(row: _Row) -> tuple[str, str, str | None]:
             row.final.get("registration_id", current.get("registration_id")))
 
 
+# Refusals name the holder as people know it (its name, its registration, its event),
+# never by an internal id.
 def _source_taken(source: tuple[str, str], holder: _Holder) -> str:
     provider, source_id = source
+    registration = (f"registration {holder.registration_id}, "
+                    if holder.registration_id else "")
     return (f"source {provider} {source_id} is already held by {holder.first_name} "
-            f"{holder.last_name} (participant {holder.participant_id}, event "
-            f"{holder.event_name!r})")
+            f"{holder.last_name} ({registration}event {holder.event_name!r})")
 
 
 def _bib_taken(bib: str, holder: _Holder) -> str:
     return (f"bib {bib} is already used in this event by {holder.first_name} "
-            f"{holder.last_name} (participant {holder.participant_id}"
-            + (f", registration {holder.registration_id}" if holder.registration_id else "")
-            + ")")
+            f"{holder.last_name}"
+            + (f" (registration {holder.registration_id})" if holder.registration_id else ""))
 
 
 def _held_bib(state: dict[str, Any] | None) -> str | None:

@@ -8,15 +8,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
 from racehub.core.deps import DB, AppSettings, require
+from racehub.core.exceptions import Invalid
 from racehub.core.rbac import Perm
 from racehub.exports import service
 from racehub.exports.models import Export
 from racehub.exports.schemas import ExportCreate
 from racehub.exports.views import ExportView, get_view
-from racehub.web.pages import PostedForm, render
+from racehub.web.pages import PostedForm, form_error, render
 from racehub.web.templating import is_htmx, templates
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -68,10 +70,18 @@ def new_export_page(request: Request, db: DB, ctx: Exporter) -> Response:
     sort = view.choose_sort(params.get("sort"))
     desc = params.get("desc")
     descending = view.default_descending if desc in (None, "") else desc == "1"
+    return _form_page(request, db, ctx, view, flt, sort, descending)
+
+
+def _form_page(request: Request, db: Session, ctx: TenantContext, view: ExportView,
+               flt: Any, sort: str, descending: bool, *, chosen: list[str] | None = None,
+               status_code: int = 200, **extra: Any) -> Response:
     filters = flt.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return render(request, db, ctx, "exports/new.html", view=view, filters=filters,
-                  sort=sort, descending=descending, title=view.describe(db, ctx, flt),
-                  list_url=view.list_url(flt, sort, descending))
+    chosen = chosen if chosen is not None else [c.key for c in view.columns if c.default]
+    return render(request, db, ctx, "exports/new.html", status_code=status_code, view=view,
+                  filters=filters, sort=sort, descending=descending, chosen=chosen,
+                  title=view.describe(db, ctx, flt),
+                  list_url=view.list_url(flt, sort, descending), **extra)
 
 
 @router.post("/exports")
@@ -87,9 +97,19 @@ def start_export(
     data = ExportCreate(
         view=view.key, filters=filters, sort=str(form.get("sort") or "") or None,
         descending=None if desc in (None, "") else desc in ("1", "true", "on"),
-        columns=[str(c) for c in form.getlist("columns")] or None,
+        # Every box unticked is an empty choice, refused (not the defaults).
+        columns=[str(c) for c in form.getlist("columns")],
         file_format=str(form.get("format") or "csv"))
-    exp = service.create_export(db, ctx, settings=settings, data=data)
+    try:
+        exp = service.create_export(db, ctx, settings=settings, data=data)
+    except Invalid as exc:
+        # Back to the form with the problem, as the operator left it.
+        db.rollback()
+        flt = view.parse_filters(filters)
+        return _form_page(request, db, ctx, view, flt, view.choose_sort(data.sort),
+                          view.default_descending if data.descending is None
+                          else data.descending, chosen=data.columns,
+                          status_code=exc.status_code, **form_error(exc))
     db.commit()
     return RedirectResponse(f"/exports/{exp.id}", status_code=303)
 

@@ -57,6 +57,7 @@ from racehub.core.context import TenantContext
 from racehub.core.exceptions import Conflict, Forbidden, Invalid
 from racehub.core.query import scoped
 from racehub.core.spreadsheet import neutralize, neutralized
+from racehub.events import service as events_service
 from racehub.exports.exceptions import (
     ExportExpired,
     ExportNotFound,
@@ -212,6 +213,11 @@ def create_export(db: Session, ctx: TenantContext, *, settings: Settings, data: 
     if data.file_format not in FORMATS:
         raise Invalid(f"format must be one of: {', '.join(FORMATS)}", field="format")
     flt = view.parse_filters(data.filters)
+    event_id = getattr(flt, "event_id", None)
+    if event_id is not None:
+        # An export of an event's list holds the event against deletion until it is
+        # queued (events.service.delete_event then sees it running).
+        events_service.get_event_or_raise(db, ctx, event_id=event_id, for_writing=True)
     sort = view.choose_sort(data.sort)
     descending = view.default_descending if data.descending is None else data.descending
     columns = view.choose_columns(data.columns)

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal
 
 from racehub.imports import xlsx
@@ -154,6 +154,21 @@ def check_size(size: int, *, max_bytes: int) -> None:
     """Refuse a file of ``size`` bytes over the cap (callable while an upload streams in)."""
     if size > max_bytes:
         raise UnreadableFile(f"the file is {_human(size)}; the limit is {_human(max_bytes)}")
+
+
+# Names whose content is then told apart (detect_format): a spreadsheet saved as CSV or
+# XLSX, an old .xls (refused by its content, with what to do), or no extension at all.
+_NAMED_AS_TABLE = {"", ".csv", ".tsv", ".xlsx", ".xls"}
+
+
+def check_file_name(filename: str) -> None:
+    """Refuse a file whose name says it is no spreadsheet (``notes.txt``, ``list.pdf``) as
+    the wrong type, before its content is read: a text file would otherwise be read as a
+    CSV and refused for what it holds ("a header row but no data rows")."""
+    suffix = PurePath(filename).suffix.lower()
+    if suffix not in _NAMED_AS_TABLE:
+        raise UnreadableFile(f"a {suffix} file is the wrong type: upload a .csv or .xlsx "
+                             f"file ({_SAVE_AS})")
 
 
 def detect_format(source: Path | bytes) -> Format:

@@ -41,7 +41,7 @@ from racehub.imports.exceptions import ImportNotFound, RejectedUpload
 
 __all__ = ["ImportNotFound"]  # raised by pages of the domains whose imports they show
 from racehub.imports.models import Import, ImportRowResult
-from racehub.imports.reader import Limits, Table, UnreadableFile, open_table
+from racehub.imports.reader import Limits, Table, UnreadableFile, check_file_name, open_table
 from racehub.imports.registry import (
     IMPORT_TYPES,
     ImportRow,
@@ -188,6 +188,10 @@ def create_import(
     """Keep the upload and queue its import, or refuse it (400) keeping nothing."""
     import_type = get_import_type(import_type_key)
     _require(ctx, import_type)
+    try:
+        check_file_name(filename)
+    except UnreadableFile as exc:
+        raise RejectedUpload(f"{filename}: {exc.detail}", field="file") from exc
     kept_params = import_type.check_params(db, ctx, params)
     import_id = uuid.uuid4()
     relative = Path("imports") / str(ctx.tenant_id) / str(import_id) / "upload"

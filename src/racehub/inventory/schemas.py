@@ -8,23 +8,16 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from racehub.core.schemas import APIModel
+from racehub.core.schemas import APIModel, Name
 from racehub.inventory.models import RaceNumberState
 
 
 class NumberTypeCreate(APIModel):
-    name: str = Field(min_length=1, max_length=120)
+    name: Name = Field(max_length=120)
     prefix: str | None = Field(default=None, max_length=20)
     range_start: int | None = Field(default=None, ge=1, description="Lowest sequence allowed")
     range_end: int | None = Field(default=None, ge=1, description="Highest sequence allowed")
     description: str | None = Field(default=None, max_length=500)
-
-    @field_validator("name")
-    @classmethod
-    def _strip(cls, name: str) -> str:
-        if not name.strip():
-            raise ValueError("name must not be blank")
-        return name.strip()
 
     @field_validator("range_end")
     @classmethod

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field, field_validator
 
-from racehub.core.schemas import APIModel, SaneDateTime
+from racehub.core.schemas import APIModel, Name, SaneDateTime
 from racehub.events.schemas import EventRead
 from racehub.sync.schemas import LinkRead
 
@@ -62,7 +62,7 @@ class CandidateEventCreate(APIModel):
     """A racehub event made from a provider event: each field left out is the provider's.
     A start or time zone the provider did not give must be sent."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = Field(default=None, max_length=200)
     start_at: SaneDateTime | None = Field(default=None, description="Naive: in timezone")
     timezone: str | None = Field(default=None, max_length=64)
     location: str | None = Field(default=None, max_length=300)

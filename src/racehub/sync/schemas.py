@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from racehub.core.schemas import APIModel
+from racehub.core.schemas import APIModel, Name
 from racehub.providers.catalog import PROVIDERS, Direction
 from racehub.sync.models import ConnectionStatus
 from racehub.sync.transforms import MappingRule, check_unique_targets
@@ -45,7 +45,7 @@ def _unique_targets(rules: list[MappingRule] | None) -> list[MappingRule] | None
 
 class ConnectionCreate(APIModel):
     provider: str = Field(description="RUNSIGNUP, RACE_ROSTER, HAKU, CHRONOTRACK or COPERNICO")
-    name: str = Field(min_length=1, max_length=120)
+    name: Name = Field(max_length=120)
     base_url: str | None = Field(
         default=None, max_length=500,
         description="Unset: the provider's real API. Only a platform admin may set another.")
@@ -64,19 +64,12 @@ class ConnectionCreate(APIModel):
     _events = field_validator("event_ids")(_clean_event_ids)
     _targets = field_validator("field_mapping")(_unique_targets)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        if not name.strip():
-            raise ValueError("name must not be blank")
-        return name.strip()
-
 
 class ConnectionUpdate(APIModel):
     """Only the fields sent change. A credential sent replaces that one field; an empty
     value clears an optional field. Credentials not sent keep their stored value."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=120)
+    name: Name | None = Field(default=None, max_length=120)
     base_url: str | None = Field(default=None, max_length=500)
     credentials: dict[str, SecretStr] | None = None
     direction: Direction | None = None
@@ -90,13 +83,6 @@ class ConnectionUpdate(APIModel):
 
     _events = field_validator("event_ids")(_clean_event_ids)
     _targets = field_validator("field_mapping")(_unique_targets)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str | None) -> str | None:
-        if name is not None and not name.strip():
-            raise ValueError("name must not be blank")
-        return name.strip() if name else name
 
 
 class CredentialHint(APIModel):

@@ -33,7 +33,8 @@ def _check_params(db: Session, ctx: TenantContext, params: dict[str, str]) -> di
         event_id = uuid.UUID(raw)
     except ValueError as exc:
         raise RejectedUpload(f"eventId {raw!r} is not a valid id", field="eventId") from exc
-    event = events_service.get_event_or_raise(db, ctx, event_id=event_id)
+    # Held against deletion of the event until the import is queued (events delete_event).
+    event = events_service.get_event_or_raise(db, ctx, event_id=event_id, for_writing=True)
     # The mode of the upload's moment: one file resolves by one mode from start to end,
     # even if someone overrides the event's mode while it runs.
     return {"eventId": str(event.id),

@@ -37,7 +37,8 @@ class Result(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
               "overall_place"),
     )
 
-    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    # No cascade: an event with results is never deleted (events.service.delete_event).
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"))
     event_participant_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("event_participants.id", ondelete="CASCADE"))
     status: Mapped[ResultStatus] = mapped_column(pg_enum(ResultStatus, "result_status"))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import enum
+import re
 import uuid
-from typing import Annotated, Any, TypeVar
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar, get_args
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_snake
+from pydantic.fields import FieldInfo
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -18,6 +21,7 @@ from racehub.core import service as core_service
 from racehub.core.context import TenantContext
 from racehub.core.exceptions import DomainError, Invalid
 from racehub.core.rbac import Perm
+from racehub.core.schemas import REQUIRED
 from racehub.web.templating import templates
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -119,30 +123,121 @@ def parse_form(schema: type[ModelT], data: dict[str, Any]) -> ModelT:
 class InvalidForm(Invalid):
     """Every problem a schema found in one form, so the page can show each beside its input.
 
-    ``detail`` and ``field`` name the first, like any other ``Invalid``.
+    ``problems`` maps each field's path (its machine name, as the API names it) to a
+    sentence naming the field as the form labels it ("First name is required");
+    ``detail`` is the first sentence, ``field`` the first path, like any other ``Invalid``.
     """
 
     def __init__(self, problems: dict[str, str]) -> None:
         field, message = next(iter(problems.items()))
         more = len(problems) - 1
-        detail = f"{field}: {message}" + (f" (and {more} more below)" if more else "")
+        detail = message + (f" (and {more} more below)" if more else "")
         super().__init__(detail, field=field)
         self.problems = problems
 
 
 def validate_model(schema: type[ModelT], data: dict[str, Any]) -> ModelT:
-    """Validate with the API's schema; its problems become an ``InvalidForm`` naming each
-    field, so pages show them like any other domain error."""
+    """Validate with the API's schema; its problems become an ``InvalidForm`` whose
+    sentences name each field by its label, so pages show them like any other domain
+    error."""
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
         problems: dict[str, str] = {}
         for error in exc.errors():
-            field = ".".join(str(p) for p in error.get("loc", ())) or "form"
-            # A validator's own ValueError reads "Value error, <its message>".
-            message = error.get("msg", "invalid").removeprefix("Value error, ")
-            problems.setdefault(field, message)
+            loc = tuple(str(p) for p in error.get("loc", ()))
+            field = ".".join(loc) or "form"
+            problems.setdefault(field, human_problem(schema, loc, error))
         raise InvalidForm(problems) from exc
+
+
+# --- field labels: the words a form uses, for any schema ------------------------------------
+
+
+def _field_of(model: type[BaseModel], name: str) -> tuple[str, FieldInfo] | None:
+    fields = model.model_fields
+    if name in fields:
+        return name, fields[name]
+    for key, info in fields.items():  # the API's name (an alias: ``firstName``)
+        if info.alias == name:
+            return key, info
+    snake = to_snake(name)
+    return (snake, fields[snake]) if snake in fields else None
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def field_label(schema: type[BaseModel] | None, loc: tuple[str, ...]) -> str:
+    """How a form labels the field at ``loc`` (``("person", "first_name")``): the schema
+    field's ``title`` when it has one, else its name in words ("First name"). Nested models
+    are plain inputs of the same form: the label is the innermost field's."""
+    model = schema
+    name = loc[-1] if loc else ""
+    for i, part in enumerate(loc):
+        found = _field_of(model, part) if model is not None else None
+        if found is None:
+            break
+        key, info = found
+        if i == len(loc) - 1:
+            if info.title:
+                return info.title
+            name = key
+        else:
+            model = _nested_model(info.annotation)
+    words = to_snake(name).replace("_", " ").strip()
+    return (words[:1].upper() + words[1:]) or "This field"
+
+
+def _predicate(error: Mapping[str, Any]) -> str:
+    """What is wrong with a field, as the rest of a sentence after its label."""
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    if kind == "missing" or (kind == "string_too_short" and ctx.get("min_length") == 1):
+        return REQUIRED
+    if kind.endswith("_type") and error.get("input") is None:
+        return REQUIRED  # an emptied form input: the page sends None
+    if kind in ("string_too_long", "too_long") and "max_length" in ctx:
+        return f"must be at most {ctx['max_length']} characters"
+    if kind == "string_too_short":
+        return f"must be at least {ctx.get('min_length')} characters"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "must be a whole number"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"must be at least {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"must be at most {ctx.get('le', ctx.get('lt'))}"
+    if kind.startswith("date") and "time" not in kind:
+        return "must be a date like 2026-12-07"
+    if kind.startswith("datetime"):
+        return "must be a date and time like 2026-12-07 09:30"
+    if kind == "enum":
+        return f"must be one of {ctx.get('expected', 'the choices')}"
+    if kind == "uuid_parsing":
+        return "is not one of the choices"
+    if kind == "value_error" and "email address" in message:
+        return "must be an e-mail address like ada@example.com"
+    return message
+
+
+def human_problem(schema: type[BaseModel] | None, loc: tuple[str, ...],
+                  error: Mapping[str, Any]) -> str:
+    """One validation problem as a sentence naming the field by its label."""
+    predicate = _predicate(error)
+    if not loc:
+        return predicate[:1].upper() + predicate[1:]
+    label = field_label(schema, loc)
+    if predicate.startswith(("is ", "must ", "cannot ")):
+        return f"{label} {predicate}"
+    return f"{label}: {predicate}"
 
 
 def _input_name(field: str) -> str:
@@ -151,11 +246,34 @@ def _input_name(field: str) -> str:
     return to_snake(field.rsplit(".", 1)[-1])
 
 
-def form_error(exc: DomainError) -> dict[str, Any]:
-    """Template context for a refused form: the banner, and each problem by input name."""
-    problems = exc.problems if isinstance(exc, InvalidForm) else (
-        {exc.field: exc.detail} if exc.field else {})
-    return {"error": exc.detail, "error_field": exc.field,
+_IDENTIFIER = re.compile(r"\b[a-z]+(?:[A-Z][a-z0-9]*)+(?:\.[a-z]+(?:[A-Z][a-z0-9]*)*)*\b")
+
+
+def human_detail(detail: str, schema: type[BaseModel] | None) -> str:
+    """A service's message with the machine field names in it (``bibRangeEnd``,
+    ``person.firstName``) in the words of the form's labels."""
+    if schema is None:
+        return detail
+
+    def label(match: re.Match[str]) -> str:
+        loc = tuple(match.group(0).split("."))
+        known = _field_of(schema, loc[0]) is not None
+        return field_label(schema, loc) if known else match.group(0)
+
+    text = _IDENTIFIER.sub(label, detail)
+    return text[:1].upper() + text[1:]
+
+
+def form_error(exc: DomainError, schema: type[BaseModel] | None = None) -> dict[str, Any]:
+    """Template context for a refused form: the banner, and each problem by input name.
+    ``schema``: the form's, whose labels name the fields in a service's message too."""
+    if isinstance(exc, InvalidForm):
+        problems = exc.problems
+        detail = exc.detail
+    else:
+        detail = human_detail(exc.detail, schema)
+        problems = {exc.field: detail} if exc.field else {}
+    return {"error": detail, "error_field": exc.field,
             "field_errors": {_input_name(f): m for f, m in problems.items()}}
 
 

@@ -88,8 +88,12 @@ class ExportView:
                           field=f"filters.{field}") from exc
 
     def choose_columns(self, keys: list[str] | None) -> list[str]:
-        if not keys:
+        """The columns asked (None: the view's default ones). An empty choice is refused:
+        a file of no columns is nobody's wish, and the defaults are not what was asked."""
+        if keys is None:
             return [c.key for c in self.columns if c.default]
+        if not keys:
+            raise Invalid("choose at least one column to export", field="columns")
         known = {c.key for c in self.columns}
         unknown = [k for k in keys if k not in known]
         if unknown:
