@@ -28,8 +28,19 @@ def _enum_value(value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
 
 
+class JsonText(str):
+    """A JSON value already encoded (e.g. a payload read back as text, or encoded once for
+    its hash): a JSON column's COPY takes the text as it is instead of encoding it again."""
+
+    __slots__ = ()
+
+
 def _json_text(value: Any) -> Any:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
+    if value is None:
+        return None
+    if isinstance(value, JsonText):
+        return str.__str__(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _converter(column_type: Any) -> Callable[[Any], Any]:

@@ -121,7 +121,7 @@ class Applier:
             self.newest = modified_at
 
     # -- registrations ----------------------------------------------------------------------
-    def apply_participants(self, rows: Sequence[StagedRow]) -> None:
+    def apply_participants(self, rows: Sequence[staging.Staged]) -> None:
         db, run = self.db, self.run
         # A registration read twice (it changed between pages) counts once, as read last.
         latest: dict[str, dict[str, Any]] = {}
@@ -151,7 +151,7 @@ class Applier:
                 ep = eps.get(adopted[data["ref"]])  # entered by hand with this source
             values = {**data["values"], "category_id": categories.get(data.get("event_ref") or "")}
             values = staging.jsonable(values)
-            digest = data.get("hash") or staging.content_hash(data["raw"])
+            digest = data.get("hash") or staging.content_hash(staging.payload(data))
             if ep is None:
                 planned.append(_Planned(data, record, None, values, {}, digest))
                 writes.append(ParticipantWrite(
@@ -268,7 +268,7 @@ class Applier:
                 record.provider_person_ref = item.data.get("person_ref")
                 record.synced_values = synced
                 record.content_hash = item.digest
-                record.payload = item.data["raw"]
+                record.payload = staging.payload(item.data)
                 record.payload_synced_at = record.last_synced_at = now
                 record.provider_modified_at = modified_at
             self._recorded.add(item.ref)

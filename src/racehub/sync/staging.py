@@ -7,14 +7,17 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import Text, cast, exists, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from racehub.core.query import any_of
+from racehub.db.bulk import JsonText
 from racehub.providers.base import ProviderWithdrawal, RowProblem
 from racehub.sync.mapping import MappedParticipant
 from racehub.sync.models import CategoryLink, EventLink, StagedKind, StagedRow, SyncedRecord
@@ -65,16 +68,61 @@ def content_hash(payload: Any) -> str:
     return _json_hash(jsonable(payload))
 
 
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def _json_hash(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _sha256(_canonical(value))
+
+
+def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def canonical_payload(payload: Any) -> JsonText:
+    """The payload's canonical JSON (what ``content_hash`` hashes), encoded once.
+
+    A payload is what a provider's reply decoded to (text keys, JSON values): its canonical
+    text comes straight from the C encoder, dates and decimals as ``jsonable`` writes them.
+    Anything else (a set, a tuple, a key that is not text, which the encoder would sort
+    unlike their text) goes through ``jsonable`` first, as ``content_hash`` does.
+    """
+    try:
+        if _plain_keys(payload):
+            return JsonText(json.dumps(payload, sort_keys=True, separators=(",", ":"),
+                                       default=_json_default))
+    except (TypeError, ValueError):
+        pass
+    return JsonText(_canonical(jsonable(payload)))
+
+
+def _plain_keys(value: Any) -> bool:
+    """Whether every dict in ``value`` has text keys only (encoding a dict with other keys
+    sorts them unlike their text, which is how ``jsonable`` leaves them)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is dict:
+            for key, inner in item.items():
+                if type(key) is not str:
+                    return False
+                if type(inner) in _NESTED:
+                    pending.append(inner)
+        else:
+            pending.extend(inner for inner in item if type(inner) in _NESTED)
+    return True
+
+
+_NESTED = (dict, list, tuple)
 
 
 def participant_data(mapped: MappedParticipant) -> dict[str, Any]:
     """A read participant as staged: its keys, its values through the mapping pipeline
     (the adapter's default mapping, then the connection's rules), its raw payload and the
     payload's content hash (``hash``: computed here, once, where the staging step compares
-    it with the synced record's)."""
+    it with the synced record's). ``raw`` is the payload's canonical JSON text (encoded
+    once, for the hash, and staged as it is: ``encoded``)."""
     participant = mapped.participant
     values: dict[str, Any] = {**mapped.values, "registration_id": (
         None if participant.ref_is_fallback else participant.ref)}
@@ -84,10 +132,21 @@ def participant_data(mapped: MappedParticipant) -> dict[str, Any]:
         "ref": participant.ref, "fallback_ref": participant.fallback_ref,
         "ref_is_fallback": participant.ref_is_fallback, "event_ref": participant.event_ref,
         "person_ref": participant.person_ref, "modified_at": participant.modified_at,
-        "values": values, "raw": raw,
+        "values": values,
     })
-    data["hash"] = _json_hash(data["raw"])  # the raw payload is JSON already: no jsonable
+    data["raw"] = text = canonical_payload(raw)
+    data["hash"] = _sha256(text)
     return data
+
+
+def encoded(data: dict[str, Any]) -> Any:
+    """A staged row's ``data`` for its COPY: a ``raw`` already encoded (``JsonText``) goes
+    into the row's JSON text as it is, not decoded and encoded again."""
+    raw = data.get("raw")
+    if not isinstance(raw, JsonText):
+        return data
+    head = json.dumps({k: v for k, v in data.items() if k != "raw"}, ensure_ascii=False)
+    return JsonText(f'{head[:-1]}, "raw": {raw}}}' if head != "{}" else f'{{"raw": {raw}}}')
 
 
 def withdrawal_data(withdrawal: ProviderWithdrawal) -> dict[str, Any]:
@@ -121,6 +180,45 @@ def staged_rows(db: Session, run_id: uuid.UUID, kind: StagedKind,
             return
         yield rows
         after = rows[-1].seq
+
+
+@dataclass(slots=True)
+class Staged:
+    """A staged registration as the apply step reads it: ``data`` with its ``raw`` payload
+    left as the JSON text the database holds (``JsonText``: copied into the synced record
+    as it is; ``payload`` decodes it where an object is needed)."""
+
+    seq: int
+    data: dict[str, Any]
+
+
+def payload(data: Mapping[str, Any]) -> Any:
+    """The staged row's raw payload as an object (decoded if it was read as text)."""
+    raw = data.get("raw")
+    return json.loads(raw) if isinstance(raw, JsonText) else raw
+
+
+def staged_participants(db: Session, run_id: uuid.UUID,
+                        batch: int = APPLY_BATCH) -> Iterator[list[Staged]]:
+    """The run's staged registrations in the order read, ``batch`` at a time, as
+    ``staged_rows`` reads them but without ORM objects, and with each raw payload as text
+    (``Staged``): the apply step writes the payload into the record, it does not read it."""
+    data = StagedRow.data
+    after = 0
+    while True:
+        rows = db.execute(select(
+            StagedRow.seq, data.op("-", return_type=JSONB)(literal("raw", Text)),
+            cast(data["raw"], Text)).where(
+            StagedRow.run_id == run_id, StagedRow.kind == StagedKind.PARTICIPANT,
+            StagedRow.seq > after).order_by(StagedRow.seq).limit(batch)).all()
+        if not rows:
+            return
+        out = []
+        for seq, values, raw in rows:
+            values["raw"] = JsonText(raw) if raw is not None else None
+            out.append(Staged(seq, values))
+        yield out
+        after = rows[-1][0]
 
 
 # --- unchanged registrations, dropped while staging ------------------------------------------
