@@ -149,8 +149,9 @@ class Applier:
             ep = eps.get(record.participant_id) if record and record.participant_id else None
             if ep is None and record is None and data["ref"] in adopted:
                 ep = eps.get(adopted[data["ref"]])  # entered by hand with this source
-            values = {**data["values"], "category_id": categories.get(data.get("event_ref") or "")}
-            values = staging.jsonable(values)
+            # (the staged values are JSON already: only the category id is made text)
+            category_id = categories.get(data.get("event_ref") or "")
+            values = {**data["values"], "category_id": str(category_id) if category_id else None}
             digest = data.get("hash") or staging.content_hash(staging.payload(data))
             if ep is None:
                 planned.append(_Planned(data, record, None, values, {}, digest))
@@ -417,7 +418,7 @@ def change_row(run: SyncRun, action: ChangeAction, *, record_id: uuid.UUID | Non
     return {"id": uuid.uuid4(), "tenant_id": run.tenant_id, "run_id": run.id,
             "record_id": record_id, "participant_id": participant_id,
             "source_ref": source_ref, "action": action,
-            "changes": staging.jsonable(runs.shown_changes(dict(changes or {}))),
+            "changes": staging.json_text(runs.shown_changes(dict(changes or {}))),
             "message": message[:staging.MESSAGE_MAX] if message else None}
 
 

@@ -57,6 +57,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def json_text(value: Any) -> JsonText:
+    """``value`` encoded as ``jsonable`` would leave it, for a JSON column's COPY: one
+    encoding instead of an encoding, a decoding and the COPY's encoding again."""
+    try:
+        return JsonText(json.dumps(value, ensure_ascii=False, default=_json_default))
+    except (TypeError, ValueError):
+        return JsonText(json.dumps(_jsonable(value), ensure_ascii=False))
+
+
 def json_object(value: Mapping[str, Any]) -> dict[str, Any]:
     out = jsonable(dict(value))
     assert isinstance(out, dict)
