@@ -37,9 +37,10 @@ def refresh_while_growing(db: Session, tables: Iterable[str] | Mapping[str, Sequ
     """ANALYZE ``tables`` if this batch took the write past one of the points.
 
     ``tables`` may map a table to the columns the write's own lookups filter on: only those
-    are analyzed (the row count is refreshed all the same). A whole-table ANALYZE also
-    samples every other column and the expression indexes' values (a JSON payload, the
-    sort keys of a page), which the lookups never read; autovacuum gets to those later.
+    are analyzed (the row count is refreshed all the same; no columns: the whole table). A
+    whole-table ANALYZE also samples every other column and the expression indexes' values
+    (a JSON payload, the sort keys of a page), which the lookups may never read; autovacuum
+    gets to those later.
 
     ANALYZE runs inside the batch's transaction and takes a lock that does not block
     readers or writers. Returns whether it ran.
