@@ -276,9 +276,9 @@ def apply_run(handle: RunningJob, db: Session, ctx: TenantContext, run: SyncRun,
     reviewed = run.reviewed_at is not None  # else no preview: no query spent on one
     left = preview.left_out(db, run.id) if reviewed else set()
     done = 0
-    for rows in staging.staged_participants(db, run.id):
-        applier.apply_participants(preview.kept(rows, left, applier.leave_out))
-        done += len(rows)
+    for batch in staging.staged_participants(db, run.id):
+        applier.apply_participants(preview.kept(batch, left, applier.leave_out))
+        done += len(batch)
         handle.set_progress(done=done, commit=False)
     withdrawals = [row for rows in staging.staged_rows(db, run.id, StagedKind.WITHDRAWAL)
                    for row in rows]
