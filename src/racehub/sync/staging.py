@@ -12,8 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Text, cast, exists, literal, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Text, cast, exists, select
 from sqlalchemy.orm import Session
 
 from racehub.core.query import any_of
@@ -207,25 +206,39 @@ def payload(data: Mapping[str, Any]) -> Any:
     return json.loads(raw) if isinstance(raw, JsonText) else raw
 
 
+# The keys ``participant_data`` stages, read one by one (text unless noted): taking the
+# ``raw`` payload out of the staged JSON instead (``data - 'raw'``) makes the database
+# rebuild each row's whole JSON, which measured four times its plain read.
+_TEXT_KEYS = ("ref", "fallback_ref", "event_ref", "person_ref", "modified_at", "hash")
+
+
 def staged_participants(db: Session, run_id: uuid.UUID,
                         batch: int = APPLY_BATCH) -> Iterator[list[Staged]]:
     """The run's staged registrations in the order read, ``batch`` at a time, as
     ``staged_rows`` reads them but without ORM objects, and with each raw payload as text
     (``Staged``): the apply step writes the payload into the record, it does not read it."""
-    data = StagedRow.data
     after = 0
     while True:
-        rows = db.execute(select(
-            StagedRow.seq, data.op("-", return_type=JSONB)(literal("raw", Text)),
-            cast(data["raw"], Text)).where(
+        # The batch's rows first, then their keys: taken apart in the outer query, the JSON
+        # of only the batch's rows is read (a plan sorting the rows left would otherwise
+        # take apart every one of them for each batch).
+        page = select(StagedRow.seq, StagedRow.data).where(
             StagedRow.run_id == run_id, StagedRow.kind == StagedKind.PARTICIPANT,
-            StagedRow.seq > after).order_by(StagedRow.seq).limit(batch)).all()
+            StagedRow.seq > after).order_by(StagedRow.seq).limit(batch).subquery()
+        data = page.c.data
+        rows = db.execute(select(
+            page.c.seq, *[data[key].astext for key in _TEXT_KEYS],
+            data["ref_is_fallback"].astext, data["values"], cast(data["raw"], Text))
+            .order_by(page.c.seq)).all()
         if not rows:
             return
         out = []
-        for seq, values, raw in rows:
-            values["raw"] = JsonText(raw) if raw is not None else None
-            out.append(Staged(seq, values))
+        for row in rows:
+            values = dict(zip(_TEXT_KEYS, row[1:7], strict=True))
+            values["ref_is_fallback"] = row[7] == "true"
+            values["values"] = row[8]
+            values["raw"] = JsonText(row[9]) if row[9] is not None else None
+            out.append(Staged(row[0], values))
         yield out
         after = rows[-1][0]
 
