@@ -50,3 +50,15 @@ def test_refresh_analyzes_the_tables_only_when_a_point_is_passed(db: Session) ->
 
     assert refresh_while_growing(db, ["bulk_target"], rows_before=1_000, rows_after=3_000)
     assert _estimated_rows(db) == 3000
+
+
+def test_refresh_analyzes_only_the_columns_named(db: Session) -> None:
+    db.execute(text("CREATE TABLE bulk_target AS SELECT g, g::text AS label "
+                    "FROM generate_series(1, 3000) g"))
+
+    assert refresh_while_growing(db, {"bulk_target": ("g",)}, rows_before=1_000,
+                                 rows_after=3_000)
+    assert _estimated_rows(db) == 3000
+    analyzed = set(db.execute(text(
+        "SELECT attname FROM pg_stats WHERE tablename = 'bulk_target'")).scalars())
+    assert analyzed == {"g"}

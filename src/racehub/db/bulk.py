@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from psycopg import sql
@@ -28,8 +29,19 @@ def _enum_value(value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
 
 
+class JsonText(str):
+    """A JSON value already encoded (e.g. a payload read back as text, or encoded once for
+    its hash): a JSON column's COPY takes the text as it is instead of encoding it again."""
+
+    __slots__ = ()
+
+
 def _json_text(value: Any) -> Any:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
+    if value is None:
+        return None
+    if isinstance(value, JsonText):
+        return str.__str__(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _converter(column_type: Any) -> Callable[[Any], Any]:
@@ -54,12 +66,21 @@ def copy_rows(db: Session, table: FromClause, rows: Sequence[Mapping[str, Any]])
     if not rows:
         return
     names = list(rows[0])
-    converters = [_converter(table.c[name].type) for name in names]
+    # Only the columns whose values need converting are touched per row (JSON, enums).
+    converted = [(i, convert) for i, name in enumerate(names)
+                 if (convert := _converter(table.c[name].type)) is not _identity]
+    values_of = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(n) for n in names))
     driver_connection = db.connection().connection.driver_connection
     assert driver_connection is not None  # a checked-out connection has its driver's
     with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+        write = copy.write_row
         for row in rows:
-            copy.write_row([convert(row[name]) for convert, name in zip(converters, names,
-                                                                          strict=True)])
+            if converted:
+                values = list(values_of(row))
+                for i, convert in converted:
+                    values[i] = convert(values[i])
+                write(values)
+            else:
+                write(values_of(row))

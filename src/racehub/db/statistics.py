@@ -10,7 +10,7 @@ it grows. ANALYZE at a few points as the write grows keeps the plans on the uniq
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -32,16 +32,29 @@ def analyze_points_crossed(rows_before: int, rows_after: int,
     return False
 
 
-def refresh_while_growing(db: Session, tables: Iterable[str], *, rows_before: int,
-                          rows_after: int) -> bool:
+def refresh_while_growing(db: Session, tables: Iterable[str] | Mapping[str, Sequence[str]],
+                          *, rows_before: int, rows_after: int) -> bool:
     """ANALYZE ``tables`` if this batch took the write past one of the points.
+
+    ``tables`` may map a table to the columns the write's own lookups filter on: only those
+    are analyzed (the row count is refreshed all the same; no columns: the whole table). A
+    whole-table ANALYZE also samples every other column and the expression indexes' values
+    (a JSON payload, the sort keys of a page), which the lookups may never read; autovacuum
+    gets to those later.
 
     ANALYZE runs inside the batch's transaction and takes a lock that does not block
     readers or writers. Returns whether it ran.
     """
     if not analyze_points_crossed(rows_before, rows_after):
         return False
-    for table in tables:
-        # Table names come from code, never from input; quoted as identifiers anyway.
-        db.execute(text(f'ANALYZE "{table}"'))
+    columns: Mapping[str, Sequence[str]] = (
+        tables if isinstance(tables, Mapping) else dict.fromkeys(tables, ()))
+    for table, names in columns.items():
+        # Names come from code, never from input; quoted as identifiers anyway.
+        listed = f" ({', '.join(_quoted(n) for n in names)})" if names else ""
+        db.execute(text(f"ANALYZE {_quoted(table)}{listed}"))
     return True
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -22,14 +22,16 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import (
-    String,
+    Date,
     Table,
     Text,
+    and_,
     bindparam,
+    false,
     func,
-    or_,
     select,
     text,
+    union,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -504,12 +506,9 @@ def _match_persons(db: Session, ctx: TenantContext, rows: list[_Row],
                    func.racehub_fold(Person.first_name).label("first_key"),
                    func.racehub_fold(Person.last_name).label("last_key"),
                    *[getattr(Person, n) for n in PERSON_FIELDS])
-            .where(Person.tenant_id == ctx.tenant_id,
-                   any_of(Person.birth_date, {v["birth_date"] for _, v in matching}),
-                   or_(any_of(func.lower(Person.email, type_=String),
-                              {k[0] for _, v in matching if (k := email_key(v))}),
-                       any_of(func.racehub_fold(Person.last_name, type_=String),
-                              {folded[v["last_name"]][1] for _, v in matching})))
+            .where(Person.tenant_id == ctx.tenant_id, Person.id.in_(_candidate_ids(
+                ctx.tenant_id, {k for _, v in matching if (k := email_key(v))},
+                {k for _, v in matching if (k := name_key(v))})))
         ).mappings()
         for c in candidates:
             if c["email_key"]:
@@ -553,6 +552,42 @@ def _match_persons(db: Session, ctx: TenantContext, rows: list[_Row],
         row.ep_insert["person_id"] = row.outcome.person_id = person_id
         row.outcome.person_match = how
     return new_persons
+
+
+def _candidate_ids(tenant_id: uuid.UUID, email_keys: set[tuple[Any, ...]],
+                   name_keys: set[tuple[Any, ...]]) -> Any:
+    """The tenant's Persons holding one of the batch's keys exactly: (lowered e-mail, birth
+    date) or (folded first name, folded last name, birth date). Each key is looked up as a
+    whole, so the candidates are the matches themselves, not every Person who shares a
+    birth date and a last name with some row of the batch (the most common names made
+    that read grow with the tenant: measured 5 -> 37 ms of database and 27 -> 69 ms of
+    Python per batch of 1,000 over a first sync of 50k)."""
+    parts = []
+    if email_keys:
+        keys = sorted(email_keys)
+        by_email = func.unnest(
+            bindparam("email_keys", [k[0] for k in keys], type_=ARRAY(Text())),
+            bindparam("email_dates", [k[1] for k in keys], type_=ARRAY(Date())),
+        ).table_valued("email", "birth_date").render_derived(name="email_key")
+        parts.append(select(Person.id).join(by_email, and_(
+            Person.birth_date == by_email.c.birth_date,
+            func.lower(Person.email, type_=Text) == by_email.c.email))
+            .where(Person.tenant_id == tenant_id))
+    if name_keys:
+        keys = sorted(name_keys)
+        by_name = func.unnest(
+            bindparam("first_keys", [k[0] for k in keys], type_=ARRAY(Text())),
+            bindparam("last_keys", [k[1] for k in keys], type_=ARRAY(Text())),
+            bindparam("name_dates", [k[2] for k in keys], type_=ARRAY(Date())),
+        ).table_valued("first_key", "last_key", "birth_date").render_derived(name="name_key")
+        parts.append(select(Person.id).join(by_name, and_(
+            Person.birth_date == by_name.c.birth_date,
+            func.racehub_fold(Person.last_name, type_=Text) == by_name.c.last_key,
+            func.racehub_fold(Person.first_name, type_=Text) == by_name.c.first_key))
+            .where(Person.tenant_id == tenant_id))
+    if not parts:
+        return select(Person.id).where(false())
+    return union(*parts) if len(parts) > 1 else parts[0]
 
 
 def _folded(db: Session, texts: list[str]) -> dict[str, tuple[str, str]]:

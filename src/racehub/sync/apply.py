@@ -47,8 +47,18 @@ from racehub.sync.models import (
 )
 from racehub.sync.withdrawals import apply_withdrawals, restore_participants
 
-# The tables a first sync fills, ANALYZEd as it passes 2k, 4k, 8k... new registrations.
-GROWING_TABLES = ("event_participants", "persons", "synced_records")
+# The tables a first sync fills, ANALYZEd as it passes 2k, 4k, 8k... new registrations:
+# the columns its batch lookups filter on (records by key, EPs by source, bib and id), not
+# the payloads and the page sort keys. Persons whole: the person candidates' lookup needs
+# the folded names' statistics (an expression index's), or it probes the name index even
+# where most people share a few names, instead of the birth date's.
+GROWING_TABLES: dict[str, tuple[str, ...]] = {
+    "event_participants": ("tenant_id", "event_id", "source_provider", "source_id", "bib",
+                           "status", "person_id"),
+    "persons": (),
+    "synced_records": ("tenant_id", "provider", "source_ref", "participant_id",
+                       "withdrawn_at"),
+}
 
 
 def _python_value(field: str, value: Any) -> Any:
@@ -121,7 +131,7 @@ class Applier:
             self.newest = modified_at
 
     # -- registrations ----------------------------------------------------------------------
-    def apply_participants(self, rows: Sequence[StagedRow]) -> None:
+    def apply_participants(self, rows: Sequence[staging.Staged]) -> None:
         db, run = self.db, self.run
         # A registration read twice (it changed between pages) counts once, as read last.
         latest: dict[str, dict[str, Any]] = {}
@@ -149,9 +159,10 @@ class Applier:
             ep = eps.get(record.participant_id) if record and record.participant_id else None
             if ep is None and record is None and data["ref"] in adopted:
                 ep = eps.get(adopted[data["ref"]])  # entered by hand with this source
-            values = {**data["values"], "category_id": categories.get(data.get("event_ref") or "")}
-            values = staging.jsonable(values)
-            digest = data.get("hash") or staging.content_hash(data["raw"])
+            # (the staged values are JSON already: only the category id is made text)
+            category_id = categories.get(data.get("event_ref") or "")
+            values = {**data["values"], "category_id": str(category_id) if category_id else None}
+            digest = data.get("hash") or staging.content_hash(staging.payload(data))
             if ep is None:
                 planned.append(_Planned(data, record, None, values, {}, digest))
                 writes.append(ParticipantWrite(
@@ -268,7 +279,7 @@ class Applier:
                 record.provider_person_ref = item.data.get("person_ref")
                 record.synced_values = synced
                 record.content_hash = item.digest
-                record.payload = item.data["raw"]
+                record.payload = staging.payload(item.data)
                 record.payload_synced_at = record.last_synced_at = now
                 record.provider_modified_at = modified_at
             self._recorded.add(item.ref)
@@ -417,7 +428,7 @@ def change_row(run: SyncRun, action: ChangeAction, *, record_id: uuid.UUID | Non
     return {"id": uuid.uuid4(), "tenant_id": run.tenant_id, "run_id": run.id,
             "record_id": record_id, "participant_id": participant_id,
             "source_ref": source_ref, "action": action,
-            "changes": staging.jsonable(runs.shown_changes(dict(changes or {}))),
+            "changes": staging.json_text(runs.shown_changes(dict(changes or {}))),
             "message": message[:staging.MESSAGE_MAX] if message else None}
 
 

@@ -243,7 +243,8 @@ def stage(handle: RunningJob, db: Session, run: SyncRun, link: EventLink,
         for staged_kind, data in staged:
             seq += 1
             rows.append({"tenant_id": run.tenant_id, "run_id": run.id, "seq": seq,
-                         "kind": staged_kind, "source_ref": data.get("ref"), "data": data})
+                         "kind": staged_kind, "source_ref": data.get("ref"),
+                         "data": staging.encoded(data)})
         copy_rows(db, StagedRow.__table__, rows)
         if kind == StagedKind.PARTICIPANT:
             run.fetched += page.row_count
@@ -286,9 +287,9 @@ def apply_run(handle: RunningJob, db: Session, ctx: TenantContext, run: SyncRun,
     reviewed = run.reviewed_at is not None  # else no preview: no query spent on one
     left = preview.left_out(db, run.id) if reviewed else set()
     done = 0
-    for rows in staging.staged_rows(db, run.id, StagedKind.PARTICIPANT):
-        applier.apply_participants(preview.kept(rows, left, applier.leave_out))
-        done += len(rows)
+    for batch in staging.staged_participants(db, run.id):
+        applier.apply_participants(preview.kept(batch, left, applier.leave_out))
+        done += len(batch)
         handle.set_progress(done=done, commit=False)
     withdrawals = [row for rows in staging.staged_rows(db, run.id, StagedKind.WITHDRAWAL)
                    for row in rows]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -271,14 +271,22 @@ def _chosen(run_id: uuid.UUID) -> Any:
                    SyncPreviewItem.action != PreviewAction.UNCHANGED))
 
 
+class _HasData(Protocol):
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+
+_Row = TypeVar("_Row", bound=_HasData)
+
+
 def left_out(db: Session, run_id: uuid.UUID) -> set[str]:
     """The registrations a reviewer did not select: not applied by this run."""
     return set(db.scalars(select(SyncPreviewItem.source_ref).where(
         SyncPreviewItem.run_id == run_id, SyncPreviewItem.selected.is_(False))))
 
 
-def kept(rows: Iterable[StagedRow], left: Collection[str],
-         leave_out: Callable[[datetime | None], None]) -> list[StagedRow]:
+def kept(rows: Iterable[_Row], left: Collection[str],
+         leave_out: Callable[[datetime | None], None]) -> list[_Row]:
     """``rows`` without those of the ``left`` registrations; ``leave_out`` gets the
     provider time of each row dropped (the cursor stays before it)."""
     rows = list(rows)

@@ -7,14 +7,16 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import Text, cast, exists, select
 from sqlalchemy.orm import Session
 
 from racehub.core.query import any_of
+from racehub.db.bulk import JsonText
 from racehub.providers.base import ProviderWithdrawal, RowProblem
 from racehub.sync.mapping import MappedParticipant
 from racehub.sync.models import CategoryLink, EventLink, StagedKind, StagedRow, SyncedRecord
@@ -54,6 +56,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def json_text(value: Any) -> JsonText:
+    """``value`` encoded as ``jsonable`` would leave it, for a JSON column's COPY: one
+    encoding instead of an encoding, a decoding and the COPY's encoding again."""
+    try:
+        return JsonText(json.dumps(value, ensure_ascii=False, default=_json_default))
+    except (TypeError, ValueError):
+        return JsonText(json.dumps(_jsonable(value), ensure_ascii=False))
+
+
 def json_object(value: Mapping[str, Any]) -> dict[str, Any]:
     out = jsonable(dict(value))
     assert isinstance(out, dict)
@@ -65,16 +76,61 @@ def content_hash(payload: Any) -> str:
     return _json_hash(jsonable(payload))
 
 
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def _json_hash(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _sha256(_canonical(value))
+
+
+def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def canonical_payload(payload: Any) -> JsonText:
+    """The payload's canonical JSON (what ``content_hash`` hashes), encoded once.
+
+    A payload is what a provider's reply decoded to (text keys, JSON values): its canonical
+    text comes straight from the C encoder, dates and decimals as ``jsonable`` writes them.
+    Anything else (a set, a tuple, a key that is not text, which the encoder would sort
+    unlike their text) goes through ``jsonable`` first, as ``content_hash`` does.
+    """
+    try:
+        if _plain_keys(payload):
+            return JsonText(json.dumps(payload, sort_keys=True, separators=(",", ":"),
+                                       default=_json_default))
+    except (TypeError, ValueError):
+        pass
+    return JsonText(_canonical(jsonable(payload)))
+
+
+def _plain_keys(value: Any) -> bool:
+    """Whether every dict in ``value`` has text keys only (encoding a dict with other keys
+    sorts them unlike their text, which is how ``jsonable`` leaves them)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is dict:
+            for key, inner in item.items():
+                if type(key) is not str:
+                    return False
+                if type(inner) in _NESTED:
+                    pending.append(inner)
+        else:
+            pending.extend(inner for inner in item if type(inner) in _NESTED)
+    return True
+
+
+_NESTED = (dict, list, tuple)
 
 
 def participant_data(mapped: MappedParticipant) -> dict[str, Any]:
     """A read participant as staged: its keys, its values through the mapping pipeline
     (the adapter's default mapping, then the connection's rules), its raw payload and the
     payload's content hash (``hash``: computed here, once, where the staging step compares
-    it with the synced record's)."""
+    it with the synced record's). ``raw`` is the payload's canonical JSON text (encoded
+    once, for the hash, and staged as it is: ``encoded``)."""
     participant = mapped.participant
     values: dict[str, Any] = {**mapped.values, "registration_id": (
         None if participant.ref_is_fallback else participant.ref)}
@@ -84,10 +140,21 @@ def participant_data(mapped: MappedParticipant) -> dict[str, Any]:
         "ref": participant.ref, "fallback_ref": participant.fallback_ref,
         "ref_is_fallback": participant.ref_is_fallback, "event_ref": participant.event_ref,
         "person_ref": participant.person_ref, "modified_at": participant.modified_at,
-        "values": values, "raw": raw,
+        "values": values,
     })
-    data["hash"] = _json_hash(data["raw"])  # the raw payload is JSON already: no jsonable
+    data["raw"] = text = canonical_payload(raw)
+    data["hash"] = _sha256(text)
     return data
+
+
+def encoded(data: dict[str, Any]) -> Any:
+    """A staged row's ``data`` for its COPY: a ``raw`` already encoded (``JsonText``) goes
+    into the row's JSON text as it is, not decoded and encoded again."""
+    raw = data.get("raw")
+    if not isinstance(raw, JsonText):
+        return data
+    head = json.dumps({k: v for k, v in data.items() if k != "raw"}, ensure_ascii=False)
+    return JsonText(f'{head[:-1]}, "raw": {raw}}}' if head != "{}" else f'{{"raw": {raw}}}')
 
 
 def withdrawal_data(withdrawal: ProviderWithdrawal) -> dict[str, Any]:
@@ -121,6 +188,59 @@ def staged_rows(db: Session, run_id: uuid.UUID, kind: StagedKind,
             return
         yield rows
         after = rows[-1].seq
+
+
+@dataclass(slots=True)
+class Staged:
+    """A staged registration as the apply step reads it: ``data`` with its ``raw`` payload
+    left as the JSON text the database holds (``JsonText``: copied into the synced record
+    as it is; ``payload`` decodes it where an object is needed)."""
+
+    seq: int
+    data: dict[str, Any]
+
+
+def payload(data: Mapping[str, Any]) -> Any:
+    """The staged row's raw payload as an object (decoded if it was read as text)."""
+    raw = data.get("raw")
+    return json.loads(raw) if isinstance(raw, JsonText) else raw
+
+
+# The keys ``participant_data`` stages, read one by one (text unless noted): taking the
+# ``raw`` payload out of the staged JSON instead (``data - 'raw'``) makes the database
+# rebuild each row's whole JSON, which measured four times its plain read.
+_TEXT_KEYS = ("ref", "fallback_ref", "event_ref", "person_ref", "modified_at", "hash")
+
+
+def staged_participants(db: Session, run_id: uuid.UUID,
+                        batch: int = APPLY_BATCH) -> Iterator[list[Staged]]:
+    """The run's staged registrations in the order read, ``batch`` at a time, as
+    ``staged_rows`` reads them but without ORM objects, and with each raw payload as text
+    (``Staged``): the apply step writes the payload into the record, it does not read it."""
+    after = 0
+    while True:
+        # The batch's rows first, then their keys: taken apart in the outer query, the JSON
+        # of only the batch's rows is read (a plan sorting the rows left would otherwise
+        # take apart every one of them for each batch).
+        page = select(StagedRow.seq, StagedRow.data).where(
+            StagedRow.run_id == run_id, StagedRow.kind == StagedKind.PARTICIPANT,
+            StagedRow.seq > after).order_by(StagedRow.seq).limit(batch).subquery()
+        data = page.c.data
+        rows = db.execute(select(
+            page.c.seq, *[data[key].astext for key in _TEXT_KEYS],
+            data["ref_is_fallback"].astext, data["values"], cast(data["raw"], Text))
+            .order_by(page.c.seq)).all()
+        if not rows:
+            return
+        out = []
+        for row in rows:
+            values = dict(zip(_TEXT_KEYS, row[1:7], strict=True))
+            values["ref_is_fallback"] = row[7] == "true"
+            values["values"] = row[8]
+            values["raw"] = JsonText(row[9]) if row[9] is not None else None
+            out.append(Staged(row[0], values))
+        yield out
+        after = rows[-1][0]
 
 
 # --- unchanged registrations, dropped while staging ------------------------------------------
