@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -35,6 +36,12 @@ from racehub.settings import Settings
 from tests.workers import Workers
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Property tests check what happens, never how fast: Hypothesis's per-example deadline is a
+# timed assertion, and on a loaded 2-core CI machine it fails code that is correct.
+hypothesis.settings.register_profile(
+    "racehub", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.load_profile("racehub")
 TEMPLATE_LOCK_KEY = 724_311_001
 
 
