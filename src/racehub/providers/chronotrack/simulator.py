@@ -501,6 +501,15 @@ def make_app(*, simulator: ChronoTrackSimulator | None = None, **kwargs: Any) ->
                                      methods=["POST"])])
 
 
+def finish_path(ref: str) -> str:
+    """The control route running the race of ``ref`` ("event_id:race_id"; see
+    :meth:`ChronoTrackSimulator.finish`), after the server's address."""
+    _, race_id = m.split_event_ref(ref)
+    if race_id is None:
+        raise ValueError(f"{ref!r} names a whole event: finish runs one race")
+    return f"/_sim/races/{race_id}/finish"
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m racehub.providers.chronotrack.simulator --port 8104``: a standalone server
     for the demo and manual testing (base URL ``http://127.0.0.1:<port>/api``)."""

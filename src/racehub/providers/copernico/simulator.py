@@ -428,6 +428,20 @@ def demo_settings(server: str) -> dict[str, Any]:
                          for event_id in race["events"]]}
 
 
+def demo_events(sim: CopernicoSimulator) -> list[tuple[str, str]]:
+    """(ref, name) of every race event the simulator serves, as "<race> · <event>": the
+    demo links one to a racehub event, to push its start list and pull its results."""
+    return [(m.event_ref(race_id, event_id), f"{race['name']} · {name}")
+            for race_id, race in sim.races.items() for event_id, name in race["events"].items()]
+
+
+def finish_path(ref: str) -> str:
+    """The control route running the race of ``ref`` (see :meth:`CopernicoSimulator.finish`),
+    after the server's address."""
+    race_id, event_id = m.split_event_ref(ref)
+    return f"/_sim/races/{race_id}/finish?event={event_id}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m racehub.providers.copernico.simulator --port 8105``: a standalone server
     for the demo and manual testing (base URL ``http://127.0.0.1:<port>``, results base URL
