@@ -191,6 +191,7 @@ def test_the_demo_timing_round_trip_from_registrations_to_a_publication(db: Sess
         tenant = core_service.get_tenant_by_slug(db, DEMO_TENANT)
         ctx = TenantContext.system(tenant.id)
         event = db.scalar(select(Event).where(Event.name == SYNCED_EVENT))
+        assert event is not None
         connections = {c.provider: c for c in sync_service.list_connections(db, ctx)}
         [trip] = timing_round_trips(db, simulators)
         assert (trip.event_name, trip.connection_name) == (SYNCED_EVENT,

@@ -114,7 +114,7 @@ def _reads(db: Session, stmt: Select[Any]) -> list[LinkRead]:
         auto_sync=link.auto_sync, next_run_at=link.next_run_at,
         sync_settings=LinkSyncSettings.model_validate(link.sync_settings or {}),
         schedule=schedule.read_plan(link), syncing=bool(syncing),
-        syncing_types=sorted(syncing or [], key=_TYPE_ORDER.get),
+        syncing_types=sorted(syncing or [], key=lambda t: _TYPE_ORDER.get(t, len(_TYPE_ORDER))),
         waiting_run=_waiting(waiting), created_at=link.created_at, updated_at=link.updated_at)
         for link, connection_name, direction, event_name, syncing, waiting in db.execute(stmt)]
 
