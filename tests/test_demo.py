@@ -4,6 +4,7 @@ started on Ctrl-C, on a taken port and when its worker keeps dying."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,10 +15,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 import psycopg
 import pytest
@@ -35,6 +37,7 @@ from racehub.demo import (
     run_demo,
     seed_demo,
     seed_demo_connections,
+    timing_round_trips,
     write_demo_manufacturer_file,
 )
 from racehub.events.models import Event, EventParticipant
@@ -45,7 +48,14 @@ from racehub.settings import get_settings
 from racehub.sync import candidates as sync_candidates
 from racehub.sync import links as sync_links
 from racehub.sync import service as sync_service
-from racehub.sync.models import SyncRun
+from racehub.sync.models import (
+    PublicationStatus,
+    ResultPublication,
+    SyncRun,
+    SyncStatus,
+    SyncType,
+)
+from racehub.timing.models import Result
 
 
 def count(db: Session, model: type) -> int:
@@ -150,6 +160,72 @@ def test_the_demo_links_a_runsignup_event_ready_to_sync_and_one_to_link(db: Sess
         seed_demo_connections(db, keyring, simulators)
         assert sync_links.read_link(db, ctx, link_id=linked.id).event_id is None
         assert len(sync_links.list_connection_links(db, ctx, connection_id=connection.id)) == 2
+
+
+def _run(db: Session, run: SyncRun, body: Callable[..., Any], keyring: Keyring | None = None
+         ) -> SyncRun:
+    """A run's job, as the demo's worker runs it, in the test's transaction."""
+    from racehub.db.session import lend
+    from racehub.jobs.retry import PROVIDER_OUTAGES
+    from racehub.jobs.runner import run_job
+
+    body = partial(body, keyring=keyring) if keyring is not None else body
+    run_job(None, str(run.job_run_id), body, factory=lend(db),  # type: ignore[arg-type]
+            retry=PROVIDER_OUTAGES)
+    db.refresh(run)
+    assert run.status == SyncStatus.SUCCEEDED, (run.sync_type, run.error)
+    return run
+
+
+def test_the_demo_timing_round_trip_from_registrations_to_a_publication(db: Session) -> None:
+    """What the README walks a new user through on SYNCED_EVENT: registrations synced from
+    RunSignUp, the start list pushed to the Copernico race the demo linked, the race run on
+    the simulator (the banner's command), results pulled, and a publication prepared."""
+    from racehub.sync import engine, publications, results_pull, runs, timing_push
+
+    seed_demo(db)
+    keyring = Keyring([Fernet.generate_key()])
+    with ExitStack() as stack:
+        simulators = serve_simulators(stack)
+        seed_demo_connections(db, keyring, simulators)
+        tenant = core_service.get_tenant_by_slug(db, DEMO_TENANT)
+        ctx = TenantContext.system(tenant.id)
+        event = db.scalar(select(Event).where(Event.name == SYNCED_EVENT))
+        assert event is not None
+        connections = {c.provider: c for c in sync_service.list_connections(db, ctx)}
+        [trip] = timing_round_trips(db, simulators)
+        assert (trip.event_name, trip.connection_name) == (SYNCED_EVENT,
+                                                           connections["COPERNICO"].name)
+        assert trip.race_name.endswith(" · 10K")  # a distance of the event
+        [timing] = [link for link in sync_links.list_event_links(db, ctx, event_id=event.id)
+                    if not link.participant_source]
+        assert timing.connection_id == connections["COPERNICO"].id
+
+        [sync] = runs.request_participant_sync(db, ctx, connection_id=connections[
+            "RUNSIGNUP"].id, event_id=event.id)
+        synced = _run(db, sync.run, engine.run_participant_sync, keyring).created
+        assert synced > 0
+        push = timing_push.request_push(db, ctx, target=timing_push.get_target_or_raise(
+            db, ctx, link_id=timing.id)).run
+        assert _run(db, push, timing_push.run_start_list_push, keyring).created == synced
+
+        with urlopen(Request(trip.finish_url, method="POST"), timeout=10) as reply:
+            ran = json.loads(reply.read())
+        assert sum(ran.values()) == synced and ran["finished"] > 0
+
+        [pull] = results_pull.request_results_pull(
+            db, ctx, connection_id=connections["COPERNICO"].id, event_id=event.id)
+        _run(db, pull.run, results_pull.run_results_pull, keyring)
+        stored = db.scalars(select(Result).where(Result.event_id == event.id)).all()
+        assert len(stored) == synced  # Copernico sends a row for a no-show too (dns)
+
+        [prepare] = publications.request_event_prepare(db, ctx, event_id=event.id)
+        assert prepare.run.sync_type == SyncType.RESULTS_PUBLISH_PREPARE.value
+        _run(db, prepare.run, publications.run_prepare)
+        version = db.scalars(select(ResultPublication).where(
+            ResultPublication.event_id == event.id)).one()
+        assert version.version == 1 and version.added == version.rows_total > 0
+        assert version.status != PublicationStatus.FAILED
 
 
 # --- `racehub demo` as a process --------------------------------------------------------

@@ -3,9 +3,12 @@
 Seeds (once) a demo timing company with four events, categories, a few hundred
 participants and one user per role; serves the provider simulators on 127.0.0.1 and
 points one connection per provider at them, the RunSignUp one with a provider event linked
-to the (empty) fourth event, ready to sync; then runs the web app and a worker until
-Ctrl-C, which stops all of it (see "The demo process group" below). Nothing syncs at
-start-up: the operator starts a sync (the API, see the README's "Syncing registrations").
+to the (empty) fourth event, ready to sync, and the Copernico one with a race linked to the
+same event, so its start list can be pushed and its results pulled back (the simulator's
+finish control runs the race; the banner prints it), then published to RunSignUp. Then it
+runs the web app and a worker until Ctrl-C, which stops all of it (see "The demo process
+group" below). Nothing syncs at start-up: the operator starts each step (the README's "The
+demo's timing round trip").
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,7 @@ from racehub.events.schemas import CategoryCreate, EventCreate, ParticipantCreat
 from racehub.inventory import service as inventory_service
 from racehub.inventory.schemas import NumberTypeCreate
 from racehub.inventory.service import ManufacturedRow
+from racehub.providers.catalog import Direction
 from racehub.providers.demo import RunningSimulator
 from racehub.settings import Settings, get_settings
 from racehub.sync import discovery, links
@@ -84,8 +89,13 @@ DEMO_EVENTS: list[DemoEvent] = [
     ("Boston City Run", "America/New_York", "Boston, MA", 90,
      [("5K", 5000, None, None), ("10K", 10000, None, None)], 0),
 ]
-# The event a simulator's first provider event is linked to (see seed_demo_connections).
+# The event a simulator's first provider event is linked to (see seed_demo_connections);
+# a timing simulator's race of one of its distances is linked to it too (its start list
+# pushed there, its results pulled back and published to RunSignUp).
 SYNCED_EVENT = "Boston City Run"
+# Connections whose provider events are discovered at the first start, so their Provider
+# events page lists races to link (RunSignUp's events, ChronoTrack's races).
+DISCOVERED_AT_START = frozenset({"RUNSIGNUP", "CHRONOTRACK"})
 
 
 def seed_demo(db: Session, *, seed: int = 7) -> bool:
@@ -161,8 +171,9 @@ def seed_demo_connections(db: Session, keyring: Keyring,
     """One connection per running simulator in the demo tenant, named "<provider>
     (simulator)", with the settings the simulator asks for. Made on the first run; later
     runs only re-point it when the simulator's address changed (a port was taken). A
-    connection with no provider event chosen gets the simulator's first two events (see
-    ``_choose_demo_events``). Returns the connections' names."""
+    registration connection with no provider event chosen gets the simulator's first two
+    events (see ``_choose_demo_events``); a timing connection made now gets one race linked
+    to SYNCED_EVENT (``_link_demo_timing``). Returns the connections' names."""
     tenant = core_service.get_tenant_by_slug(db, DEMO_TENANT)
     if tenant is None:
         raise RuntimeError("seed the demo tenant first")
@@ -177,6 +188,7 @@ def seed_demo_connections(db: Session, keyring: Keyring,
         settings = dict(sim.settings)
         event_ids = settings.pop("eventIds", [])
         connection = existing.get(name)
+        created = connection is None
         if connection is None:
             connection = sync_service.create_connection(
                 db, ctx, keyring=keyring, data=ConnectionCreate(
@@ -188,9 +200,12 @@ def seed_demo_connections(db: Session, keyring: Keyring,
                 db, ctx, keyring=keyring, connection_id=connection.id,
                 data=ConnectionUpdate(base_url=sim.base_url, credentials=credentials,
                                       settings=settings))
-        if sim.events and not sync_service.chosen_events(connection):
+        registration = connection.direction == Direction.REGISTRATION
+        if registration and sim.events and not sync_service.chosen_events(connection):
             _choose_demo_events(db, ctx, connection, sim.events)
-        if sim.provider == "RUNSIGNUP" and connection.events_discovered_at is None:
+        if created and not registration and sim.events:
+            _link_demo_timing(db, ctx, connection, sim.events)
+        if sim.provider in DISCOVERED_AT_START and connection.events_discovered_at is None:
             _discover_demo_events(db, ctx, keyring, connection)
         names.append(name)
     return names
@@ -233,6 +248,57 @@ def _choose_demo_events(db: Session, ctx: TenantContext, connection: ProviderCon
                                  data=CategoryLinksUpdate(categories=[CategoryLinkSet(
                                      provider_ref=ref, provider_name=name,
                                      category_id=category.id)]))
+
+
+def _link_demo_timing(db: Session, ctx: TenantContext, connection: ProviderConnection,
+                      events: list[tuple[str, str]]) -> None:
+    """SYNCED_EVENT's start list goes to the simulator's race of one of its distances (the
+    first race named "<...> · <category name>", else its first race), and its results come
+    back from there. Auto-sync stays on: results are pulled every 30 minutes once the event
+    is live."""
+    event = db.scalar(select(Event).where(Event.tenant_id == ctx.tenant_id,
+                                          Event.name == SYNCED_EVENT))
+    if event is None:  # a demo database seeded before this event existed
+        return
+    names = [c.name for c in events_service.list_categories(db, ctx, event_id=event.id)]
+    ref, name = next(((ref, name) for ref, name in events
+                      if any(name.endswith(f" · {c}") for c in names)), events[0])
+    links.create_link(db, ctx, event_id=event.id, data=LinkCreate(
+        connection_id=connection.id, provider_event_ref=ref, provider_event_name=name))
+
+
+@dataclass(frozen=True)
+class TimingRoundTrip:
+    """A demo event linked to a timing simulator's race, and how to run that race."""
+
+    event_name: str
+    connection_name: str
+    race_name: str
+    finish_url: str
+
+
+def timing_round_trips(db: Session, simulators: list[RunningSimulator]) -> list[TimingRoundTrip]:
+    """The demo tenant's events linked to a running timing simulator's race (the one the
+    demo made and any the operator linked since), with the URL that runs each race."""
+    tenant = core_service.get_tenant_by_slug(db, DEMO_TENANT)
+    if tenant is None:
+        return []
+    by_name = {f"{sim.label} (simulator)": sim for sim in simulators}
+    rows = db.execute(
+        select(ProviderConnection.name, EventLink.provider_event_ref,
+               EventLink.provider_event_name, Event.name)
+        .join(ProviderConnection, ProviderConnection.id == EventLink.connection_id)
+        .join(Event, Event.id == EventLink.event_id)
+        .where(EventLink.tenant_id == tenant.id,
+               ProviderConnection.direction == Direction.SCORING)
+        .order_by(Event.name, ProviderConnection.name, EventLink.provider_event_ref))
+    found = []
+    for connection_name, ref, race_name, event_name in rows:
+        sim = by_name.get(connection_name)
+        url = sim.finish_url(ref) if sim is not None else None
+        if url is not None:
+            found.append(TimingRoundTrip(event_name, connection_name, race_name or ref, url))
+    return found
 
 
 def write_demo_manufacturer_file(folder: Path) -> Path:
@@ -403,8 +469,8 @@ class _Worker:
         process.wait()
 
 
-def _banner(base: str, *, seeded: bool, sample: Path,
-            simulators: list[RunningSimulator]) -> str:
+def _banner(base: str, *, seeded: bool, sample: Path, simulators: list[RunningSimulator],
+            round_trips: Sequence[TimingRoundTrip] = ()) -> str:
     lines = ["", "=" * 64,
              f"racehub demo {'seeded and ' if seeded else ''}running at {base}",
              f"log in with any of these (password: {DEMO_PASSWORD}):"]
@@ -414,6 +480,12 @@ def _banner(base: str, *, seeded: bool, sample: Path,
               f"  with {sample}",
               f"provider simulators, each with a connection ({base}/connections):"]
     lines += [f"  {sim.label:<24} {sim.base_url}" for sim in simulators]
+    for trip in round_trips:
+        lines += [f"timing round trip on {trip.event_name} (README: \"The demo's timing round "
+                  "trip\"): Sync now, Push start list",
+                  f"  to {trip.connection_name} · {trip.race_name}, then run that race:",
+                  f"  curl -X POST '{trip.finish_url}'",
+                  "  then Pull results, open Results, and Prepare publication"]
     lines += ["API: " + base + "/api/openapi.json   Stop: Ctrl-C", "=" * 64, ""]
     return "\n".join(lines)
 
@@ -459,9 +531,10 @@ def _start_and_serve(stack: ExitStack, signals: _Signals, settings: Settings, *,
         seeded = seed_demo(db)
         seed_demo_connections(db, keyring_from_settings(settings), simulators)
         db.commit()
+        round_trips = timing_round_trips(db, simulators)
     sample = write_demo_manufacturer_file(settings.data_dir / "demo")
     banner = _banner(f"http://{host}:{port}", seeded=seeded, sample=sample,
-                     simulators=simulators)
+                     simulators=simulators, round_trips=round_trips)
 
     server = uvicorn.Server(uvicorn.Config(
         "racehub.app:create_app", factory=True, host=host, port=port, log_config=None,

@@ -152,6 +152,12 @@ class Settings(BaseSettings):
         default=72, description="Finished export files are deleted this long after completion."
     )
     export_batch_size: int = Field(default=1000, description="Rows read per keyset page.")
+    publish_batch_size: int = Field(
+        default=100, ge=1, le=1000, description="Result rows per request when a results "
+        "version is published to the registration platform (RunSignUp full-results): "
+        "small, so a failed request costs little and the progress shows; each batch is "
+        "committed with the platform's answers.",
+    )
 
     sync_payload_retention_days: int = Field(
         default=365, ge=1, description="Raw provider payloads (personal data) older than "

@@ -24,6 +24,7 @@ from racehub.jobs.models import JobRun
 from racehub.jobs.retry import PROVIDER_OUTAGES, RetryScheduled
 from racehub.jobs.runner import run_job
 from racehub.providers.runsignup.simulator import RunSignUpSimulator
+from racehub.settings import Settings
 from racehub.sync import publications, publish
 from racehub.sync.adapters import build_adapter
 from racehub.sync.models import (
@@ -125,12 +126,12 @@ def _approve(client: TestClient, db: Session, tenant: Tenant, publication: Resul
 
 
 def _publish(db: Session, keyring: Keyring, publication: ResultPublication, *,
-             clock: Clock | None = None, factory: Any = None, batch_size: int = 5
-             ) -> ResultPublication:
+             clock: Clock | None = None, factory: Any = None, batch_size: int | None = 5,
+             settings: Settings | None = None) -> ResultPublication:
     """One attempt of the version's publish job, as a worker runs it."""
     db.refresh(publication)
     body = partial(publish.run_publish, keyring=keyring, clock=clock or Clock(),
-                   adapter_factory=factory, batch_size=batch_size)
+                   adapter_factory=factory, batch_size=batch_size, settings=settings)
     run_job(None, str(publication.publish_job_run_id), body, factory=lend(db),  # type: ignore[arg-type]
             retry=PROVIDER_OUTAGES, clock=clock or Clock())
     db.refresh(publication)
@@ -272,6 +273,25 @@ def test_a_version_goes_out_only_when_approved_and_never_by_a_results_officer(
     assert all(r.answer == RowAnswer.ACCEPTED and r.provider_row_id for r in _rows(db, done))
     again = _approve(client, db, tenant, version)
     assert again.status_code == 409
+
+
+def test_the_publish_batch_size_is_the_setting(
+    client: TestClient, db: Session, tenant: Tenant, keyring: Keyring, event_link: EventLink,
+    sim: Sim,
+) -> None:
+    simulator_, _ = sim
+    _sync(db, tenant, keyring, event_link)
+    _results(db, event_link, 7)
+    version = _prepare(client, db, tenant, event_link)
+    assert _approve(client, db, tenant, version).status_code == 202
+    before = len(simulator_.faults.seen("full-results"))
+
+    done = _publish(db, keyring, version, batch_size=None,
+                    settings=Settings(publish_batch_size=3))
+
+    assert done.status == PublicationStatus.PUBLISHED and done.accepted == 7, done.error
+    assert len(simulator_.faults.seen("full-results")) - before == 3  # 3 + 3 + 1 rows
+    assert Settings().publish_batch_size == 100
 
 
 # --- publish: a 500 mid-batch, then the retry -----------------------------------------------------

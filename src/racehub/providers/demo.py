@@ -11,12 +11,14 @@ seen in real responses, see ``../shared/PROVIDERS.md``; tests start plain simula
 they ask for it). A new simulator option is added the same way: a module flag and a
 ``make_app`` keyword, passed here. A module's ``demo_settings(server)`` gives the
 connection's extra settings, its ``demo_events(simulator)`` the provider events (ref, name)
-the demo links.
+the demo links. A timing simulator's ``finish_path(ref)`` is its control route running that
+race (the athletes racehub pushed cross the line), after the server's address.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +36,12 @@ class RunningSimulator:
     settings: dict[str, Any] = field(default_factory=dict)  # extra adapter settings
     # The provider events it serves, (ref, name), for the demo to link; empty: none linked.
     events: list[tuple[str, str]] = field(default_factory=list)
+    server: str = ""  # the simulator's own address (its control routes hang off it)
+    finish_path: Callable[[str], str] | None = None  # a timing simulator's: see above
+
+    def finish_url(self, ref: str) -> str | None:
+        """The URL that runs the race ``ref`` on this simulator (None: not a timing one)."""
+        return self.server + self.finish_path(ref) if self.finish_path else None
 
 
 def simulator_options(module: Any, *, real_shapes: bool = True) -> dict[str, Any]:
@@ -63,5 +71,6 @@ def serve_simulators(stack: ExitStack, *, first_port: int | None = None,
             provider=spec.key, label=spec.label, base_url=base_url,
             credentials=dict(module.DEMO_CREDENTIALS),
             settings=settings_for(server) if settings_for else {},
-            events=events_of(app.state.simulator) if events_of else []))
+            events=events_of(app.state.simulator) if events_of else [],
+            server=server, finish_path=getattr(module, "finish_path", None)))
     return running

@@ -20,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, aliased
 
@@ -45,6 +46,7 @@ from racehub.sync.models import (
     SyncedRecord,
     SyncRun,
     SyncStatus,
+    SyncType,
 )
 from racehub.sync.schemas import (
     CategoryLinkRead,
@@ -59,6 +61,7 @@ from racehub.sync.schemas import (
 UNIQUE_REF = "uq_event_links_connection_id_provider_event_ref"
 UNIQUE_CATEGORY_REF = "uq_category_links_link_id_provider_ref"
 ACTIVE_STATUSES = [s for s in SyncStatus if s.is_active]
+_TYPE_ORDER = {t.value: n for n, t in enumerate(SyncType)}
 WAITING_STATUSES = [s for s in SyncStatus if s.is_waiting]
 
 
@@ -66,22 +69,30 @@ WAITING_STATUSES = [s for s in SyncStatus if s.is_waiting]
 
 
 def _syncing() -> Any:
-    return exists().where(SyncRun.link_id == EventLink.id,
-                          SyncRun.status.in_(ACTIVE_STATUSES)).label("syncing")
+    """The sync types of the link's active runs (NULL: none); one run per type may be
+    active, so a timing link may be pushing and pulling at once."""
+    return (select(func.array_agg(aggregate_order_by(SyncRun.sync_type, SyncRun.sync_type)))
+            .where(SyncRun.link_id == EventLink.id, SyncRun.status.in_(ACTIVE_STATUSES))
+            .correlate(EventLink).scalar_subquery().label("syncing"))
 
 
 def _link_rows(ctx: TenantContext) -> Select[Any]:
-    """Links with what a reader is shown beside them: the connection, the event, a run,
-    and the run waiting for a person (held by the circuit breaker, or awaiting review)."""
+    """Links with what a reader is shown beside them: the connection, the event, the types
+    of its active runs, and the run waiting for a person (held by the circuit breaker, or
+    awaiting review; the oldest, should runs of two types wait)."""
     waiting = aliased(SyncRun)
+    first_waiting = aliased(SyncRun)
+    oldest = (select(first_waiting.id)
+              .where(first_waiting.link_id == EventLink.id,
+                     first_waiting.status.in_(WAITING_STATUSES))
+              .order_by(first_waiting.created_at, first_waiting.id).limit(1)
+              .correlate(EventLink).scalar_subquery())
     return (scoped(ctx, EventLink)
             .add_columns(ProviderConnection.name, ProviderConnection.direction, Event.name,
                          _syncing(), waiting)
             .join(ProviderConnection, ProviderConnection.id == EventLink.connection_id)
             .outerjoin(Event, Event.id == EventLink.event_id)
-            # At most one: a link has one active run, and waiting runs are active.
-            .outerjoin(waiting, (waiting.link_id == EventLink.id)
-                       & waiting.status.in_(WAITING_STATUSES)))
+            .outerjoin(waiting, waiting.id == oldest))
 
 
 def _waiting(run: SyncRun | None) -> WaitingRunRead | None:
@@ -102,7 +113,8 @@ def _reads(db: Session, stmt: Select[Any]) -> list[LinkRead]:
         linked_at=link.linked_at, cursor=link.cursor, last_success_at=link.last_success_at,
         auto_sync=link.auto_sync, next_run_at=link.next_run_at,
         sync_settings=LinkSyncSettings.model_validate(link.sync_settings or {}),
-        schedule=schedule.read_plan(link), syncing=syncing,
+        schedule=schedule.read_plan(link), syncing=bool(syncing),
+        syncing_types=sorted(syncing or [], key=lambda t: _TYPE_ORDER.get(t, len(_TYPE_ORDER))),
         waiting_run=_waiting(waiting), created_at=link.created_at, updated_at=link.updated_at)
         for link, connection_name, direction, event_name, syncing, waiting in db.execute(stmt)]
 

@@ -31,6 +31,7 @@ from racehub.jobs.retry import PROVIDER_OUTAGES
 from racehub.providers.base import ProviderAdapter, ProviderResult
 from racehub.providers.base import ResultStatus as WireStatus
 from racehub.providers.errors import BadData, ProviderError
+from racehub.settings import Settings, get_settings
 from racehub.sync.models import (
     EventLink,
     ProviderConnection,
@@ -44,8 +45,7 @@ from racehub.sync.service import AdapterFactory, read_credentials, redact, secre
 log = structlog.get_logger(__name__)
 
 MESSAGE_MAX = 1000
-# Rows per full-results POST: small, so a failure costs little and progress shows.
-BATCH_SIZE = 100
+# Rows per full-results POST: RACEHUB_PUBLISH_BATCH_SIZE (100 by default).
 RESULT_SET_NAME = "Results"
 
 Clock = Callable[[], datetime]
@@ -66,9 +66,11 @@ def _default_factory() -> AdapterFactory:
 def run_publish(handle: RunningJob, db: Session, ctx: TenantContext, *, publication_id: str,
                 link_id: str | None = None, keyring: Keyring | None = None,
                 adapter_factory: AdapterFactory | None = None, clock: Clock = _now,
-                batch_size: int = BATCH_SIZE) -> None:
+                batch_size: int | None = None, settings: Settings | None = None) -> None:
     """One attempt of publishing a version (the body of a "sync.results_publish" job).
-    ``link_id`` is in the job's params for its lock (one publish per link at a time)."""
+    ``link_id`` is in the job's params for its lock (one publish per link at a time).
+    Rows go in batches of ``batch_size``, by default RACEHUB_PUBLISH_BATCH_SIZE."""
+    batch_size = batch_size or (settings or get_settings()).publish_batch_size
     publication = _locked(db, ctx, publication_id)
     if publication is None or publication.status not in (PublicationStatus.APPROVED,
                                                           PublicationStatus.PUBLISHING):

@@ -222,14 +222,30 @@ def connections_feeding(db: Session, ctx: TenantContext, *,
         .order_by(EventLink.connection_id)))
 
 
+# The order a link's active runs are shown in when several types run at once (a timing
+# link may push its start list while its results are pulled).
+TYPE_ORDER = {t.value: n for n, t in enumerate(SyncType)}
+# How pages name each type of run.
+TYPE_LABELS = {SyncType.PARTICIPANTS.value: "registrations sync",
+               SyncType.RESULTS_PULL.value: "results pull",
+               SyncType.START_LIST_PUSH.value: "start list push",
+               SyncType.RESULTS_PUBLISH_PREPARE.value: "publication prepare"}
+
+
 def active_runs_of(db: Session, ctx: TenantContext, *,
-                   link_ids: list[uuid.UUID]) -> dict[uuid.UUID, SyncRun]:
-    """The run queued, running or waiting to retry of each of these links (at most one)."""
+                   link_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[SyncRun]]:
+    """The runs queued, running, retrying or waiting for a person of each of these links:
+    at most one per sync type (a timing link may push and pull at once), in type order."""
     if not link_ids:
         return {}
-    return {run.link_id: run for run in db.scalars(scoped(ctx, SyncRun).where(
-        SyncRun.link_id.in_(link_ids), SyncRun.status.in_(ACTIVE_SYNC_STATUSES)))
-        if run.link_id is not None}
+    found: dict[uuid.UUID, list[SyncRun]] = {}
+    for run in db.scalars(scoped(ctx, SyncRun).where(
+            SyncRun.link_id.in_(link_ids), SyncRun.status.in_(ACTIVE_SYNC_STATUSES))):
+        if run.link_id is not None:
+            found.setdefault(run.link_id, []).append(run)
+    for active in found.values():
+        active.sort(key=lambda r: (TYPE_ORDER.get(r.sync_type, len(TYPE_ORDER)), r.created_at))
+    return found
 
 
 def participant_labels(db: Session, ctx: TenantContext,
@@ -320,15 +336,21 @@ def shown_changes(changes: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class LinkStatus:
     link: EventLink
-    running: SyncRun | None = None  # the link's active run, one waiting for a person too
+    # The link's active runs, one per sync type, in type order (one waiting for a person
+    # included): a timing link may push its start list while its results are pulled.
+    active: list[SyncRun] = field(default_factory=list)
     last_success: SyncRun | None = None
     recent_failures: list[SyncRun] = field(default_factory=list)
 
     @property
+    def running(self) -> SyncRun | None:
+        """The first of the active runs (see ``active`` for all of them)."""
+        return self.active[0] if self.active else None
+
+    @property
     def waiting(self) -> SyncRun | None:
         """The link's run held by the circuit breaker or awaiting review, if any."""
-        running = self.running
-        return running if running is not None and running.status.is_waiting else None
+        return next((run for run in self.active if run.status.is_waiting), None)
 
 
 def connection_status(db: Session, ctx: TenantContext, *,
@@ -340,9 +362,8 @@ def connection_status(db: Session, ctx: TenantContext, *,
         return []
     ids = [link.id for link in links]
     statuses = {link.id: LinkStatus(link) for link in links}
-    for run in db.scalars(scoped(ctx, SyncRun).where(SyncRun.link_id.in_(ids),
-                                                     SyncRun.status.in_(ACTIVE_SYNC_STATUSES))):
-        statuses[run.link_id].running = run  # type: ignore[index]
+    for link_id, active in active_runs_of(db, ctx, link_ids=ids).items():
+        statuses[link_id].active = active
     newest = (select(SyncRun.link_id, func.max(SyncRun.finished_at).label("at"))
               .where(SyncRun.tenant_id == ctx.tenant_id, SyncRun.link_id.in_(ids),
                      SyncRun.status == SyncStatus.SUCCEEDED)

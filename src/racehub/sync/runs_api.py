@@ -187,7 +187,14 @@ class LinkStatusRead(APIModel):
         description="How the next run was planned: the cadence's phase and interval, and "
                     "whether the provider's request budget stretched it, and why")
     running: SyncRunRead | None = Field(description="The link's active run (one waiting for "
-                                                    "a person included)")
+                                                    "a person included); when runs of "
+                                                    "several types are active, the first "
+                                                    "of ``active``")
+    active: list[SyncRunRead] = Field(
+        default_factory=list,
+        description="Every active run of the link, one per sync type (a timing link may "
+                    "push its start list while its results are pulled), in the order "
+                    "participants, results_pull, start_list_push, results_publish_prepare")
     waiting: SyncRunRead | None = Field(
         description="The link's run held by the circuit breaker (confirm or discard it) or "
                     "awaiting review (apply or discard it); nothing syncs meanwhile")
@@ -245,6 +252,7 @@ def sync_status(connection_id: uuid.UUID, db: DB, ctx: ReadRuns) -> SyncStatusRe
         next_run_at=s.link.next_run_at if s.link.auto_sync else None,
         schedule=schedule.read_plan(s.link),
         running=_read(s.running) if s.running else None,
+        active=[_read(r) for r in s.active],
         waiting=_read(s.waiting) if s.waiting else None,
         last_success=_read(s.last_success) if s.last_success else None,
         recent_failures=[_read(r) for r in s.recent_failures]) for s in statuses])

@@ -86,13 +86,16 @@ def _history(db: Session, ctx: TenantContext, base_url: str, params: dict[str, s
 
 
 def _status(db: Session, ctx: TenantContext, link_rows: list[Any]) -> dict[str, Any]:
-    """The links, each with its active run and that run's job (for the live progress);
+    """The links, each with its active runs and their jobs (for the live progress);
     a timing link offers "Push start list" to those who push."""
+    # A link may have a run of each type active (a timing link pushes while it pulls).
     active = runs.active_runs_of(db, ctx, link_ids=[link.id for link in link_rows])
+    every = [run for link_runs in active.values() for run in link_runs]
     jobs = {run.id: jobs_service.get_readable_job(db, ctx, job_id=run.job_run_id)
-            for run in active.values() if run.job_run_id}
-    working = any(not run.status.is_waiting for run in active.values())
+            for run in every if run.job_run_id}
+    working = any(not run.status.is_waiting for run in every)
     return {"links": link_rows, "active": active, "jobs": jobs, "any_active": working,
+            "sync_type_labels": runs.TYPE_LABELS,
             "can_pull": ctx.can(Perm.SYNC_TIMING_RUN), "can_push": ctx.can(Perm.SYNC_TIMING_RUN)}
 
 

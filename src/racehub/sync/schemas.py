@@ -257,6 +257,10 @@ class LinkRead(APIModel):
                                               description="How next_run_at was planned")
     syncing: bool = Field(description="A run of this link is queued, running or retrying, "
                           "or waits for a person (it cannot be unlinked until that run ends)")
+    syncing_types: list[str] = Field(
+        default_factory=list,
+        description="The sync types of its active runs, one run per type (a timing link "
+                    "may be pushing its start list while its results are pulled)")
     waiting_run: WaitingRunRead | None = Field(
         default=None, description="Its run held by the circuit breaker or awaiting review: "
                                   "nothing syncs until someone decides")

@@ -25,6 +25,10 @@ Faults (``Faults.arm(name, times, **options)``), besides the generic HTTP ones:
   page is renamed.
 - ``repeat_page``: the next list requests ignore ``page`` and serve the first page again
   (headers included).
+
+Control route (the demo's and the browser tests' way to run the race; not ChronoTrack's
+API): ``POST /_sim/races/{race_id}/finish`` makes the entries racehub uploaded to that race
+that have no result yet cross the line (:meth:`ChronoTrackSimulator.finish`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import base64
 import hashlib
 import json
 import random
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -99,6 +104,7 @@ class ChronoTrackSimulator:
         self.entries: dict[int, list[dict[str, str]]] = {}  # race id -> rows by entry id
         self.results: dict[int, list[dict[str, str]]] = {}  # race id -> finish rows
         self.uploads: list[dict[str, Any]] = []
+        self.no_shows: set[str] = set()  # entry ids finish() decided never started
         self._next_entry = 40_000_001
         self._clock = int(EPOCH.timestamp())
         self._build(events, races_per_event, entries_per_race, results_per_race)
@@ -212,6 +218,61 @@ class ChronoTrackSimulator:
                         del rows[i]
                         return
             raise KeyError(entry_id)
+
+    def finish(self, race_id: int) -> dict[str, int]:
+        """The entries racehub uploaded to the race (those with an external id) that are not
+        withdrawn (DNS) and have no result yet cross the line, as ChronoTrack records them:
+        most finish (a chip time fitting the race's distance at 3 to 10 min/km, the gun time
+        up to two minutes more, and on races from 10 km a "Halfway" split row), about one in
+        twenty does not (``results_time`` "DNF") and about one in twenty-five never starts
+        (no row at all). Ranks are then given again by chip time over the race's finish
+        rows, seeded ones included. Returns the counts of what happened."""
+        counts = {"finished": 0, "dnf": 0, "dns": 0}
+        external = str(m.ASSUMED["entry_external_field"])
+        withdrawn = m.ASSUMED["entry_withdrawn_status"]
+        finish = str(m.ASSUMED["finish_interval"])
+        with self.lock:
+            rows = self.results[race_id]
+            have = {r["results_entry_id"] for r in rows}
+            km = _distance_km(self.races[race_id].get("race_course_distance", ""))
+            for entry in self.entries[race_id]:
+                if (not entry.get(external) or entry.get("entry_status") == withdrawn
+                        or entry["entry_id"] in have or entry["entry_id"] in self.no_shows):
+                    continue
+                draw = self.rng.random()
+                if draw < 0.04:
+                    counts["dns"] += 1
+                    self.no_shows.add(entry["entry_id"])
+                    continue
+                if draw < 0.09:
+                    counts["dnf"] += 1
+                    row = self._result_row(entry, 0, timedelta(0), timedelta(0))
+                    row.update(results_time="DNF", results_gun_time="", results_rank="")
+                    rows.append(row)
+                    continue
+                pace_s = min(600.0, max(180.0, self.rng.gauss(330, 60)))
+                chip = timedelta(seconds=round(km * pace_s, 1))
+                gun = chip + timedelta(seconds=self.rng.randint(0, 120))
+                counts["finished"] += 1
+                if km >= 10:
+                    split = self._result_row(entry, 0, chip / 2, gun / 2)
+                    split.update(results_interval_name="Halfway", results_rank="")
+                    rows.append(split)
+                rows.append(self._result_row(entry, 0, chip, gun))
+            finishers = [r for r in rows if r["results_interval_name"] == finish
+                         and r["results_time"] not in ("", "DNF")]
+            finishers.sort(key=lambda r: m.parse_duration(r["results_time"], "results_time")
+                           or timedelta(0))
+            for rank, row in enumerate(finishers, start=1):
+                row["results_rank"] = _s(rank)
+        return counts
+
+    async def sim_finish(self, request: Request) -> Response:
+        """POST /_sim/races/{race_id}/finish: see :meth:`finish`."""
+        race_id = self._id(request, "race_id", self.races)
+        if isinstance(race_id, Response):
+            return race_id
+        return JSONResponse(self.finish(race_id))
 
     # -- HTTP -------------------------------------------------------------------------------
     def _auth(self, request: Request) -> Response | None:
@@ -407,6 +468,15 @@ class ChronoTrackSimulator:
         ]
 
 
+def _distance_km(distance: str) -> float:
+    """``race_course_distance`` ("5 km", "21.0975 km", "10 mi") in km; 10 when unreadable."""
+    found = re.match(r"\s*(\d+(?:\.\d+)?)\s*(km|mi)?", distance or "", re.IGNORECASE)
+    if not found:
+        return 10.0
+    value = float(found.group(1))
+    return value * 1.609344 if (found.group(2) or "").lower() == "mi" else value
+
+
 def _corrupt(chunk: list[Any], index: int) -> None:
     """Realistic bad values, a different one per row so each surfaces its own problem."""
     kind = index % 4
@@ -426,7 +496,18 @@ REAL_SHAPES = True  # make_app() takes real_shapes=True (see providers.demo)
 def make_app(*, simulator: ChronoTrackSimulator | None = None, **kwargs: Any) -> Starlette:
     """The simulator as an ASGI app; its base URL for the adapter is ``<server>/api``."""
     sim = simulator or ChronoTrackSimulator(**kwargs)
-    return simulator_app(sim, [Mount(BASE_PATH, routes=sim.routes())])
+    return simulator_app(sim, [Mount(BASE_PATH, routes=sim.routes()),
+                               Route("/_sim/races/{race_id}/finish", sim.sim_finish,
+                                     methods=["POST"])])
+
+
+def finish_path(ref: str) -> str:
+    """The control route running the race of ``ref`` ("event_id:race_id"; see
+    :meth:`ChronoTrackSimulator.finish`), after the server's address."""
+    _, race_id = m.split_event_ref(ref)
+    if race_id is None:
+        raise ValueError(f"{ref!r} names a whole event: finish runs one race")
+    return f"/_sim/races/{race_id}/finish"
 
 
 def main(argv: list[str] | None = None) -> None:

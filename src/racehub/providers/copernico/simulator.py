@@ -29,12 +29,17 @@ the ``position`` column and status words; error bodies in the ``result`` envelop
 Faults, besides the generic HTTP ones: ``malformed_rows`` (``rows=[i, ...]``) corrupts
 those rows of the next results response. Nothing here pages, so there is no
 ``change_between_pages``.
+
+Control route (the demo's and the browser tests' way to run the race; not Copernico's
+API): ``POST /_sim/races/{raceId}/finish`` (``?event=<eventId>`` for one event) makes the
+athletes pushed to the race that have no result yet cross the line (:meth:`finish`).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -104,6 +109,8 @@ class CopernicoSimulator:
         self.gun_times: dict[tuple[str, str], int] = {}
         self.pushes: list[list[Any]] = []
         self.removals: list[tuple[str, str]] = []
+        # race id -> ids of the registrations added through the push API (racehub's)
+        self.pushed: dict[str, set[str]] = {}
         self._build(races, registrations_per_event, finishers_per_event)
 
     # -- seeded data ----------------------------------------------------------------------
@@ -176,6 +183,59 @@ class CopernicoSimulator:
         race_id = list(self.races)[race_index]
         return m.event_ref(race_id, list(self.races[race_id]["events"])[event_index])
 
+    # -- the race is run (the demo and tests use this) -----------------------------------------
+    def finish(self, race_id: str, event_id: str | None = None) -> dict[str, int]:
+        """The athletes pushed to the race (to ``event_id``; every event of it by default)
+        that have no result yet cross the line, as a timing system records them: most
+        finish in a time that fits the event's distance (a pace of 3 to 10 min/km), about
+        one in twenty does not finish (``dnf``, no time) and about one in twenty-five never
+        starts (``dns``). Positions are then ranked again by finish time over the event's
+        finishers, seeded ones included. Returns the counts of what it added."""
+        counts = {"finished": 0, "dnf": 0, "dns": 0}
+        key = str(m.ASSUMED["finish_time_key"])
+        with self.lock:
+            race = self.races[race_id]
+            events = [event_id] if event_id is not None else list(race["events"])
+            for eid in events:
+                if eid not in race["events"]:
+                    raise KeyError(eid)
+                results = self.results.setdefault((race_id, eid), [])
+                have = {row["id"] for row in results}
+                km = _distance_km(race["events"][eid])
+                for ref in sorted(self.pushed.get(race_id, set())):
+                    row = self.registrations[race_id].get(ref)
+                    if row is None or row.get("eventId") != eid or ref in have:
+                        continue  # removed since, another event's, or finished already
+                    draw = self.rng.random()
+                    if draw < 0.04:
+                        status, ms = "dns", None
+                    elif draw < 0.09:
+                        status, ms = "dnf", None
+                    else:
+                        pace_s = min(600.0, max(180.0, self.rng.gauss(330, 60)))
+                        status, ms = "finished", int(km * pace_s * 1000) + self.rng.randint(0, 999)
+                    counts[status] += 1
+                    result = _pushed_result(row, race["events"][eid], status, ms)
+                    if self.real_shapes and status == "finished":
+                        result["times.official_:::start:::"] = self.rng.randint(-500, 90_000)
+                    results.append(result)
+                finishers = sorted((r for r in results if r.get("status") == "finished"
+                                    and isinstance(r.get(key), int)), key=lambda r: r[key])
+                for place, row in enumerate(finishers, start=1):
+                    row["position"] = place
+        return counts
+
+    async def sim_finish(self, request: Request) -> Response:
+        """POST /_sim/races/{race_id}/finish[?event=<event id>]: see :meth:`finish`."""
+        race_id = request.path_params["race_id"]
+        if race_id not in self.races:
+            return JSONResponse({"error": f"no race {race_id}"}, 404)
+        try:
+            counts = self.finish(race_id, request.query_params.get("event") or None)
+        except KeyError as exc:
+            return JSONResponse({"error": f"race {race_id} has no event {exc.args[0]}"}, 404)
+        return JSONResponse(counts)
+
     # -- HTTP -------------------------------------------------------------------------------
     def _wrong_key(self, request: Request, *, required: bool) -> Response | None:
         sent = request.headers.get(m.API_KEY_HEADER)
@@ -212,6 +272,7 @@ class CopernicoSimulator:
                                    "message": f"Registration {ref} already exists"})
                 else:
                     known[ref] = dict(row)
+                    self.pushed.setdefault(race_id, set()).add(ref)
                     created += 1
         return JSONResponse({"result": {"code": 1, "message": "OK"}, "data": {
             str(m.ASSUMED["push_reply_created"]): created,
@@ -307,7 +368,34 @@ class CopernicoSimulator:
                   methods=["DELETE"]),
             Route(results + "/races/{race}/preset/{owner_preset}/{event}", self.preset_results),
             Route(results + "/" + m.ATHLETE_PATH, self.athlete),
+            Route("/_sim/races/{race_id}/finish", self.sim_finish, methods=["POST"]),
         ]
+
+
+def _distance_km(event_name: str) -> float:
+    """An event's distance from its name ("10K", "Maratón", "Media Maratón"); 10 km when
+    the name does not tell."""
+    name = event_name.lower()
+    if "media" in name or "half" in name:
+        return 21.0975
+    if "marat" in name:
+        return 42.195
+    found = re.search(r"(\d+(?:[.,]\d+)?)\s*k", name)
+    return float(found.group(1).replace(",", ".")) if found else 10.0
+
+
+def _pushed_result(row: dict[str, Any], event_name: str, status: str,
+                   ms: int | None) -> dict[str, Any]:
+    """A preset results row of a registration as racehub pushed it (any field it left out
+    stays out)."""
+    result: dict[str, Any] = {"id": row["id"], "status": status, "position": None,
+                              str(m.ASSUMED["finish_time_key"]): ms}
+    for name in ("dorsal", "name", "surname", "birthdate", "gender", "club"):
+        if row.get(name) not in (None, ""):
+            result[name] = row[name]
+    letter = {"male": "M", "female": "F"}.get(str(row.get("gender")), "X")
+    result["category"] = f"{letter} {event_name}"
+    return result
 
 
 def _corrupt(rows: list[Any], index: int) -> None:
@@ -338,6 +426,20 @@ def demo_settings(server: str) -> dict[str, Any]:
             "preset": DEMO_PRESET,
             "eventIds": [m.event_ref(race_id, event_id) for race_id, race in sim.races.items()
                          for event_id in race["events"]]}
+
+
+def demo_events(sim: CopernicoSimulator) -> list[tuple[str, str]]:
+    """(ref, name) of every race event the simulator serves, as "<race> · <event>": the
+    demo links one to a racehub event, to push its start list and pull its results."""
+    return [(m.event_ref(race_id, event_id), f"{race['name']} · {name}")
+            for race_id, race in sim.races.items() for event_id, name in race["events"].items()]
+
+
+def finish_path(ref: str) -> str:
+    """The control route running the race of ``ref`` (see :meth:`CopernicoSimulator.finish`),
+    after the server's address."""
+    race_id, event_id = m.split_event_ref(ref)
+    return f"/_sim/races/{race_id}/finish?event={event_id}"
 
 
 def main(argv: list[str] | None = None) -> None:
