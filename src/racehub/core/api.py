@@ -27,7 +27,6 @@ from racehub.core.schemas import (
     MemberUpdate,
     MeRead,
     SaneDateTime,
-    TenantRead,
 )
 
 router = APIRouter(prefix="/api", tags=["core"])
@@ -41,13 +40,13 @@ def read_me(
 ) -> MeRead:
     assert principal is not None
     user = principal.user
-    tenant = core_service.get_tenant(db, tenant_id=ctx.tenant_id)
+    tenant = core_service.get_tenant_read(db, tenant_id=ctx.tenant_id)
     memberships = core_service.list_memberships(db, user_id=user.id) if user else []
     return MeRead(
         user_id=user.id if user else None,
         email=user.email if user else None,
         full_name=user.full_name if user else None,
-        tenant=TenantRead.model_validate(tenant),
+        tenant=tenant,
         role=ctx.role.value if ctx.role else "PLATFORM_ADMIN",
         is_platform_admin=ctx.is_platform_admin,
         permissions=sorted(p.value for p in ctx.permissions),

@@ -23,7 +23,7 @@ from racehub.core.models import (
     UserSession,
 )
 from racehub.core.rbac import permissions_for
-from racehub.core.schemas import ApiTokenCreate, MemberCreate
+from racehub.core.schemas import ApiTokenCreate, MemberCreate, TenantRead, construct_trusted
 from racehub.core.security import hash_password, new_token, token_digest, verify_password
 
 TOKEN_PREFIX = "rh_"
@@ -331,11 +331,17 @@ def note_token_use(db: Session, token: ApiToken) -> bool:
     return True
 
 
-def get_tenant(db: Session, *, tenant_id: uuid.UUID) -> Tenant:
-    tenant = db.get(Tenant, tenant_id)
-    if tenant is None:
+# Built once, read as plain columns: ``GET /api/me`` (polled by displays to check their
+# token) needs the tenant's three fields, not an ORM object in the session's identity map
+# (the ORM load cost about twice the Core read).
+_TENANT_READ = select(Tenant.id, Tenant.name, Tenant.slug).where(Tenant.id == bindparam("id"))
+
+
+def get_tenant_read(db: Session, *, tenant_id: uuid.UUID) -> TenantRead:
+    row = db.connection().execute(_TENANT_READ, {"id": tenant_id}).one_or_none()
+    if row is None:
         raise NotFound("tenant not found")
-    return tenant
+    return construct_trusted(TenantRead, row._asdict())
 
 
 # --- tenant members ----------------------------------------------------------------------
