@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
+from pydantic import TypeAdapter
 
 from racehub.core import audit
 from racehub.core import service as core_service
@@ -32,17 +33,22 @@ from racehub.core.schemas import (
 router = APIRouter(prefix="/api", tags=["core"])
 
 
+# Encoded here: FastAPI would validate the returned model again, on a thread-pool hop of
+# its own (the route is a plain ``def``), before encoding the same bytes.
+ME = TypeAdapter(MeRead)
+
+
 @router.get("/me", response_model=MeRead)
 def read_me(
     db: DB,
     principal: CurrentPrincipal,
     ctx: Annotated[TenantContext, Depends(require(Perm.CORE_SELF_READ))],
-) -> MeRead:
+) -> Response:
     assert principal is not None
     user = principal.user
     tenant = core_service.get_tenant_read(db, tenant_id=ctx.tenant_id)
     memberships = core_service.list_memberships(db, user_id=user.id) if user else []
-    return MeRead(
+    me = MeRead(
         user_id=user.id if user else None,
         email=user.email if user else None,
         full_name=user.full_name if user else None,
@@ -52,6 +58,7 @@ def read_me(
         permissions=sorted(p.value for p in ctx.permissions),
         memberships=[MembershipRead.model_validate(m) for m in memberships],
     )
+    return Response(ME.dump_json(me, by_alias=True), media_type="application/json")
 
 
 # --- members -------------------------------------------------------------------------------
