@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import configure_mappers
 
 from racehub.core.crypto import keyring_from_settings
 from racehub.core.csrf import csrf_protect
@@ -110,6 +112,24 @@ def create_app(
                    sync_publications_pages, timing_results_api, timing_pages, ops_api):
         app.include_router(module.router)
     _serve_openapi_once(app, OPENAPI_URL)
+    return app
+
+
+def create_served_app() -> FastAPI:
+    """The app as ``racehub serve`` runs it (uvicorn calls this in each web process): the
+    app, with everything built at start-up moved out of the garbage collector's sight.
+
+    A process serving requests holds ~200k objects from its imports and the app (routes,
+    models, schemas, SQLAlchemy's mappers). Python's full collection walks all of them each
+    time it runs (every few seconds under polling): ~100 ms of CPU each, during which the
+    loop answers nothing, so the requests arriving meanwhile waited that long (the p99 of
+    20 clients polling). Frozen, they are never walked again; what requests allocate is
+    collected as before. These objects live as long as the process, so nothing is leaked.
+    """
+    app = create_app()
+    configure_mappers()  # else the first query builds the ORM's mappers: 17k objects more
+    gc.collect()  # the start-up's garbage goes now, not into the frozen generation
+    gc.freeze()
     return app
 
 

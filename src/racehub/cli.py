@@ -102,7 +102,7 @@ def serve(
     _require_keys()
     if settings.metrics_token is not None:
         _prepare_multiprocess_metrics(settings.data_dir / "metrics")
-    uvicorn.run("racehub.app:create_app", factory=True, host=host or settings.host,
+    uvicorn.run("racehub.app:create_served_app", factory=True, host=host or settings.host,
                 port=port or settings.port,
                 workers=workers or settings.web_concurrency or default_web_processes(),
                 # access_log off: our request line (web/middleware.py) says the same with

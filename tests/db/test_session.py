@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, QueuePool, event, text
 
-from racehub.db.session import closed_by_server, get_engine, libpq_url
+from racehub.db.session import POOL_SIZE, closed_by_server, get_engine, libpq_url
 
 
 @pytest.fixture
@@ -79,3 +79,21 @@ def test_closed_by_server_reads_the_socket_of_a_raw_connection(
         pid = conn.info.backend_pid
         _terminate(admin_url, pid)
         assert closed_by_server(conn) is True
+
+
+def test_the_pool_keeps_every_connection_it_opens_up_to_its_cap(app_engine: Engine) -> None:
+    """Connections opened for overlapping requests stay for the next burst: an "overflow"
+    connection was closed on return, and the next burst forked new backends again."""
+    pool = app_engine.pool
+    assert isinstance(pool, QueuePool)
+    held = [app_engine.connect() for _ in range(POOL_SIZE)]
+    pids = {int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one()) for conn in held}
+    for conn in held:
+        conn.close()
+    assert pool.checkedin() == POOL_SIZE
+
+    held = [app_engine.connect() for _ in range(POOL_SIZE)]
+    again = {int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one()) for conn in held}
+    for conn in held:
+        conn.close()
+    assert again == pids  # the same backends: none was opened anew

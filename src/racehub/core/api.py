@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
+from pydantic import TypeAdapter
 
 from racehub.core import audit
 from racehub.core import service as core_service
@@ -33,10 +34,14 @@ from racehub.core.schemas import (
     MemberUpdate,
     MeRead,
     SaneDateTime,
-    TenantRead,
 )
 
 router = APIRouter(prefix="/api", tags=["core"])
+
+
+# Encoded here: FastAPI would validate the returned model again, on a thread-pool hop of
+# its own (the route is a plain ``def``), before encoding the same bytes.
+ME = TypeAdapter(MeRead)
 
 
 @router.get("/me", response_model=MeRead)
@@ -45,34 +50,37 @@ def read_me(
     principal: CurrentPrincipal,
     ctx: Annotated[TenantContext | None,
                    Depends(require_unless_no_tenant(Perm.CORE_SELF_READ))],
-) -> MeRead:
+) -> Response:
     """Who is calling, in which tenant. A browser session with no tenant chosen yet (a
     platform admin before choosing, a user with no membership) gets ``tenant`` null and a
-    ``message`` saying how to choose one, not a 403."""
+    ``message`` saying how to choose one, not a 403. Encoded once, here (the hot path of a
+    display's poll)."""
     assert principal is not None
     user = principal.user
     memberships = core_service.list_memberships(db, user_id=user.id) if user else []
     if ctx is None:
         assert user is not None
-        return MeRead(
+        alone = MeRead(
             user_id=user.id, email=user.email, full_name=user.full_name, tenant=None,
             role="PLATFORM_ADMIN" if user.is_platform_admin else "NONE",
             is_platform_admin=user.is_platform_admin, permissions=[],
             memberships=[MembershipRead.model_validate(m) for m in memberships],
             message=no_tenant_message(user),
         )
-    tenant = core_service.get_tenant(db, tenant_id=ctx.tenant_id)
-    return MeRead(
+        return Response(ME.dump_json(alone, by_alias=True), media_type="application/json")
+    tenant = core_service.get_tenant_read(db, tenant_id=ctx.tenant_id)
+    me = MeRead(
         user_id=user.id if user else None,
         email=user.email if user else None,
         full_name=user.full_name if user else None,
-        tenant=TenantRead.model_validate(tenant),
+        tenant=tenant,
         role=ctx.role.value if ctx.role else "PLATFORM_ADMIN",
         is_platform_admin=ctx.is_platform_admin,
         permissions=sorted(p.value for p in ctx.permissions),
         memberships=[MembershipRead.model_validate(m) for m in memberships],
         cross_tenant=ctx.cross_tenant,
     )
+    return Response(ME.dump_json(me, by_alias=True), media_type="application/json")
 
 
 # --- members -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from racehub.core import audit
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
 from racehub.core.exceptions import Forbidden, Invalid, NotAuthenticated, TenantNotChosen
-from racehub.core.models import ApiToken, Membership, Role, User, UserSession
+from racehub.core.models import Membership, Role, User, UserSession
 from racehub.core.rbac import Perm, permissions_for
 from racehub.settings import Settings
 
@@ -71,7 +71,7 @@ class Principal:
 
     user: User | None = None
     session: UserSession | None = None
-    token: ApiToken | None = None
+    token: core_service.TokenCaller | None = None
     # A session's membership in its active tenant, looked up with the session (None: not a
     # member, or no active tenant), so that the permission check does no I/O of its own.
     membership: Membership | None = None

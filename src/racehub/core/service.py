@@ -26,7 +26,7 @@ from racehub.core.models import (
 from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_page
 from racehub.core.query import contains_pattern
 from racehub.core.rbac import permissions_for
-from racehub.core.schemas import ApiTokenCreate, MemberCreate
+from racehub.core.schemas import ApiTokenCreate, MemberCreate, TenantRead, construct_trusted
 from racehub.core.security import hash_password, new_token, token_digest, verify_password
 
 TOKEN_PREFIX = "rh_"
@@ -342,36 +342,65 @@ def revoke_api_token(db: Session, ctx: TenantContext, *, token_id: uuid.UUID) ->
 TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 
 
+@dataclass
+class TokenCaller:
+    """An API token as the caller of a request: the columns authentication and the tenant
+    context read. Every API request resolves one, so it is read as plain columns, not
+    loaded as an ORM ``ApiToken`` (identity map, instance state: about half again the
+    cost of the lookup itself)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    role: Role
+    prefix: str
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
 # Built once: every API request runs it, and a statement built per call is composed and
 # its cache key computed again each time (a prebuilt one memoizes its key).
-_TOKEN_BY_DIGEST = select(ApiToken).where(ApiToken.token_hash == bindparam("digest"))
+_TOKEN_BY_DIGEST = select(
+    ApiToken.id, ApiToken.tenant_id, ApiToken.role, ApiToken.prefix, ApiToken.expires_at,
+    ApiToken.last_used_at, ApiToken.revoked_at,
+).where(ApiToken.token_hash == bindparam("digest"))
 
 
-def resolve_api_token(db: Session, *, secret: str) -> ApiToken | None:
+def resolve_api_token(db: Session, *, secret: str) -> TokenCaller | None:
     """The live token with this secret (one indexed lookup, no write)."""
-    token = db.scalar(_TOKEN_BY_DIGEST, {"digest": token_digest(secret)})
-    if token is None or token.revoked_at is not None:
+    row = db.connection().execute(_TOKEN_BY_DIGEST, {"digest": token_digest(secret)}).first()
+    if row is None:
+        return None
+    token = TokenCaller(*row)
+    if token.revoked_at is not None:
         return None
     if token.expires_at is not None and token.expires_at <= _now():
         return None
     return token
 
 
-def note_token_use(db: Session, token: ApiToken) -> bool:
+def note_token_use(db: Session, token: TokenCaller) -> bool:
     """Record that ``token`` was used, at most once a minute; True when it wrote (the
     caller commits that write at once: see core.deps.authenticate)."""
     now = _now()
     if token.last_used_at is not None and now - token.last_used_at <= TOKEN_USE_RESOLUTION:
         return False
     db.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+    token.last_used_at = now
     return True
 
 
-def get_tenant(db: Session, *, tenant_id: uuid.UUID) -> Tenant:
-    tenant = db.get(Tenant, tenant_id)
-    if tenant is None:
+# Built once, read as plain columns: ``GET /api/me`` (polled by displays to check their
+# token) needs the tenant's three fields, not an ORM object in the session's identity map
+# (the ORM load cost about twice the Core read).
+_TENANT_READ = select(Tenant.id, Tenant.name, Tenant.slug).where(Tenant.id == bindparam("id"))
+
+
+def get_tenant_read(db: Session, *, tenant_id: uuid.UUID) -> TenantRead:
+    row = db.connection().execute(_TENANT_READ, {"id": tenant_id}).one_or_none()
+    if row is None:
         raise NotFound("tenant not found")
-    return tenant
+    return construct_trusted(TenantRead, row._asdict())
 
 
 # --- tenant members ----------------------------------------------------------------------

@@ -639,12 +639,14 @@ def list_participants(
     """
     check_limit(limit)
     flt = flt or ParticipantFilter()
-    base = participants_query(ctx, event_id, flt)
+    # The first page without a search (what a display polls) runs a statement built once
+    # per shape; composing this query anyway (for nothing, unless counting) cost ~7% of it.
+    first_page = cursor is None and not (flt.q and flt.q.strip())
+    base = None if first_page and not with_total else participants_query(ctx, event_id, flt)
     total = (db.scalar(base.with_only_columns(func.count()).order_by(None)) or 0
-             if with_total else None)
-    if cursor is None and not (flt.q and flt.q.strip()):
-        # The first page without a search (what a display polls): its statement is built
-        # once per shape, the values bound at execution.
+             if base is not None and with_total else None)
+    if first_page:
+        # The values are bound at execution.
         stmt = _first_page_statement(sort, descending, flt.status is not None,
                                      flt.category_id is not None, limit)
         params: dict[str, Any] = {"tenant_id": ctx.tenant_id, "event_id": event_id}
@@ -654,6 +656,7 @@ def list_participants(
             params["category_id"] = flt.category_id
         rows = db.execute(stmt, params).all()
     else:
+        assert base is not None
         rows = db.execute(_page_statement(base, ctx.tenant_id, sort, descending, cursor,
                                           limit)).all()
     if not rows:

@@ -44,7 +44,7 @@ def top_bar(request: Request, db: Session, ctx: TenantContext) -> dict[str, Any]
     memberships = core_service.list_memberships(db, user_id=user.id) if user else []
     current = next((m.tenant for m in memberships if m.tenant_id == ctx.tenant_id), None)
     if current is None and ctx.cross_tenant:
-        current = core_service.get_tenant(db, tenant_id=ctx.tenant_id)
+        current = core_service.get_tenant_read(db, tenant_id=ctx.tenant_id)
     return {
         "email": user.email if user else (principal.label if principal else ""),
         "role": ctx.role.value if ctx.role else "PLATFORM_ADMIN",
