@@ -42,9 +42,10 @@ def link(db: Session, conn: ProviderConnection, event: Event | None, ref: str | 
 
 
 def run(db: Session, event_link: EventLink, status: SyncStatus, *, ago: timedelta,
-        sync_type: str = "participants", **fields: Any) -> SyncRun:
-    """A run requested ``ago`` before NOW; a finished one ended a minute later."""
-    created = NOW - ago
+        sync_type: str = "participants", now: datetime = NOW, **fields: Any) -> SyncRun:
+    """A run requested ``ago`` before ``now``; a finished one ended a minute later. (The
+    API reads the clock itself: its tests pass the real time, and windows of hours.)"""
+    created = now - ago
     finished = (created + timedelta(minutes=1)
                 if status in (SyncStatus.SUCCEEDED, SyncStatus.FAILED, SyncStatus.CANCELLED,
                               SyncStatus.DISCARDED) else None)
