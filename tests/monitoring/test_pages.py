@@ -42,7 +42,7 @@ def test_the_monitoring_page_shows_each_connection_and_the_runs_per_hour(
 
     assert page.status_code == 200, page.text
     assert 'href="/monitoring"' in page.text  # the menu entry
-    row = re.search(r'<tr data-connection-id="%s">(.*?)</tr>' % conn.id, page.text, re.S)
+    row = re.search(rf'<tr data-connection-id="{conn.id}">(.*?)</tr>', page.text, re.S)
     assert row is not None
     assert f'href="/monitoring/connections/{conn.id}"' in row.group(1)
     assert "50.0%" in row.group(1)
@@ -72,7 +72,7 @@ def test_the_connection_drill_down_lists_its_links_and_404s_another_tenants(
     page = browser.get(f"/monitoring/connections/{conn.id}")
 
     assert page.status_code == 200, page.text
-    row = re.search(r'<tr data-link-id="%s">(.*?)</tr>' % feed.id, page.text, re.S)
+    row = re.search(rf'<tr data-link-id="{feed.id}">(.*?)</tr>', page.text, re.S)
     assert row is not None
     assert "Harbour Half (RSU)" in row.group(1) and f"/events/{event.id}/sync" in row.group(1)
     assert "status-running" in row.group(1)
