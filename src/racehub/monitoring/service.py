@@ -28,6 +28,7 @@ from racehub.core.pagination import SortKey, apply_keyset, check_limit, split_pa
 from racehub.core.query import any_of, scoped
 from racehub.db.adapters import as_read
 from racehub.events.models import Event, EventParticipant, ParticipantStatus
+from racehub.monitoring import unified
 from racehub.monitoring.schemas import (
     ConnectionSummary,
     EventDrift,
@@ -388,11 +389,7 @@ def event_drift(db: Session, ctx: TenantContext, *, cursor: str | None = None,
         .group_by(EventLink.id, ProviderConnection.name)
         .order_by(EventLink.provider, ProviderConnection.name, EventLink.provider_event_ref)
     ).all()
-    totals = dict(db.execute(
-        select(EventParticipant.event_id, func.count())
-        .where(EventParticipant.tenant_id == ctx.tenant_id,
-               any_of(EventParticipant.event_id, ids), active_ep)
-        .group_by(EventParticipant.event_id)).all())
+    totals = unified.active_entries(db, event_ids=ids)  # ids of the tenant-scoped page
     links: dict[uuid.UUID, list[LinkDrift]] = defaultdict(list)
     for link_id, event_id, provider, connection_id, name, ref, theirs, ours in link_rows:
         links[event_id].append(LinkDrift(
