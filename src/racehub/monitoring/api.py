@@ -16,7 +16,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import TypeAdapter
 
 from racehub.core.context import TenantContext
 from racehub.core.deps import DB, require
@@ -39,6 +40,9 @@ ReadParticipants = Annotated[TenantContext, Depends(require(Perm.EVENTS_PARTICIP
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
+UNIFIED_PAGE = TypeAdapter(UnifiedEventsPage)
+
+
 # Mounted before the events router: "/api/events/{event_id}" would otherwise read
 # "unified" as an event id (a 422).
 @router.get("/events/unified", response_model=UnifiedEventsPage)
@@ -56,7 +60,7 @@ def unified_events(
     status: EventStatus | None = None,
     cursor: str | None = None,
     limit: Limit = 50,
-) -> UnifiedEventsPage:
+) -> Response:
     """The tenant's events, newest start first, each with the provider events feeding it
     (provider, connection, provider event id, its registrations, its last successful
     sync), its timing links and racehub's participant count."""
@@ -64,8 +68,12 @@ def unified_events(
         db, ctx, flt=unified.UnifiedFilter(start_from=start_from, start_to=start_to,
                                            provider=provider, status=status),
         cursor=cursor, limit=limit)
-    return UnifiedEventsPage(items=items, next_cursor=next_cursor,
-                             connections=unified.list_connections(db, ctx))
+    page = UnifiedEventsPage.model_construct(items=items, next_cursor=next_cursor, total=None,
+                                             connections=unified.list_connections(db, ctx))
+    # Encoded once, as the participants page is: FastAPI would validate the returned page
+    # again (every link of every event) before encoding it.
+    return Response(UNIFIED_PAGE.dump_json(page, by_alias=True),
+                    media_type="application/json")
 
 
 @router.get("/monitoring/sync-summary", response_model=SyncSummaryRead)
