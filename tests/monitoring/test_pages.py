@@ -19,8 +19,9 @@ H = timedelta(hours=1)
 
 
 def _browser(client: TestClient, db: Session, tenant: Tenant,
-             role: Role = Role.VIEWER, **kw: bool) -> TestClient:
-    start_browser_session(db, client, make_user(db, tenant, role, **kw))
+             role: Role = Role.VIEWER, *, platform_admin: bool = False) -> TestClient:
+    start_browser_session(db, client, make_user(db, tenant, role,
+                                                platform_admin=platform_admin))
     return client
 
 

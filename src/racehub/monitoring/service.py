@@ -390,7 +390,7 @@ def event_drift(db: Session, ctx: TenantContext, *, cursor: str | None = None,
         .order_by(EventLink.provider, ProviderConnection.name, EventLink.provider_event_ref)
     ).all()
     totals = unified.active_entries(db, event_ids=ids)  # ids of the tenant-scoped page
-    links: dict[uuid.UUID, list[LinkDrift]] = defaultdict(list)
+    links: dict[uuid.UUID | None, list[LinkDrift]] = defaultdict(list)
     for link_id, event_id, provider, connection_id, name, ref, theirs, ours in link_rows:
         links[event_id].append(LinkDrift(
             link_id=link_id, provider=provider, connection_id=connection_id,

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, any_, bindparam, exists, func, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -78,10 +78,9 @@ def list_unified_events(
                                          EventLink.provider == provider))
     key = SortKey(columns=[as_read(Event.start_at), Event.id], descending=True)
     # Plain rows, not ORM objects: the page needs six columns of each event.
-    rows = db.execute(apply_keyset(
-        stmt.with_only_columns(Event.id, Event.name, Event.start_at, Event.timezone,
-                               Event.location, Event.status),
-        key, cursor, limit)).all()
+    columns = cast(Select[Any], stmt.with_only_columns(
+        Event.id, Event.name, Event.start_at, Event.timezone, Event.location, Event.status))
+    rows = db.execute(apply_keyset(columns, key, cursor, limit)).all()
     events, next_cursor = split_page(rows, limit, lambda e: [e.start_at.isoformat(), e.id])
     ids = [e.id for e in events]
     links = links_of_events(db, ctx, event_ids=ids)
@@ -160,7 +159,7 @@ def _links_statement() -> Select[Any]:
         .order_by(SyncRun.created_at.desc()).limit(1)
         .lateral("last_ok"))
     event_ids: Any = bindparam("event_ids", type_=ARRAY(EventLink.event_id.type))
-    return (
+    statement = (
         select(EventLink.id, EventLink.event_id, EventLink.provider, EventLink.connection_id,
                ProviderConnection.name, ProviderConnection.direction,
                EventLink.provider_event_ref, EventLink.provider_event_name,
@@ -178,6 +177,7 @@ def _links_statement() -> Select[Any]:
                EventLink.event_id == any_(event_ids))
         .order_by(EventLink.event_id, EventLink.provider, ProviderConnection.name,
                   EventLink.provider_event_ref))
+    return cast(Select[Any], statement)
 
 
 def active_entries(db: Session, *, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:

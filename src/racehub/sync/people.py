@@ -87,6 +87,7 @@ def sources_of(db: Session, ctx: TenantContext, *,
                   SyncedRecord.id)).all()
     out: dict[uuid.UUID, list[ParticipantSourceBrief]] = {}
     for participant_id, *values in rows:
+        assert participant_id is not None  # asked for by id
         out.setdefault(participant_id, []).append(construct_trusted(
             ParticipantSourceBrief, dict(zip(_SOURCE_FIELDS, values, strict=True))))
     return out
