@@ -87,6 +87,8 @@ def create_app(
     from racehub.inventory import pages as inventory_pages
     from racehub.jobs import api as jobs_api
     from racehub.jobs import pages as jobs_pages
+    from racehub.monitoring import api as monitoring_api
+    from racehub.monitoring import pages as monitoring_pages
     from racehub.ops import api as ops_api
     from racehub.sync import api as sync_api
     from racehub.sync import discovery_api as sync_discovery_api
@@ -104,12 +106,15 @@ def create_app(
     from racehub.timing import pages as timing_pages
     from racehub.timing import results_api as timing_results_api
 
-    for module in (core_api, events_api, imports_api, inventory_api, jobs_api, timing_api,
+    # monitoring_api before events_api: its /api/events/unified precedes /api/events/{id}.
+    for module in (core_api, monitoring_api, events_api, imports_api, inventory_api, jobs_api,
+                   timing_api,
                    core_pages, events_pages, imports_pages, inventory_pages, jobs_pages,
                    exports_api, exports_pages, sync_api, sync_links_api, sync_records_api,
                    sync_runs_api, sync_discovery_api, sync_pages, sync_links_pages,
                    sync_runs_pages, sync_push_api, sync_push_pages, sync_publications_api,
-                   sync_publications_pages, timing_results_api, timing_pages, ops_api):
+                   sync_publications_pages, timing_results_api, timing_pages, monitoring_pages,
+                   ops_api):
         app.include_router(module.router)
     _serve_openapi_once(app, OPENAPI_URL)
     return app

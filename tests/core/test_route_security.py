@@ -298,6 +298,13 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/events/{event_id}/publications/{version}/approve"):
         Case(Perm.SYNC_RESULTS_PUBLISH, 202, json={}),
     ("GET", "/api/sync/status/{connection_id}"): Case(Perm.SYNC_RUN_READ, 200),
+    # Unified views and sync monitoring (README "Monitoring"): events are any role's; the
+    # sync figures sum the run history every role reads; tracking counts, no personal data.
+    ("GET", "/api/events/unified"): Case(Perm.EVENTS_EVENT_READ, 200),
+    ("GET", "/api/monitoring/sync-summary"): Case(Perm.SYNC_RUN_READ, 200),
+    ("GET", "/api/monitoring/runs-per-hour"):
+        Case(Perm.SYNC_RUN_READ, 200, params={"connectionId": "{connection_id}"}),
+    ("GET", "/api/monitoring/participant-tracking"): Case(Perm.EVENTS_PARTICIPANT_READ, 200),
     ("GET", "/api/sync/runs"): Case(Perm.SYNC_RUN_READ, 200),
     ("GET", "/api/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),
     # Between the read and the apply: everyone reads a waiting run's preview; applying,
@@ -452,6 +459,8 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     ("GET", "/connections/{connection_id}/sync"): Case(Perm.SYNC_RUN_READ, 200),
     ("POST", "/connections/{connection_id}/sync"): Case(Perm.SYNC_RUN_START, 303, form={}),
     ("GET", "/sync/runs/{sync_run_id}"): Case(Perm.SYNC_RUN_READ, 200),
+    ("GET", "/monitoring"): Case(Perm.SYNC_RUN_READ, 200),
+    ("GET", "/monitoring/connections/{connection_id}"): Case(Perm.SYNC_RUN_READ, 200),
     ("POST", "/sync/runs/{sync_run_id}/apply"): Case(
         Perm.SYNC_RUN_START, 303, form={"all": "1"}, ids={"sync_run_id": "held_run_id"}),
     ("POST", "/sync/runs/{sync_run_id}/discard"):
@@ -1311,6 +1320,7 @@ FOREIGN_ID_CASES = [
               {"params": {"connectionId": "{connection_id}"}}, refused=200),
     ForeignId(("GET", "/api/sync/runs"), "event_id",
               {"params": {"eventId": "{event_id}"}}, refused=200),
+    ForeignId(("GET", "/api/monitoring/runs-per-hour"), "connection_id"),
     ForeignId(("GET", "/api/audit"), "token_id",  # the token.create entry of A's token
               {"params": {"targetId": "{token_id}"}}, refused=200),
 ]

@@ -12,6 +12,7 @@ from racehub.core.context import TenantContext
 from racehub.core.deps import DB, require
 from racehub.core.pagination import Page
 from racehub.core.rbac import Perm
+from racehub.core.schemas import construct_trusted
 from racehub.events import service
 from racehub.events.models import EventStatus, ParticipantStatus
 from racehub.events.schemas import (
@@ -25,12 +26,14 @@ from racehub.events.schemas import (
     EventUpdate,
     ParticipantCreate,
     ParticipantCreated,
+    ParticipantListItem,
     ParticipantRead,
     ParticipantUpdate,
     ParticipantUpdated,
 )
 from racehub.events.service import ParticipantFilter, ParticipantSort
 from racehub.jobs.schemas import JobRunRead
+from racehub.sync import people as sync_people
 
 router = APIRouter(prefix="/api", tags=["events"])
 
@@ -156,10 +159,10 @@ def assign_bibs(
 
 # The participants page as JSON, encoded in one pass: displays poll it, and FastAPI would
 # validate the returned page again (on a thread of its own) before encoding it.
-PARTICIPANT_PAGE = TypeAdapter(Page[ParticipantRead])
+PARTICIPANT_PAGE = TypeAdapter(Page[ParticipantListItem])
 
 
-@router.get("/events/{event_id}/participants", response_model=Page[ParticipantRead])
+@router.get("/events/{event_id}/participants", response_model=Page[ParticipantListItem])
 def list_participants(
     event_id: uuid.UUID,
     db: DB,
@@ -181,8 +184,14 @@ def list_participants(
         flt=ParticipantFilter(q=q, status=status, category_id=category_id),
         sort=sort, descending=desc, cursor=cursor, limit=limit, with_total=count,
     )
-    page = Page[ParticipantRead].model_construct(items=rows, next_cursor=next_cursor,
-                                                 total=total)
+    # Each entry's provider registrations (where a runner came from): one query for the
+    # page, not one per entry.
+    sources = sync_people.sources_of(db, ctx, participant_ids=[row.id for row in rows])
+    items = [construct_trusted(ParticipantListItem,
+                               {**row.__dict__, "sources": sources.get(row.id, [])})
+             for row in rows]
+    page = Page[ParticipantListItem].model_construct(items=items, next_cursor=next_cursor,
+                                                     total=total)
     return Response(PARTICIPANT_PAGE.dump_json(page, by_alias=True),
                     media_type="application/json")
 

@@ -262,6 +262,26 @@ class ParticipantRead(APIModel):
     updated_at: datetime
 
 
+class ParticipantSourceBrief(APIModel):
+    """A provider registration behind an entry, as a list shows it (the full record, with
+    why its person was chosen: GET .../participants/{id}/sources)."""
+
+    provider: str
+    registration_id: str = Field(description="The provider's registration id (or, marked "
+                                             "by refIsFallback, its next stable key)")
+    ref_is_fallback: bool
+    connection_id: uuid.UUID | None
+    last_synced_at: datetime
+    withdrawn_at: datetime | None = Field(description="When the provider withdrew it")
+
+
+class ParticipantListItem(ParticipantRead):
+    sources: list[ParticipantSourceBrief] = Field(
+        default_factory=list,
+        description="The provider registrations it came from, newest sync first (empty: "
+                    "entered in racehub)")
+
+
 class ParticipantCreated(ParticipantRead):
     person_match: str | None = Field(
         default=None, description="How the person was chosen: new, email_birth_date, "

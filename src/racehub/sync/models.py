@@ -184,6 +184,9 @@ class SyncedRecord(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
         UniqueConstraint("tenant_id", "provider", "source_ref",
                          name="uq_synced_records_tenant_id_provider_source_ref"),
         Index("ix_synced_records_link_id", "link_id"),
+        # Registrations not withdrawn per link, counted from the index alone (monitoring).
+        Index("ix_synced_records_link_id_active", "link_id",
+              postgresql_where=text("withdrawn_at IS NULL")),
         Index("ix_synced_records_participant_id", "participant_id"),
         # The retention purge walks payloads by age.
         Index("ix_synced_records_payload_synced_at", "payload_synced_at",

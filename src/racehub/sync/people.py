@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 
 from racehub.core import audit
 from racehub.core.context import TenantContext
-from racehub.core.query import scoped
+from racehub.core.query import any_of, scoped
 from racehub.core.rbac import Perm
+from racehub.core.schemas import construct_trusted
 from racehub.events import service as events_service
 from racehub.events.exceptions import ParticipantNotFound
 from racehub.events.models import EventParticipant
+from racehub.events.schemas import ParticipantSourceBrief
 from racehub.sync.exceptions import NothingToSplit
 from racehub.sync.models import SyncedRecord
 
@@ -67,6 +69,32 @@ def list_sources(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
     return [Source(record=r, payload_visible=visible,
                    person_match_reason=PERSON_MATCH_REASONS.get(r.person_match or ""))
             for r in records]
+
+
+def sources_of(db: Session, ctx: TenantContext, *,
+               participant_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[ParticipantSourceBrief]]:
+    """The registrations behind each of the participants (a list's page), newest sync
+    first: one query over the records' participant index, whatever the page's size."""
+    if not participant_ids:
+        return {}
+    rows = db.execute(
+        select(SyncedRecord.participant_id, SyncedRecord.provider, SyncedRecord.source_ref,
+               SyncedRecord.ref_is_fallback, SyncedRecord.connection_id,
+               SyncedRecord.last_synced_at, SyncedRecord.withdrawn_at)
+        .where(SyncedRecord.tenant_id == ctx.tenant_id,
+               any_of(SyncedRecord.participant_id, participant_ids))
+        .order_by(SyncedRecord.participant_id, SyncedRecord.last_synced_at.desc(),
+                  SyncedRecord.id)).all()
+    out: dict[uuid.UUID, list[ParticipantSourceBrief]] = {}
+    for participant_id, *values in rows:
+        assert participant_id is not None  # asked for by id
+        out.setdefault(participant_id, []).append(construct_trusted(
+            ParticipantSourceBrief, dict(zip(_SOURCE_FIELDS, values, strict=True))))
+    return out
+
+
+_SOURCE_FIELDS = ("provider", "registration_id", "ref_is_fallback", "connection_id",
+                  "last_synced_at", "withdrawn_at")
 
 
 def split_person(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,

@@ -42,14 +42,14 @@ def top_bar(request: Request, db: Session, ctx: TenantContext) -> dict[str, Any]
     principal = getattr(request.state, "principal", None)
     user = principal.user if principal else None
     memberships = core_service.list_memberships(db, user_id=user.id) if user else []
-    current = next((m.tenant for m in memberships if m.tenant_id == ctx.tenant_id), None)
+    current = next((m.tenant.name for m in memberships if m.tenant_id == ctx.tenant_id), None)
     if current is None and ctx.cross_tenant:
-        current = core_service.get_tenant_read(db, tenant_id=ctx.tenant_id)
+        current = core_service.get_tenant_read(db, tenant_id=ctx.tenant_id).name
     return {
         "email": user.email if user else (principal.label if principal else ""),
         "role": ctx.role.value if ctx.role else "PLATFORM_ADMIN",
         "tenant_id": ctx.tenant_id,
-        "tenant_name": current.name if current else "",
+        "tenant_name": current or "",
         "memberships": memberships,
         "is_platform_admin": bool(user and user.is_platform_admin),
         # A platform admin in a tenant they are no member of: every page says so.
