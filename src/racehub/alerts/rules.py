@@ -73,13 +73,18 @@ class Rule:
         return next(p for p in self.params if p.name == name)
 
 
-def _param(rule: str, name: str, default: float) -> str:
-    """SQL for a tenant's value of a parameter (``s`` is the tenant's alert_settings)."""
-    return f"COALESCE((s.rules #>> '{{{rule},{name}}}')::float8, {float(default)!r})"
+# Each query joins, after the tenant's ``alert_settings s``, its settings of the rule:
+# ``cfg.enabled`` and ``cfg.value`` (the rule's one parameter, else its default), read
+# from ``s.rules`` along the JSON paths bound by ``_binds``.
 
 
-def _enabled(rule: str) -> str:
-    return f"COALESCE((s.rules #>> '{{{rule},enabled}}')::boolean, true)"
+def _binds(rule: str) -> dict[str, Any]:
+    """The bound values of ``cfg`` for ``rule``: the JSON paths of its ``enabled`` flag and
+    of its parameter in the tenant's ``alert_settings.rules``, and the default."""
+    params = RULES[rule].params
+    return {"enabled_path": [rule, "enabled"],
+            "value_path": [rule, params[0].name if params else "-"],
+            "value_default": float(params[0].default) if params else 0.0}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -100,8 +105,7 @@ def find_sync_failures(db: Session, now: datetime, settings: Settings,
     """Per connection: runs that failed for good in the last hour, plus runs waiting for a
     retry (their last attempt failed, at most a backoff ago). Along the partial index of
     failing runs (``ix_sync_runs_failing``)."""
-    threshold = _param(SYNC_FAILURES, "threshold", 3)
-    rows = db.execute(text(f"""
+    rows = db.execute(text("""
         WITH failing AS (
             SELECT r.tenant_id, r.connection_id, count(*) AS failures,
                    count(*) FILTER (WHERE r.status = 'retrying') AS retrying,
@@ -114,12 +118,18 @@ def find_sync_failures(db: Session, now: datetime, settings: Settings,
                AND (r.finished_at IS NULL OR r.finished_at > :since)
                AND (r.status = 'retrying' OR r.finished_at <= :now)
              GROUP BY r.tenant_id, r.connection_id)
-        SELECT f.*, c.name, c.provider, {threshold} AS threshold
+        SELECT f.*, c.name, c.provider, cfg.value AS threshold
           FROM failing f
           JOIN provider_connections c ON c.id = f.connection_id
           LEFT JOIN alert_settings s ON s.tenant_id = f.tenant_id
-         WHERE {_enabled(SYNC_FAILURES)} AND f.failures >= {threshold}
-    """), {"since": now - timedelta(hours=1), "now": now}).mappings().all()
+         CROSS JOIN LATERAL (
+               SELECT COALESCE((s.rules #>> CAST(:enabled_path AS text[]))::boolean, true)
+                          AS enabled,
+                      COALESCE((s.rules #>> CAST(:value_path AS text[]))::float8,
+                               CAST(:value_default AS float8)) AS value) cfg
+         WHERE cfg.enabled AND f.failures >= cfg.value
+    """), {"since": now - timedelta(hours=1), "now": now,
+           **_binds(SYNC_FAILURES)}).mappings().all()
     return [Finding(
         rule=SYNC_FAILURES, tenant_id=row["tenant_id"], subject_type="connection",
         subject_id=str(row["connection_id"]), subject_label=row["name"],
@@ -142,22 +152,26 @@ def find_stale_links(db: Session, now: datetime, settings: Settings,
     """Registration links synced automatically with no success within ``factor`` times
     their planned cadence (the interval the schedule planned, stretched or not), counted
     from the last success, else from when they were linked."""
-    factor = _param(STALE_LINK, "factor", 2)
-    rows = db.execute(text(f"""
+    rows = db.execute(text("""
         SELECT l.id, l.tenant_id, l.connection_id, l.event_id, l.provider_event_ref,
                l.provider_event_name, l.last_success_at, l.linked_at, c.name,
                (l.schedule_plan ->> 'planned_interval_minutes')::float8 AS interval_minutes,
-               {factor} AS factor
+               cfg.value AS factor
           FROM event_links l
           JOIN provider_connections c ON c.id = l.connection_id
                AND c.direction = 'registration'
           LEFT JOIN alert_settings s ON s.tenant_id = l.tenant_id
+         CROSS JOIN LATERAL (
+               SELECT COALESCE((s.rules #>> CAST(:enabled_path AS text[]))::boolean, true)
+                          AS enabled,
+                      COALESCE((s.rules #>> CAST(:value_path AS text[]))::float8,
+                               CAST(:value_default AS float8)) AS value) cfg
          WHERE l.auto_sync AND l.event_id IS NOT NULL AND l.schedule_plan IS NOT NULL
-           AND {_enabled(STALE_LINK)}
+           AND cfg.enabled
            AND COALESCE(l.last_success_at, l.linked_at, l.created_at)
-               < :now - make_interval(secs => {factor} * 60
+               < :now - make_interval(secs => cfg.value * 60
                    * (l.schedule_plan ->> 'planned_interval_minutes')::float8)
-    """), {"now": now}).mappings().all()
+    """), {"now": now, **_binds(STALE_LINK)}).mappings().all()
     found = []
     for row in rows:
         name = row["provider_event_name"] or row["provider_event_ref"]
@@ -188,13 +202,18 @@ def find_permanent_failures(db: Session, now: datetime, settings: Settings,
     """Each linked link and sync type whose newest finished run failed for good (retries
     exhausted, or an error no retry fixes). Open until a later run of that type succeeds.
     One lookup per link and type along ``ix_sync_runs_link_id_sync_type_finished_at``."""
-    rows = db.execute(text(f"""
+    rows = db.execute(text("""
         SELECT l.id AS link_id, l.tenant_id, l.event_id, l.provider_event_ref,
                l.provider_event_name, c.name, r.id AS run_id, r.sync_type, r.error,
                r.attempts, r.retryable, r.finished_at
           FROM event_links l
           JOIN provider_connections c ON c.id = l.connection_id
           LEFT JOIN alert_settings s ON s.tenant_id = l.tenant_id
+         CROSS JOIN LATERAL (
+               SELECT COALESCE((s.rules #>> CAST(:enabled_path AS text[]))::boolean, true)
+                          AS enabled,
+                      COALESCE((s.rules #>> CAST(:value_path AS text[]))::float8,
+                               CAST(:value_default AS float8)) AS value) cfg
          CROSS JOIN unnest(CAST(:types AS text[])) AS t(sync_type)
          CROSS JOIN LATERAL (
                SELECT r.id, r.sync_type, r.status, r.error, r.attempts, r.retryable,
@@ -205,8 +224,8 @@ def find_permanent_failures(db: Session, now: datetime, settings: Settings,
                 ORDER BY r.finished_at DESC NULLS LAST
                 LIMIT 1) r
          WHERE l.event_id IS NOT NULL AND r.status = 'failed'
-           AND {_enabled(PERMANENT_FAILURE)}
-    """), {"types": list(SYNC_TYPES)}).mappings().all()
+           AND cfg.enabled
+    """), {"types": list(SYNC_TYPES), **_binds(PERMANENT_FAILURE)}).mappings().all()
     found = []
     for row in rows:
         name = row["provider_event_name"] or row["provider_event_ref"]
@@ -234,12 +253,18 @@ CREDENTIALS_REFUSED = "credentials_refused"
 
 def find_credentials_refused(db: Session, now: datetime, settings: Settings,
                              keyring: Keyring) -> list[Finding]:
-    rows = db.execute(text(f"""
+    rows = db.execute(text("""
         SELECT c.id, c.tenant_id, c.name, c.provider, c.last_checked_at, c.last_check_message
           FROM provider_connections c
           LEFT JOIN alert_settings s ON s.tenant_id = c.tenant_id
-         WHERE c.status = 'FAILED' AND {_enabled(CREDENTIALS_REFUSED)}
-    """)).mappings().all()
+         CROSS JOIN LATERAL (
+               SELECT COALESCE((s.rules #>> CAST(:enabled_path AS text[]))::boolean, true)
+                          AS enabled,
+                      COALESCE((s.rules #>> CAST(:value_path AS text[]))::float8,
+                               CAST(:value_default AS float8)) AS value) cfg
+         WHERE c.status = 'FAILED'
+           AND cfg.enabled
+    """), _binds(CREDENTIALS_REFUSED)).mappings().all()
     return [Finding(
         rule=CREDENTIALS_REFUSED, tenant_id=row["tenant_id"], subject_type="connection",
         subject_id=str(row["id"]), subject_label=row["name"],
@@ -262,8 +287,7 @@ def find_budget_exhausted(db: Session, now: datetime, settings: Settings,
     the schedule's share of its budget (their plans are stretched, ``sync/schedule.py``), or
     the provider told racehub to wait (its bucket's hold-off, ``provider_rate_limits``).
     Fires once that has held for the tenant's ``minutes``."""
-    minutes = _param(BUDGET_EXHAUSTED, "minutes", 30)
-    rows = db.execute(text(f"""
+    rows = db.execute(text("""
         WITH stretched AS (
             SELECT l.connection_id, count(*) AS links,
                    max((l.schedule_plan ->> 'stretch')::float8) AS stretch,
@@ -273,14 +297,19 @@ def find_budget_exhausted(db: Session, now: datetime, settings: Settings,
                AND (l.schedule_plan ->> 'stretched')::boolean
              GROUP BY l.connection_id)
         SELECT c.id, c.tenant_id, c.name, c.provider, st.links, st.stretch, st.reason,
-               rl.blocked_until, {minutes} AS minutes
+               rl.blocked_until, cfg.value AS minutes
           FROM provider_connections c
           LEFT JOIN stretched st ON st.connection_id = c.id
           LEFT JOIN provider_rate_limits rl ON rl.key = c.id::text
           LEFT JOIN alert_settings s ON s.tenant_id = c.tenant_id
+         CROSS JOIN LATERAL (
+               SELECT COALESCE((s.rules #>> CAST(:enabled_path AS text[]))::boolean, true)
+                          AS enabled,
+                      COALESCE((s.rules #>> CAST(:value_path AS text[]))::float8,
+                               CAST(:value_default AS float8)) AS value) cfg
          WHERE (st.links IS NOT NULL OR rl.blocked_until > :now)
-           AND {_enabled(BUDGET_EXHAUSTED)}
-    """), {"now": now}).mappings().all()
+           AND cfg.enabled
+    """), {"now": now, **_binds(BUDGET_EXHAUSTED)}).mappings().all()
     found = []
     for row in rows:
         parts = []
@@ -315,29 +344,35 @@ def find_results_stale(db: Session, now: datetime, settings: Settings,
     results were not pulled successfully within ``factor`` times the results cadence (the
     link's planned interval, else RACEHUB_SYNC_RESULTS_PULL_INTERVAL_MINUTES), counted from
     the last successful pull, else from the start."""
-    factor = _param(RESULTS_STALE, "factor", 2)
-    rows = db.execute(text(f"""
+    rows = db.execute(text("""
         SELECT l.id, l.tenant_id, l.event_id, l.provider_event_ref, l.provider_event_name,
                c.name, e.name AS event_name, e.start_at, pulled.at AS pulled_at,
                COALESCE((l.schedule_plan ->> 'planned_interval_minutes')::float8,
-                        :cadence) AS interval_minutes, {factor} AS factor
+                        :cadence) AS interval_minutes, cfg.value AS factor
           FROM event_links l
           JOIN provider_connections c ON c.id = l.connection_id AND c.direction = 'scoring'
           JOIN events e ON e.id = l.event_id AND e.status NOT IN ('finished', 'cancelled')
           LEFT JOIN alert_settings s ON s.tenant_id = l.tenant_id
+         CROSS JOIN LATERAL (
+               SELECT COALESCE((s.rules #>> CAST(:enabled_path AS text[]))::boolean, true)
+                          AS enabled,
+                      COALESCE((s.rules #>> CAST(:value_path AS text[]))::float8,
+                               CAST(:value_default AS float8)) AS value) cfg
           LEFT JOIN LATERAL (SELECT max(cat.start_at) AS at FROM categories cat
                               WHERE cat.event_id = e.id) last_start ON true
           LEFT JOIN LATERAL (SELECT r.finished_at AS at FROM sync_runs r
                               WHERE r.link_id = l.id AND r.sync_type = 'results_pull'
                                 AND r.status = 'succeeded'
                               ORDER BY r.finished_at DESC NULLS LAST LIMIT 1) pulled ON true
-         WHERE l.auto_sync AND {_enabled(RESULTS_STALE)}
+         WHERE l.auto_sync
+           AND cfg.enabled
            AND e.start_at <= :now
            AND :now < GREATEST(e.start_at, last_start.at) + make_interval(secs => :live * 3600)
-           AND GREATEST(e.start_at, pulled.at) < :now - make_interval(secs => {factor} * 60
+           AND GREATEST(e.start_at, pulled.at) < :now - make_interval(secs => cfg.value * 60
                * COALESCE((l.schedule_plan ->> 'planned_interval_minutes')::float8, :cadence))
     """), {"now": now, "cadence": settings.sync_results_pull_interval_minutes,
-           "live": float(settings.timing_live_hours)}).mappings().all()
+           "live": float(settings.timing_live_hours),
+           **_binds(RESULTS_STALE)}).mappings().all()
     found = []
     for row in rows:
         name = row["provider_event_name"] or row["provider_event_ref"]
