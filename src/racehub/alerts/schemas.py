@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import EmailStr, Field
+from pydantic import Field, field_validator
 
 from racehub.alerts.models import AlertStatus, DeliveryStatus, NoticeKind
-from racehub.core.schemas import APIModel
+from racehub.core.schemas import _EMAIL, APIModel
 
 
 class RuleSetting(APIModel):
@@ -42,9 +42,20 @@ class AlertSettingsUpdate(APIModel):
 
     rules: dict[str, RuleSetting] | None = None
     repeat_hours: int | None = Field(default=None, ge=1, le=24 * 30, title="Repeat every (hours)")
-    email_recipients: list[EmailStr] | None = Field(default=None, max_length=50,
-                                                    title="E-mail recipients")
+    email_recipients: list[str] | None = Field(default=None, max_length=50,
+                                               title="E-mail recipients")
     webhook_url: str | None = Field(default=None, max_length=1000, title="Webhook URL")
+
+    @field_validator("email_recipients")
+    @classmethod
+    def _addresses(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        cleaned = [a.strip() for a in value if a.strip()]
+        for address in cleaned:
+            if len(address) > 320 or not _EMAIL.match(address):
+                raise ValueError(f"{address!r} is not an e-mail address like ada@example.com")
+        return cleaned
 
 
 class AcknowledgeRequest(APIModel):

@@ -309,7 +309,7 @@ class _Notifier:
         for tenant_id in missing:
             self._tenant_settings[tenant_id] = rows.get(tenant_id)
         self._tenant_names.update(dict(self.db.execute(
-            select(Tenant.id, Tenant.name).where(Tenant.id.in_(missing))).tuples().all()))
+            select(Tenant.id, Tenant.name).where(Tenant.id.in_(missing))).all()))
 
     def repeat_interval(self, tenant_id: uuid.UUID | None) -> timedelta:
         row = self._tenant_settings.get(tenant_id) if tenant_id else None
