@@ -8,6 +8,9 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from tests.alerts.conftest import Evaluator
+from tests.factories import auth, make_tenant
+from tests.sync.engine_helpers import T0, connect
 
 from racehub.alerts import service
 from racehub.alerts.models import Alert
@@ -16,9 +19,6 @@ from racehub.core.crypto import Keyring
 from racehub.core.models import AuditEntry, Role, Tenant
 from racehub.settings import Settings
 from racehub.sync.models import ConnectionStatus, ProviderConnection
-from tests.alerts.conftest import Evaluator
-from tests.factories import auth, make_tenant
-from tests.sync.engine_helpers import T0, connect
 
 
 def _alert(db: Session, tenant: Tenant, keyring: Keyring, evaluate: Evaluator) -> Alert:

@@ -24,6 +24,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from tests.alerts.conftest import Evaluator, alerts_of
+from tests.factories import make_tenant
+from tests.sync.engine_helpers import T0, connect
 
 from racehub.alerts import channels, service
 from racehub.alerts.models import AlertDelivery, DeliveryStatus
@@ -36,9 +39,6 @@ from racehub.db.session import lend
 from racehub.providers.simulator import serve_in_thread
 from racehub.settings import Settings
 from racehub.sync.models import ConnectionStatus
-from tests.alerts.conftest import Evaluator, alerts_of
-from tests.factories import make_tenant
-from tests.sync.engine_helpers import T0, connect
 
 SMTP_USER, SMTP_PASSWORD = "racehub-mailer", "smtp-pass-Zq81"
 
@@ -183,9 +183,9 @@ def test_a_webhook_is_signed_retried_with_backoff_and_every_attempt_logged(
     # ...then sent.
     assert deliver_due(lend(db), now=T0 + timedelta(minutes=1), settings=settings,
                        keyring=keyring) == 1
-    db.refresh(delivery)
-    assert delivery.status == DeliveryStatus.SENT and delivery.attempts == 2
-    assert [entry["ok"] for entry in delivery.log] == [False, True]
+    sent_row = db.scalars(select(AlertDelivery).execution_options(populate_existing=True)).one()
+    assert sent_row.status == DeliveryStatus.SENT and sent_row.attempts == 2
+    assert [entry["ok"] for entry in sent_row.log] == [False, True]
 
     first, second = receiver.requests
     assert first["body"] == second["body"]
@@ -193,7 +193,7 @@ def test_a_webhook_is_signed_retried_with_backoff_and_every_attempt_logged(
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["x-racehub-signature"], expected)
     assert headers["x-racehub-event"] == "alert.firing"
-    assert headers["x-racehub-delivery"] == str(delivery.id)
+    assert headers["x-racehub-delivery"] == str(sent_row.id)
     assert headers["content-type"] == "application/json"
     sent = json.loads(body)
     assert sent["status"] == "firing" and sent["notice"] == "firing"

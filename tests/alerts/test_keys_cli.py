@@ -9,6 +9,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from tests.factories import make_tenant
 from typer.testing import CliRunner, Result
 
 from racehub.alerts import service
@@ -19,7 +20,6 @@ from racehub.core.context import TenantContext
 from racehub.core.crypto import Keyring, get_keyring, key_id
 from racehub.core.models import AuditEntry
 from racehub.settings import Settings, get_settings
-from tests.factories import make_tenant
 
 OLD = Fernet.generate_key()
 

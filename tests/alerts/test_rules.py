@@ -9,6 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from tests.alerts.conftest import Evaluator, alerts_of, deliveries_of
+from tests.factories import make_event, make_tenant, make_user
+from tests.sync.engine_helpers import T0, Clock, attempt, connect, link, simulator, sync
 
 from racehub.alerts import service
 from racehub.alerts.models import AlertStatus, CredentialKey
@@ -29,9 +32,6 @@ from racehub.sync.models import (
     SyncStatus,
 )
 from racehub.sync.schemas import ConnectionCreate, ConnectionUpdate
-from tests.alerts.conftest import Evaluator, alerts_of, deliveries_of
-from tests.factories import make_event, make_tenant, make_user
-from tests.sync.engine_helpers import T0, Clock, attempt, connect, link, simulator, sync
 
 WEBHOOK = "http://127.0.0.1:9/hook"  # never called here: these tests look at the notices
 

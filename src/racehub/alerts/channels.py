@@ -85,7 +85,7 @@ def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> Target:
         raise DeliveryFailed(f"the webhook host {host!r} does not resolve ({exc})") from None
     addresses = []
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         reason = _refused_reason(address)
         if reason is not None and not allow_private:
             raise AddressRefused(
