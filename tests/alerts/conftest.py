@@ -50,8 +50,10 @@ def evaluate(db: Session, settings: Settings, keyring: Keyring) -> Evaluator:
 
 
 def alerts_of(db: Session, rule: str) -> list[Alert]:
+    """The rule's alerts by when their condition began (rows made in one test transaction
+    share their created_at)."""
     return list(db.scalars(select(Alert).where(Alert.rule == rule)
-                           .order_by(Alert.created_at, Alert.id)
+                           .order_by(Alert.active_since, Alert.id)
                            .execution_options(populate_existing=True)))
 
 
