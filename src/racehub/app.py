@@ -75,6 +75,8 @@ def create_app(
         app.add_middleware(MetricsMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    from racehub.alerts import api as alerts_api
+    from racehub.alerts import pages as alerts_pages
     from racehub.core import api as core_api
     from racehub.core import pages as core_pages
     from racehub.events import api as events_api
@@ -114,7 +116,7 @@ def create_app(
                    sync_runs_api, sync_discovery_api, sync_pages, sync_links_pages,
                    sync_runs_pages, sync_push_api, sync_push_pages, sync_publications_api,
                    sync_publications_pages, timing_results_api, timing_pages, monitoring_pages,
-                   ops_api):
+                   ops_api, alerts_api, alerts_pages):
         app.include_router(module.router)
     _serve_openapi_once(app, OPENAPI_URL)
     return app

@@ -262,17 +262,27 @@ def keys_rotate(
         raise typer.BadParameter(str(exc), param_hint="--new-key / RACEHUB_SECRET_KEYS") from None
     if keyring.development and (new_key is not None or generate):
         typer.echo("note: no RACEHUB_SECRET_KEYS set; the development key stays second", err=True)
+    from datetime import UTC, datetime
+
+    from racehub.alerts import rules as alert_rules
+    from racehub.alerts import service as alerts_service
+
     with _session() as db:
         report = sync_service.rotate_credentials(db, keyring=keyring, actor_label="cli")
+        secrets_rotated, secrets_failed = alerts_service.rotate_webhook_secrets(
+            db, keyring=keyring, actor_label="cli")
+        # The new key's age (the old-key alert) counts from now.
+        alert_rules.record_keys(db, keyring, datetime.now(UTC))
         db.commit()
     typer.echo(f"re-encrypted {report.rotated} credential set(s) with key {keyring.primary_id}")
-    for failure in report.failed:
+    typer.echo(f"re-encrypted {secrets_rotated} alert webhook secret(s)")
+    for failure in [*report.failed, *secrets_failed]:
         typer.echo(f"could not re-encrypt {failure}", err=True)
     if new_key is not None or generate:
         # The only place a key is ever printed: the operator must store it now.
         typer.echo("set this on every racehub process (newest first), then restart them:")
         typer.echo(f"RACEHUB_SECRET_KEYS={keyring.setting_value()}")
-    if report.failed:
+    if report.failed or secrets_failed:
         raise typer.Exit(code=1)
 
 

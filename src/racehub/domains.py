@@ -58,6 +58,7 @@ DOMAINS: tuple[Domain, ...] = (
            export_views=("racehub.exports.views.webhook_deliveries",
                          "racehub.exports.views.sync_runs"),
            guards="racehub.sync.guards"),
+    Domain("alerts", models="racehub.alerts.models", tasks="racehub.alerts.tasks"),
 )
 
 

@@ -164,6 +164,37 @@ class Settings(BaseSettings):
         "this are purged by a daily job; the synced records themselves stay.",
     )
 
+    public_url: str | None = Field(
+        default=None, description="The address users reach racehub at (https://racehub."
+        "example.com): alert notices link to their alert there; unset: they give the path only.",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server alert e-mails are sent through; unset: no "
+        "e-mail (deliveries are logged as refused, saying so).",
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="Port of RACEHUB_SMTP_HOST.")
+    smtp_starttls: bool = Field(
+        default=True, description="Upgrade the SMTP connection with STARTTLS (certificate "
+        "checked) before logging in and sending.",
+    )
+    smtp_user: str | None = Field(default=None, description="SMTP login; unset: no login.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_from: str = Field(default="racehub@localhost",
+                           description="The From address of alert e-mails.")
+    smtp_timeout_seconds: float = Field(
+        default=10, gt=0, description="Connect and reply timeout of the SMTP server and of "
+        "alert webhooks.",
+    )
+    alert_webhook_allow_private: bool = Field(
+        default=False, description="Let alert webhooks reach private, loopback and "
+        "link-local addresses (tests and the demo). Off: such a URL is refused, checked "
+        "after resolving its name, so a tenant cannot aim racehub at internal services.",
+    )
+    alert_key_max_age_days: float = Field(
+        default=90, gt=0, description="Platform admins are alerted when the newest credential "
+        "encryption key was first seen longer ago than this (rotate: racehub keys rotate).",
+    )
+
     environment: Literal["development", "test", "production"] = Field(
         default="development",
         description="production refuses to start without RACEHUB_SECRET_KEYS; development "

@@ -47,6 +47,11 @@ class Perm(enum.StrEnum):
     # (EVENT_MANAGER and up; never RESULTS_OFFICER, whose results it publishes). Preparing
     # one is a sync run (SYNC_RUN_START): with a link's auto-approve on, it may go out.
     SYNC_RESULTS_PUBLISH = "sync:results:publish"
+    # Alerts (alerts/): everyone sees them (the top bar's badge, the alerts page); EVENT_MANAGER
+    # and up acknowledge one; the rules, recipients and webhook are TENANT_ADMIN's.
+    ALERTS_ALERT_READ = "alerts:alert:read"
+    ALERTS_ALERT_ACK = "alerts:alert:ack"
+    ALERTS_SETTINGS_MANAGE = "alerts:settings:manage"
     AUDIT_LOG_READ = "core:audit:read"
     CORE_TOKEN_MANAGE = "core:token:manage"
     CORE_MEMBER_MANAGE = "core:member:manage"
@@ -62,6 +67,7 @@ _EVERYONE = {
     Perm.CORE_SELF_READ,
     Perm.TIMING_RESULT_READ,
     Perm.SYNC_RUN_READ,
+    Perm.ALERTS_ALERT_READ,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
@@ -76,7 +82,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
                      Perm.IMPORTS_IMPORT_RUN, Perm.TIMING_EXPORT, Perm.EXPORTS_EXPORT_RUN,
                      Perm.TIMING_RESULT_IMPORT, Perm.SYNC_CONNECTION_READ,
                      Perm.SYNC_LINK_MANAGE, Perm.SYNC_RECORD_MANAGE, Perm.SYNC_PAYLOAD_READ,
-                     Perm.SYNC_RUN_START, Perm.SYNC_TIMING_RUN, Perm.SYNC_RESULTS_PUBLISH}
+                     Perm.SYNC_RUN_START, Perm.SYNC_TIMING_RUN, Perm.SYNC_RESULTS_PUBLISH,
+                     Perm.ALERTS_ALERT_ACK}
     ),
     Role.TENANT_ADMIN: frozenset(Perm),
 }

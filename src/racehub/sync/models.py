@@ -291,6 +291,12 @@ class SyncRun(UUIDPrimaryKey, TenantMixin, TimestampMixin, Base):
         # One run per link at a time: a second request joins the active one.
         Index(ONE_ACTIVE_RUN_INDEX, "link_id", "sync_type", unique=True,
               postgresql_where=text(ONE_ACTIVE_RUN_WHERE)),
+        # The alert rules (alerts/rules.py), bounded by time or by link, never by history:
+        # the runs failing in the last hour, and each link's newest finished run of a type.
+        Index("ix_sync_runs_failing", "finished_at",
+              postgresql_where=text("status IN ('failed', 'retrying')")),
+        Index("ix_sync_runs_link_id_sync_type_finished_at", "link_id", "sync_type",
+              "finished_at", postgresql_where=text("status IN ('succeeded', 'failed')")),
     )
 
     connection_id: Mapped[uuid.UUID | None] = mapped_column(

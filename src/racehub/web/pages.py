@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
+from racehub.alerts import service as alerts_service
 from racehub.core import service as core_service
 from racehub.core.context import TenantContext
 from racehub.core.exceptions import DomainError, Invalid
@@ -62,6 +63,10 @@ def top_bar(request: Request, db: Session, ctx: TenantContext) -> dict[str, Any]
         "can_read_inventory": ctx.can(Perm.INVENTORY_NUMBER_READ),
         "can_read_jobs": ctx.can(Perm.JOBS_RUN_READ),
         "can_read_imports": ctx.can(Perm.IMPORTS_IMPORT_READ),
+        # The badge: open alerts nobody acknowledged yet (a platform admin's include the
+        # platform's); it leads to the alerts page.
+        "alerts_open": (alerts_service.open_count(db, ctx)
+                        if ctx.can(Perm.ALERTS_ALERT_READ) else None),
     }
 
 
