@@ -31,9 +31,9 @@ from racehub.core.models import Role, Tenant
 from racehub.core.rbac import ROLE_PERMISSIONS, Perm
 from racehub.core.schemas import ApiTokenCreate
 from racehub.events import service as events_service
+from racehub.events.bulk import BULK_EDIT_KIND
 from racehub.events.schemas import ParticipantCreate
 from racehub.events.service import ASSIGN_BIBS_KIND
-from racehub.events.bulk import BULK_EDIT_KIND
 from racehub.exports.models import Export
 from racehub.exports.service import EXPORT_KIND
 from racehub.imports.models import Import
