@@ -503,6 +503,9 @@ def test_page_large_selection_goes_to_the_job(
                            data={"csrf_token": csrf, "action": "withdraw", "scope": "filter"})
     assert response.status_code == 303
     assert response.headers["location"].startswith("/jobs/")
+    job_page = client.get(response.headers["location"])  # its page links back to the event
+    assert job_page.status_code == 200 and f'href="/events/{event.id}"' in job_page.text
+    assert "Bulk edit of participants" in job_page.text
     htmx = client.post(f"/events/{event.id}/participants/bulk", headers={"HX-Request": "true"},
                        data={"csrf_token": csrf, "action": "reinstate", "scope": "filter"})
     assert htmx.headers["HX-Redirect"].startswith("/jobs/")

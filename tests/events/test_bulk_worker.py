@@ -1,6 +1,6 @@
-"""A bulk edit above the inline limit, run by a real ``racehub worker`` process: batches of
-RACEHUB_JOB_BATCH_SIZE committed one after another with their progress, the counts and
-refusals on the job, the bibs given in name order, one audit entry at the end."""
+"""A bulk edit above the inline limit, run by a real ``racehub worker`` process (batches of
+RACEHUB_JOB_BATCH_SIZE, here two): the counts and refusals on the job, the bibs given in
+name order across the batches, one audit entry at the end."""
 
 from __future__ import annotations
 
@@ -68,6 +68,6 @@ def test_a_large_bulk_assignment_runs_in_a_worker_in_committed_batches(
     assert entry.after is not None
     assert (entry.after["job_id"], entry.after["changed"], entry.after["finished"]) == (
         str(run_id), ENTRIES, True)
-    # Both batches committed with their checkpoint: the first one's progress is in the log.
+    # The checkpoint is the end of the walk: a restart would change nothing more.
     assert run.checkpoint["done"] == ENTRIES + 1 and run.checkpoint["cursor"] is None
     assert run.attempts == 1
