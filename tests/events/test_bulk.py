@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
@@ -520,3 +520,33 @@ def test_viewer_sees_no_bulk_bar(
     page = client.get(f"/events/{event.id}")
     assert page.status_code == 200
     assert "bulk-form" not in page.text
+
+
+def test_a_job_cancelled_midway_records_what_its_committed_batches_did(
+    db: Session, ctx: TenantContext, event: Event
+) -> None:
+    eps = [make_participant(db, event, last_name=f"R{i}") for i in range(5)]
+    run = edit(db, ctx, event, inline_max=1, action="withdraw", filter={}).job
+    assert run is not None
+
+    def body(handle: Any, session: Session, job_ctx: TenantContext, **params: Any) -> None:
+        real = handle.commit_batch
+
+        def commit_then_cancel(**kwargs: Any) -> None:  # an operator cancels meanwhile
+            session.execute(update(JobRun).where(JobRun.id == run.id)
+                            .values(cancel_requested=True))
+            real(**kwargs)
+
+        handle.commit_batch = commit_then_cancel
+        bulk.run_bulk_edit(session, job_ctx, job=handle, batch_size=2, **params)
+
+    run_job(None, str(run.id), body, factory=lend(db))  # type: ignore[arg-type]
+    db.refresh(run)
+
+    assert run.status == JobStatus.CANCELLED
+    statuses = [ep.status for ep in reload(db, *eps)]
+    assert statuses.count(ParticipantStatus.WITHDRAWN) == 2  # the first batch only
+    [entry] = entries(db, "participant.bulk_edit")
+    assert entry.after is not None
+    assert (entry.after["changed"], entry.after["finished"], entry.after["job_id"]) == (
+        2, False, str(run.id))
