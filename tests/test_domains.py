@@ -16,8 +16,8 @@ SRC = Path(racehub.__file__).parent
 NOT_DOMAIN_FILES = {"racehub.db.models"}
 
 # The queue stores a job's task by this name: renaming one orphans the jobs waiting for it.
-TASK_NAMES = {"alerts:deliver", "alerts:evaluate", "events:assign_bibs", "exports:expire",
-              "exports:run", "imports:run",
+TASK_NAMES = {"alerts:deliver", "alerts:evaluate", "events:assign_bibs", "events:bulk_edit",
+              "exports:expire", "exports:run", "imports:run",
               "sync:results_publish", "sync:results_publish_prepare",
               "jobs:recover_stalled", "sync:discover_events", "sync:participants",
               "sync:results_pull", "sync:retention:purge_payloads", "sync:schedule:tick",

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
         default=30, description="A running job whose worker is silent this long is retried."
     )
     job_batch_size: int = Field(default=500, description="Rows per committed batch in jobs.")
+    bulk_edit_inline_max: int = Field(
+        default=300, ge=0, description="A bulk edit of more participants than this runs as "
+        "a job (with progress) instead of in the request.",
+    )
     job_shutdown_seconds: float = Field(
         default=5, ge=0, description="On SIGTERM/SIGINT, how long a worker lets running jobs "
         "finish before stopping them at their next batch (they resume elsewhere).",

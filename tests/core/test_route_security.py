@@ -32,6 +32,7 @@ from racehub.core.models import Role, Tenant
 from racehub.core.rbac import ROLE_PERMISSIONS, Perm
 from racehub.core.schemas import ApiTokenCreate
 from racehub.events import service as events_service
+from racehub.events.bulk import BULK_EDIT_KIND
 from racehub.events.schemas import ParticipantCreate
 from racehub.events.service import ASSIGN_BIBS_KIND
 from racehub.exports.models import Export
@@ -173,6 +174,9 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/events/{event_id}/categories/{category_id}/assign-bibs"):
         Case(Perm.EVENTS_PARTICIPANT_WRITE, 202, json={"firstBib": 10}),
     ("GET", "/api/events/{event_id}/participants"): Case(Perm.EVENTS_PARTICIPANT_READ, 200),
+    ("POST", "/api/events/{event_id}/participants/bulk"): Case(
+        Perm.EVENTS_PARTICIPANT_WRITE, 200,
+        json={"action": "clear_bibs", "ids": [Ref("participant_id")]}),
     ("POST", "/api/events/{event_id}/participants"):
         Case(Perm.EVENTS_PARTICIPANT_WRITE, 201, json=NEW_PERSON),
     ("GET", "/api/participants/{participant_id}"): Case(Perm.EVENTS_PARTICIPANT_READ, 200),
@@ -375,6 +379,8 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/events/{event_id}/categories/{category_id}/assign-bibs"):
         Case(Perm.EVENTS_PARTICIPANT_WRITE, 303, form={}),
     ("GET", "/events/{event_id}/participants/new"): Case(Perm.EVENTS_PARTICIPANT_WRITE, 200),
+    ("POST", "/events/{event_id}/participants/bulk"): Case(
+        Perm.EVENTS_PARTICIPANT_WRITE, 303, form={"action": "clear_bibs", "scope": "filter"}),
     ("POST", "/events/{event_id}/participants/new"): Case(
         Perm.EVENTS_PARTICIPANT_WRITE, 303, form={"first_name": "Grace", "last_name": "Hopper"}),
     ("GET", "/participants/{participant_id}/edit"): Case(Perm.EVENTS_PARTICIPANT_WRITE, 200),
@@ -590,6 +596,14 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
                  params={"event_id": str(event.id), "category_id": str(category.id),
                          "first_bib": 1}, subject_type="category", subject_id=category.id)
     db.add(job)
+    # A bulk edit of the event, queued with a pause requested like the job above.
+    bulk_job = JobRun(tenant_id=tenant.id, kind=BULK_EDIT_KIND, pause_requested=True,
+                      params={"event_id": str(event.id), "action": "clear_bibs",
+                              "withdrawn_at": "2026-12-07T00:00:00+00:00", "ids": None,
+                              "filter": {}, "category_id": None, "first_bib": None,
+                              "reason": None},
+                      subject_type="event", subject_id=event.id)
+    db.add(bulk_job)
     # A member other than the caller: changing or removing them is never refused as
     # "the last TENANT_ADMIN".
     member = make_user(db, tenant, Role.EVENT_MANAGER)
@@ -790,7 +804,8 @@ def build_rows(db: Session, tenant: Tenant) -> dict[str, str]:
             "mapping_import_id": str(waiting.id),
             "participant_id": str(participant.id), "person_id": str(participant.person_id),
             "token_id": str(token.id), "user_id": str(member.id),
-            "job_id": str(job.id), "import_job_id": str(import_run.id),
+            "job_id": str(job.id), "bulk_job_id": str(bulk_job.id),
+            "import_job_id": str(import_run.id),
             "results_import_job_id": str(results_run.id),
             "export_job_id": str(export.job_run_id),
             "audit_export_id": str(audit_export.id),
@@ -1050,6 +1065,9 @@ _VIEW_PERMS = frozenset({Perm.AUDIT_LOG_READ, Perm.EVENTS_PARTICIPANT_READ,
 JOB_SAMPLES: dict[str, JobSample] = {
     "assign-bibs": JobSample("job_id", ASSIGN_BIBS_KIND, frozenset({Perm.EVENTS_PARTICIPANT_READ}),
                              frozenset({Perm.EVENTS_PARTICIPANT_WRITE})),
+    "bulk-edit": JobSample("bulk_job_id", BULK_EDIT_KIND,
+                           frozenset({Perm.EVENTS_PARTICIPANT_READ}),
+                           frozenset({Perm.EVENTS_PARTICIPANT_WRITE})),
     # An import: reading needs imports:import:read; controlling, running imports and the
     # import type's own permission (manufactured numbers: TENANT_ADMIN).
     "number-import": JobSample(
@@ -1295,6 +1313,13 @@ FOREIGN_ID_CASES = [
     ForeignId(("POST", "/participants/{participant_id}/edit"), "category_id",
               {"form": {**PAGE_CASES["POST", "/participants/{participant_id}/edit"].form,
                         "category_id": Ref("category_id")}}),
+    # A bulk edit's target category; A's participants among the ids are refused one by one
+    # (tests/events/test_bulk.py), never touched.
+    ForeignId(("POST", "/api/events/{event_id}/participants/bulk"), "category_id",
+              {"json": {"action": "move_category", "ids": [Ref("participant_id")],
+                        "categoryId": Ref("category_id")}}),
+    ForeignId(("POST", "/api/events/{event_id}/participants/bulk"), "category_id",
+              {"json": {"action": "clear_bibs", "filter": {"categoryId": Ref("category_id")}}}),
     # A's category under B's event, in the path.
     ForeignId(("POST", "/api/events/{event_id}/categories/{category_id}/assign-bibs"),
               "category_id"),

@@ -79,7 +79,7 @@ def crowd(seed: Seed, committed_db: sessionmaker[Session]) -> list[EventParticip
 
 
 def _names(page: Page) -> list[str]:
-    return page.locator("#participants tbody tr td:nth-child(2)").all_inner_texts()
+    return page.locator("#participants tbody tr td.name").all_inner_texts()
 
 
 def test_participants_table_pages_on_the_server(

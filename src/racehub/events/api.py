@@ -9,14 +9,17 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import TypeAdapter
 
 from racehub.core.context import TenantContext
-from racehub.core.deps import DB, require
+from racehub.core.deps import DB, AppSettings, require
 from racehub.core.pagination import Page
 from racehub.core.rbac import Perm
 from racehub.core.schemas import construct_trusted
-from racehub.events import service
+from racehub.events import bulk, service
 from racehub.events.models import EventStatus, ParticipantStatus
 from racehub.events.schemas import (
     BibAssignmentRequest,
+    BulkEditRequest,
+    BulkEditResult,
+    BulkRefusal,
     CategoryCreate,
     CategoryDeleted,
     CategoryRead,
@@ -228,3 +231,30 @@ def update_participant(
     db.commit()
     return ParticipantUpdated.model_validate(ep).model_copy(
         update={"person_shared_with": shared_with})
+
+
+@router.post("/events/{event_id}/participants/bulk", response_model=BulkEditResult,
+             responses={202: {"model": BulkEditResult,
+                              "description": "Queued as a job (`job`)"}})
+def bulk_edit_participants(
+    event_id: uuid.UUID, data: BulkEditRequest, db: DB, ctx: WriteParticipants,
+    settings: AppSettings, response: Response,
+) -> BulkEditResult:
+    """Withdraw, reinstate, move to a category, clear or assign the bibs of the
+    participants in ``ids`` or of all matching ``filter``, as one audited change through
+    the participants' write path (what it changes becomes racehub-owned: a sync raises a
+    conflict rather than overwrite it). Up to RACEHUB_BULK_EDIT_INLINE_MAX rows: done
+    now (200, with the counts and each refused row's reason); more: 202 with the job."""
+    outcome = bulk.start_bulk_edit(db, ctx, event_id=event_id, data=data,
+                                   inline_max=settings.bulk_edit_inline_max)
+    db.commit()
+    if outcome.job is not None:
+        response.status_code = 202
+        return BulkEditResult(action=data.action, selected=outcome.job.total or 0, changed=0,
+                              unchanged=0, refused=0, refusals=[],
+                              job=JobRunRead.model_validate(outcome.job))
+    summary = outcome.summary
+    assert summary is not None
+    return BulkEditResult(action=summary.action, **summary.counts(), refusals=[
+        BulkRefusal(participant_id=r.participant_id, name=r.name, bib=r.bib, field=r.field,
+                    reason=r.reason) for r in summary.refusals])

@@ -14,7 +14,7 @@ from racehub.core.context import TenantContext
 from racehub.core.deps import DB, require
 from racehub.core.exceptions import DomainError
 from racehub.core.rbac import Perm
-from racehub.events import service
+from racehub.events import bulk, service
 from racehub.events.exceptions import EventInUse
 from racehub.events.models import (
     Category,
@@ -26,6 +26,7 @@ from racehub.events.models import (
     TimingIdentifier,
 )
 from racehub.events.schemas import (
+    BulkEditRequest,
     CategoryCreate,
     CategoryUpdate,
     EventCreate,
@@ -237,9 +238,76 @@ def event_page(event_id: uuid.UUID, request: Request, db: DB, ctx: ReadEvents) -
     event = service.get_event_or_raise(db, ctx, event_id=event_id)
     table = _participants_context(db, ctx, event_id, dict(request.query_params))
     if is_htmx(request) and request.headers.get("hx-target") == "participants":
-        return render(request, db, ctx, "events/_participants.html", event=event,
-                      can_write_participants=ctx.can(Perm.EVENTS_PARTICIPANT_WRITE), **table)
+        return _participants_partial(request, db, ctx, event, table)
     return _detail_page(request, db, ctx, event, table)
+
+
+def _participants_partial(request: Request, db: Session, ctx: TenantContext, event: Event,
+                          table: dict[str, Any], status_code: int = 200,
+                          **extra: Any) -> Response:
+    """The participants table alone (htmx): its bulk bar needs the event's categories."""
+    can_write = ctx.can(Perm.EVENTS_PARTICIPANT_WRITE)
+    categories = service.list_categories(db, ctx, event_id=event.id) if can_write else []
+    return render(request, db, ctx, "events/_participants.html", status_code=status_code,
+                  event=event, categories=categories, can_write_participants=can_write,
+                  **table, **extra)
+
+
+# The table's filter and sort as the bulk form sends them back (as the list's query has them).
+TABLE_PARAMS = ("q", "status", "category", "sort", "desc")
+REFUSALS_IN_FLASH = 3
+
+
+@router.post("/events/{event_id}/participants/bulk")
+def bulk_edit_participants(
+    event_id: uuid.UUID, request: Request, db: DB, ctx: WriteParticipants, form: PostedForm
+) -> Response:
+    """The bulk bar of the participants table: the ticked rows (``ids``), or with
+    ``scope=filter`` every row matching the table's filter (sent back as the table shows
+    it, evaluated by the service). Done: the table again with the summary (htmx), else a
+    redirect to it saying so; queued as a job: its page."""
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    params = {k: values[k] for k in TABLE_PARAMS if values.get(k)}
+    everything = values.get("scope") == "filter"
+    try:
+        data = validate_model(BulkEditRequest, {
+            **({"action": values["action"]} if values.get("action") else {}),
+            "ids": None if everything else [v for v in form.getlist("ids") if isinstance(v, str)],
+            "filter": {"q": params.get("q"), "status": params.get("status"),
+                       "category_id": params.get("category")} if everything else None,
+            "category_id": values.get("category_id") or None,
+            "first_bib": values.get("first_bib") or None,
+            "reason": values.get("reason") or None,
+        })
+        outcome = bulk.start_bulk_edit(db, ctx, event_id=event_id, data=data,
+                                       inline_max=request.app.state.settings.bulk_edit_inline_max)
+    except DomainError as exc:
+        db.rollback()
+        event = service.get_event_or_raise(db, ctx, event_id=event_id)
+        table = _participants_context(db, ctx, event_id, params)
+        if is_htmx(request):
+            return _participants_partial(request, db, ctx, event, table,
+                                         status_code=exc.status_code, bulk_error=exc.detail)
+        return _detail_page(request, db, ctx, event, table, status_code=exc.status_code,
+                            bulk_error=exc.detail)
+    db.commit()
+    if outcome.job is not None:
+        if is_htmx(request):
+            return Response(headers={"HX-Redirect": f"/jobs/{outcome.job.id}"})
+        return RedirectResponse(f"/jobs/{outcome.job.id}", status_code=303)
+    summary = outcome.summary
+    assert summary is not None
+    if is_htmx(request):
+        event = service.get_event_or_raise(db, ctx, event_id=event_id)
+        return _participants_partial(request, db, ctx, event,
+                                     _participants_context(db, ctx, event_id, params),
+                                     bulk_result=summary)
+    flash = summary.text() + "".join(
+        f"; {r.text()}" for r in summary.refusals[:REFUSALS_IN_FLASH]) + (
+        f"; and {summary.refused - REFUSALS_IN_FLASH} more refused"
+        if summary.refused > REFUSALS_IN_FLASH else "")
+    return RedirectResponse(f"/events/{event_id}?" + urlencode({**params, "flash": flash}),
+                            status_code=303)
 
 
 def _detail_page(

@@ -11,6 +11,7 @@ from pydantic import EmailStr, Field, ValidationInfo, field_validator, model_val
 
 from racehub.core.schemas import APIModel, BirthDate, Name, SaneDateTime
 from racehub.events.models import EventStatus, Gender, ParticipantStatus, TimingIdentifier
+from racehub.jobs.schemas import JobRunRead
 from racehub.providers.catalog import PROVIDERS
 
 INT32_MAX = 2**31 - 1  # the bib range columns are INTEGER
@@ -293,3 +294,67 @@ class ParticipantUpdated(ParticipantRead):
     person_shared_with: int = Field(
         default=0, description="How many other entries share the person this edit changed "
                                "(personScope 'shared'); 0 when it changed this entry's only")
+
+
+# --- bulk edits of participants ----------------------------------------------------------
+
+BULK_MAX_IDS = 5000  # more rows: select them by a filter
+BULK_REASON_MAX = 300  # EventParticipant.withdrawn_reason
+
+
+class BulkAction(enum.StrEnum):
+    WITHDRAW = "withdraw"
+    REINSTATE = "reinstate"
+    MOVE_CATEGORY = "move_category"
+    CLEAR_BIBS = "clear_bibs"
+    ASSIGN_BIBS = "assign_bibs"
+
+
+class ParticipantSelection(APIModel):
+    """Every participant of the event matching these, as the participants list filters
+    them (nothing set: all of them). Evaluated by the server when the change runs."""
+
+    q: str | None = Field(default=None, max_length=200, title="Search")
+    status: ParticipantStatus | None = None
+    category_id: uuid.UUID | None = Field(default=None, title="Category")
+
+
+class BulkEditRequest(APIModel):
+    action: BulkAction
+    ids: list[uuid.UUID] | None = Field(
+        default=None, max_length=BULK_MAX_IDS, title="Participants",
+        description="The participants to change (of this event); or give `filter`")
+    filter: ParticipantSelection | None = Field(
+        default=None, description="Instead of `ids`: every participant matching it")
+    category_id: uuid.UUID | None = Field(
+        default=None, title="Category",
+        description="move_category: the category of the event to move them to")
+    first_bib: int | None = Field(
+        default=None, ge=1, le=INT32_MAX, title="First bib",
+        description="assign_bibs: the first number to try (default: each category's range "
+                    "start, else 1)")
+    reason: str | None = Field(default=None, max_length=BULK_REASON_MAX, title="Reason",
+                               description="withdraw: why (kept on each entry)")
+
+    _reason = field_validator("reason")(_blank_to_none)
+
+
+class BulkRefusal(APIModel):
+    participant_id: uuid.UUID
+    name: str | None = Field(description="The participant's name (none: not found)")
+    bib: str | None
+    field: str | None = Field(description="The field at fault, as the API names it")
+    reason: str
+
+
+class BulkEditResult(APIModel):
+    action: BulkAction
+    selected: int = Field(description="Participants selected when the change started")
+    changed: int
+    unchanged: int
+    refused: int
+    refusals: list[BulkRefusal] = Field(
+        description="Why each refused participant was refused (the first 100)")
+    job: JobRunRead | None = Field(
+        default=None, description="Set when the change runs as a job (more rows than "
+                                  "RACEHUB_BULK_EDIT_INLINE_MAX): the counts are then its own")

@@ -867,7 +867,7 @@ def start_bib_assignment(
     )
 
 
-def _taken_numeric_bibs(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
+def taken_numeric_bibs(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
                         from_bib: int) -> set[int]:
     numeric = case((EventParticipant.bib.op("~")("^[0-9]{1,9}$"),
                     EventParticipant.bib.cast(BigInteger)), else_=None)
@@ -919,7 +919,7 @@ def assign_bibs(
         ))
         if not batch:
             break
-        taken = _taken_numeric_bibs(db, ctx, event_id=event_uuid, from_bib=state["next_bib"])
+        taken = taken_numeric_bibs(db, ctx, event_id=event_uuid, from_bib=state["next_bib"])
         candidate = state["next_bib"]
         for ep in batch:
             while candidate in taken:

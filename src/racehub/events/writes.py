@@ -149,11 +149,12 @@ class _Plan:
 
 def write_participants(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
                        rows: Sequence[ParticipantWrite], origin: str,
-                       mark_local: bool) -> list[WriteOutcome]:
+                       mark_local: bool, record_audit: bool = True) -> list[WriteOutcome]:
     """Create and change the event's participants (and their Persons) as ``rows`` say; one
     outcome per row, in order. ``origin`` names the batch in the audit log (e.g. "api",
     "sync run <id>"); ``mark_local`` (API and operator edits, not the sync) makes each
-    edited field of OWNABLE_FIELDS racehub-owned (EP.local_fields)."""
+    edited field of OWNABLE_FIELDS racehub-owned (EP.local_fields). ``record_audit`` off:
+    the caller records the change itself (a bulk edit: one entry for all its batches)."""
     event = db.scalar(select(Event).where(Event.tenant_id == ctx.tenant_id,
                                           Event.id == event_id))
     if event is None:
@@ -172,7 +173,8 @@ def write_participants(db: Session, ctx: TenantContext, *, event_id: uuid.UUID,
         plan = _prepare(db, ctx, event, rows, mark_local)
         _write_row_by_row(db, ctx, plan)
     _forget_loaded(db, plan)
-    _audit(db, ctx, event_id, plan, origin)
+    if record_audit:
+        _audit(db, ctx, event_id, plan, origin)
     return [row.outcome for row in plan.rows]
 
 

@@ -16,6 +16,27 @@ document.addEventListener("change", (event) => {
   }
 });
 
+// A "select every row on this page" box: ticks or unticks the rows of its form.
+document.addEventListener("change", (event) => {
+  const el = event.target;
+  if (!(el instanceof HTMLInputElement) || !el.dataset.selectPage) return;
+  const form = el.dataset.selectPage;
+  for (const box of document.querySelectorAll(`input[name="ids"][form="${form}"]`)) {
+    box.checked = el.checked;
+  }
+});
+
+// A form marked data-swap-errors shows what the server answered to a refused request (a
+// 4xx naming the problem) in its target, as it shows a success; htmx would drop it.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const status = event.detail.xhr.status;
+  const source = event.detail.requestConfig && event.detail.requestConfig.elt;
+  if (status >= 400 && status < 500 && source && source.closest("[data-swap-errors]")) {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});
+
 function csrfToken() {
   const headers = document.body.getAttribute("hx-headers");
   return headers ? JSON.parse(headers)["X-CSRF-Token"] : "";
