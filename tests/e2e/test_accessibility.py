@@ -153,10 +153,10 @@ def tenant_data(committed_db: sessionmaker[Session], e2e_settings: Settings,
         connection = connect(db, ctx, keyring, url, name="RunSignUp demo")
         stream = link(db, connection, synced, event_ref(sim), "Mountain Trail (RunSignUp)")
         run = sync(db, ctx, keyring, connection, stream)
-        ep = db.scalars(select(EventParticipant).where(
+        pulled = db.scalars(select(EventParticipant).where(
             EventParticipant.event_id == synced.id)).first()
-        assert ep is not None
-        db.add(SyncConflict(tenant_id=tenant.id, event_id=synced.id, participant_id=ep.id,
+        assert pulled is not None
+        db.add(SyncConflict(tenant_id=tenant.id, event_id=synced.id, participant_id=pulled.id,
                             field="team", local_value="Harriers", provider_value="Harriers B"))
         # A second provider event into a third event, read as a preview awaiting review.
         reviewed = make_event(db, tenant, name="Night Run")
