@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from racehub.core.crypto import keyring_from_settings
 from racehub.core.models import Role
 from racehub.events.models import EventParticipant, TimingIdentifier
 from racehub.inventory.importers import NUMBER_ONBOARDING
+from racehub.jobs.runner import run_job
 from racehub.settings import Settings
-from racehub.sync import runs
-from racehub.sync.models import SyncConflict, SyncStatus
+from racehub.sync import publications, runs
+from racehub.sync.models import SyncConflict, SyncRun, SyncStatus
 from racehub.timing.importers import TIMING_RESULTS
 from racehub.timing.models import Result, ResultStatus
 from tests.e2e.helpers import ConsoleWatch, Seed, login
@@ -122,7 +124,8 @@ def tenant_data(committed_db: sessionmaker[Session], e2e_settings: Settings,
     results and a synced provider event (a finished sync run), a connection, jobs, imports,
     number types with numbers, an API token, members; and a platform admin."""
     keyring = keyring_from_settings(e2e_settings)
-    with simulator(participants_per_event=3, events_per_race=2) as (sim, url), \
+    with simulator(participants_per_event=3, events_per_race=2, with_results=False) as (
+            sim, url), \
             committed_db() as db:
         tenant = make_tenant(db, "Alpine Timing")
         make_tenant(db, "Lakes Chrono")
@@ -154,9 +157,13 @@ def tenant_data(committed_db: sessionmaker[Session], e2e_settings: Settings,
         stream = link(db, connection, synced, event_ref(sim), "Mountain Trail (RunSignUp)")
         run = sync(db, ctx, keyring, connection, stream)
         pulled = db.scalars(select(EventParticipant).where(
-            EventParticipant.event_id == synced.id)).first()
-        assert pulled is not None
-        db.add(SyncConflict(tenant_id=tenant.id, event_id=synced.id, participant_id=pulled.id,
+            EventParticipant.event_id == synced.id).order_by(EventParticipant.id)).all()
+        assert len(pulled) == 3
+        for place, ep in enumerate(pulled, start=1):  # results to publish back
+            db.add(Result(tenant_id=tenant.id, event_id=synced.id, event_participant_id=ep.id,
+                          status=ResultStatus.FINISHED, chip_ms=1_500_000 + place * 1000,
+                          gun_ms=1_504_000 + place * 1000, overall_place=place))
+        db.add(SyncConflict(tenant_id=tenant.id, event_id=synced.id, participant_id=pulled[0].id,
                             field="team", local_value="Harriers", provider_value="Harriers B"))
         # A second provider event into a third event, read as a preview awaiting review.
         reviewed = make_event(db, tenant, name="Night Run")
@@ -190,6 +197,7 @@ def tenant_data(committed_db: sessionmaker[Session], e2e_settings: Settings,
 
 def test_axe_finds_no_serious_or_critical_violation_on_any_main_page(
     page: Page, tenant_data: dict[str, str], console: ConsoleWatch,
+    committed_db: sessionmaker[Session],
 ) -> None:
     """Every main page as the event manager who works in it (the tenant's settings as its
     admin, a few as a viewer, who sees disabled buttons, the picker as a platform admin),
@@ -247,6 +255,16 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_main_page(
     expect(page).to_have_url(re.compile(r"/exports/[0-9a-f-]{36}$"))
     audit.check("an export's status page")
 
+    # A results version prepared for publication: its diff, to approve.
+    page.goto(f"/events/{synced}/sync")
+    page.get_by_role("button", name="Prepare publication").click()
+    expect(page.locator(".flash")).to_have_text("Preparing 1 results version(s)")
+    prepare_publication(committed_db)
+    page.reload()
+    page.locator('#publications tr[data-version="1"]').get_by_role("link", name="v1").click()
+    expect(page.locator(".diff-counts")).to_contain_text("3 added, 0 changed, 0 removed")
+    audit.check("a results version's page")
+
     # The number inventory, one number.
     page.goto("/inventory/numbers")
     page.locator("table a[href^='/inventory/numbers/']").first.click()
@@ -275,7 +293,20 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_main_page(
     audit.check("the not-found page")
 
     audit.assert_clean()
-    assert len(audit.checked) == 47, json.dumps(audit.checked)
+    assert len(audit.checked) == 48, json.dumps(audit.checked)
+
+
+def prepare_publication(committed_db: sessionmaker[Session]) -> None:
+    """A worker's part: run the queued "prepare publication" job, in a thread, to its end."""
+    with committed_db() as db:
+        job_id = db.scalars(select(SyncRun.job_run_id).where(
+            SyncRun.sync_type == "results_publish_prepare")).one()
+    worker = threading.Thread(target=run_job, args=(None, str(job_id),
+                                                    publications.run_prepare),
+                              kwargs={"factory": committed_db}, daemon=True)
+    worker.start()
+    worker.join(20)
+    assert not worker.is_alive(), "the prepare job never finished"
 
 
 def login_page_as(page: Page, email: str) -> None:
