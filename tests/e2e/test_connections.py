@@ -128,8 +128,8 @@ def test_the_form_asks_only_for_the_providers_own_credentials(page: Page, seeded
         "placeholder", re.compile(r"^set · ends in 0042 "))
     assert "haku-secret-Pp8" not in page.content() and "7Ii6" not in page.content()
 
-    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete connection").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Delete connection").click()
     expect(page).to_have_url(re.compile(r"/connections\?flash="))
     expect(page.locator("table.connections")).not_to_contain_text("Haku spring")
 

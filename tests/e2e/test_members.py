@@ -74,8 +74,9 @@ def test_admin_manages_members_and_a_removed_member_loses_the_tenant(
     expect(own_row.get_by_label(f"Role of {ADMIN}", exact=True)).to_have_value("TENANT_ADMIN")
 
     # Remove the viewer (after confirming).
-    page.once("dialog", lambda dialog: dialog.accept())
     page.locator("tr", has_text=VIEWER).get_by_role("button", name="Remove").click()
+    confirm = page.get_by_role("alertdialog", name=f"Remove {VIEWER} from this tenant?")
+    confirm.get_by_role("button", name="Remove").click()
     expect(page.get_by_role("status")).to_contain_text(f"{VIEWER} removed from this tenant")
     expect(page.locator("tr", has_text=VIEWER)).to_have_count(0)
 

@@ -25,11 +25,12 @@ def test_a_refused_form_is_shown_at_its_page_address_and_reloads_as_that_page(
     form = page.locator("#category-form")
     form.get_by_label("Name").fill("10K")
     form.get_by_label("Bibs from").fill("500")
-    form.get_by_label("to", exact=True).fill("100")
+    form.get_by_label("Bibs to").fill("100")
     form.get_by_role("button", name="Add category").click()
 
     # The refusal is shown beside the form, at the event page's address (its flash gone).
-    expect(page.get_by_role("alert")).to_contain_text("must not be below bibRangeStart (500)")
+    expect(page.get_by_role("alert")).to_contain_text(
+        "Bibs to must not be below the range's start (500)")
     expect(page).to_have_url(re.compile(rf"/events/{seed.event.id}$"))
 
     response = page.reload()

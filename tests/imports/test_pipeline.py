@@ -294,8 +294,8 @@ def test_recent_imports_are_listed_by_type(upload: Upload, client: TestClient,
                                            headers: dict[str, str]) -> None:
     ids = [upload(GOOD, filename=f"b{n}.csv").json()["id"] for n in range(3)]
     listed = client.get("/api/imports", headers=headers,
-                        params={"importType": "NUMBER_ONBOARDING", "size": 2}).json()
-    assert [i["id"] for i in listed] == ids[::-1][:2]
+                        params={"importType": "NUMBER_ONBOARDING", "limit": 2}).json()
+    assert [i["id"] for i in listed["items"]] == ids[::-1][:2]
 
 
 def test_another_tenants_import_is_not_found(upload: Upload, client: TestClient, db: Session

@@ -4,6 +4,7 @@ assignment (202 with the run), and the page with its htmx progress fragment."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ from racehub.core.models import Role, Tenant
 from racehub.events.models import Category, Event
 from racehub.events.service import ASSIGN_BIBS_KIND
 from racehub.jobs.models import JobRun, JobStatus
-from tests.factories import auth, make_category, make_tenant
+from racehub.sync.discovery import DISCOVER_EVENTS_KIND
+from tests.factories import auth, make_category, make_event, make_tenant
 from tests.jobs.helpers import RECORD_ITEMS_KIND, log_messages, make_run
 
 H = dict[str, str]
@@ -25,6 +27,18 @@ JOB_RUN_KEYS = {"id", "kind", "status", "stage", "percent", "done", "total", "co
                 "message", "error", "log", "params", "requestedByUserId", "requestedByLabel",
                 "cancelRequested", "pauseRequested", "attempts", "retries", "retryAt",
                 "priority", "createdAt", "startedAt", "finishedAt"}
+
+
+BASE = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def bibs_run(db: Session, tenant: Tenant, category: Category, *, minute: int,
+             **fields: Any) -> JobRun:
+    return make_run(db, tenant, kind=ASSIGN_BIBS_KIND,
+                    created_at=BASE + timedelta(minutes=minute),
+                    params={"event_id": str(category.event_id),
+                            "category_id": str(category.id), "first_bib": 1},
+                    subject_type="category", subject_id=category.id, **fields)
 
 
 def problem(response: Response, status: int) -> dict[str, Any]:
@@ -52,7 +66,8 @@ def test_job_list_is_the_tenants_runs_in_camel_case(
     response = client.get("/api/jobs", headers=headers)
 
     assert response.status_code == 200, response.text
-    (item,) = response.json()
+    assert set(response.json()) == {"items", "nextCursor", "total"}
+    (item,) = response.json()["items"]
     assert set(item) == JOB_RUN_KEYS
     assert (item["id"], item["kind"], item["status"], item["stage"]) == (
         str(running.id), ASSIGN_BIBS_KIND, "running", "Assigning")
@@ -60,16 +75,78 @@ def test_job_list_is_the_tenants_runs_in_camel_case(
         30, 120, 25.0, {"assigned": 30})
 
 
-def test_job_list_filters_by_kind_and_checks_its_limit(
-    client: TestClient, db: Session, headers: H, tenant: Tenant, running: JobRun
-) -> None:
-    recorder = make_run(db, tenant, kind=RECORD_ITEMS_KIND)
+def listed_ids(client: TestClient, headers: H, **params: str) -> list[str]:
+    response = client.get("/api/jobs", headers=headers, params=params)
+    assert response.status_code == 200, response.text
+    return [r["id"] for r in response.json()["items"]]
 
-    listed = client.get("/api/jobs", headers=headers, params={"kind": RECORD_ITEMS_KIND})
-    assert [r["id"] for r in listed.json()] == [str(recorder.id)]
-    assert len(client.get("/api/jobs", headers=headers, params={"limit": 1}).json()) == 1
-    for limit in (0, 201):
-        problem(client.get("/api/jobs", headers=headers, params={"limit": limit}), 422)
+
+def test_job_list_filters_by_kind_status_event_and_who(
+    client: TestClient, db: Session, tenant: Tenant, headers: H,
+) -> None:
+    event, other_event = make_event(db, tenant), make_event(db, tenant)
+    category, other_category = make_category(db, event), make_category(db, other_event)
+    mine = bibs_run(db, tenant, category, minute=1, requested_by_label="ada@example.test")
+    elsewhere = bibs_run(db, tenant, other_category, minute=2, status=JobStatus.FAILED)
+    recorder = make_run(db, tenant, kind=RECORD_ITEMS_KIND, created_at=BASE)
+
+    assert listed_ids(client, headers) == [str(elsewhere.id), str(mine.id), str(recorder.id)]
+    assert listed_ids(client, headers, kind=RECORD_ITEMS_KIND) == [str(recorder.id)]
+    assert listed_ids(client, headers, status="failed") == [str(elsewhere.id)]
+    assert listed_ids(client, headers, eventId=str(event.id)) == [str(mine.id)]
+    assert listed_ids(client, headers, who="ADA@example.test") == [str(mine.id)]
+    assert listed_ids(client, headers, kind=ASSIGN_BIBS_KIND, status="queued",
+                      eventId=str(event.id), who="ada@example.test") == [str(mine.id)]
+    assert listed_ids(client, headers, who="nobody@example.test") == []
+
+
+def test_job_list_pages_by_keyset_keeping_its_filters(
+    client: TestClient, db: Session, tenant: Tenant, headers: H,
+) -> None:
+    category = make_category(db, make_event(db, tenant))
+    runs = [bibs_run(db, tenant, category, minute=i) for i in range(5)]
+    make_run(db, tenant, kind=RECORD_ITEMS_KIND, created_at=BASE + timedelta(minutes=9))
+    newest_first = [str(r.id) for r in reversed(runs)]
+
+    seen: list[str] = []
+    params = {"kind": ASSIGN_BIBS_KIND, "limit": "2"}
+    pages = 0
+    while True:
+        body = client.get("/api/jobs", headers=headers, params=params).json()
+        seen += [r["id"] for r in body["items"]]
+        pages += 1
+        if body["nextCursor"] is None:
+            break
+        params = {**params, "cursor": body["nextCursor"]}
+    assert (seen, pages) == (newest_first, 3)
+
+
+def test_job_list_refuses_bad_filters_naming_them_and_another_tenants_event(
+    client: TestClient, db: Session, headers: H,
+) -> None:
+    for params, field in [({"limit": "0"}, "limit"), ({"limit": "201"}, "limit"),
+                          ({"status": "nope"}, "status"), ({"eventId": "nope"}, "eventId"),
+                          ({"kind": "nope"}, "kind"), ({"cursor": "nope"}, "cursor")]:
+        body = problem(client.get("/api/jobs", headers=headers, params=params), 422)
+        assert field in [e["field"] for e in body["errors"]], (params, body)
+    foreign = make_event(db, make_tenant(db))
+    problem(client.get("/api/jobs", headers=headers, params={"eventId": str(foreign.id)}), 404)
+
+
+def test_job_list_shows_each_role_only_the_runs_it_may_read(
+    client: TestClient, db: Session, tenant: Tenant,
+) -> None:
+    category = make_category(db, make_event(db, tenant))
+    bibs = bibs_run(db, tenant, category, minute=1)
+    discovery = make_run(db, tenant, kind=DISCOVER_EVENTS_KIND, created_at=BASE,
+                         params={"connection_id": str(uuid.uuid4())},
+                         subject_type="provider_connection")
+
+    # A discovery is read with the connections (sync:connection:read): not a viewer's.
+    assert listed_ids(client, auth(db, tenant, Role.VIEWER)) == [str(bibs.id)]
+    assert listed_ids(client, auth(db, tenant, Role.EVENT_MANAGER)) == [
+        str(bibs.id), str(discovery.id)]
+    assert listed_ids(client, auth(db, tenant, Role.VIEWER), kind=DISCOVER_EVENTS_KIND) == []
 
 
 def test_read_job(client: TestClient, headers: H, running: JobRun) -> None:

@@ -243,16 +243,24 @@ def test_control_needs_the_permission_of_the_jobs_kind(
 # --- reading, and tenant scoping ----------------------------------------------------------
 
 
-def test_list_jobs_is_newest_first_filtered_by_kind_and_limited(
+def listed(db: Session, ctx: TenantContext, **filters: Any) -> list[JobRun]:
+    return service.page_jobs(db, ctx, filters=service.JobFilters(**filters))[0]
+
+
+def test_page_jobs_is_newest_first_filtered_by_kind_and_keyset_paged(
     db: Session, ctx: TenantContext, tenant: Tenant
 ) -> None:
     base = datetime(2026, 5, 1, tzinfo=UTC)
     runs = [make_run(db, tenant, kind=kind, created_at=base + timedelta(minutes=i))
             for i, kind in enumerate([ASSIGN_BIBS_KIND, RECORD_ITEMS_KIND, ASSIGN_BIBS_KIND])]
 
-    assert service.list_jobs(db, ctx) == runs[::-1]
-    assert service.list_jobs(db, ctx, kind=ASSIGN_BIBS_KIND) == [runs[2], runs[0]]
-    assert service.list_jobs(db, ctx, limit=1) == [runs[2]]
+    assert listed(db, ctx) == runs[::-1]
+    assert listed(db, ctx, kind=ASSIGN_BIBS_KIND) == [runs[2], runs[0]]
+    first, cursor = service.page_jobs(db, ctx, filters=service.JobFilters(), limit=1)
+    assert first == [runs[2]] and cursor is not None
+    rest, end = service.page_jobs(db, ctx, filters=service.JobFilters(), cursor=cursor,
+                                  limit=2)
+    assert (rest, end) == ([runs[1], runs[0]], None)
 
 
 def test_another_tenants_runs_are_not_found_by_any_verb(
@@ -260,7 +268,7 @@ def test_another_tenants_runs_are_not_found_by_any_verb(
 ) -> None:
     run = make_run(db, tenant, status=JobStatus.PAUSED)
 
-    assert service.list_jobs(db, other_ctx) == []
+    assert listed(db, other_ctx) == []
     for verb in (service.get_job_or_raise, service.cancel_job, service.pause_job,
                  service.resume_job):
         with pytest.raises(JobNotFound):
@@ -299,8 +307,8 @@ def test_a_run_of_a_kind_no_code_declares_is_only_for_those_holding_everything(
 
     assert service.access_of(db, ctx, run).can_control
     assert not service.access_of(db, officer, run).can_read
-    assert service.list_jobs(db, ctx) == [run]
-    assert service.list_jobs(db, officer) == []
+    assert listed(db, ctx) == [run]
+    assert listed(db, officer) == []
     with pytest.raises(Forbidden, match="reading this job needs the permissions"):
         service.get_job_or_raise(db, officer, job_id=run.id)
 

@@ -11,10 +11,13 @@ from fastapi.responses import StreamingResponse
 
 from racehub.core.context import TenantContext
 from racehub.core.deps import DB, AppSettings, require
+from racehub.core.exceptions import Invalid
 from racehub.core.pagination import Page
 from racehub.core.rbac import Perm
-from racehub.imports import service
+from racehub.events import service as events_service
+from racehub.imports import listing, service
 from racehub.imports.models import Import
+from racehub.imports.registry import load_import_types
 from racehub.imports.schemas import (
     BucketRead,
     FieldRead,
@@ -23,6 +26,7 @@ from racehub.imports.schemas import (
     MappingWrite,
     StageRead,
 )
+from racehub.jobs.models import JobStatus
 
 router = APIRouter(prefix="/api", tags=["imports"])
 
@@ -74,15 +78,33 @@ def create_import(
     return import_read(imp)
 
 
-@router.get("/imports", response_model=list[ImportRead])
+@router.get("/imports", response_model=Page[ImportRead])
 def list_imports(
     db: DB,
     ctx: ReadImports,
     import_type: Annotated[str | None, Query(alias="importType")] = None,
-    size: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> list[ImportRead]:
-    return [import_read(i) for i in service.list_imports(db, ctx, import_type=import_type,
-                                                         size=size)]
+    status: Annotated[JobStatus | None, Query(description="The state of the import's run")
+                      ] = None,
+    event_id: Annotated[uuid.UUID | None, Query(
+        alias="eventId", description="The imports into this event (result files)")] = None,
+    who: Annotated[str | None, Query(
+        max_length=320, description="Who uploaded it (`requestedByLabel`, any case)")] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> Page[ImportRead]:
+    """The imports the caller may read (the rule of their runs), newest first,
+    keyset-paged: the /imports page's list."""
+    types = load_import_types()
+    if import_type and import_type not in types:
+        raise Invalid(f"importType must be one of {', '.join(sorted(types))}",
+                      field="importType")
+    if event_id is not None:  # another tenant's event is not found (404), like the page
+        events_service.get_event_or_raise(db, ctx, event_id=event_id)
+    rows, next_cursor = listing.page_imports(
+        db, ctx, filters=listing.ImportFilters(import_type=import_type or None, status=status,
+                                               event_id=event_id, requested_by=who or None),
+        cursor=cursor, limit=limit)
+    return Page[ImportRead](items=[import_read(i) for i in rows], next_cursor=next_cursor)
 
 
 @router.get("/imports/{import_id}", response_model=ImportRead)

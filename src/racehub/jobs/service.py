@@ -200,16 +200,6 @@ def get_readable_job(db: Session, ctx: TenantContext, *, job_id: uuid.UUID) -> J
     return run
 
 
-def list_jobs(
-    db: Session, ctx: TenantContext, *, kind: str | None = None, limit: int = 20
-) -> list[JobRun]:
-    """The tenant's runs the caller may read, newest first."""
-    stmt = select(JobRun).where(JobRun.tenant_id == ctx.tenant_id, readable(ctx))
-    if kind:
-        stmt = stmt.where(JobRun.kind == kind)
-    return list(db.scalars(stmt.order_by(JobRun.created_at.desc(), JobRun.id).limit(limit)))
-
-
 JOB_SORT = SortKey((JobRun.created_at, JobRun.id), descending=True)
 
 

@@ -378,12 +378,73 @@ document.addEventListener("DOMContentLoaded", () => {
   pollWatchedExports();
 });
 
-// Provider connections: forms with data-confirm ask first (delete a connection).
+// Forms with data-confirm ask first (delete a connection, remove a member, discard a run):
+// a modal <dialog> with the question, the form's own button to go on and Cancel, which has
+// the focus (a stray Enter cancels). Escape cancels too; focus goes back where it was.
+function confirmDialog() {
+  let dialog = document.getElementById("confirm-dialog");
+  if (dialog) return dialog;
+  dialog = document.createElement("dialog");
+  dialog.id = "confirm-dialog";
+  dialog.className = "modal";
+  dialog.setAttribute("role", "alertdialog");
+  dialog.setAttribute("aria-labelledby", "confirm-dialog-question");
+  const question = document.createElement("p");
+  question.id = "confirm-dialog-question";
+  const buttons = document.createElement("div");
+  buttons.className = "row";
+  const proceed = document.createElement("button");
+  proceed.type = "button";
+  proceed.className = "danger";
+  proceed.dataset.confirmProceed = "";
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.textContent = "Cancel";
+  cancel.dataset.confirmCancel = "";
+  cancel.addEventListener("click", () => dialog.close("cancel"));
+  proceed.addEventListener("click", () => dialog.close("proceed"));
+  buttons.append(proceed, cancel);
+  dialog.append(question, buttons);
+  document.body.append(dialog);
+  return dialog;
+}
+
+const confirmedForms = new WeakSet();
+
 document.addEventListener("submit", (event) => {
   const form = event.target;
-  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
-    event.preventDefault();
+  if (!(form instanceof HTMLFormElement) || !form.dataset.confirm) return;
+  if (confirmedForms.has(form)) {
+    confirmedForms.delete(form); // asked once for this submit: the next one asks again
+    return;
   }
+  event.preventDefault();
+  const submitter = event.submitter;
+  const opener = document.activeElement;
+  const dialog = confirmDialog();
+  dialog.querySelector("#confirm-dialog-question").textContent = form.dataset.confirm;
+  dialog.querySelector("[data-confirm-proceed]").textContent =
+    (submitter && submitter.textContent.trim()) || "Continue";
+  dialog.returnValue = "";
+  dialog.addEventListener("close", () => {
+    if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
+    if (dialog.returnValue === "proceed") {
+      confirmedForms.add(form);
+      form.requestSubmit(submitter && submitter.form === form ? submitter : undefined);
+    }
+  }, { once: true });
+  dialog.showModal();
+  dialog.querySelector("[data-confirm-cancel]").focus();
+});
+
+// <details class="confirm"> (a confirm step folded under its button): Escape folds it again
+// and puts the focus back on its button.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  const panel = event.target instanceof Element && event.target.closest("details.confirm[open]");
+  if (!panel) return;
+  panel.open = false;
+  panel.querySelector("summary").focus();
 });
 
 // Field-mapping editor: after a preview, offer the sample's field paths in the path boxes too.
@@ -426,3 +487,26 @@ function setUpStepPickers(root) {
 
 document.addEventListener("DOMContentLoaded", () => setUpStepPickers(document));
 document.addEventListener("htmx:afterSettle", () => setUpStepPickers(document));
+
+// An open modal dialog keeps the focus: Tab past its last control comes back to its first,
+// Shift+Tab before its first goes to its last (the page behind is inert anyway).
+const FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]:not([tabindex='-1'])";
+
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Tab") return;
+  const dialog = document.querySelector("dialog[open]:modal");
+  if (!dialog) return;
+  const controls = [...dialog.querySelectorAll(FOCUSABLE)].filter(
+    (el) => !el.disabled && !el.closest("[hidden]") && el.getClientRects().length > 0);
+  if (!controls.length) return;
+  const first = controls[0];
+  const last = controls[controls.length - 1];
+  const inside = dialog.contains(document.activeElement);
+  if (event.shiftKey && (!inside || document.activeElement === first)) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && (!inside || document.activeElement === last)) {
+    event.preventDefault();
+    first.focus();
+  }
+});
