@@ -37,7 +37,7 @@ def test_pages_have_no_console_errors_or_csp_violations(
     expect(page.locator("#participant-total")).to_have_text("1")
     page.locator("#participants thead").get_by_role("link", name="Bib").click()
     expect(page).to_have_url(re.compile(r"sort=bib"))
-    page.get_by_label("Category").select_option(label="10K")
+    page.locator("#participant-filters").get_by_label("Category").select_option(label="10K")
     expect(page).to_have_url(re.compile(r"category="))
     page.go_back()  # htmx history restore
     expect(page).to_have_url(re.compile(r"sort=bib"))

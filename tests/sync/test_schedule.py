@@ -286,7 +286,8 @@ def test_a_links_own_interval_is_set_validated_and_shown_through_the_links_api(
     assert patched.status_code == 200, patched.text
     body = kept.json()
     assert body["syncSettings"] == {"intervalMinutes": 60, "nearStartIntervalMinutes": None,
-                                    "raceDayIntervalMinutes": 5}
+                                    "raceDayIntervalMinutes": 5,
+                                    "resultsAutoApproveBelow": None}
     assert datetime.fromisoformat(body["nextRunAt"]) == ended_at + timedelta(minutes=5)
     assert body["schedule"]["phase"] == "race_day"
     assert body["schedule"]["intervalMinutes"] == 5
