@@ -20,14 +20,13 @@ rolled back with its transaction).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
@@ -39,7 +38,7 @@ from racehub.jobs.retry import PROVIDER_OUTAGES
 from racehub.providers.base import Capability, Page, ProviderAdapter
 from racehub.providers.errors import ProviderError
 from racehub.settings import get_settings
-from racehub.sync import mapping, preview, review, schedule, staging, timing_push
+from racehub.sync import attempts, mapping, preview, review, schedule, staging, timing_push
 from racehub.sync.apply import Applier
 from racehub.sync.models import (
     EventLink,
@@ -75,20 +74,13 @@ def run_participant_sync(
 ) -> None:
     """One attempt of one sync run (the body of a "sync.participants" job). ``link_id`` is
     in the job's params for its lock (one attempt of a link at a time) only."""
-    run = db.scalar(select(SyncRun).where(SyncRun.id == uuid.UUID(sync_run_id),
-                                          SyncRun.tenant_id == ctx.tenant_id)
-                    .with_for_update().execution_options(populate_existing=True))
-    if run is None or not run.status.is_active:
-        handle.log("nothing to do: the sync run is " + (run.status.value if run else "gone"))
+    # Reads of the provider count as attempts: applying a reviewed read is not one.
+    started = attempts.begin_attempt(
+        handle, db, ctx, sync_run_id, clock, what="the sync run",
+        counts=lambda run: not (run.reviewed_at is not None and handle.checkpoint.get("staged")))
+    if started is None:
         return
-    link = db.get(EventLink, run.link_id) if run.link_id else None
-    connection = db.get(ProviderConnection, run.connection_id) if run.connection_id else None
-    # A retry keeps the run's trigger (manual, schedule...): ``attempts`` tells the retries.
-    run.status = SyncStatus.RUNNING
-    run.started_at = run.started_at or clock()
-    run.next_attempt_at = None
-    if not (run.reviewed_at is not None and handle.checkpoint.get("staged")):
-        run.attempts += 1  # reads of the provider: applying a reviewed read is not one
+    run, link, connection = started
     if link is None or connection is None or link.event_id is None:
         _finish(db, run, SyncStatus.FAILED, clock, error="the provider event is no longer "
                 "linked to a racehub event", retryable=False)

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from racehub.core.context import TenantContext
@@ -30,7 +29,14 @@ from racehub.events import service as events_service
 from racehub.events.models import TimingIdentifier
 from racehub.jobs.handle import RunningJob
 from racehub.providers.catalog import PROVIDERS, Direction
-from racehub.sync import engine, results_changes, results_read, results_schedule, runs
+from racehub.sync import (
+    attempts,
+    engine,
+    results_changes,
+    results_read,
+    results_schedule,
+    runs,
+)
 from racehub.sync.apply import change_row, write_changes
 from racehub.sync.models import (
     ChangeAction,
@@ -107,18 +113,11 @@ def run_results_pull(
 ) -> None:
     """One attempt of one results pull (the body of a "sync.results_pull" job). ``link_id``
     is in the job's params for its lock only."""
-    run = db.scalar(select(SyncRun).where(SyncRun.id == uuid.UUID(sync_run_id),
-                                          SyncRun.tenant_id == ctx.tenant_id)
-                    .with_for_update().execution_options(populate_existing=True))
-    if run is None or not run.status.is_active:
-        handle.log("nothing to do: the results pull is " + (run.status.value if run else "gone"))
+    started = attempts.begin_attempt(handle, db, ctx, sync_run_id, clock,
+                                   what="the results pull")
+    if started is None:
         return
-    link = db.get(EventLink, run.link_id) if run.link_id else None
-    connection = db.get(ProviderConnection, run.connection_id) if run.connection_id else None
-    run.status = SyncStatus.RUNNING
-    run.started_at = run.started_at or clock()
-    run.next_attempt_at = None
-    run.attempts += 1
+    run, link, connection = started
     if link is None or connection is None or link.event_id is None:
         engine._finish(db, run, SyncStatus.FAILED, clock, error="the timing race is no "
                        "longer linked to a racehub event", retryable=False)

@@ -57,7 +57,7 @@ from racehub.providers.base import Capability, PushReport, RowProblem
 from racehub.providers.catalog import Direction
 from racehub.providers.errors import ProviderError
 from racehub.settings import Settings, get_settings
-from racehub.sync import push_plan, runs
+from racehub.sync import attempts, push_plan, runs
 from racehub.sync.exceptions import LinkNotFound
 from racehub.sync.models import (
     ChangeAction,
@@ -339,18 +339,10 @@ def run_start_list_push(
     adapter_factory: AdapterFactory | None = None, clock: Clock = _now,
 ) -> None:
     """One attempt of a push run. ``link_id`` is in the job's params for its lock only."""
-    run = db.scalar(select(SyncRun).where(SyncRun.id == uuid.UUID(sync_run_id),
-                                          SyncRun.tenant_id == ctx.tenant_id)
-                    .with_for_update().execution_options(populate_existing=True))
-    if run is None or not run.status.is_active:
-        handle.log("nothing to do: the push is " + (run.status.value if run else "gone"))
+    started = attempts.begin_attempt(handle, db, ctx, sync_run_id, clock, what="the push")
+    if started is None:
         return
-    link = db.get(EventLink, run.link_id) if run.link_id else None
-    connection = db.get(ProviderConnection, run.connection_id) if run.connection_id else None
-    run.status = SyncStatus.RUNNING
-    run.started_at = run.started_at or clock()
-    run.next_attempt_at = None
-    run.attempts += 1
+    run, link, connection = started
     if (link is None or connection is None or link.event_id is None
             or connection.direction != Direction.SCORING):
         _end(db, run, SyncStatus.FAILED, clock, error="the timing event is no longer linked "
